@@ -1,0 +1,301 @@
+#!/usr/bin/env -S deno run --allow-net
+/**
+ * The binder: rpc-chat's name service. Servers register `name -> host:port`
+ * (the chat server as `ChatService`); clients look names up.
+ *
+ * ```sh
+ * deno run --allow-net binder.ts                 # port 5000, every interface
+ * deno run --allow-net binder.ts --port 0        # a free port, printed on start
+ * ```
+ *
+ * Better than the original, which refused a second registration: registering
+ * again succeeds, several endpoints may share a name (lookups rotate among the
+ * live ones), endpoints are probed and dropped when they stop answering, and
+ * servers can unregister.
+ *
+ * @module
+ */
+
+import {
+  getLogger,
+  type Logger,
+  type MethodTable,
+  numberFlag,
+  onTerminate,
+  parseFlags,
+  rpc,
+  serveXmlRpc,
+  setupLog,
+} from "./deps.ts";
+
+// ---------------------------------------------------------------------------
+// Types
+// ---------------------------------------------------------------------------
+
+/** `novo` until its first probe, then `vivo` or `sem resposta`. */
+export type EndpointState = "novo" | "vivo" | "sem resposta";
+
+export interface Endpoint {
+  readonly name: string;
+  readonly host: string;
+  readonly port: number;
+  readonly registeredAt: number;
+  /** When it last answered a probe or registered. */
+  lastSeen: number;
+  state: EndpointState;
+}
+
+export interface BinderOptions {
+  /** How often every endpoint is probed. */
+  checkIntervalMs: number;
+  /** An endpoint silent for this long is dropped. */
+  dropAfterMs: number;
+  /** How long a probe waits for a connection. */
+  probeTimeoutMs: number;
+  log: Logger;
+}
+
+type Result<T> = [true, T] | [false, string];
+
+const MAX_NAME = 100;
+const MAX_HOST = 255;
+const CONTROL = /[\p{Cc}]/u;
+
+// ---------------------------------------------------------------------------
+// State
+// ---------------------------------------------------------------------------
+
+/** The registry: names to endpoints, kept honest by probing. */
+export class Binder {
+  readonly #services = new Map<string, Endpoint[]>();
+  readonly #rotation = new Map<string, number>();
+  readonly #options: BinderOptions;
+  #timer: ReturnType<typeof setInterval> | undefined;
+  #checking = false;
+
+  constructor(options: BinderOptions) {
+    this.#options = options;
+  }
+
+  register(name: string, host: string, port: number): Result<string> {
+    name = name.trim();
+    host = host.trim();
+    const invalid = invalidEndpoint(name, host, port);
+    if (invalid) return [false, invalid];
+    const now = Date.now();
+    const endpoints = this.#services.get(name) ?? [];
+    const known = endpoints.find((e) => e.host === host && e.port === port);
+    if (known) {
+      known.lastSeen = now;
+      known.state = "vivo";
+      return [true, `Procedimento '${name}' já estava registrado em ${host}:${port}; registro renovado.`];
+    }
+    endpoints.push({ name, host, port, registeredAt: now, lastSeen: now, state: "novo" });
+    this.#services.set(name, endpoints);
+    this.#options.log.info(`Registrado: ${name} -> ${host}:${port}`);
+    return [true, `Procedimento '${name}' registrado em ${host}:${port}.`];
+  }
+
+  /** A live endpoint of the name, rotating among them. */
+  lookup(name: string): Result<{ endereco: string; porta: number }> {
+    name = name.trim();
+    const live = (this.#services.get(name) ?? []).filter((e) => e.state !== "sem resposta");
+    if (live.length === 0) {
+      this.#options.log.info(`Busca sem resultado: ${name}`);
+      return [false, `Procedimento '${name}' não encontrado.`];
+    }
+    const turn = this.#rotation.get(name) ?? 0;
+    this.#rotation.set(name, turn + 1);
+    const endpoint = live[turn % live.length]!;
+    return [true, { endereco: endpoint.host, porta: endpoint.port }];
+  }
+
+  unregister(name: string, host: string, port: number): Result<string> {
+    name = name.trim();
+    host = host.trim();
+    if (!this.#remove(name, (e) => e.host === host && e.port === port)) {
+      return [false, `Procedimento '${name}' não está registrado em ${host}:${port}.`];
+    }
+    this.#options.log.info(`Removido a pedido: ${name} -> ${host}:${port}`);
+    return [true, `Procedimento '${name}' em ${host}:${port} removido.`];
+  }
+
+  list(): Endpoint[] {
+    return [...this.#services.values()].flat();
+  }
+
+  /** Probes every endpoint once and drops those silent for too long. */
+  async checkLiveness(): Promise<void> {
+    if (this.#checking) return;
+    this.#checking = true;
+    try {
+      await Promise.all(
+        this.list().map(async (endpoint) => {
+          if (await this.#answers(endpoint)) {
+            endpoint.lastSeen = Date.now();
+            endpoint.state = "vivo";
+          } else if (Date.now() - endpoint.lastSeen >= this.#options.dropAfterMs) {
+            this.#remove(endpoint.name, (e) => e === endpoint);
+            const silent = Math.round((Date.now() - endpoint.lastSeen) / 1000);
+            this.#options.log.info(
+              `Removido (sem resposta há ${silent} s): ${endpoint.name} -> ${endpoint.host}:${endpoint.port}`,
+            );
+          } else {
+            endpoint.state = "sem resposta";
+          }
+        }),
+      );
+    } finally {
+      this.#checking = false;
+    }
+  }
+
+  start(): void {
+    this.#timer ??= setInterval(() => this.checkLiveness(), this.#options.checkIntervalMs);
+  }
+
+  stop(): void {
+    clearInterval(this.#timer);
+    this.#timer = undefined;
+  }
+
+  #remove(name: string, match: (e: Endpoint) => boolean): boolean {
+    const endpoints = this.#services.get(name) ?? [];
+    const kept = endpoints.filter((e) => !match(e));
+    if (kept.length === endpoints.length) return false;
+    if (kept.length) this.#services.set(name, kept);
+    else this.#services.delete(name);
+    return true;
+  }
+
+  /** A TCP connection is the probe: it works for any server, the original Python one included. */
+  async #answers(endpoint: Endpoint): Promise<boolean> {
+    try {
+      const connection = await Deno.connect({
+        hostname: endpoint.host,
+        port: endpoint.port,
+        signal: AbortSignal.timeout(this.#options.probeTimeoutMs),
+      });
+      connection.close();
+      return true;
+    } catch {
+      return false;
+    }
+  }
+}
+
+function invalidEndpoint(name: string, host: string, port: number): string | undefined {
+  if (!name || name.length > MAX_NAME || CONTROL.test(name)) {
+    return `Nome inválido: use de 1 a ${MAX_NAME} caracteres, sem caracteres de controle.`;
+  }
+  if (!host || host.length > MAX_HOST || /[\s\p{Cc}/]/u.test(host)) return `Endereço inválido: '${host}'.`;
+  if (port < 1 || port > 65535) return `Porta inválida: ${port} (use de 1 a 65535).`;
+  return undefined;
+}
+
+// ---------------------------------------------------------------------------
+// RPC methods
+// ---------------------------------------------------------------------------
+
+/** The binder's method table: the two original methods and our extensions. */
+export function binderMethods(binder: Binder): MethodTable {
+  return {
+    registrar_procedimento: rpc(
+      "Registra (ou renova) um serviço: [true, msg] ou [false, msg].",
+      [["nome", "string"], ["endereco", "string"], ["porta", "int"]],
+      (_call, nome, endereco, porta) => binder.register(nome, endereco, porta),
+    ),
+    buscar_procedimento: rpc(
+      "Busca um serviço vivo: [true, {endereco, porta}] ou [false, msg]. Com vários, alterna entre eles.",
+      [["nome", "string"]],
+      (_call, nome) => binder.lookup(nome),
+    ),
+    remover_procedimento: rpc(
+      "Remove o registro de um serviço: [true, msg] ou [false, msg].",
+      [["nome", "string"], ["endereco", "string"], ["porta", "int"]],
+      (_call, nome, endereco, porta) => binder.unregister(nome, endereco, porta),
+    ),
+    listar_procedimentos: rpc(
+      "Lista os registros: [true, [{nome, endereco, porta, idade_s, visto_ha_s, estado}...]].",
+      [],
+      () => {
+        const now = Date.now();
+        return [
+          true,
+          binder.list().map((e) => ({
+            nome: e.name,
+            endereco: e.host,
+            porta: e.port,
+            idade_s: Math.floor((now - e.registeredAt) / 1000),
+            visto_ha_s: Math.floor((now - e.lastSeen) / 1000),
+            estado: e.state,
+          })),
+        ];
+      },
+    ),
+  };
+}
+
+// ---------------------------------------------------------------------------
+// Program
+// ---------------------------------------------------------------------------
+
+const USAGE = `binder.ts: o serviço de nomes do rpc-chat
+
+Uso: deno run --allow-net binder.ts [opções]
+
+Opções:
+  --host H                 interface onde escutar (padrão: 0.0.0.0, todas)
+  --port P                 porta (padrão: 5000; 0 escolhe uma livre)
+  --check-interval S       segundos entre verificações de vida (padrão: 5)
+  --drop-after S           remove um serviço sem resposta há S segundos (padrão: 20)
+  --request-timeout S      prazo para um cliente enviar a requisição (padrão: 10)
+  -h, --help               mostra esta ajuda`;
+
+function printUsage(): void {
+  console.log(USAGE);
+}
+
+export async function main(args: string[] = Deno.args): Promise<void> {
+  const program = "binder.ts";
+  const flags = parseFlags(program, printUsage, args, {
+    host: { type: "string", default: "0.0.0.0" },
+    port: { type: "string", default: "5000" },
+    "check-interval": { type: "string", default: "5" },
+    "drop-after": { type: "string", default: "20" },
+    "request-timeout": { type: "string", default: "10" },
+  });
+  const port = numberFlag(program, "--port", flags.port, { min: 0, max: 65535, integer: true });
+  const seconds = (flag: string, text: string) =>
+    numberFlag(program, flag, text, { min: 0.01, max: 3600 }) * 1000;
+  const checkIntervalMs = seconds("--check-interval", flags["check-interval"]);
+  const dropAfterMs = seconds("--drop-after", flags["drop-after"]);
+  const bodyTimeoutMs = seconds("--request-timeout", flags["request-timeout"]);
+
+  await setupLog("binder");
+  const log = getLogger("binder");
+  const binder = new Binder({
+    checkIntervalMs,
+    dropAfterMs,
+    probeTimeoutMs: Math.min(2000, checkIntervalMs),
+    log,
+  });
+  let server;
+  try {
+    server = serveXmlRpc(binderMethods(binder), { host: flags.host, port, bodyTimeoutMs });
+  } catch (error) {
+    console.error(
+      `${program}: não foi possível escutar em ${flags.host}:${port}: ${(error as Error).message}`,
+    );
+    Deno.exit(1);
+  }
+  binder.start();
+  log.info(`Binder ouvindo em ${flags.host}:${server.addr.port}`);
+  onTerminate(async () => {
+    binder.stop();
+    log.info("Binder encerrado.");
+    await server.shutdown();
+  });
+}
+
+if (import.meta.main) await main();

@@ -1,0 +1,259 @@
+import assert from "node:assert/strict";
+import { Fault, FaultCode, XmlRpcClient } from "./deps.ts";
+import {
+  BINDER_PERMISSIONS,
+  listenOnFreePort,
+  postRaw,
+  rejection,
+  runPython,
+  runScript,
+  startBinder,
+  waitUntil,
+} from "./test_helpers.ts";
+
+type Listing = [true, { nome: string; endereco: string; porta: number; estado: string; idade_s: number }[]];
+
+Deno.test("binder --help prints usage and exits 0", async () => {
+  const { code, stdout } = await runScript("binder.ts", BINDER_PERMISSIONS, ["--help"]);
+  assert.deepEqual(code, 0);
+  assert.match(stdout, /Uso: deno run --allow-net binder\.ts/);
+  assert.match(stdout, /--port P/);
+});
+
+Deno.test("binder refuses a bad flag or value with one line and exit code 2", async () => {
+  for (
+    const [args, message] of [
+      [["--bogus"], /opção desconhecida '--bogus'/],
+      [["--port", "99999"], /--port deve ser um inteiro de 0 a 65535/],
+      [["--port", "abc"], /--port deve ser um inteiro/],
+      [["--drop-after=-1"], /--drop-after deve ser um número/],
+      [["--drop-after", "-1"], /o valor de --drop-after começa com '-'/],
+      [["sobra"], /argumento inesperado 'sobra'/],
+    ] as const
+  ) {
+    const { code, stdout, stderr } = await runScript("binder.ts", BINDER_PERMISSIONS, [...args]);
+    assert.deepEqual(code, 2, `args ${args}`);
+    assert.deepEqual(stdout, "");
+    assert.deepEqual(stderr.trim().split("\n").length, 1, stderr);
+    assert.match(stderr, message);
+  }
+});
+
+Deno.test("binder registers, looks up, re-registers and answers unknown names", async () => {
+  await using binder = await startBinder();
+  const { client } = binder;
+  const [ok, message] = await client.call<[boolean, string]>("registrar_procedimento", [
+    "ChatService",
+    "127.0.0.1",
+    8001,
+  ]);
+  assert(ok);
+  assert.match(message, /ChatService/);
+  assert.deepEqual(await client.call("buscar_procedimento", ["ChatService"]), [true, {
+    endereco: "127.0.0.1",
+    porta: 8001,
+  }]);
+  // A restarted server registers again: the original refused this.
+  assert.deepEqual(
+    (await client.call<[boolean]>("registrar_procedimento", ["ChatService", "127.0.0.1", 8001]))[0],
+    true,
+  );
+  const [found, notFound] = await client.call<[boolean, string]>("buscar_procedimento", ["Nada"]);
+  assert.deepEqual(found, false);
+  assert.match(notFound, /não encontrado/);
+  await binder.program.waitForLine(/Registrado: ChatService -> 127\.0\.0\.1:8001/);
+  await binder.program.waitForLine(/Busca sem resultado: Nada/);
+});
+
+Deno.test("binder rotates lookups among several endpoints of one name", async () => {
+  await using binder = await startBinder();
+  for (const port of [9001, 9002, 9003]) {
+    await binder.client.call("registrar_procedimento", ["Eco", "127.0.0.1", port]);
+  }
+  const seen = new Set<number>();
+  for (let i = 0; i < 6; i++) {
+    const [, { porta }] = await binder.client.call<[true, { porta: number }]>("buscar_procedimento", ["Eco"]);
+    seen.add(porta);
+  }
+  assert.deepEqual([...seen].sort(), [9001, 9002, 9003]);
+});
+
+Deno.test("binder unregisters and lists endpoints with age and state", async () => {
+  await using binder = await startBinder();
+  const { client } = binder;
+  await client.call("registrar_procedimento", ["A", "127.0.0.1", 7001]);
+  await client.call("registrar_procedimento", ["B", "127.0.0.1", 7002]);
+  const [, listing] = await client.call<Listing>("listar_procedimentos");
+  assert.deepEqual(listing.map((e) => `${e.nome}@${e.porta}`).sort(), ["A@7001", "B@7002"]);
+  assert(listing.every((e) => e.idade_s >= 0 && typeof e.estado === "string"));
+  assert.deepEqual((await client.call<[boolean]>("remover_procedimento", ["A", "127.0.0.1", 7001]))[0], true);
+  assert.deepEqual(
+    (await client.call<[boolean]>("remover_procedimento", ["A", "127.0.0.1", 7001]))[0],
+    false,
+  );
+  assert.deepEqual((await client.call<[boolean]>("buscar_procedimento", ["A"]))[0], false);
+  await binder.program.waitForLine(/Removido a pedido: A -> 127\.0\.0\.1:7001/);
+});
+
+Deno.test("binder refuses invalid names and ports with a clear message", async () => {
+  await using binder = await startBinder();
+  for (
+    const [params, message] of [
+      [["", "127.0.0.1", 8001], /Nome inválido/],
+      [["X", "127.0.0.1", 0], /Porta inválida/],
+      [["X", "127.0.0.1", 70000], /Porta inválida/],
+      [["X", "", 8001], /Endereço inválido/],
+    ] as const
+  ) {
+    const [ok, text] = await binder.client.call<[boolean, string]>("registrar_procedimento", [...params]);
+    assert.deepEqual(ok, false);
+    assert.match(text, message);
+  }
+});
+
+Deno.test("binder drops an endpoint that stops answering and keeps the live one", async () => {
+  await using binder = await startBinder(["--check-interval", "0.05", "--drop-after", "0.3"]);
+  const live = listenOnFreePort();
+  const dying = listenOnFreePort();
+  const { client } = binder;
+  await client.call("registrar_procedimento", ["ChatService", "127.0.0.1", live.addr.port]);
+  await client.call("registrar_procedimento", ["ChatService", "127.0.0.1", dying.addr.port]);
+  const states = async () => {
+    const [, listing] = await client.call<Listing>("listar_procedimentos");
+    return new Map(listing.map((e) => [e.porta, e.estado]));
+  };
+  await waitUntil(async () => (await states()).get(dying.addr.port) === "vivo", "both probed alive");
+  dying.close();
+  await waitUntil(async () => !(await states()).has(dying.addr.port), "the dead endpoint dropped");
+  assert.deepEqual((await states()).get(live.addr.port), "vivo");
+  // Lookups now return only the live one.
+  for (let i = 0; i < 3; i++) {
+    assert.deepEqual(await client.call("buscar_procedimento", ["ChatService"]), [true, {
+      endereco: "127.0.0.1",
+      porta: live.addr.port,
+    }]);
+  }
+  await binder.program.waitForLine(
+    new RegExp(`Removido \\(sem resposta há \\d+ s\\): ChatService -> 127\\.0\\.0\\.1:${dying.addr.port}`),
+  );
+  live.close();
+});
+
+Deno.test("binder answers protocol errors with faults and keeps serving", async () => {
+  await using binder = await startBinder(["--request-timeout", "0.3"]);
+  const { client, port } = binder;
+  const faultOf = async (body: string) => {
+    const response = await postRaw(port, body);
+    assert.deepEqual(response.status, 200);
+    return /<name>faultCode<\/name>\s*<value><int>(-?\d+)<\/int>/.exec(await response.text())?.[1];
+  };
+  assert.deepEqual(await faultOf("<methodCall><methodName>x"), String(FaultCode.PARSE_ERROR));
+  assert.deepEqual(await faultOf("isto não é XML"), String(FaultCode.PARSE_ERROR));
+  assert.deepEqual(
+    await faultOf("<methodResponse><params/></methodResponse>"),
+    String(FaultCode.INVALID_REQUEST),
+  );
+  assert.deepEqual(
+    await faultOf(
+      '<?xml version="1.0"?><!DOCTYPE x [<!ENTITY a "b">]><methodCall><methodName>&a;</methodName></methodCall>',
+    ),
+    String(FaultCode.PARSE_ERROR),
+  );
+  const unknown = await rejection(() => client.call("nao_existe"), Fault);
+  assert.deepEqual(unknown.code, FaultCode.METHOD_NOT_FOUND);
+  const missing = await rejection(() => client.call("buscar_procedimento"), Fault);
+  assert.deepEqual(missing.code, FaultCode.INVALID_PARAMS);
+  const wrongType = await rejection(
+    () => client.call("registrar_procedimento", ["X", "127.0.0.1", "8001"]),
+    Fault,
+  );
+  assert.deepEqual(wrongType.code, FaultCode.INVALID_PARAMS);
+  assert.match(wrongType.message, /porta/);
+
+  // Oversized: refused before it is read.
+  const huge = await postRaw(port, "<".repeat(2 * 1024 * 1024));
+  assert.deepEqual(huge.status, 413);
+  await huge.body?.cancel();
+
+  // A client that stalls mid-body gets 408, and others are served meanwhile.
+  const stalled = await Deno.connect({ hostname: "127.0.0.1", port });
+  await stalled.write(new TextEncoder().encode(
+    "POST / HTTP/1.1\r\nhost: x\r\ncontent-type: text/xml\r\ncontent-length: 500\r\n\r\n<methodCall>",
+  ));
+  assert.deepEqual((await client.call<[boolean]>("buscar_procedimento", ["X"]))[0], false);
+  const reply = new Uint8Array(1024);
+  const n = await stalled.read(reply);
+  assert.match(new TextDecoder().decode(reply.subarray(0, n ?? 0)), /^HTTP\/1\.1 408/);
+  stalled.close();
+  assert.deepEqual((await client.call<[boolean]>("buscar_procedimento", ["X"]))[0], false);
+});
+
+Deno.test("binder has introspection and multicall", async () => {
+  await using binder = await startBinder();
+  const methods = await binder.client.call<string[]>("system.listMethods");
+  for (
+    const name of [
+      "registrar_procedimento",
+      "buscar_procedimento",
+      "remover_procedimento",
+      "listar_procedimentos",
+      "system.multicall",
+    ]
+  ) assert(methods.includes(name), name);
+  assert.match(
+    await binder.client.call<string>("system.methodHelp", ["buscar_procedimento"]),
+    /nome: string/,
+  );
+  const results = await binder.client.call("system.multicall", [[
+    { methodName: "registrar_procedimento", params: ["M", "127.0.0.1", 1234] },
+    { methodName: "buscar_procedimento", params: ["M"] },
+    { methodName: "nao_existe", params: [] },
+  ]]);
+  assert.deepEqual((results as unknown[])[1], [[true, { endereco: "127.0.0.1", porta: 1234 }]]);
+  assert.deepEqual((results as { faultCode: number }[])[2]!.faultCode, FaultCode.METHOD_NOT_FOUND);
+});
+
+Deno.test("Python's xmlrpc.client drives the binder as the original programs did", async () => {
+  await using binder = await startBinder();
+  const output = await runPython(
+    `
+import sys, xmlrpc.client
+binder = xmlrpc.client.ServerProxy("http://" + sys.argv[1], allow_none=True)
+print(binder.registrar_procedimento("ChatService", "127.0.0.1", 8001))
+print(binder.buscar_procedimento("ChatService"))
+print(binder.registrar_procedimento("ChatService", "127.0.0.1", 8001))
+ok, info = binder.buscar_procedimento("ChatService")
+print(ok, info["endereco"], info["porta"], type(info["porta"]).__name__)
+print(binder.buscar_procedimento("Desconhecido"))
+try:
+    binder.nao_existe()
+except xmlrpc.client.Fault as fault:
+    print("fault", fault.faultCode)
+`,
+    [binder.address],
+  );
+  const lines = output.trim().split("\n");
+  assert.match(lines[0]!, /^\[True, ".*ChatService.*"\]$/);
+  assert.deepEqual(lines[1], "[True, {'endereco': '127.0.0.1', 'porta': 8001}]");
+  assert.match(lines[2]!, /^\[True, /);
+  assert.deepEqual(lines[3], "True 127.0.0.1 8001 int");
+  assert.match(lines[4]!, /^\[False, ".*Desconhecido.*não encontrado.*"\]$/);
+  assert.deepEqual(lines[5], `fault ${FaultCode.METHOD_NOT_FOUND}`);
+});
+
+Deno.test("binder stops cleanly on SIGTERM", async () => {
+  await using binder = await startBinder();
+  const status = await binder.program.stop("SIGTERM");
+  assert.deepEqual(status.code, 0);
+  assert.match(binder.program.output, /Binder encerrado\./);
+});
+
+// The client library talks to a binder that is not there: a clear error, not a hang.
+Deno.test("a call to a binder that is down fails fast and says so", async () => {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = listener.addr.port;
+  listener.close();
+  const client = new XmlRpcClient(`http://127.0.0.1:${port}/`, { timeoutMs: 2000 });
+  const error = await rejection(() => client.call("buscar_procedimento", ["ChatService"]));
+  assert.match(String(error), /conexão recusada/);
+});

@@ -1,0 +1,681 @@
+/**
+ * The one shared module of rpc-chat: every third-party import, pinned and
+ * fully qualified (so the scripts also run from a URL, where no `deno.json`
+ * applies), plus the thin XML-RPC transport the binder, the server and the
+ * client all use.
+ *
+ * - {@linkcode xmlRpcHandler}: a `Deno.serve` handler that decodes a method
+ *   call, dispatches it to a table of plain functions ({@linkcode rpc}) and
+ *   encodes the result or a fault. `system.listMethods`,
+ *   `system.methodHelp`, `system.methodSignature` and `system.multicall`
+ *   come with every table.
+ * - {@linkcode XmlRpcClient}: makes calls with `fetch` (timeouts,
+ *   keep-alive, the session cookie a server sets).
+ * - {@linkcode setupLog}: one log line format for every program.
+ *
+ * @module
+ */
+
+import { Buffer } from "node:buffer";
+import * as xmlrpcSerializer from "npm:xmlrpc@1.3.2/lib/serializer.js";
+import XmlRpcDeserializer from "npm:xmlrpc@1.3.2/lib/deserializer.js";
+// @ts-types="npm:@types/xmlrpc@1.3.10"
+import xmlrpc from "npm:xmlrpc@1.3.2";
+import { configure, getLogger, type LogRecord, type Sink } from "npm:@logtape/logtape@2.4.2";
+import { getFileSink } from "npm:@logtape/file@2.3.10";
+
+import { parseArgs, type ParseArgsConfig } from "node:util";
+export { getLogger };
+export type { Logger } from "npm:@logtape/logtape@2.4.2";
+
+// ---------------------------------------------------------------------------
+// Values and faults
+// ---------------------------------------------------------------------------
+
+/** A value XML-RPC can carry. */
+export type XmlRpcValue =
+  | string
+  | number
+  | boolean
+  | null
+  | Date
+  | Uint8Array
+  | XmlRpcValue[]
+  | { [member: string]: XmlRpcValue };
+
+/** The interoperable fault codes (specs.xmlrpc-epi "fault code interop"). */
+export const FaultCode = {
+  PARSE_ERROR: -32700,
+  INVALID_REQUEST: -32600,
+  METHOD_NOT_FOUND: -32601,
+  INVALID_PARAMS: -32602,
+  INTERNAL_ERROR: -32603,
+} as const;
+
+/** An XML-RPC fault: thrown by methods, rethrown by the client. */
+export class Fault extends Error {
+  constructor(readonly code: number, message: string) {
+    super(message);
+    this.name = "Fault";
+  }
+}
+
+// The original Python programs write and parse `YYYYMMDDTHH:MM:SS` in local
+// time; the codec's formatter is a module singleton, so set it once here.
+xmlrpc.dateFormatter.setOpts({
+  colons: true,
+  hyphens: false,
+  local: true,
+  ms: false,
+  offset: false,
+});
+
+interface Serializer {
+  serializeMethodCall(method: string, params: unknown[]): string;
+  serializeMethodResponse(result: unknown): string;
+  serializeFault(fault: { faultCode: number; faultString: string }): string;
+}
+const serializer = xmlrpcSerializer as unknown as Serializer;
+
+interface Deserializer {
+  deserializeMethodCall(
+    stream: unknown,
+    callback: (error: Error | null, method?: string, params?: unknown[]) => void,
+  ): void;
+  deserializeMethodResponse(
+    stream: unknown,
+    callback: (error: (Error & { faultCode?: number; faultString?: string }) | null, value?: unknown) => void,
+  ): void;
+}
+const DeserializerClass = XmlRpcDeserializer as unknown as new () => Deserializer;
+
+/** Feeds a whole document to the codec's stream-based deserializer at once. */
+function textStream(text: string) {
+  return {
+    setEncoding() {},
+    on() {},
+    pipe(parser: { write(s: string): void; end(): void }) {
+      parser.write(text);
+      parser.end();
+    },
+  };
+}
+
+/** DOCTYPE and entity declarations are refused before parsing: never expanded, never fetched. */
+const DOCTYPE = /<!DOCTYPE|<!ENTITY/i;
+
+function decodeCall(text: string): Promise<{ method: string; params: unknown[] }> {
+  return new Promise((resolve, reject) => {
+    if (DOCTYPE.test(text)) {
+      reject(new Fault(FaultCode.PARSE_ERROR, "XML inválido: DOCTYPE não é aceito"));
+      return;
+    }
+    new DeserializerClass().deserializeMethodCall(textStream(text), (error, method, params) => {
+      if (!error) resolve({ method: method!, params: params ?? [] });
+      else if (/^(Not a method call|Method call did not contain)/.test(error.message)) {
+        reject(new Fault(FaultCode.INVALID_REQUEST, `Requisição inválida: ${error.message}`));
+      } else reject(new Fault(FaultCode.PARSE_ERROR, `XML inválido: ${firstLine(error.message)}`));
+    });
+  });
+}
+
+function decodeResponse(text: string): Promise<unknown> {
+  return new Promise((resolve, reject) => {
+    new DeserializerClass().deserializeMethodResponse(textStream(text), (error, value) => {
+      if (!error) resolve(value);
+      else if (error.faultCode !== undefined) {
+        reject(new Fault(Number(error.faultCode), String(error.faultString ?? "")));
+      } else reject(new Fault(FaultCode.PARSE_ERROR, `Resposta inválida: ${firstLine(error.message)}`));
+    });
+  });
+}
+
+function firstLine(text: string): string {
+  return text.split("\n", 1)[0]!;
+}
+
+// ---------------------------------------------------------------------------
+// Method tables
+// ---------------------------------------------------------------------------
+
+/** The parameter types a method can declare; `nil|string` also takes nil. */
+export type ParamType = "string" | "int" | "double" | "boolean" | "nil|string" | "struct" | "array";
+
+type ValueOf<T extends ParamType> = T extends "string" ? string
+  : T extends "int" | "double" ? number
+  : T extends "boolean" ? boolean
+  : T extends "nil|string" ? string | null
+  : T extends "struct" ? { [member: string]: XmlRpcValue }
+  : XmlRpcValue[];
+
+type Param = readonly [name: string, type: ParamType];
+type ArgsOf<P extends readonly Param[]> = {
+  -readonly [K in keyof P]: P[K] extends readonly [string, infer T extends ParamType] ? ValueOf<T> : never;
+};
+
+/** What a method may know of the call that reached it, without touching HTTP. */
+export interface Call {
+  /** The caller's IP address. */
+  readonly remoteAddress: string;
+  /** The session token the caller presented (a cookie), if any. */
+  readonly session: string | undefined;
+  /** Hands the caller a session token it will present from now on. */
+  setSession(token: string): void;
+  /** Aborted when the server stops: calls that wait end then. */
+  readonly signal: AbortSignal;
+}
+
+/** A plain function in a method table, with its signature and help text. */
+export interface RpcMethod {
+  readonly help: string;
+  readonly params: readonly Param[];
+  run(call: Call, args: unknown[]): unknown;
+}
+
+export type MethodTable = Record<string, RpcMethod>;
+
+/** Declares a method: its help, its typed parameters and the function that runs it. */
+export function rpc<const P extends readonly Param[]>(
+  help: string,
+  params: P,
+  run: (call: Call, ...args: ArgsOf<P>) => unknown,
+): RpcMethod {
+  return { help, params, run: (call, args) => run(call, ...(args as ArgsOf<P>)) };
+}
+
+function typeMatches(type: ParamType, value: unknown): boolean {
+  switch (type) {
+    case "string":
+      return typeof value === "string";
+    case "int":
+      return Number.isInteger(value);
+    case "double":
+      return typeof value === "number";
+    case "boolean":
+      return typeof value === "boolean";
+    case "nil|string":
+      return value === null || typeof value === "string";
+    case "array":
+      return Array.isArray(value);
+    case "struct":
+      return typeof value === "object" && value !== null && !Array.isArray(value) &&
+        !(value instanceof Date) && !(value instanceof Uint8Array);
+  }
+}
+
+function signatureOf(name: string, method: RpcMethod): string {
+  return `${name}(${method.params.map(([n, t]) => `${n}: ${t}`).join(", ")})`;
+}
+
+function checkParams(name: string, method: RpcMethod, params: unknown[]): void {
+  const expected = method.params;
+  if (params.length !== expected.length) {
+    throw new Fault(
+      FaultCode.INVALID_PARAMS,
+      `Parâmetros inválidos: ${
+        signatureOf(name, method)
+      } recebe ${expected.length}, recebeu ${params.length}`,
+    );
+  }
+  expected.forEach(([paramName, type], i) => {
+    if (!typeMatches(type, params[i])) {
+      throw new Fault(
+        FaultCode.INVALID_PARAMS,
+        `Parâmetros inválidos: '${paramName}' de ${name} deve ser ${type}`,
+      );
+    }
+  });
+}
+
+/** Adds the `system.*` introspection and multicall methods to a table. */
+function withSystemMethods(methods: MethodTable): MethodTable {
+  const table: MethodTable = { ...methods };
+  table["system.listMethods"] = rpc("Lista os métodos deste serviço.", [], () => Object.keys(table).sort());
+  table["system.methodHelp"] = rpc(
+    "Ajuda de um método.",
+    [["nome", "string"]],
+    (_call, name) => {
+      const method = lookup(table, name);
+      return `${signatureOf(name, method)}\n${method.help}`;
+    },
+  );
+  table["system.methodSignature"] = rpc(
+    "Assinatura de um método: [[retorno, parâmetros...]].",
+    [["nome", "string"]],
+    (_call, name) => [["array", ...lookup(table, name).params.map(([, t]) => t)]],
+  );
+  table["system.multicall"] = rpc(
+    "Várias chamadas em uma: [{methodName, params}...] -> [[resultado] ou {faultCode, faultString}...].",
+    [["chamadas", "array"]],
+    (call, calls) =>
+      Promise.all(calls.map(async (entry) => {
+        try {
+          if (typeof entry !== "object" || entry === null || Array.isArray(entry)) {
+            throw new Fault(FaultCode.INVALID_PARAMS, "Cada chamada deve ser {methodName, params}");
+          }
+          const { methodName, params } = entry as Record<string, XmlRpcValue>;
+          if (typeof methodName !== "string" || !Array.isArray(params)) {
+            throw new Fault(FaultCode.INVALID_PARAMS, "Cada chamada deve ser {methodName, params}");
+          }
+          if (methodName === "system.multicall") {
+            throw new Fault(FaultCode.INVALID_REQUEST, "system.multicall não pode ser aninhado");
+          }
+          return [await dispatch(table, call, methodName, params)];
+        } catch (error) {
+          const fault = asFault(error);
+          return { faultCode: fault.code, faultString: fault.message };
+        }
+      })),
+  );
+  return table;
+}
+
+function lookup(table: MethodTable, name: string): RpcMethod {
+  const method = Object.hasOwn(table, name) ? table[name] : undefined;
+  if (!method) throw new Fault(FaultCode.METHOD_NOT_FOUND, `Método não encontrado: ${name}`);
+  return method;
+}
+
+async function dispatch(table: MethodTable, call: Call, name: string, params: unknown[]): Promise<unknown> {
+  const method = lookup(table, name);
+  checkParams(name, method, params);
+  return await method.run(call, params);
+}
+
+function asFault(error: unknown): Fault {
+  if (error instanceof Fault) return error;
+  console.error(error);
+  return new Fault(FaultCode.INTERNAL_ERROR, "Erro interno do servidor");
+}
+
+// ---------------------------------------------------------------------------
+// HTTP side of the server
+// ---------------------------------------------------------------------------
+
+export interface HandlerOptions {
+  /** Bodies larger than this are refused before parsing (413). */
+  maxBodyBytes?: number;
+  /** A client that takes longer than this to send its body gets 408. */
+  bodyTimeoutMs?: number;
+  /** Aborted when the server stops: ends calls that wait. */
+  signal?: AbortSignal;
+}
+
+export const SESSION_COOKIE = "sessao";
+const DEFAULT_MAX_BODY = 1024 * 1024;
+const utf8 = new TextDecoder("utf-8", { fatal: true });
+const NEVER = new AbortController().signal;
+
+/** A `Deno.serve` handler that serves a method table over XML-RPC. */
+export function xmlRpcHandler(
+  methods: MethodTable,
+  options: HandlerOptions = {},
+): (request: Request, info: Deno.ServeHandlerInfo<Deno.NetAddr>) => Promise<Response> {
+  const table = withSystemMethods(methods);
+  const maxBody = options.maxBodyBytes ?? DEFAULT_MAX_BODY;
+  const bodyTimeoutMs = options.bodyTimeoutMs ?? 10_000;
+
+  return async (request, info) => {
+    if (request.method !== "POST") {
+      return new Response("Este é um serviço XML-RPC: use POST.\n", {
+        status: 405,
+        headers: { allow: "POST" },
+      });
+    }
+    const declared = Number(request.headers.get("content-length") ?? "0");
+    if (declared > maxBody) return tooLarge(maxBody);
+
+    let bytes: Uint8Array;
+    try {
+      bytes = await readBody(request, maxBody, bodyTimeoutMs);
+    } catch (error) {
+      if (error instanceof BodyTooLarge) return tooLarge(maxBody);
+      if (error instanceof BodyTimeout) {
+        return new Response("Tempo esgotado recebendo a requisição.\n", { status: 408 });
+      }
+      return new Response("Requisição interrompida.\n", { status: 400 });
+    }
+
+    let newSession: string | undefined;
+    const call: Call = {
+      remoteAddress: info.remoteAddr.hostname,
+      session: readCookie(request.headers.get("cookie"), SESSION_COOKIE),
+      setSession(token) {
+        newSession = token;
+      },
+      signal: options.signal ?? NEVER,
+    };
+
+    let xml: string;
+    try {
+      const text = decodeUtf8(bytes);
+      const { method, params } = await decodeCall(text);
+      xml = serializer.serializeMethodResponse(await dispatch(table, call, method, params));
+    } catch (error) {
+      const fault = asFault(error);
+      xml = serializer.serializeFault({ faultCode: fault.code, faultString: fault.message });
+    }
+    const headers = new Headers({ "content-type": "text/xml; charset=utf-8" });
+    if (newSession !== undefined) {
+      headers.set("set-cookie", `${SESSION_COOKIE}=${newSession}; Path=/; HttpOnly; SameSite=Strict`);
+    }
+    return new Response(xml, { headers });
+  };
+}
+
+function decodeUtf8(bytes: Uint8Array): string {
+  try {
+    return utf8.decode(bytes);
+  } catch {
+    throw new Fault(FaultCode.PARSE_ERROR, "XML inválido: a requisição não é UTF-8 válido");
+  }
+}
+
+function tooLarge(maxBody: number): Response {
+  return new Response(`Requisição grande demais (máximo ${maxBody} bytes).\n`, { status: 413 });
+}
+
+class BodyTooLarge extends Error {}
+class BodyTimeout extends Error {}
+
+/** Reads a request body with a size limit and a deadline, so stalled or huge bodies cost nothing. */
+async function readBody(request: Request, maxBody: number, timeoutMs: number): Promise<Uint8Array> {
+  if (!request.body) return new Uint8Array();
+  const reader = request.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new BodyTimeout()), timeoutMs);
+  });
+  try {
+    for (;;) {
+      const { done, value } = await Promise.race([reader.read(), deadline]);
+      if (done) break;
+      size += value.byteLength;
+      if (size > maxBody) throw new BodyTooLarge();
+      chunks.push(value);
+    }
+  } catch (error) {
+    reader.cancel().catch(() => {});
+    throw error;
+  } finally {
+    clearTimeout(timer);
+  }
+  if (chunks.length === 1) return chunks[0]!;
+  const body = new Uint8Array(size);
+  let offset = 0;
+  for (const chunk of chunks) {
+    body.set(chunk, offset);
+    offset += chunk.byteLength;
+  }
+  return body;
+}
+
+function readCookie(header: string | null, name: string): string | undefined {
+  if (!header) return undefined;
+  for (const part of header.split(";")) {
+    const eq = part.indexOf("=");
+    if (eq > 0 && part.slice(0, eq).trim() === name) return part.slice(eq + 1).trim();
+  }
+  return undefined;
+}
+
+// ---------------------------------------------------------------------------
+// Client side
+// ---------------------------------------------------------------------------
+
+/** The service did not answer: refused, unreachable or timed out. */
+export class Unreachable extends Error {
+  constructor(readonly url: string, readonly reason: string) {
+    super(`${url}: ${reason}`);
+    this.name = "Unreachable";
+  }
+}
+
+export interface CallOptions {
+  /** Overrides the client's timeout for one call (a long wait, say). */
+  timeoutMs?: number;
+  signal?: AbortSignal;
+}
+
+/** An XML-RPC client over `fetch`: keep-alive, timeouts and the server's session cookie. */
+export class XmlRpcClient {
+  readonly url: string;
+  readonly timeoutMs: number;
+  readonly #cookies = new Map<string, string>();
+
+  constructor(url: string, options: { timeoutMs?: number } = {}) {
+    this.url = url;
+    this.timeoutMs = options.timeoutMs ?? 10_000;
+  }
+
+  /** Calls a method; throws {@linkcode Fault} for faults and {@linkcode Unreachable} when nobody answers. */
+  async call<T = unknown>(method: string, params: XmlRpcValue[] = [], options: CallOptions = {}): Promise<T> {
+    const timeout = AbortSignal.timeout(options.timeoutMs ?? this.timeoutMs);
+    const signal = options.signal ? AbortSignal.any([timeout, options.signal]) : timeout;
+    const headers = new Headers({ "content-type": "text/xml; charset=utf-8" });
+    if (this.#cookies.size) {
+      headers.set("cookie", [...this.#cookies].map(([name, value]) => `${name}=${value}`).join("; "));
+    }
+    let text: string;
+    try {
+      const response = await fetch(this.url, {
+        method: "POST",
+        headers,
+        body: serializer.serializeMethodCall(method, params.map(encodable)),
+        signal,
+      });
+      for (const cookie of response.headers.getSetCookie()) this.#keepCookie(cookie);
+      text = await response.text();
+      if (!response.ok) throw new Fault(-response.status, `HTTP ${response.status}: ${text.trim()}`);
+    } catch (error) {
+      if (error instanceof Fault) throw error;
+      if (options.signal?.aborted) throw options.signal.reason;
+      const reason = timeout.aborted ? "tempo esgotado" : describeNetworkError(error);
+      throw new Unreachable(this.url, reason);
+    }
+    return await decodeResponse(text) as T;
+  }
+
+  /** Forgets the session: the next call is anonymous. */
+  forgetSession(): void {
+    this.#cookies.clear();
+  }
+
+  #keepCookie(setCookie: string): void {
+    const pair = setCookie.split(";", 1)[0]!;
+    const eq = pair.indexOf("=");
+    if (eq > 0) this.#cookies.set(pair.slice(0, eq).trim(), pair.slice(eq + 1).trim());
+  }
+}
+
+/** The codec serializes Buffers, not plain Uint8Arrays, as base64. */
+function encodable(value: XmlRpcValue): unknown {
+  if (value instanceof Uint8Array && !Buffer.isBuffer(value)) return Buffer.from(value);
+  return value;
+}
+
+function describeNetworkError(error: unknown): string {
+  const cause = error instanceof Error && error.cause instanceof Error ? `${error.cause.message} ` : "";
+  const message = cause + (error instanceof Error ? error.message : String(error));
+  if (/refused/i.test(message)) return "conexão recusada";
+  if (/dns|lookup|resolve/i.test(message)) return "endereço não encontrado";
+  return firstLine(message);
+}
+
+/** `host:port` or a bare host, with a default port; throws a readable error. */
+export function parseHostPort(text: string, defaultPort: number): { host: string; port: number } {
+  const match = /^(?:\[([^\]]+)\]|([^:]*))(?::(\d+))?$/.exec(text.trim());
+  const host = match?.[1] ?? match?.[2];
+  const port = match?.[3] === undefined ? defaultPort : Number(match[3]);
+  if (!match || !host || !Number.isInteger(port) || port < 1 || port > 65535) {
+    throw new Error(`endereço inválido '${text}' (use HOST:PORTA)`);
+  }
+  return { host, port };
+}
+
+/** The URL of an XML-RPC endpoint at host:port. */
+export function endpointUrl(host: string, port: number): string {
+  return `http://${host.includes(":") ? `[${host}]` : host}:${port}/`;
+}
+
+// ---------------------------------------------------------------------------
+// Logging
+// ---------------------------------------------------------------------------
+
+function pad(n: number): string {
+  return String(n).padStart(2, "0");
+}
+
+/** `2026-11-24 15:28:12` in local time, the format of the original log. */
+export function localTimestamp(date: Date): string {
+  return `${date.getFullYear()}-${pad(date.getMonth() + 1)}-${pad(date.getDate())} ` +
+    `${pad(date.getHours())}:${pad(date.getMinutes())}:${pad(date.getSeconds())}`;
+}
+
+function formatRecord(record: LogRecord): string {
+  const message = record.message.map((part) => typeof part === "string" ? part : String(part)).join("");
+  return `${localTimestamp(new Date(record.timestamp))} [${record.level.toUpperCase()}] ${message}\n`;
+}
+
+/**
+ * Sends every log record of the category to the console (stdout) and, when
+ * `file` is given, to that file too, as `2026-11-24 15:28:12 [INFO] texto`.
+ */
+export async function setupLog(
+  category: string,
+  options: { file?: string; quiet?: boolean } = {},
+): Promise<void> {
+  const sinks: Record<string, Sink> = {};
+  if (!options.quiet) {
+    sinks.console = (record) => {
+      Deno.stdout.writeSync(new TextEncoder().encode(formatRecord(record)));
+    };
+  }
+  if (options.file) {
+    // Small buffer and flush interval: an operator tailing the log sees lines at once.
+    sinks.file = getFileSink(options.file, { formatter: formatRecord, bufferSize: 0 });
+  }
+  await configure({
+    reset: true,
+    sinks,
+    loggers: [
+      { category, sinks: Object.keys(sinks), lowestLevel: "info" },
+      { category: ["logtape", "meta"], sinks: [], lowestLevel: "warning" },
+    ],
+  });
+}
+
+// ---------------------------------------------------------------------------
+// Command lines and serving
+// ---------------------------------------------------------------------------
+
+type FlagOptions = NonNullable<ParseArgsConfig["options"]>;
+
+/** One clear line on stderr and exit code 2: how every program refuses a bad command line. */
+export function usageError(program: string, message: string): never {
+  console.error(`${program}: ${message} (veja --help)`);
+  Deno.exit(2);
+}
+
+/**
+ * Parses flags strictly (unknown flags and positionals are errors); `-h` and
+ * `--help` print the usage and exit 0.
+ */
+export function parseFlags<const O extends FlagOptions>(
+  program: string,
+  printUsage: () => void,
+  args: string[],
+  options: O,
+) {
+  try {
+    const { values } = parseArgs({
+      args,
+      options: { ...options, help: { type: "boolean", short: "h" } },
+      strict: true,
+      allowPositionals: false,
+    });
+    if ((values as { help?: boolean }).help) {
+      printUsage();
+      Deno.exit(0);
+    }
+    return values as ReturnType<
+      typeof parseArgs<{ options: O; strict: true; allowPositionals: false }>
+    >["values"];
+  } catch (error) {
+    usageError(program, describeFlagError(error));
+  }
+}
+
+function describeFlagError(error: unknown): string {
+  const { code, message } = error as { code?: string; message: string };
+  const option = /'(-[^']*)'/.exec(message)?.[1] ?? "";
+  switch (code) {
+    case "ERR_PARSE_ARGS_UNKNOWN_OPTION":
+      return `opção desconhecida '${option}'`;
+    case "ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL":
+      return `argumento inesperado ${/'[^']*'/.exec(message)?.[0] ?? ""}`.trim();
+    case "ERR_PARSE_ARGS_INVALID_OPTION_VALUE": {
+      const flag = /--?[\w-]+/.exec(message)?.[0] ?? "";
+      if (/ambiguous/.test(message)) return `o valor de ${flag} começa com '-': escreva ${flag}=VALOR`;
+      if (/argument missing/.test(message)) return `a opção ${flag} precisa de um valor`;
+      return `a opção ${flag} não recebe valor`;
+    }
+    default:
+      return message;
+  }
+}
+
+/** A numeric flag within bounds, or a usage error. */
+export function numberFlag(
+  program: string,
+  flag: string,
+  text: string,
+  bounds: { min: number; max: number; integer?: boolean },
+): number {
+  const value = Number(text);
+  if (
+    text.trim() === "" || !Number.isFinite(value) || value < bounds.min || value > bounds.max ||
+    (bounds.integer && !Number.isInteger(value))
+  ) {
+    const kind = bounds.integer ? "um inteiro" : "um número";
+    usageError(program, `${flag} deve ser ${kind} de ${bounds.min} a ${bounds.max}, não '${text}'`);
+  }
+  return value;
+}
+
+export interface ServeOptions extends HandlerOptions {
+  host: string;
+  port: number;
+}
+
+/** Serves a method table; throws at once when the address cannot be bound. */
+export function serveXmlRpc(methods: MethodTable, options: ServeOptions): Deno.HttpServer<Deno.NetAddr> {
+  return Deno.serve({
+    hostname: options.host,
+    port: options.port,
+    onListen: () => {},
+    onError: (error) => {
+      console.error(error);
+      return new Response("Erro interno.\n", { status: 500 });
+    },
+  }, xmlRpcHandler(methods, options));
+}
+
+/** Runs `stop` once on SIGINT or SIGTERM (SIGTERM does not exist on Windows). */
+export function onTerminate(stop: () => void | Promise<void>): void {
+  let stopping = false;
+  const handler = () => {
+    if (stopping) return;
+    stopping = true;
+    Promise.resolve(stop()).finally(() => Deno.exit(0));
+  };
+  for (const signal of ["SIGINT", "SIGTERM"] as const) {
+    try {
+      Deno.addSignalListener(signal, handler);
+    } catch {
+      // Not supported on this platform.
+    }
+  }
+}

@@ -1,0 +1,297 @@
+/**
+ * Shared test helpers: start the real programs as subprocesses with the
+ * permissions the README documents, talk to them over loopback, run Python's
+ * stdlib XML-RPC client, and wait on conditions instead of sleeping.
+ *
+ * @module
+ */
+
+import { endpointUrl, XmlRpcClient } from "./deps.ts";
+
+/** The exact permissions the README documents for each program. */
+export const BINDER_PERMISSIONS = ["--allow-net"];
+
+const ROOT = new URL(".", import.meta.url).pathname;
+const encoder = new TextEncoder();
+
+/** A program running as a subprocess, with its output collected line by line. */
+export class Program {
+  readonly lines: string[] = [];
+  readonly stderrLines: string[] = [];
+  readonly status: Promise<Deno.CommandStatus>;
+  readonly #child: Deno.ChildProcess;
+  readonly #waiters = new Set<() => void>();
+  #stdin: WritableStreamDefaultWriter<Uint8Array> | undefined;
+
+  constructor(
+    command: string,
+    args: string[],
+    options: { stdin?: boolean; cwd?: string; env?: Record<string, string> },
+  ) {
+    this.#child = new Deno.Command(command, {
+      args,
+      cwd: options.cwd ?? ROOT,
+      env: options.env,
+      stdin: options.stdin ? "piped" : "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    if (options.stdin) this.#stdin = this.#child.stdin.getWriter();
+    const collect = async (stream: ReadableStream<Uint8Array>, into: string[]) => {
+      const lines = stream.pipeThrough(new TextDecoderStream()).pipeThrough(new LineSplitter());
+      for await (const line of lines) {
+        into.push(line);
+        for (const wake of this.#waiters) wake();
+      }
+    };
+    const done = Promise.all([
+      collect(this.#child.stdout, this.lines),
+      collect(this.#child.stderr, this.stderrLines),
+    ]);
+    this.status = done.then(() => this.#child.status).finally(() => {
+      for (const wake of this.#waiters) wake();
+    });
+  }
+
+  get pid(): number {
+    return this.#child.pid;
+  }
+
+  get output(): string {
+    return this.lines.join("\n");
+  }
+
+  /** Waits until a stdout line matches; returns the match. */
+  async waitForLine(pattern: RegExp, timeoutMs = 10_000): Promise<RegExpMatchArray> {
+    let match: RegExpMatchArray | undefined;
+    await this.#waitFor(
+      () => {
+        match = this.lines.map((line) => line.match(pattern)).find((m) => m) ?? undefined;
+        return match !== undefined;
+      },
+      timeoutMs,
+      `a line matching ${pattern}`,
+    );
+    return match!;
+  }
+
+  /** Waits until `count` stdout lines match. */
+  async waitForLines(pattern: RegExp, count: number, timeoutMs = 10_000): Promise<string[]> {
+    let matching: string[] = [];
+    await this.#waitFor(
+      () => {
+        matching = this.lines.filter((line) => pattern.test(line));
+        return matching.length >= count;
+      },
+      timeoutMs,
+      `${count} lines matching ${pattern}`,
+    );
+    return matching;
+  }
+
+  async write(text: string): Promise<void> {
+    await this.#stdin!.write(encoder.encode(text));
+  }
+
+  async closeStdin(): Promise<void> {
+    await this.#stdin?.close();
+  }
+
+  kill(signal: Deno.Signal = "SIGTERM"): void {
+    try {
+      this.#child.kill(signal);
+    } catch {
+      // Already gone.
+    }
+  }
+
+  /** Stops the program (if still running) and waits for it. */
+  async stop(signal: Deno.Signal = "SIGTERM"): Promise<Deno.CommandStatus> {
+    this.kill(signal);
+    await this.#stdin?.close().catch(() => {});
+    return await this.status;
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.stop("SIGKILL");
+  }
+
+  #waitFor(condition: () => boolean, timeoutMs: number, what: string): Promise<void> {
+    return new Promise((resolve, reject) => {
+      let finished = false;
+      const check = () => {
+        if (finished) return;
+        if (condition()) {
+          finish();
+          resolve();
+        }
+      };
+      const finish = () => {
+        finished = true;
+        clearTimeout(timer);
+        this.#waiters.delete(check);
+        this.#waiters.delete(ended);
+      };
+      const ended = () => {
+        // The process may exit while waiting: report what it said.
+        this.status.then(() => {
+          if (finished) return;
+          check();
+          if (!finished) {
+            finish();
+            reject(
+              new Error(`program ended before ${what}:\n${this.output}\n${this.stderrLines.join("\n")}`),
+            );
+          }
+        });
+      };
+      const timer = setTimeout(() => {
+        finish();
+        reject(new Error(`timed out waiting for ${what}:\n${this.output}\n${this.stderrLines.join("\n")}`));
+      }, timeoutMs);
+      this.#waiters.add(check);
+      this.status.then(ended);
+      check();
+    });
+  }
+}
+
+class LineSplitter extends TransformStream<string, string> {
+  constructor() {
+    let rest = "";
+    super({
+      transform(chunk, controller) {
+        const parts = (rest + chunk).split("\n");
+        rest = parts.pop()!;
+        for (const part of parts) controller.enqueue(part.replace(/\r$/, ""));
+      },
+      flush(controller) {
+        if (rest) controller.enqueue(rest);
+      },
+    });
+  }
+}
+
+/** Starts a Deno script of this repository with exactly these permissions (and --no-prompt). */
+export function startScript(
+  script: string,
+  permissions: string[],
+  args: string[] = [],
+  options: { stdin?: boolean; cwd?: string; env?: Record<string, string> } = {},
+): Program {
+  return new Program(
+    Deno.execPath(),
+    ["run", "--no-prompt", ...permissions, `${ROOT}${script}`, ...args],
+    options,
+  );
+}
+
+/** Runs a script to its end; returns its exit code and output. */
+export async function runScript(
+  script: string,
+  permissions: string[],
+  args: string[] = [],
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "--no-prompt", ...permissions, `${ROOT}${script}`, ...args],
+    cwd: ROOT,
+    stdin: "null",
+  }).output();
+  const decoder = new TextDecoder();
+  return { code, stdout: decoder.decode(stdout), stderr: decoder.decode(stderr) };
+}
+
+/** A binder on a free loopback port, with its address and a client. */
+export interface RunningBinder {
+  program: Program;
+  port: number;
+  address: string;
+  client: XmlRpcClient;
+}
+
+export async function startBinder(extraArgs: string[] = []): Promise<RunningBinder & AsyncDisposable> {
+  const program = startScript("binder.ts", BINDER_PERMISSIONS, [
+    "--host",
+    "127.0.0.1",
+    "--port",
+    "0",
+    ...extraArgs,
+  ]);
+  const [, port] = await program.waitForLine(/Binder ouvindo em [^ ]+:(\d+)$/);
+  return {
+    program,
+    port: Number(port),
+    address: `127.0.0.1:${port}`,
+    client: new XmlRpcClient(endpointUrl("127.0.0.1", Number(port)), { timeoutMs: 5000 }),
+    [Symbol.asyncDispose]: () => program[Symbol.asyncDispose](),
+  };
+}
+
+/** Runs a Python 3 program (stdin-fed source) with arguments; fails the test on a non-zero exit. */
+export async function runPython(source: string, args: string[] = []): Promise<string> {
+  const child = new Deno.Command("python3", {
+    args: ["-", ...args],
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const writer = child.stdin.getWriter();
+  await writer.write(encoder.encode(source));
+  await writer.close();
+  const { code, stdout, stderr } = await child.output();
+  const decoder = new TextDecoder();
+  if (code !== 0) {
+    throw new Error(`python3 exited ${code}:\n${decoder.decode(stdout)}\n${decoder.decode(stderr)}`);
+  }
+  return decoder.decode(stdout);
+}
+
+/** Polls a condition (a cheap check, on loopback) until it holds. */
+export async function waitUntil(
+  condition: () => boolean | Promise<boolean>,
+  what: string,
+  timeoutMs = 10_000,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+/** Posts a raw body to an endpoint (to send what no well-behaved client would). */
+export async function postRaw(port: number, body: BodyInit, headers: HeadersInit = {}): Promise<Response> {
+  return await fetch(endpointUrl("127.0.0.1", port), {
+    method: "POST",
+    headers: { "content-type": "text/xml", ...headers },
+    body,
+  });
+}
+
+/** A listening TCP socket on a free loopback port: a stand-in endpoint for the binder to probe. */
+export function listenOnFreePort(): Deno.TcpListener {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  // Accept and drop connections, so probes see a live endpoint.
+  (async () => {
+    try {
+      for await (const connection of listener) connection.close();
+    } catch {
+      // Closed.
+    }
+  })();
+  return listener;
+}
+
+/** Runs a call that must fail and returns what it threw, checking its class. */
+export async function rejection<E extends Error = Error>(
+  run: () => Promise<unknown>,
+  errorClass?: new (...args: never[]) => E,
+): Promise<E> {
+  try {
+    await run();
+  } catch (error) {
+    if (errorClass && !(error instanceof errorClass)) throw error;
+    return error as E;
+  }
+  throw new Error("expected the call to fail, and it succeeded");
+}
