@@ -21,11 +21,12 @@ import * as xmlrpcSerializer from "npm:xmlrpc@1.3.2/lib/serializer.js";
 import XmlRpcDeserializer from "npm:xmlrpc@1.3.2/lib/deserializer.js";
 // @ts-types="npm:@types/xmlrpc@1.3.10"
 import xmlrpc from "npm:xmlrpc@1.3.2";
-import { configure, getLogger, type LogRecord, type Sink } from "npm:@logtape/logtape@2.4.2";
+import { configure, dispose, getLogger, type LogRecord, type Sink } from "npm:@logtape/logtape@2.4.2";
 import { getFileSink } from "npm:@logtape/file@2.3.10";
 
 import { parseArgs, type ParseArgsConfig } from "node:util";
 export { getLogger };
+export { DatabaseSync } from "node:sqlite";
 export type { Logger } from "npm:@logtape/logtape@2.4.2";
 
 // ---------------------------------------------------------------------------
@@ -678,4 +679,9 @@ export function onTerminate(stop: () => void | Promise<void>): void {
       // Not supported on this platform.
     }
   }
+}
+
+/** Flushes and closes the log sinks (the log file), before the program exits. */
+export async function closeLog(): Promise<void> {
+  await dispose();
 }
