@@ -10,6 +10,13 @@ import { endpointUrl, XmlRpcClient } from "./deps.ts";
 
 /** The exact permissions the README documents for each program. */
 export const BINDER_PERMISSIONS = ["--allow-net"];
+/** The server's, for its default files (`chat.db`, `chat_server.log`) in its working directory. */
+export const SERVER_PERMISSIONS = [
+  "--allow-net",
+  "--allow-sys=networkInterfaces",
+  "--allow-read=chat.db",
+  "--allow-write=chat_server.log,chat.db",
+];
 
 const ROOT = new URL(".", import.meta.url).pathname;
 const encoder = new TextEncoder();
@@ -294,4 +301,51 @@ export async function rejection<E extends Error = Error>(
     return error as E;
   }
   throw new Error("expected the call to fail, and it succeeded");
+}
+
+/** A chat server on a free loopback port, in a directory of its own (its log and database). */
+export interface RunningServer {
+  program: Program;
+  port: number;
+  address: string;
+  /** Where its `chat_server.log` and `chat.db` are. */
+  dir: string;
+  /** A new client with a session jar of its own. */
+  client(): XmlRpcClient;
+}
+
+/**
+ * Starts server.ts with the README's permissions in `dir` (a new temporary
+ * directory unless given: reuse one to restart on the same database),
+ * registered in the given binder.
+ */
+export async function startServer(
+  binder: { address: string } | undefined,
+  extraArgs: string[] = [],
+  options: { dir?: string; port?: number } = {},
+): Promise<RunningServer & AsyncDisposable> {
+  const dir = options.dir ?? await Deno.makeTempDir({ prefix: "rpc-chat-server-" });
+  const program = startScript("server.ts", SERVER_PERMISSIONS, [
+    "--host",
+    "127.0.0.1",
+    "--port",
+    String(options.port ?? 0),
+    "--binder",
+    binder?.address ?? "127.0.0.1:1",
+    "--register-interval",
+    "0.2",
+    ...extraArgs,
+  ], { cwd: dir });
+  const [, port] = await program.waitForLine(/Servidor ouvindo em [^ ]+:(\d+) /);
+  return {
+    program,
+    port: Number(port),
+    address: `127.0.0.1:${port}`,
+    dir,
+    client: () => new XmlRpcClient(endpointUrl("127.0.0.1", Number(port)), { timeoutMs: 5000 }),
+    [Symbol.asyncDispose]: async () => {
+      await program[Symbol.asyncDispose]();
+      if (!options.dir) await Deno.remove(dir, { recursive: true });
+    },
+  };
 }

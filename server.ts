@@ -1,0 +1,1015 @@
+#!/usr/bin/env -S deno run --allow-net --allow-sys=networkInterfaces --allow-read=chat.db --allow-write=chat_server.log,chat.db
+/**
+ * The chat server: users, rooms, public and private messages, registered in
+ * the binder as `ChatService`.
+ *
+ * ```sh
+ * deno run --allow-net --allow-sys=networkInterfaces --allow-read=chat.db \
+ *   --allow-write=chat_server.log,chat.db server.ts
+ * deno run ... server.ts --port 0 --binder 127.0.0.1:5000 --db :memory:
+ * ```
+ *
+ * Rooms and their messages live in SQLite (`node:sqlite`), so a restart,
+ * even after `kill -9`, loses nothing that was acknowledged. Users and their
+ * sessions live in memory: after a restart clients register again and carry
+ * on from the cursor they hold. The operator log goes to `chat_server.log`.
+ *
+ * @module
+ */
+
+import {
+  closeLog,
+  DatabaseSync,
+  endpointUrl,
+  getLogger,
+  type Logger,
+  type MethodTable,
+  numberFlag,
+  onTerminate,
+  parseFlags,
+  parseHostPort,
+  rpc,
+  serveXmlRpc,
+  setupLog,
+  usageError,
+  XmlRpcClient,
+} from "./deps.ts";
+
+// ---------------------------------------------------------------------------
+// Types
+// ---------------------------------------------------------------------------
+
+export interface Message {
+  readonly id: number;
+  readonly room: string;
+  readonly tipo: "broadcast" | "unicast";
+  readonly origem: string;
+  readonly destino: string;
+  readonly conteudo: string;
+  /** Milliseconds since the epoch. */
+  readonly timestamp: number;
+}
+
+interface User {
+  readonly name: string;
+  readonly token: string;
+  room: Room | undefined;
+  lastSeen: number;
+  /** Pending `aguardar_mensagens` calls: a user waiting is alive. */
+  waiting: number;
+  /** Once a call carried this user's cookie, cookie-less calls are refused even with --compat. */
+  provedBySession: boolean;
+  /** Token bucket for the message rate limit. */
+  tokens: number;
+  tokensAt: number;
+}
+
+interface Room {
+  readonly name: string;
+  readonly creator: string | null;
+  readonly members: Set<string>;
+  /** The newest messages, oldest first: most reads never touch the database. */
+  readonly recent: Message[];
+  /** True while `recent` holds every message of the room. */
+  recentIsComplete: boolean;
+  lastActivity: number;
+  readonly waiters: Set<Waiter>;
+}
+
+interface Waiter {
+  readonly user: string;
+  readonly wake: () => void;
+}
+
+type Result<T> = [true, T] | [false, string];
+
+/** A message as it goes on the wire (the original struct plus `id`). */
+type WireMessage = {
+  id: number;
+  tipo: string;
+  origem: string;
+  destino: string;
+  conteudo: string;
+  timestamp: Date;
+};
+
+export interface ChatOptions {
+  /** Accept calls with no session cookie (the original clients send none). */
+  compat: boolean;
+  /** A session with no sign of life for this long ends. */
+  sessionTtlMs: number;
+  /** An empty room idle for this long is removed. */
+  roomTtlMs: number;
+  /** Messages per second a user may send (burst: twice that). */
+  maxRate: number;
+  log: Logger;
+}
+
+const SERVER = "SERVER";
+const EVERYONE = "todos";
+const HISTORY = 50;
+const RECENT_KEPT = 200;
+const MAX_BATCH = 500;
+export const MAX_WAIT_MS = 25_000;
+const MAX_NAME = 32;
+const MAX_TEXT = 2000;
+const RESERVED_NAMES = new Set([SERVER.toLowerCase(), EVERYONE]);
+const SCHEMA_VERSION = 1;
+
+// ---------------------------------------------------------------------------
+// Storage: rooms and messages in SQLite
+// ---------------------------------------------------------------------------
+
+/** The database could not be used: one clear line for the operator. */
+export class StoreError extends Error {}
+
+/** Rooms and messages, durable before they are acknowledged. */
+export class MessageStore {
+  readonly #db: DatabaseSync;
+  readonly #insertMessage;
+  readonly #insertRoom;
+  readonly #deleteRoom;
+  readonly #deleteMessages;
+  readonly #selectAfter;
+  readonly #selectLatest;
+
+  constructor(path: string, options: { synchronous?: "normal" | "full" } = {}) {
+    try {
+      this.#db = new DatabaseSync(path);
+      const version = Number(
+        (this.#db.prepare("PRAGMA user_version").get() as { user_version: number }).user_version,
+      );
+      if (version > SCHEMA_VERSION) {
+        throw new StoreError(
+          `o banco ${path} tem o esquema ${version}, mais novo que o deste servidor (${SCHEMA_VERSION}); ` +
+            `use um servidor mais novo ou outro --db`,
+        );
+      }
+      this.#db.exec(`
+        PRAGMA journal_mode = WAL;
+        PRAGMA synchronous = ${options.synchronous === "full" ? "FULL" : "NORMAL"};
+        CREATE TABLE IF NOT EXISTS rooms (
+          name TEXT PRIMARY KEY,
+          creator TEXT,
+          created_at INTEGER NOT NULL
+        );
+        CREATE TABLE IF NOT EXISTS messages (
+          id INTEGER PRIMARY KEY AUTOINCREMENT,
+          room TEXT NOT NULL,
+          tipo TEXT NOT NULL,
+          origem TEXT NOT NULL,
+          destino TEXT NOT NULL,
+          conteudo TEXT NOT NULL,
+          timestamp INTEGER NOT NULL
+        );
+        CREATE INDEX IF NOT EXISTS messages_by_room ON messages (room, id);
+        PRAGMA user_version = ${SCHEMA_VERSION};
+      `);
+    } catch (error) {
+      if (error instanceof StoreError) throw error;
+      const message = (error as Error).message;
+      if (/not a database|malformed|corrupt/i.test(message)) {
+        throw new StoreError(`o arquivo ${path} não é um banco SQLite válido (corrompido?): ${message}`);
+      }
+      if ((error as Error).name === "NotCapable") {
+        throw new StoreError(
+          `sem permissão para o banco ${path}: rode com --allow-read=${path} --allow-write=${path}`,
+        );
+      }
+      throw new StoreError(`não foi possível abrir o banco ${path}: ${message}`);
+    }
+    const db = this.#db;
+    this.#insertMessage = db.prepare(
+      "INSERT INTO messages (room, tipo, origem, destino, conteudo, timestamp) VALUES (?, ?, ?, ?, ?, ?)",
+    );
+    this.#insertRoom = db.prepare("INSERT INTO rooms (name, creator, created_at) VALUES (?, ?, ?)");
+    this.#deleteRoom = db.prepare("DELETE FROM rooms WHERE name = ?");
+    this.#deleteMessages = db.prepare("DELETE FROM messages WHERE room = ?");
+    this.#selectAfter = db.prepare(
+      `SELECT * FROM messages WHERE room = ? AND id > ? AND (tipo = 'broadcast' OR destino = ? OR origem = ?)
+       ORDER BY id LIMIT ?`,
+    );
+    this.#selectLatest = db.prepare(
+      `SELECT * FROM (SELECT * FROM messages WHERE room = ? AND (tipo = 'broadcast' OR destino = ? OR origem = ?)
+       ORDER BY id DESC LIMIT ?) ORDER BY id`,
+    );
+  }
+
+  /** Every room with its newest messages, to rebuild the state at start. */
+  loadRooms(): {
+    name: string;
+    creator: string | null;
+    createdAt: number;
+    recent: Message[];
+    complete: boolean;
+  }[] {
+    const rooms = this.#db.prepare("SELECT name, creator, created_at FROM rooms").all() as {
+      name: string;
+      creator: string | null;
+      created_at: number;
+    }[];
+    const latest = this.#db.prepare(
+      "SELECT * FROM (SELECT * FROM messages WHERE room = ? ORDER BY id DESC LIMIT ?) ORDER BY id",
+    );
+    return rooms.map((room) => {
+      const recent = (latest.all(room.name, RECENT_KEPT + 1) as unknown as Message[]).map(toMessage);
+      const complete = recent.length <= RECENT_KEPT;
+      if (!complete) recent.shift();
+      return { name: room.name, creator: room.creator, createdAt: Number(room.created_at), recent, complete };
+    });
+  }
+
+  /** The highest id ever given, so ids keep growing across restarts. */
+  lastId(): number {
+    const row = this.#db.prepare("SELECT seq FROM sqlite_sequence WHERE name = 'messages'").get() as
+      | { seq: number }
+      | undefined;
+    return Number(row?.seq ?? 0);
+  }
+
+  addMessage(message: Omit<Message, "id">): Message {
+    const { lastInsertRowid } = this.#insertMessage.run(
+      message.room,
+      message.tipo,
+      message.origem,
+      message.destino,
+      message.conteudo,
+      message.timestamp,
+    );
+    return { ...message, id: Number(lastInsertRowid) };
+  }
+
+  addRoom(name: string, creator: string | null, createdAt: number): void {
+    this.#insertRoom.run(name, creator, createdAt);
+  }
+
+  deleteRoom(name: string): void {
+    this.#db.exec("BEGIN");
+    try {
+      this.#deleteMessages.run(name);
+      this.#deleteRoom.run(name);
+      this.#db.exec("COMMIT");
+    } catch (error) {
+      this.#db.exec("ROLLBACK");
+      throw error;
+    }
+  }
+
+  /** Messages of a room after an id that a user may see, oldest first. */
+  visibleAfter(room: string, user: string, cursor: number, limit: number): Message[] {
+    return (this.#selectAfter.all(room, cursor, user, user, limit) as unknown as Message[]).map(toMessage);
+  }
+
+  /** The newest messages of a room that a user may see, oldest first. */
+  latestVisible(room: string, user: string, limit: number): Message[] {
+    return (this.#selectLatest.all(room, user, user, limit) as unknown as Message[]).map(toMessage);
+  }
+
+  close(): void {
+    this.#db.close();
+  }
+}
+
+function toMessage(row: Message): Message {
+  return {
+    id: Number(row.id),
+    room: row.room,
+    tipo: row.tipo,
+    origem: row.origem,
+    destino: row.destino,
+    conteudo: row.conteudo,
+    timestamp: Number(row.timestamp),
+  };
+}
+
+// ---------------------------------------------------------------------------
+// State and the chat's rules
+// ---------------------------------------------------------------------------
+
+function visibleTo(message: Message, user: string): boolean {
+  return message.tipo === "broadcast" || message.destino === user || message.origem === user;
+}
+
+function toWire(message: Message): WireMessage {
+  return {
+    id: message.id,
+    tipo: message.tipo,
+    origem: message.origem,
+    destino: message.destino,
+    conteudo: message.conteudo,
+    timestamp: new Date(message.timestamp),
+  };
+}
+
+/** Trimmed, 1 to 32 characters, no control characters; or why not. */
+function checkName(kind: "usuário" | "sala", raw: string): Result<string> {
+  const name = raw.trim();
+  if (name.length < 1 || name.length > MAX_NAME) {
+    return [false, `Nome de ${kind} inválido: use de 1 a ${MAX_NAME} caracteres.`];
+  }
+  if (/[\p{Cc}\p{Cf}\p{Zl}\p{Zp}]/u.test(name) || !name.isWellFormed()) {
+    return [false, `Nome de ${kind} inválido: não use caracteres de controle.`];
+  }
+  return [true, name];
+}
+
+function checkText(text: string): Result<string> {
+  if (text.trim().length === 0) return [false, "Mensagem vazia."];
+  if (text.length > MAX_TEXT) return [false, `Mensagem longa demais: no máximo ${MAX_TEXT} caracteres.`];
+  // XML 1.0 cannot carry most control characters: they would break every reader.
+  if (/[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufffe\uffff]/.test(text) || !text.isWellFormed()) {
+    return [false, "Mensagem com caracteres de controle não é aceita."];
+  }
+  return [true, text];
+}
+
+/** The chat: users, sessions, rooms, messages and live delivery. No XML, no HTTP. */
+export class ChatService {
+  readonly #users = new Map<string, User>();
+  readonly #usersByToken = new Map<string, User>();
+  readonly #rooms = new Map<string, Room>();
+  readonly #store: MessageStore;
+  readonly #options: ChatOptions;
+  readonly #log: Logger;
+  #lastId: number;
+  #sweeper: ReturnType<typeof setInterval> | undefined;
+
+  constructor(store: MessageStore, options: ChatOptions) {
+    this.#store = store;
+    this.#options = options;
+    this.#log = options.log;
+    this.#lastId = store.lastId();
+    const now = Date.now();
+    for (const room of store.loadRooms()) {
+      this.#rooms.set(room.name, {
+        name: room.name,
+        creator: room.creator,
+        members: new Set(),
+        recent: room.recent,
+        recentIsComplete: room.complete,
+        // A restart gives every room a fresh idle period.
+        lastActivity: now,
+        waiters: new Set(),
+      });
+    }
+  }
+
+  get roomCount(): number {
+    return this.#rooms.size;
+  }
+
+  // --- users and sessions ---------------------------------------------------
+
+  /** Registers a unique name; the token is the proof the caller will present. */
+  register(rawName: string, token: string): Result<string> {
+    const [valid, name] = checkName("usuário", rawName);
+    if (!valid) return [false, name];
+    if (RESERVED_NAMES.has(name.toLowerCase())) return [false, `O nome '${name}' é reservado.`];
+    if (this.#users.has(name)) return [false, `O nome '${name}' já está em uso. Escolha outro.`];
+    const now = Date.now();
+    const user: User = {
+      name,
+      token,
+      room: undefined,
+      lastSeen: now,
+      waiting: 0,
+      provedBySession: false,
+      tokens: this.#options.maxRate * 2,
+      tokensAt: now,
+    };
+    this.#users.set(name, user);
+    this.#usersByToken.set(token, user);
+    this.#log.info(`Usuário registrado: ${name}`);
+    return [true, `Usuário '${name}' registrado com sucesso.`];
+  }
+
+  /** The user a caller may act as, or why not. Every authorized call is a sign of life. */
+  authorize(session: string | undefined, rawName: string): User | string {
+    const user = this.#users.get(rawName.trim());
+    if (!user) return `Usuário '${rawName}' não está registrado.`;
+    if (session === undefined) {
+      if (!this.#options.compat || user.provedBySession) {
+        return "Sessão inválida: registre-se com registrar_usuario e envie o cookie de sessão.";
+      }
+    } else if (session !== user.token) {
+      return `Sessão inválida: você não é '${user.name}'.`;
+    } else {
+      user.provedBySession = true;
+    }
+    user.lastSeen = Date.now();
+    return user;
+  }
+
+  /** The name of the user a session token belongs to, if any. */
+  userOfSession(token: string): string | null {
+    return this.#usersByToken.get(token)?.name ?? null;
+  }
+
+  keepAlive(user: User): Result<string> {
+    user.lastSeen = Date.now();
+    return [true, "Sessão mantida."];
+  }
+
+  /** Ends a session: leaves the room with the usual notice and frees the name. */
+  unregister(user: User, reason: string): Result<string> {
+    if (user.room) this.#leave(user);
+    this.#users.delete(user.name);
+    this.#usersByToken.delete(user.token);
+    this.#log.info(`Usuário saiu (${reason}): ${user.name}`);
+    return [true, `Até logo, ${user.name}.`];
+  }
+
+  // --- rooms ------------------------------------------------------------------
+
+  createRoom(rawName: string, creator: string | null): Result<string> {
+    const [valid, name] = checkName("sala", rawName);
+    if (!valid) return [false, name];
+    if (this.#rooms.has(name)) return [false, `A sala '${name}' já existe.`];
+    const now = Date.now();
+    this.#store.addRoom(name, creator, now);
+    this.#rooms.set(name, {
+      name,
+      creator,
+      members: new Set(),
+      recent: [],
+      recentIsComplete: true,
+      lastActivity: now,
+      waiters: new Set(),
+    });
+    this.#log.info(`Sala criada: ${name}${creator ? ` (por ${creator})` : ""}`);
+    return [true, `Sala '${name}' criada com sucesso.`];
+  }
+
+  deleteRoom(user: User, roomName: string): Result<string> {
+    const room = this.#rooms.get(roomName.trim());
+    if (!room) return [false, `A sala '${roomName}' não existe.`];
+    if (room.creator !== user.name) return [false, `Só quem criou a sala '${room.name}' pode excluí-la.`];
+    this.#post(room, SERVER, EVERYONE, `Sala ${room.name} excluída por ${user.name}.`);
+    for (const member of room.members) {
+      const gone = this.#users.get(member);
+      if (gone) gone.room = undefined;
+    }
+    room.members.clear();
+    this.#removeRoom(room);
+    this.#log.info(`Sala excluída: ${room.name} (por ${user.name})`);
+    return [true, `Sala '${room.name}' excluída.`];
+  }
+
+  listRooms(): Result<string[]> {
+    return [true, [...this.#rooms.keys()].sort((a, b) => a.localeCompare(b))];
+  }
+
+  listMembers(roomName: string): Result<string[]> {
+    const room = this.#rooms.get(roomName.trim());
+    if (!room) return [false, `A sala '${roomName}' não existe.`];
+    return [true, [...room.members].sort((a, b) => a.localeCompare(b))];
+  }
+
+  /** Joins a room (leaving the current one first): members, recent history and the cursor. */
+  join(
+    user: User,
+    roomName: string,
+  ): Result<{ usuarios: string[]; mensagens: WireMessage[]; cursor: number }> {
+    const room = this.#rooms.get(roomName.trim());
+    if (!room) return [false, `A sala '${roomName}' não existe. Crie-a antes de entrar.`];
+    if (user.room !== room) {
+      if (user.room) this.#leave(user);
+      user.room = room;
+      room.members.add(user.name);
+      this.#post(room, SERVER, EVERYONE, `${user.name} entrou na sala.`);
+      this.#log.info(`${user.name} entrou na sala ${room.name}`);
+    }
+    return [true, {
+      usuarios: [...room.members].sort((a, b) => a.localeCompare(b)),
+      mensagens: this.#latest(room, user.name, HISTORY).map(toWire),
+      cursor: this.#lastId,
+    }];
+  }
+
+  leave(user: User): Result<string> {
+    const room = user.room;
+    if (!room) return [false, "Você não está em nenhuma sala."];
+    this.#leave(user);
+    return [true, `Você saiu da sala '${room.name}'.`];
+  }
+
+  // --- messages ---------------------------------------------------------------
+
+  send(user: User, roomName: string, rawText: string, recipient: string | null): Result<string> {
+    const room = this.#memberRoom(user, roomName);
+    if (typeof room === "string") return [false, room];
+    const [valid, text] = checkText(rawText);
+    if (!valid) return [false, text];
+    const to = recipient === null || recipient.trim() === "" || recipient.trim() === EVERYONE
+      ? EVERYONE
+      : recipient.trim();
+    if (to !== EVERYONE && !room.members.has(to)) {
+      return [false, `O usuário '${to}' não está na sala '${room.name}'.`];
+    }
+    if (!this.#takeToken(user)) {
+      return [false, `Devagar: no máximo ${this.#options.maxRate} mensagens por segundo.`];
+    }
+    this.#post(room, user.name, to, text);
+    if (to === EVERYONE) this.#log.info(`Mensagem de ${user.name} na sala ${room.name}`);
+    else this.#log.info(`Mensagem privada de ${user.name} para ${to} na sala ${room.name}`);
+    return [true, "Mensagem enviada."];
+  }
+
+  /** The original receive: a bounded recent window, so its cost does not grow with the history. */
+  recentMessages(user: User, roomName: string): Result<WireMessage[]> {
+    const room = this.#memberRoom(user, roomName);
+    if (typeof room === "string") return [false, room];
+    return [true, this.#latest(room, user.name, HISTORY).map(toWire)];
+  }
+
+  /**
+   * Live delivery: the messages after `cursor` this user may see; when there
+   * are none, waits up to `waitMs` for one. Never resends what a cursor covers.
+   */
+  async waitMessages(
+    user: User,
+    roomName: string,
+    cursor: number,
+    waitMs: number,
+    signal: AbortSignal,
+  ): Promise<Result<{ mensagens: WireMessage[]; cursor: number }>> {
+    const found = this.#memberRoom(user, roomName);
+    if (typeof found === "string") return [false, found];
+    const room: Room = found;
+    // A cursor from the future (a server that lost its database): start from now.
+    if (cursor > this.#lastId) cursor = this.#lastId;
+    let batch = this.#after(room, user.name, cursor);
+    if (batch.length === 0 && waitMs > 0 && !signal.aborted) {
+      user.waiting++;
+      try {
+        await new Promise<void>((resolve) => {
+          const waiter = { user: user.name, wake: done };
+          const timer = setTimeout(done, Math.min(waitMs, MAX_WAIT_MS));
+          signal.addEventListener("abort", done, { once: true });
+          room.waiters.add(waiter);
+          function done() {
+            clearTimeout(timer);
+            signal.removeEventListener("abort", done);
+            room.waiters.delete(waiter);
+            resolve();
+          }
+        });
+      } finally {
+        user.waiting--;
+        user.lastSeen = Date.now();
+      }
+      batch = this.#after(room, user.name, cursor);
+    }
+    const next = batch.length ? batch[batch.length - 1]!.id : Math.max(cursor, 0);
+    return [true, { mensagens: batch.map(toWire), cursor: next }];
+  }
+
+  // --- housekeeping -----------------------------------------------------------
+
+  /** Ends silent sessions and removes rooms left empty and idle. */
+  sweep(now = Date.now()): void {
+    for (const user of this.#users.values()) {
+      if (user.waiting === 0 && now - user.lastSeen >= this.#options.sessionTtlMs) {
+        this.unregister(user, "sessão expirada");
+      }
+    }
+    for (const room of this.#rooms.values()) {
+      if (room.members.size === 0 && now - room.lastActivity >= this.#options.roomTtlMs) {
+        this.#removeRoom(room);
+        this.#log.info(`Sala removida por inatividade: ${room.name}`);
+      }
+    }
+  }
+
+  start(sweepEveryMs: number): void {
+    this.#sweeper ??= setInterval(() => this.sweep(), sweepEveryMs);
+  }
+
+  stop(): void {
+    clearInterval(this.#sweeper);
+    this.#sweeper = undefined;
+    for (const room of this.#rooms.values()) for (const waiter of room.waiters) waiter.wake();
+  }
+
+  // --- inner workings ---------------------------------------------------------
+
+  #memberRoom(user: User, roomName: string): Room | string {
+    const room = this.#rooms.get(roomName.trim());
+    if (!room) return `A sala '${roomName}' não existe.`;
+    if (user.room !== room) return `Você não está na sala '${room.name}'.`;
+    return room;
+  }
+
+  #leave(user: User): void {
+    const room = user.room!;
+    room.members.delete(user.name);
+    user.room = undefined;
+    this.#post(room, SERVER, EVERYONE, `${user.name} saiu da sala.`);
+    this.#log.info(`${user.name} saiu da sala ${room.name}`);
+  }
+
+  /** Stores a message (durable before anyone is told), then wakes whoever may see it. */
+  #post(room: Room, from: string, to: string, text: string): Message {
+    const message = this.#store.addMessage({
+      room: room.name,
+      tipo: to === EVERYONE ? "broadcast" : "unicast",
+      origem: from,
+      destino: to,
+      conteudo: text,
+      timestamp: Date.now(),
+    });
+    this.#lastId = message.id;
+    room.recent.push(message);
+    if (room.recent.length > RECENT_KEPT) {
+      room.recent.shift();
+      room.recentIsComplete = false;
+    }
+    room.lastActivity = message.timestamp;
+    for (const waiter of room.waiters) if (visibleTo(message, waiter.user)) waiter.wake();
+    return message;
+  }
+
+  #after(room: Room, user: string, cursor: number): Message[] {
+    const first = room.recent[0];
+    if (room.recentIsComplete || (first && cursor >= first.id - 1)) {
+      const batch: Message[] = [];
+      for (let i = firstAfter(room.recent, cursor); i < room.recent.length && batch.length < MAX_BATCH; i++) {
+        const message = room.recent[i]!;
+        if (visibleTo(message, user)) batch.push(message);
+      }
+      return batch;
+    }
+    return this.#store.visibleAfter(room.name, user, cursor, MAX_BATCH);
+  }
+
+  #latest(room: Room, user: string, count: number): Message[] {
+    const visible: Message[] = [];
+    for (let i = room.recent.length - 1; i >= 0 && visible.length < count; i--) {
+      if (visibleTo(room.recent[i]!, user)) visible.push(room.recent[i]!);
+    }
+    if (visible.length < count && !room.recentIsComplete) {
+      return this.#store.latestVisible(room.name, user, count);
+    }
+    return visible.reverse();
+  }
+
+  #removeRoom(room: Room): void {
+    this.#store.deleteRoom(room.name);
+    this.#rooms.delete(room.name);
+    for (const waiter of room.waiters) waiter.wake();
+  }
+
+  #takeToken(user: User): boolean {
+    const now = Date.now();
+    const capacity = this.#options.maxRate * 2;
+    user.tokens = Math.min(capacity, user.tokens + ((now - user.tokensAt) / 1000) * this.#options.maxRate);
+    user.tokensAt = now;
+    if (user.tokens < 1) return false;
+    user.tokens -= 1;
+    return true;
+  }
+}
+
+/** Index of the first message with an id above `cursor` (ids are sorted). */
+function firstAfter(messages: Message[], cursor: number): number {
+  let low = 0;
+  let high = messages.length;
+  while (low < high) {
+    const mid = (low + high) >>> 1;
+    if (messages[mid]!.id <= cursor) low = mid + 1;
+    else high = mid;
+  }
+  return low;
+}
+
+// ---------------------------------------------------------------------------
+// RPC methods
+// ---------------------------------------------------------------------------
+
+/** The ChatService method table: the original methods and our extensions. */
+export function chatMethods(chat: ChatService): MethodTable {
+  /** Runs `action` as the named user if the caller may act as them. */
+  const asUser = <T>(
+    session: string | undefined,
+    name: string,
+    action: (user: User) => T,
+  ): T | [false, string] => {
+    const user = chat.authorize(session, name);
+    return typeof user === "string" ? [false, user] : action(user);
+  };
+  return {
+    registrar_usuario: rpc(
+      "Registra um nome único e abre a sessão (cookie 'sessao'): [true, msg] ou [false, msg].",
+      [["nome", "string"]],
+      (call, nome) => {
+        const token = crypto.randomUUID();
+        const result = chat.register(nome, token);
+        if (result[0]) call.setSession(token);
+        return result;
+      },
+    ),
+    criar_sala: rpc(
+      "Cria uma sala: [true, msg] ou [false, msg] se já existe.",
+      [["nome", "string"]],
+      (call, nome) => {
+        // The creator is whoever the session proves, if anyone (the original call names no user).
+        const creator = call.session === undefined ? null : chat.userOfSession(call.session);
+        return chat.createRoom(nome, creator);
+      },
+    ),
+    entrar_na_sala: rpc(
+      "Entra numa sala, saindo da atual: [true, {usuarios, mensagens, cursor}].",
+      [["usuario", "string"], ["sala", "string"]],
+      (call, usuario, sala) => asUser(call.session, usuario, (user) => chat.join(user, sala)),
+    ),
+    sair_da_sala: rpc(
+      "Sai da sala atual: [true, msg] ou [false, msg].",
+      [["usuario", "string"]],
+      (call, usuario) => asUser(call.session, usuario, (user) => chat.leave(user)),
+    ),
+    enviar_mensagem: rpc(
+      "Envia à sala (destinatario nil) ou a um membro: [true, msg] ou [false, msg].",
+      [["usuario", "string"], ["sala", "string"], ["texto", "string"], ["destinatario", "nil|string"]],
+      (call, usuario, sala, texto, destinatario) =>
+        asUser(call.session, usuario, (user) => chat.send(user, sala, texto, destinatario)),
+    ),
+    receber_mensagens: rpc(
+      "As últimas 50 mensagens que o usuário pode ver na sala: [true, [mensagem...]].",
+      [["usuario", "string"], ["sala", "string"]],
+      (call, usuario, sala) => asUser(call.session, usuario, (user) => chat.recentMessages(user, sala)),
+    ),
+    listar_salas: rpc("As salas: [true, [nome...]].", [], () => chat.listRooms()),
+    listar_usuarios: rpc(
+      "Os membros de uma sala: [true, [nome...]] ou [false, msg].",
+      [["sala", "string"]],
+      (_call, sala) => chat.listMembers(sala),
+    ),
+    aguardar_mensagens: rpc(
+      "Entrega ao vivo: as mensagens depois de cursor; espera até espera_ms (máx. 25000) se não há: " +
+        "[true, {mensagens, cursor}].",
+      [["usuario", "string"], ["sala", "string"], ["cursor", "int"], ["espera_ms", "int"]],
+      (call, usuario, sala, cursor, espera) =>
+        asUser(call.session, usuario, (user) => chat.waitMessages(user, sala, cursor, espera, call.signal)),
+    ),
+    manter_sessao: rpc(
+      "Sinal de vida de um usuário fora de salas: [true, msg].",
+      [["usuario", "string"]],
+      (call, usuario) => asUser(call.session, usuario, (user) => chat.keepAlive(user)),
+    ),
+    sair_do_servico: rpc(
+      "Sai da sala e libera o nome: [true, msg].",
+      [["usuario", "string"]],
+      (call, usuario) => asUser(call.session, usuario, (user) => chat.unregister(user, "a pedido")),
+    ),
+    excluir_sala: rpc(
+      "Exclui uma sala (só quem a criou); os membros são avisados e saem: [true, msg] ou [false, msg].",
+      [["usuario", "string"], ["sala", "string"]],
+      (call, usuario, sala) => asUser(call.session, usuario, (user) => chat.deleteRoom(user, sala)),
+    ),
+  };
+}
+
+// ---------------------------------------------------------------------------
+// The binder: registration kept alive
+// ---------------------------------------------------------------------------
+
+/**
+ * Keeps `ChatService` registered: retries while the binder is down and
+ * registers again every interval, so a restarted binder learns of us again.
+ */
+export class BinderRegistration {
+  readonly #client: XmlRpcClient;
+  readonly #binder: string;
+  readonly #host: string;
+  readonly #port: number;
+  readonly #everyMs: number;
+  readonly #log: Logger;
+  #registered = false;
+  #warned = false;
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #stopped = false;
+
+  constructor(binder: string, host: string, port: number, everyMs: number, log: Logger) {
+    const { host: binderHost, port: binderPort } = parseHostPort(binder, 5000);
+    this.#binder = `${binderHost}:${binderPort}`;
+    this.#client = new XmlRpcClient(endpointUrl(binderHost, binderPort), {
+      timeoutMs: Math.max(1000, everyMs),
+    });
+    this.#host = host;
+    this.#port = port;
+    this.#everyMs = everyMs;
+    this.#log = log;
+  }
+
+  start(): void {
+    this.#tick();
+  }
+
+  async #tick(): Promise<void> {
+    try {
+      const [ok, message] = await this.#client.call<[boolean, string]>("registrar_procedimento", [
+        "ChatService",
+        this.#host,
+        this.#port,
+      ]);
+      if (ok && !this.#registered) {
+        this.#log.info(
+          `Registrado no binder ${this.#binder} como ChatService em ${this.#host}:${this.#port}`,
+        );
+      } else if (!ok && !this.#registered) {
+        // The original binder refuses a second registration: that still means we are there.
+        this.#log.warn(`O binder ${this.#binder} respondeu: ${message}`);
+      }
+      this.#registered = true;
+      this.#warned = false;
+    } catch (error) {
+      if (this.#registered || !this.#warned) {
+        this.#log.warn(
+          `Binder indisponível em ${this.#binder} (${(error as Error).message}); tentando de novo a cada ` +
+            `${this.#everyMs / 1000} s`,
+        );
+      }
+      this.#registered = false;
+      this.#warned = true;
+    }
+    if (!this.#stopped) this.#timer = setTimeout(() => this.#tick(), this.#everyMs);
+  }
+
+  /** Stops renewing and unregisters (quietly if the binder is gone or does not know the method). */
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    clearTimeout(this.#timer);
+    try {
+      await this.#client.call("remover_procedimento", ["ChatService", this.#host, this.#port], {
+        timeoutMs: 1000,
+      });
+      this.#log.info(`Removido do binder ${this.#binder}`);
+    } catch {
+      // Nothing to undo.
+    }
+  }
+}
+
+const WILDCARDS = new Set(["0.0.0.0", "::", "[::]", ""]);
+
+/**
+ * The address clients should use: --advertise; else the address we listen on;
+ * else our address on the way to the binder; else a LAN address of this machine.
+ */
+async function advertisedHost(listenHost: string, binder: string): Promise<string> {
+  if (!WILDCARDS.has(listenHost)) return listenHost;
+  const { host, port } = parseHostPort(binder, 5000);
+  const loopback = host === "localhost" || host.startsWith("127.") || host === "::1";
+  if (!loopback) {
+    try {
+      const connection = await Deno.connect({ hostname: host, port, signal: AbortSignal.timeout(1000) });
+      connection.close();
+      return (connection.localAddr as Deno.NetAddr).hostname;
+    } catch {
+      // The binder is not up yet: fall back to the interfaces.
+    }
+  }
+  try {
+    const lan = Deno.networkInterfaces().find((i) =>
+      i.family === "IPv4" && !i.address.startsWith("127.") && !i.address.startsWith("169.254.")
+    );
+    if (lan) return lan.address;
+  } catch {
+    // No --allow-sys=networkInterfaces: loopback only.
+  }
+  return "127.0.0.1";
+}
+
+// ---------------------------------------------------------------------------
+// Program
+// ---------------------------------------------------------------------------
+
+const USAGE = `server.ts: o servidor de chat do rpc-chat (ChatService)
+
+Uso: deno run --allow-net --allow-sys=networkInterfaces --allow-read=chat.db \\
+       --allow-write=chat_server.log,chat.db server.ts [opções]
+
+Opções:
+  --host H                 interface onde escutar (padrão: 0.0.0.0, todas)
+  --port P                 porta (padrão: 8001; 0 escolhe uma livre e registra a real)
+  --advertise H            endereço que os clientes devem usar (padrão: descoberto)
+  --binder H:P             onde está o binder (padrão: 127.0.0.1:5000)
+  --log ARQUIVO            log de operação (padrão: chat_server.log)
+  --db ARQUIVO             banco de salas e mensagens (padrão: chat.db ao lado do log;
+                           :memory: para um servidor descartável)
+  --room-ttl S             remove sala vazia e parada há S segundos (padrão: 300)
+  --session-ttl S          encerra sessão sem sinal de vida há S segundos (padrão: 30)
+  --max-rate N             mensagens por segundo por usuário (padrão: 10)
+  --register-interval S    renova o registro no binder a cada S segundos (padrão: 10)
+  --request-timeout S      prazo para um cliente enviar a requisição (padrão: 10)
+  --sync normal|full       normal: nada se perde se o processo morrer; full: nem se faltar
+                           energia, mais lento (padrão: normal)
+  --compat                 aceita os clientes originais, que não enviam cookie de sessão
+  -h, --help               mostra esta ajuda
+
+Permissões: --allow-read e --allow-write devem citar os arquivos de --db e --log.`;
+
+function printUsage(): void {
+  console.log(USAGE);
+}
+
+/** `chat.db` in the folder of the log file. */
+function besideLog(log: string): string {
+  const slash = Math.max(log.lastIndexOf("/"), log.lastIndexOf("\\"));
+  return `${log.slice(0, slash + 1)}chat.db`;
+}
+
+export async function main(args: string[] = Deno.args): Promise<void> {
+  const program = "server.ts";
+  const flags = parseFlags(program, printUsage, args, {
+    host: { type: "string", default: "0.0.0.0" },
+    port: { type: "string", default: "8001" },
+    advertise: { type: "string" },
+    binder: { type: "string", default: "127.0.0.1:5000" },
+    log: { type: "string", default: "chat_server.log" },
+    db: { type: "string" },
+    "room-ttl": { type: "string", default: "300" },
+    "session-ttl": { type: "string", default: "30" },
+    "max-rate": { type: "string", default: "10" },
+    "register-interval": { type: "string", default: "10" },
+    "request-timeout": { type: "string", default: "10" },
+    sync: { type: "string", default: "normal" },
+    compat: { type: "boolean", default: false },
+  });
+  const port = numberFlag(program, "--port", flags.port, { min: 0, max: 65535, integer: true });
+  const seconds = (flag: string, text: string) =>
+    numberFlag(program, flag, text, { min: 0.01, max: 86400 }) * 1000;
+  const roomTtlMs = seconds("--room-ttl", flags["room-ttl"]);
+  const sessionTtlMs = seconds("--session-ttl", flags["session-ttl"]);
+  const registerEveryMs = seconds("--register-interval", flags["register-interval"]);
+  const bodyTimeoutMs = seconds("--request-timeout", flags["request-timeout"]);
+  const maxRate = numberFlag(program, "--max-rate", flags["max-rate"], { min: 0.1, max: 100000 });
+  if (flags.sync !== "normal" && flags.sync !== "full") usageError(program, `--sync deve ser normal ou full`);
+  try {
+    parseHostPort(flags.binder, 5000);
+  } catch (error) {
+    usageError(program, `--binder: ${(error as Error).message}`);
+  }
+  const dbPath = flags.db ?? besideLog(flags.log);
+
+  try {
+    await setupLog("chat", { file: flags.log });
+  } catch (error) {
+    const denied = (error as Error).name === "NotCapable";
+    console.error(
+      denied
+        ? `${program}: sem permissão para escrever o log ${flags.log}: rode com --allow-write=${flags.log}`
+        : `${program}: não foi possível abrir o log ${flags.log}: ${(error as Error).message}`,
+    );
+    Deno.exit(1);
+  }
+  const log = getLogger("chat");
+
+  let store: MessageStore;
+  try {
+    store = new MessageStore(dbPath, { synchronous: flags.sync });
+  } catch (error) {
+    console.error(`${program}: ${(error as Error).message}`);
+    await closeLog();
+    Deno.exit(1);
+  }
+  const chat = new ChatService(store, { compat: flags.compat, sessionTtlMs, roomTtlMs, maxRate, log });
+  const stopping = new AbortController();
+  let server;
+  try {
+    server = serveXmlRpc(chatMethods(chat), {
+      host: flags.host,
+      port,
+      bodyTimeoutMs,
+      signal: stopping.signal,
+    });
+  } catch (error) {
+    console.error(
+      `${program}: não foi possível escutar em ${flags.host}:${port}: ${(error as Error).message}`,
+    );
+    store.close();
+    await closeLog();
+    Deno.exit(1);
+  }
+  chat.start(Math.min(1000, sessionTtlMs / 4, roomTtlMs / 4));
+  log.info(
+    `Servidor ouvindo em ${flags.host}:${server.addr.port} (banco: ${dbPath}, ${chat.roomCount} salas` +
+      `${flags.compat ? ", modo compatível" : ""})`,
+  );
+  const host = flags.advertise ?? await advertisedHost(flags.host, flags.binder);
+  const registration = new BinderRegistration(flags.binder, host, server.addr.port, registerEveryMs, log);
+  registration.start();
+
+  onTerminate(async () => {
+    log.info("Servidor encerrando...");
+    stopping.abort();
+    chat.stop();
+    await registration.stop();
+    await server.shutdown();
+    store.close();
+    log.info("Servidor encerrado.");
+    await closeLog();
+  });
+}
+
+if (import.meta.main) await main();
