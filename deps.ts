@@ -459,14 +459,10 @@ export class XmlRpcClient {
     if (this.#cookies.size) {
       headers.set("cookie", [...this.#cookies].map(([name, value]) => `${name}=${value}`).join("; "));
     }
+    const body = serializer.serializeMethodCall(method, params.map(encodable));
     let text: string;
     try {
-      const response = await fetch(this.url, {
-        method: "POST",
-        headers,
-        body: serializer.serializeMethodCall(method, params.map(encodable)),
-        signal,
-      });
+      const response = await fetch(this.url, { method: "POST", headers, body, signal });
       for (const cookie of response.headers.getSetCookie()) this.#keepCookie(cookie);
       text = await response.text();
       if (!response.ok) throw new Fault(-response.status, `HTTP ${response.status}: ${text.trim()}`);

@@ -316,8 +316,9 @@ function checkName(kind: "usuário" | "sala", raw: string): Result<string> {
 function checkText(text: string): Result<string> {
   if (text.trim().length === 0) return [false, "Mensagem vazia."];
   if (text.length > MAX_TEXT) return [false, `Mensagem longa demais: no máximo ${MAX_TEXT} caracteres.`];
-  // XML 1.0 cannot carry most control characters: they would break every reader.
-  if (/[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufffe\uffff]/.test(text) || !text.isWellFormed()) {
+  // Control characters (but tab and line breaks) could drive other users' terminals, and most
+  // cannot even travel in XML 1.0.
+  if (/[^\P{Cc}\t\n\r]|[\ufffe\uffff]/u.test(text) || !text.isWellFormed()) {
     return [false, "Mensagem com caracteres de controle não é aceita."];
   }
   return [true, text];
