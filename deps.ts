@@ -502,6 +502,9 @@ function checkParams(name: string, method: RpcMethod, params: unknown[]): void {
   });
 }
 
+/** At most this many calls in one `system.multicall`: one request cannot ask for unbounded work. */
+export const MAX_MULTICALL = 100;
+
 /** Adds the `system.*` introspection and multicall methods to a table. */
 function withSystemMethods(methods: MethodTable): MethodTable {
   const table: MethodTable = { ...methods };
@@ -522,8 +525,14 @@ function withSystemMethods(methods: MethodTable): MethodTable {
   table["system.multicall"] = rpc(
     "Várias chamadas em uma: [{methodName, params}...] -> [[resultado] ou {faultCode, faultString}...].",
     [["chamadas", "array"]],
-    (call, calls) =>
-      Promise.all(calls.map(async (entry) => {
+    (call, calls) => {
+      if (calls.length > MAX_MULTICALL) {
+        throw new Fault(
+          FaultCode.INVALID_PARAMS,
+          `Parâmetros inválidos: no máximo ${MAX_MULTICALL} chamadas por system.multicall`,
+        );
+      }
+      return Promise.all(calls.map(async (entry) => {
         try {
           if (typeof entry !== "object" || entry === null || Array.isArray(entry)) {
             throw new Fault(FaultCode.INVALID_PARAMS, "Cada chamada deve ser {methodName, params}");
@@ -540,14 +549,15 @@ function withSystemMethods(methods: MethodTable): MethodTable {
           const fault = asFault(error);
           return { faultCode: fault.code, faultString: fault.message };
         }
-      })),
+      }));
+    },
   );
   return table;
 }
 
 function lookup(table: MethodTable, name: string): RpcMethod {
   const method = Object.hasOwn(table, name) ? table[name] : undefined;
-  if (!method) throw new Fault(FaultCode.METHOD_NOT_FOUND, `Método não encontrado: ${name}`);
+  if (!method) throw new Fault(FaultCode.METHOD_NOT_FOUND, `Método não encontrado: ${clip(name)}`);
   return method;
 }
 
