@@ -349,3 +349,42 @@ export async function startServer(
     },
   };
 }
+
+/** The client's permissions: the network, nothing else. */
+export const CLIENT_PERMISSIONS = ["--allow-net"];
+
+/**
+ * Starts cliente.ts with the README's permissions, scripted through stdin,
+ * against the given binder; Portuguese unless the args say otherwise, and
+ * quick retries so reconnection tests stay short.
+ */
+export function startClient(
+  binder: { address: string },
+  args: string[] = [],
+  options: { cwd?: string; env?: Record<string, string> } = {},
+): Program {
+  return startScript("cliente.ts", CLIENT_PERMISSIONS, [
+    "--binder",
+    binder.address,
+    "--retry",
+    "0.2",
+    "--lang",
+    "pt",
+    ...args,
+  ], { stdin: true, ...options });
+}
+
+/** The Python stand-in for the original server (only the original methods), registered in the binder. */
+export async function startOriginalServer(
+  binder: { address: string },
+  extraArgs: string[] = [],
+): Promise<{ program: Program; port: number } & AsyncDisposable> {
+  const program = new Program("python3", [
+    `${ROOT}testdata/original_server.py`,
+    "--binder",
+    binder.address,
+    ...extraArgs,
+  ], {});
+  const [, port] = await program.waitForLine(/Servidor ouvindo em 127\.0\.0\.1:(\d+)$/);
+  return { program, port: Number(port), [Symbol.asyncDispose]: () => program[Symbol.asyncDispose]() };
+}

@@ -4,7 +4,7 @@ No extensions (no aguardar_mensagens, no sair_do_servico, no system.*
 introspection) and no session cookie, as the original server.py. The tests
 use it to check that cliente.ts falls back to polling `receber_mensagens`.
 
-    python3 original_server.py [--binder HOST:PORT]
+    python3 original_server.py [--binder HOST:PORT] [--hostile]
 
 Listens on a free loopback port, registers as ChatService in the binder when
 one is given, prints `Servidor ouvindo em 127.0.0.1:PORT` and then one line
@@ -137,7 +137,13 @@ def listar_usuarios(sala):
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--binder")
+    parser.add_argument("--hostile", action="store_true",
+                        help="start with a room 'geral' holding a message full of terminal escape sequences")
     args = parser.parse_args()
+    if args.hostile:
+        # Raw control characters cannot travel in a request (XML 1.0), but a server can send them.
+        rooms["geral"] = {"usuarios": [], "mensagens": []}
+        post("geral", "mal\x1b[31m", "\x1b[2J\x1b]0;pwned\x07oi\x1b[5mpisca\u202eabc\x9b1m\n[00:00:00] SERVER: falso")
     server = Server(("127.0.0.1", 0), requestHandler=Handler, allow_none=True, logRequests=False)
     for function in (registrar_usuario, criar_sala, entrar_na_sala, sair_da_sala, enviar_mensagem,
                      receber_mensagens, listar_salas, listar_usuarios):
