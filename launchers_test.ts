@@ -1,0 +1,321 @@
+// deno-lint-ignore-file no-control-regex -- an ASCII check
+/**
+ * The launchers and the build: `deno task start` (start.ts), `start.ps1`
+ * (checked with a real PowerShell grammar: tree-sitter-powershell's own
+ * .wasm, run by web-tree-sitter), and `deno task compile`.
+ */
+
+import assert from "node:assert/strict";
+import powershellWasm from "npm:tree-sitter-powershell@0.26.4/tree-sitter-powershell.wasm" with {
+  type: "bytes",
+};
+import { Language, type Node, Parser } from "npm:web-tree-sitter@0.26.8";
+import {
+  BINDER_PERMISSIONS,
+  CLIENT_PERMISSIONS,
+  Program,
+  SERVER_PERMISSIONS,
+  startClient,
+} from "./test_helpers.ts";
+
+const ROOT = new URL(".", import.meta.url).pathname;
+const decoder = new TextDecoder();
+
+/** The task's command line, from deno.json: what `deno task NAME` runs. */
+async function task(name: string): Promise<string> {
+  const config = JSON.parse(await Deno.readTextFile(`${ROOT}deno.json`));
+  const command = config.tasks[name];
+  assert(typeof command === "string", `task ${name} in deno.json`);
+  return command;
+}
+
+async function refused(port: number): Promise<boolean> {
+  try {
+    (await Deno.connect({ hostname: "127.0.0.1", port })).close();
+    return false;
+  } catch {
+    return true;
+  }
+}
+
+// ---------------------------------------------------------------------------
+// deno task start
+// ---------------------------------------------------------------------------
+
+/** start.ts as `deno task start` runs it (same permissions), in a directory of its own. */
+async function startAll(args: string[]): Promise<{ program: Program; dir: string } & AsyncDisposable> {
+  const command = (await task("start")).split(" ");
+  assert.deepEqual(command.slice(0, 2), ["deno", "run"]);
+  assert.deepEqual(command.at(-1), "start.ts");
+  const permissions = command.slice(2, -1);
+  const dir = await Deno.makeTempDir({ prefix: "rpc-chat-start-" });
+  const program = new Program(Deno.execPath(), [
+    "run",
+    "--no-prompt",
+    ...permissions,
+    `${ROOT}start.ts`,
+    "--local",
+    "--binder-port",
+    "0",
+    "--server-port",
+    "0",
+    ...args,
+  ], { stdin: true, cwd: dir });
+  return {
+    program,
+    dir,
+    [Symbol.asyncDispose]: async () => {
+      await program[Symbol.asyncDispose]();
+      await Deno.remove(dir, { recursive: true });
+    },
+  };
+}
+
+Deno.test("deno task start: binder and server in the background, a client in front, all stopped after", async () => {
+  assert.deepEqual(
+    await task("start"),
+    "deno run --allow-run=deno --allow-net=127.0.0.1 --allow-write=binder.log,server.log start.ts",
+  );
+  await using start = await startAll(["--lang", "pt", "--name", "ana", "--room", "geral"]);
+  const { program, dir } = start;
+  const [, binderPort] = await program.waitForLine(
+    /^Binder pronto em 127\.0\.0\.1:(\d+) \(saída em binder\.log\)\.$/,
+  );
+  const [, serverPort] = await program.waitForLine(
+    /^Servidor pronto em 127\.0\.0\.1:(\d+), registrado no binder/,
+  );
+  // The client's arguments went to the client.
+  await program.waitForLine(/^\* Você está na sala geral\. Presentes: ana\.$/);
+  await program.write("olá do start\n");
+  await program.waitForLine(/^\[\d\d:\d\d:\d\d\] ana: olá do start$/);
+  // A second client joins through the same binder, as `deno task client` would.
+  await using bia = startClient({ address: `127.0.0.1:${binderPort}` }, ["--name", "bia", "--room", "geral"]);
+  await program.waitForLine(/SERVER: bia entrou na sala\.$/);
+  await bia.write("oi, ana\n");
+  await program.waitForLine(/\] bia: oi, ana$/);
+  await bia.write("/fim\n");
+  assert.deepEqual((await bia.status).code, 0);
+
+  await program.write("/fim\n");
+  const status = await program.status;
+  assert.deepEqual(status.code, 0, program.stderrLines.join("\n"));
+  assert.match(program.output, /^Binder e servidor encerrados\.$/m);
+  // Nothing left running.
+  assert(await refused(Number(binderPort)), "binder still listening");
+  assert(await refused(Number(serverPort)), "server still listening");
+  // The logs are in files.
+  const binderLog = await Deno.readTextFile(`${dir}/binder.log`);
+  assert.match(binderLog, /Binder ouvindo em 127\.0\.0\.1:\d+/);
+  assert.match(binderLog, /Binder encerrado\./);
+  const serverLog = await Deno.readTextFile(`${dir}/server.log`);
+  assert.match(serverLog, /Servidor ouvindo em 127\.0\.0\.1:\d+/);
+  assert.match(serverLog, /Servidor encerrado\./);
+  assert.match(await Deno.readTextFile(`${dir}/chat_server.log`), /Usuário registrado: ana/);
+});
+
+Deno.test("deno task start exits with the client's code and still stops everything", async () => {
+  await using start = await startAll(["--lang", "xx"]);
+  const { program } = start;
+  const status = await program.status;
+  assert.deepEqual(status.code, 2);
+  assert.match(program.stderrLines.join("\n"), /--lang deve ser pt ou en/);
+  const [, binderPort] = program.output.match(/Binder pronto em 127\.0\.0\.1:(\d+)/)!;
+  const [, serverPort] = program.output.match(/Servidor pronto em 127\.0\.0\.1:(\d+)/)!;
+  assert.match(program.output, /Binder e servidor encerrados\./);
+  assert(await refused(Number(binderPort)));
+  assert(await refused(Number(serverPort)));
+});
+
+Deno.test("deno task start says so when the binder cannot start, and leaves nothing behind", async () => {
+  const taken = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  try {
+    const command = (await task("start")).split(" ");
+    const dir = await Deno.makeTempDir({ prefix: "rpc-chat-start-" });
+    const program = new Program(Deno.execPath(), [
+      "run",
+      "--no-prompt",
+      ...command.slice(2, -1),
+      `${ROOT}start.ts`,
+      "--local",
+      "--binder-port",
+      String(taken.addr.port),
+      "--server-port",
+      "0",
+    ], { cwd: dir });
+    const status = await program.status;
+    await Deno.remove(dir, { recursive: true });
+    assert.deepEqual(status.code, 1);
+    assert.match(program.stderrLines.join("\n"), /start\.ts: o binder não iniciou \(veja binder\.log\)/);
+    assert.match(program.stderrLines.join("\n"), /não foi possível escutar/);
+    assert.doesNotMatch(program.output, /Servidor pronto/);
+  } finally {
+    taken.close();
+  }
+});
+
+// ---------------------------------------------------------------------------
+// start.ps1, through a real PowerShell grammar
+// ---------------------------------------------------------------------------
+
+await Parser.init();
+const powershell = await Language.load(powershellWasm);
+
+function parsePowerShell(source: string): Node {
+  const parser = new Parser();
+  parser.setLanguage(powershell);
+  const tree = parser.parse(source);
+  assert(tree, "the parser gave no tree");
+  return tree.rootNode;
+}
+
+/** Every syntax error (ERROR or MISSING node) as `line:column: text`. */
+function syntaxErrors(root: Node): string[] {
+  const errors: string[] = [];
+  const visit = (node: Node) => {
+    if (node.isError || node.isMissing) {
+      const { row, column } = node.startPosition;
+      errors.push(
+        `${row + 1}:${column + 1}: ${node.isMissing ? `missing ${node.type}` : node.text.slice(0, 40)}`,
+      );
+    }
+    for (const child of node.children) if (child) visit(child);
+  };
+  visit(root);
+  return errors;
+}
+
+function descendants(node: Node, type: string): Node[] {
+  return node.descendantsOfType(type).filter((n): n is Node => n !== null);
+}
+
+/** The commands run, in order: name and the words of its argument list (strings unquoted, variables as written). */
+function commands(root: Node): { name: string; parameters: string[]; argumentList: string[] }[] {
+  return descendants(root, "command").map((command) => {
+    const name = command.childForFieldName("command_name")?.text ?? command.child(0)?.text ?? "";
+    const elements = command.children.find((c) => c?.type === "command_elements")?.children
+      .filter((c): c is Node => c !== null && c.type !== "command_argument_sep") ?? [];
+    const parameters = elements.filter((e) => e.type === "command_parameter").map((e) => e.text);
+    const listAt = elements.findIndex((e) =>
+      e.type === "command_parameter" && /^-ArgumentList$/i.test(e.text)
+    );
+    const list = listAt >= 0 ? elements[listAt + 1] : undefined;
+    const argumentList = list
+      ? descendants(list, "unary_expression")
+        .filter((u) => u.childCount === 1 && /^(string_literal|variable)$/.test(u.child(0)!.type))
+        .map((u) => u.child(0)!.text.replace(/^"(.*)"$/s, "$1").replace(/^'(.*)'$/s, "$1"))
+      : [];
+    return { name, parameters, argumentList };
+  });
+}
+
+Deno.test("start.ps1 parses with the PowerShell grammar: binder, wait, server, wait, two clients in windows", async () => {
+  const source = await Deno.readTextFile(`${ROOT}start.ps1`);
+  const root = parsePowerShell(source);
+  assert.deepEqual(syntaxErrors(root), []);
+  assert(!root.hasError);
+  // Windows PowerShell 5.1 reads a script without a BOM in the legacy code page: keep it ASCII.
+  assert.match(source, /^[\x00-\x7f]*$/);
+
+  const steps = commands(root).filter((c) => /^(Start-Process|Wait-Port)$/i.test(c.name));
+  const program = (args: string[]) => args.find((a) => a.endsWith(".ts"));
+  assert.deepEqual(
+    steps.map((s) => s.name === "Wait-Port" ? "Wait-Port" : program(s.argumentList)),
+    ["binder.ts", "Wait-Port", "server.ts", "Wait-Port", "cliente.ts", "cliente.ts"],
+  );
+  const expected: Record<string, string[]> = {
+    "binder.ts": BINDER_PERMISSIONS,
+    "server.ts": SERVER_PERMISSIONS,
+    "cliente.ts": CLIENT_PERMISSIONS,
+  };
+  for (const step of steps.filter((s) => s.name === "Start-Process")) {
+    const args = step.argumentList;
+    const script = program(args)!;
+    assert.deepEqual(args[0], "run");
+    assert.deepEqual(args.slice(1, args.indexOf(script)), expected[script], `permissions of ${script}`);
+    // Each in its own window: Start-Process opens one unless told not to.
+    assert(!step.parameters.some((p) => /^-NoNewWindow$/i.test(p)), `${script} in its own window`);
+    assert(step.parameters.some((p) => /^-FilePath$/i.test(p)));
+  }
+  // The wait function really exists, and the clients find the binder the script started.
+  assert(descendants(root, "function_statement").some((f) => /function\s+Wait-Port/i.test(f.text)));
+  for (const step of steps.filter((s) => program(s.argumentList) === "cliente.ts")) {
+    assert.deepEqual(step.argumentList.slice(-2), ["--binder", "$binder"]);
+  }
+});
+
+Deno.test("the PowerShell check fails on a broken script", () => {
+  const source = Deno.readTextFileSync(`${ROOT}start.ps1`);
+  const broken = {
+    "an unclosed @(": source.replace('"--port", "$BinderPort"\n)', '"--port", "$BinderPort"\n'),
+    "an unclosed string": source.replace('"Iniciando o binder..."', '"Iniciando o binder...'),
+    "a missing brace": source.replace("} finally {", "} finally "),
+    "an if without its parenthesis": source.replace(
+      "(Get-Command deno -ErrorAction SilentlyContinue)) {",
+      "(Get-Command deno -ErrorAction SilentlyContinue) {",
+    ),
+  };
+  for (const [what, text] of Object.entries(broken)) {
+    assert.notDeepEqual(text, source, `${what}: the test's edit must apply`);
+    assert.notDeepEqual(syntaxErrors(parsePowerShell(text)), [], `${what} must be a syntax error`);
+  }
+});
+
+// ---------------------------------------------------------------------------
+// deno task compile
+// ---------------------------------------------------------------------------
+
+Deno.test("deno task compile: each program with its exact permissions; the module graphs resolve", async () => {
+  const steps = (await task("compile")).split("&&").map((step) => step.trim().split(/\s+/));
+  const expected: [string, string, string[]][] = [
+    ["binder.ts", "dist/binder", BINDER_PERMISSIONS],
+    ["server.ts", "dist/server", SERVER_PERMISSIONS],
+    ["cliente.ts", "dist/cliente", CLIENT_PERMISSIONS],
+  ];
+  assert.deepEqual(steps.length, expected.length);
+  const outDir = await Deno.makeTempDir({ prefix: "rpc-chat-dist-" });
+  try {
+    for (const [i, [script, output, permissions]] of expected.entries()) {
+      const step = steps[i]!;
+      assert.deepEqual(step.slice(0, 2), ["deno", "compile"]);
+      assert.deepEqual(step.at(-1), script);
+      const o = step.indexOf("-o");
+      assert.deepEqual(step[o + 1], output);
+      assert.deepEqual(step.slice(2, o), permissions, `permissions of ${script}`);
+
+      // What deno compile embeds: the whole module graph, which must resolve with no error.
+      const info = await new Deno.Command(Deno.execPath(), {
+        args: ["info", "--json", `${ROOT}${script}`],
+        cwd: ROOT,
+      }).output();
+      assert(info.success, decoder.decode(info.stderr));
+      const graph = JSON.parse(decoder.decode(info.stdout));
+      const errors = graph.modules.filter((m: { error?: string }) => m.error);
+      assert.deepEqual(errors, [], `${script}: modules that do not resolve`);
+      const specifiers: string[] = graph.modules.map((m: { specifier: string }) => m.specifier);
+      assert(specifiers.some((s) => s.endsWith("/deps.ts")), `${script} embeds deps.ts`);
+      assert(
+        Object.keys(graph.npmPackages).some((p) => p.startsWith("xmlrpc@1.3.2")),
+        `${script}: npm:xmlrpc`,
+      );
+
+      // The compile itself, into a scratch folder. It needs the `denort` runtime from dl.deno.land:
+      // where that cannot be downloaded, the download must be the only thing that failed.
+      const binary = `${outDir}/${output.split("/").at(-1)}`;
+      const compile = await new Deno.Command(Deno.execPath(), {
+        args: ["compile", ...permissions, "-o", binary, `${ROOT}${script}`],
+        cwd: ROOT,
+      }).output();
+      if (compile.success) {
+        const help = await new Deno.Command(binary, { args: ["--help"] }).output();
+        assert(help.success, `${binary} --help`);
+        assert.match(decoder.decode(help.stdout), new RegExp(script.replace(".", "\\.")));
+      } else {
+        const stderr = decoder.decode(compile.stderr);
+        assert.match(stderr, /denort|dl\.deno\.land/, stderr);
+        console.log(`  ${script}: denort cannot be downloaded here; graph checked, binary not built`);
+      }
+    }
+  } finally {
+    await Deno.remove(outDir, { recursive: true });
+  }
+});
