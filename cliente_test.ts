@@ -338,6 +338,22 @@ Deno.test("others' text never reaches the terminal raw: line breaks and escapes 
   assert.deepEqual(await quit(ana), 0);
 });
 
+Deno.test("a session the server ended (expired) is registered again, and the command goes through", async () => {
+  await using binder = await startBinder();
+  await using server = await startServer(binder, ["--session-ttl", "0.3"]);
+  await using ana = startClient(binder, ["--name", "ana"]);
+  await ana.waitForLine(/Olá, ana!/);
+  // Outside any room the client signs of life every 10 s: far too rarely for this server.
+  await server.program.waitForLine(/Usuário saiu \(sessão expirada\): ana/);
+  await ana.write("/criar geral\n/entrar geral\n");
+  await ana.waitForLine(
+    /^\* O servidor encerrou a sessão \(Usuário 'ana' não está registrado\.\)\. Registrando de novo\.\.\.$/,
+  );
+  await ana.waitForLine(/^\* Reconectado ao ChatService em 127\.0\.0\.1:\d+ como ana\.$/);
+  await ana.waitForLine(/^\* Você está na sala geral\. Presentes: ana\.$/);
+  assert.deepEqual(await quit(ana), 0);
+});
+
 Deno.test("the server is killed and restarted elsewhere mid-chat: the clients find it and carry on", async () => {
   await using binder = await startBinder(["--check-interval", "0.1", "--drop-after", "0.5"]);
   const first = await startServer(binder);
