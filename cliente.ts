@@ -155,6 +155,7 @@ Também em inglês: /create /join /leave /rooms /users /msg /delete /help /quit`
   notSupported: (command: string) => `Este servidor (original, sem extensões) não tem ${command}.`,
   fault: (message: string) => `Erro do servidor: ${message}`,
   receiveFailed: (message: string) => `Erro ao receber mensagens: ${message}`,
+  unexpected: (message: string) => `Erro inesperado: ${message}`,
   couldNotLeave: (problem: string) => `Não foi possível avisar o servidor da saída: ${problem}`,
   bye: "Até logo!",
   syntax: {
@@ -230,6 +231,7 @@ Also in Portuguese: /criar /entrar /sair /salas /usuarios /msg /excluir /ajuda /
   notSupported: (command) => `This server (an original one, without extensions) has no ${command}.`,
   fault: (message) => `Server error: ${message}`,
   receiveFailed: (message) => `Error receiving messages: ${message}`,
+  unexpected: (message) => `Unexpected error: ${message}`,
   couldNotLeave: (problem) => `Could not tell the server you left: ${problem}`,
   bye: "Bye!",
   syntax: {
@@ -402,6 +404,11 @@ export function formatMessage(message: ChatMessage, colour = false): string {
   }
   if (from === "SERVER") return paint(colour, "dim", `${time} ${from}: ${text}`);
   return `${paint(colour, "dim", time)} ${paint(colour, nameColour(from), from)}: ${text}`;
+}
+
+/** A private message we showed ourselves, whatever time the server stamps on its copy. */
+function privateKey(message: ChatMessage): string {
+  return JSON.stringify([message.origem, message.destino, message.conteudo]);
 }
 
 function messageKey(message: ChatMessage): string {
@@ -712,7 +719,7 @@ export class ChatSession {
         conteudo: text,
         timestamp: new Date(),
       };
-      this.#ownPrivate.push(messageKey(own));
+      this.#ownPrivate.push(privateKey(own));
       this.#view.message(own);
     }
   }
@@ -816,7 +823,7 @@ export class ChatSession {
     const fresh = newMessages(this.#window, messages);
     this.#window = messages;
     for (const message of fresh) {
-      const own = this.#ownPrivate.indexOf(messageKey(message));
+      const own = isPrivate(message) ? this.#ownPrivate.indexOf(privateKey(message)) : -1;
       if (own >= 0) {
         this.#ownPrivate.splice(own, 1);
         continue;
@@ -1465,7 +1472,13 @@ export async function main(args: string[] = Deno.args): Promise<number> {
 
   for (;;) {
     const line = await screen.readLine();
-    if (line === null || await session.handle(line) === "quit") break;
+    if (line === null) break;
+    try {
+      if (await session.handle(line) === "quit") break;
+    } catch (error) {
+      // A bug of ours, not the user's: say it in one line and carry on.
+      ui.notice(t.unexpected(sanitize(String((error as Error)?.message ?? error))), "error");
+    }
   }
   return await stop(0);
 }
