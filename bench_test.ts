@@ -1,0 +1,187 @@
+import assert from "node:assert/strict";
+import { decodeResponse, encodeCall, formatTable } from "./bench.ts";
+import { runScript } from "./test_helpers.ts";
+
+/** The permissions the README and `deno task bench` give the benchmark. */
+const BENCH_PERMISSIONS = ["--allow-net", "--allow-run=deno,cat", "--allow-write"];
+
+const FIELDS = [
+  "clients",
+  "messages_sent",
+  "deliveries_expected",
+  "deliveries",
+  "duplicates",
+  "delivery_p50_ms",
+  "delivery_p99_ms",
+  "calls_per_s",
+  "server_rss_mb",
+  "server_cpu_s",
+  "errors",
+  "baseline_calls_per_s",
+  "single_call_per_s",
+  "single_call_fraction",
+] as const;
+
+async function bench(args: string[]): Promise<Record<string, unknown>> {
+  const { code, stdout, stderr } = await runScript("bench.ts", BENCH_PERMISSIONS, [...args, "--json"]);
+  assert.equal(code, 0, `bench exited ${code}:\n${stdout}\n${stderr}`);
+  const lines = stdout.trim().split("\n");
+  assert.match(stdout, /\| deliveries \/ expected/, "the readable table comes first");
+  return JSON.parse(lines.at(-1)!);
+}
+
+Deno.test("a small benchmark run: every message reaches every member of its room exactly once", async () => {
+  const result = await bench([
+    "--clients",
+    "6",
+    "--rooms",
+    "2",
+    "--rate",
+    "20",
+    "--duration",
+    "2",
+    "--baseline-seconds",
+    "0.3",
+  ]);
+  for (const field of FIELDS) assert.ok(field in result, `the JSON line has ${field}`);
+  assert.equal(result.clients, 6);
+  assert.equal(result.messages_sent, 40);
+  assert.equal(result.deliveries_expected, 120, "each message to the 3 members of its room");
+  assert.equal(result.deliveries, result.deliveries_expected);
+  assert.equal(result.duplicates, 0);
+  assert.equal(result.errors, 0);
+  for (const field of ["delivery_p50_ms", "delivery_p99_ms", "server_rss_mb", "baseline_calls_per_s"]) {
+    assert.equal(typeof result[field], "number", field);
+    assert.ok((result[field] as number) > 0, field);
+  }
+  assert.ok((result.single_call_fraction as number) > 0 && (result.single_call_fraction as number) < 2);
+});
+
+Deno.test("the benchmark drives the original methods with --compat, and holds idle clients with --idle", async () => {
+  const compat = await bench([
+    "--compat",
+    "--clients",
+    "4",
+    "--rooms",
+    "2",
+    "--rate",
+    "10",
+    "--duration",
+    "1",
+    "--baseline-seconds",
+    "0",
+  ]);
+  assert.equal(compat.single_call_per_s, null, "--baseline-seconds 0 skips the single-call measure");
+  assert.equal(compat.deliveries, compat.deliveries_expected);
+  assert.equal(compat.deliveries_expected, 20);
+  assert.equal(compat.duplicates, 0);
+
+  const idle = await bench(["--idle", "12", "--rooms", "3", "--duration", "1", "--baseline-seconds", "0"]);
+  assert.equal(idle.held, 12, "every idle client holds a pending long wait");
+  assert.equal(idle.messages_sent, 3, "one message per room at the end");
+  assert.equal(idle.deliveries, 12);
+  assert.equal(idle.duplicates, 0);
+});
+
+Deno.test("the load generator's XML-RPC: calls escape text, responses decode ours and Python's", () => {
+  assert.equal(
+    encodeCall("enviar_mensagem", ["ana", "a<b & c", 3, null]),
+    '<?xml version="1.0"?><methodCall><methodName>enviar_mensagem</methodName><params>' +
+      "<param><value><string>ana</string></value></param>" +
+      "<param><value><string>a&lt;b &amp; c</string></value></param>" +
+      "<param><value><int>3</int></value></param><param><value><nil/></value></param></params></methodCall>",
+  );
+  // Python's xmlrpc.client writes newlines between elements and <value> without a type for strings.
+  const python = `<?xml version='1.0'?>
+<methodResponse>
+<params>
+<param>
+<value><array><data>
+<value><boolean>1</boolean></value>
+<value><struct>
+<member>
+<name>mensagens</name>
+<value><array><data>
+<value><struct>
+<member>
+<name>conteudo</name>
+<value><string>x &lt; y</string></value>
+</member>
+<member>
+<name>id</name>
+<value><int>7</int></value>
+</member>
+<member>
+<name>vazio</name>
+<value><nil/></value>
+</member>
+</struct></value>
+</data></array></value>
+</member>
+<member>
+<name>cursor</name>
+<value><i4>7</i4></value>
+</member>
+<member>
+<name>nome</name>
+<value>sem tipo</value>
+</member>
+</struct></value>
+</data></array></value>
+</param>
+</params>
+</methodResponse>
+`;
+  assert.deepEqual(decodeResponse(python), [true, {
+    mensagens: [{ conteudo: "x < y", id: 7, vazio: null }],
+    cursor: 7,
+    nome: "sem tipo",
+  }]);
+  assert.throws(
+    () =>
+      decodeResponse(
+        "<methodResponse><fault><value><struct><member><name>faultCode</name><value><int>-32601</int></value>" +
+          "</member><member><name>faultString</name><value><string>no</string></value></member></struct>" +
+          "</value></fault></methodResponse>",
+      ),
+    /fault -32601: no/,
+  );
+  assert.match(
+    formatTable({
+      mode: "long-wait",
+      clients: 1,
+      clients_connected: 1,
+      rooms: 1,
+      rate: 1,
+      duration_s: 1,
+      workers: 1,
+      messages_sent: 1,
+      deliveries_expected: 1,
+      deliveries: 1,
+      duplicates: 0,
+      missing: 0,
+      unexpected: 0,
+      delivery_p50_ms: 1,
+      delivery_p90_ms: 1,
+      delivery_p99_ms: 30,
+      delivery_max_ms: 30,
+      held: 1,
+      calls: 1,
+      calls_per_s: 1,
+      errors: 0,
+      error_samples: [],
+      server_rss_mb: 10,
+      server_rss_peak_mb: 10,
+      server_cpu_s: 1,
+      single_call_method: "aguardar_mensagens",
+      connections: 20,
+      baseline_calls_per_s: 100,
+      single_call_per_s: 50,
+      single_call_fraction: 0.5,
+      server_cpu_us_per_call: 10,
+      machine: "",
+      ok: true,
+    }),
+    /p99 ≤ 20 ms: \*\*not met\*\*[\s\S]*≥ 40%: met/,
+  );
+});
