@@ -584,10 +584,19 @@ export interface HandlerOptions {
   bodyTimeoutMs?: number;
   /** Aborted when the server stops: ends calls that wait. */
   signal?: AbortSignal;
+  /**
+   * Bytes of big bodies (past their first 64 KiB) held at once, over all the
+   * requests being received: past it, 503. Bodies are decoded one at a time,
+   * so this bounds what bodies cost however many clients send at once, and
+   * ordinary calls, which are small, are never refused.
+   */
+  maxInFlightBytes?: number;
 }
 
 export const SESSION_COOKIE = "sessao";
 const DEFAULT_MAX_BODY = 1024 * 1024;
+const DEFAULT_MAX_IN_FLIGHT = 16 * DEFAULT_MAX_BODY;
+const SMALL_BODY = 64 * 1024;
 const utf8 = new TextDecoder("utf-8", { fatal: true });
 const NEVER = new AbortController().signal;
 
@@ -599,6 +608,8 @@ export function xmlRpcHandler(
   const table = withSystemMethods(methods);
   const maxBody = options.maxBodyBytes ?? DEFAULT_MAX_BODY;
   const bodyTimeoutMs = options.bodyTimeoutMs ?? 10_000;
+  const maxInFlight = options.maxInFlightBytes ?? DEFAULT_MAX_IN_FLIGHT;
+  let inFlight = 0;
 
   return async (request, info) => {
     if (request.method !== "POST") {
@@ -610,11 +621,30 @@ export function xmlRpcHandler(
     const declared = Number(request.headers.get("content-length") ?? "0");
     if (declared > maxBody) return tooLarge(maxBody);
 
+    let held = 0;
+    const reserve = (size: number) => {
+      const big = Math.max(0, held + size - SMALL_BODY) - Math.max(0, held - SMALL_BODY);
+      if (big && inFlight + big > maxInFlight) return false;
+      inFlight += big;
+      held += size;
+      return true;
+    };
+    const release = () => {
+      inFlight -= Math.max(0, held - SMALL_BODY);
+      held = 0;
+    };
     let bytes: Uint8Array;
     try {
-      bytes = await readBody(request, maxBody, bodyTimeoutMs);
+      bytes = await readBody(request, maxBody, bodyTimeoutMs, reserve);
     } catch (error) {
+      release();
       if (error instanceof BodyTooLarge) return tooLarge(maxBody);
+      if (error instanceof Busy) {
+        return new Response("Servidor ocupado: tente de novo em instantes.\n", {
+          status: 503,
+          headers: { "retry-after": "1" },
+        });
+      }
       if (error instanceof BodyTimeout) {
         return new Response("Tempo esgotado recebendo a requisição.\n", { status: 408 });
       }
@@ -633,8 +663,15 @@ export function xmlRpcHandler(
 
     let xml: string;
     try {
-      const text = decodeUtf8(bytes);
-      const { method, params } = decodeCall(text);
+      let decoded;
+      try {
+        decoded = decodeCall(decodeUtf8(bytes));
+      } finally {
+        // Before dispatch: a call that waits holds no request bytes.
+        release();
+        bytes = new Uint8Array();
+      }
+      const { method, params } = decoded;
       xml = serializer.serializeMethodResponse(await dispatch(table, call, method, params));
     } catch (error) {
       const fault = asFault(error);
@@ -662,9 +699,18 @@ function tooLarge(maxBody: number): Response {
 
 class BodyTooLarge extends Error {}
 class BodyTimeout extends Error {}
+class Busy extends Error {}
 
-/** Reads a request body with a size limit and a deadline, so stalled or huge bodies cost nothing. */
-async function readBody(request: Request, maxBody: number, timeoutMs: number): Promise<Uint8Array> {
+/**
+ * Reads a request body with a size limit and a deadline, so stalled or huge
+ * bodies cost nothing; `reserve` accounts for every chunk kept (false: too busy).
+ */
+async function readBody(
+  request: Request,
+  maxBody: number,
+  timeoutMs: number,
+  reserve: (size: number) => boolean = () => true,
+): Promise<Uint8Array> {
   if (!request.body) return new Uint8Array();
   const reader = request.body.getReader();
   const chunks: Uint8Array[] = [];
@@ -679,6 +725,7 @@ async function readBody(request: Request, maxBody: number, timeoutMs: number): P
       if (done) break;
       size += value.byteLength;
       if (size > maxBody) throw new BodyTooLarge();
+      if (!reserve(value.byteLength)) throw new Busy();
       chunks.push(value);
     }
   } catch (error) {
