@@ -26,6 +26,7 @@ import {
   rpc,
   serveXmlRpc,
   setupLog,
+  usageError,
 } from "./deps.ts";
 
 // ---------------------------------------------------------------------------
@@ -52,6 +53,8 @@ export interface BinderOptions {
   dropAfterMs: number;
   /** How long a probe waits for a connection. */
   probeTimeoutMs: number;
+  /** Networks besides loopback whose hosts may register and unregister (`--allow-register`). */
+  allowRegister?: readonly Network[];
   log: Logger;
 }
 
@@ -75,6 +78,15 @@ export class Binder {
 
   constructor(options: BinderOptions) {
     this.#options = options;
+  }
+
+  /** Whether a caller at this address may register and unregister: loopback, or an allowed network. */
+  mayRegister(address: string): boolean {
+    if (isLoopback(address) || this.#options.allowRegister?.some((network) => inNetwork(address, network))) {
+      return true;
+    }
+    this.#options.log.info(`Registro recusado de ${address} (fora de --allow-register)`);
+    return false;
   }
 
   register(name: string, host: string, port: number): Result<string> {
@@ -194,8 +206,119 @@ function invalidEndpoint(name: string, host: string, port: number): string | und
 }
 
 // ---------------------------------------------------------------------------
+// Who may register: loopback and the networks of --allow-register
+// ---------------------------------------------------------------------------
+
+/** A network in CIDR notation (a single address is a /32 or /128). */
+export interface Network {
+  /** As written, normalized: `192.168.0.0/24`. */
+  readonly text: string;
+  readonly family: 4 | 6;
+  /** The network's address, host bits cleared. */
+  readonly base: bigint;
+  readonly prefix: number;
+}
+
+const IPV4 = /^(0|[1-9]\d{0,2})\.(0|[1-9]\d{0,2})\.(0|[1-9]\d{0,2})\.(0|[1-9]\d{0,2})$/;
+const HEX_GROUP = /^[0-9a-f]{1,4}$/i;
+
+function parseIpv4(text: string): bigint | undefined {
+  const octets = IPV4.exec(text)?.slice(1).map(Number);
+  if (!octets || octets.some((octet) => octet > 255)) return undefined;
+  return octets.reduce((value, octet) => (value << 8n) | BigInt(octet), 0n);
+}
+
+function parseIpv6(text: string): bigint | undefined {
+  // A dotted IPv4 tail (::ffff:10.0.0.1) is the last two groups.
+  const tail = text.slice(text.lastIndexOf(":") + 1);
+  if (tail.includes(".")) {
+    const v4 = parseIpv4(tail);
+    if (v4 === undefined) return undefined;
+    text = `${text.slice(0, -tail.length)}${(v4 >> 16n).toString(16)}:${(v4 & 0xffffn).toString(16)}`;
+  }
+  const halves = text.split("::");
+  if (halves.length > 2) return undefined;
+  const groups = halves.map((half) => half === "" ? [] : half.split(":"));
+  const count = groups.flat().length;
+  if (halves.length === 1 ? count !== 8 : count > 7) return undefined;
+  const all = halves.length === 1
+    ? groups[0]!
+    : [...groups[0]!, ...Array(8 - count).fill("0"), ...groups[1]!];
+  if (!all.every((group) => HEX_GROUP.test(group))) return undefined;
+  return all.reduce((value, group) => (value << 16n) | BigInt(parseInt(group, 16)), 0n);
+}
+
+/** An IP address as a family and a number; IPv4-mapped IPv6 (`::ffff:10.0.0.1`) is IPv4. */
+export function parseAddress(text: string): { family: 4 | 6; value: bigint } | undefined {
+  const v4 = parseIpv4(text);
+  if (v4 !== undefined) return { family: 4, value: v4 };
+  const v6 = parseIpv6(text.replace(/%[\w.-]+$/, "")); // Without a zone (fe80::1%eth0).
+  if (v6 === undefined) return undefined;
+  if (v6 >> 32n === 0xffffn) return { family: 4, value: v6 & 0xffffffffn };
+  return { family: 6, value: v6 };
+}
+
+/** `10.0.0.0/8`, `fd00::/8` or one address; undefined when it is none of these. */
+export function parseNetwork(text: string): Network | undefined {
+  const match = /^([^/]+)(?:\/(0|[1-9]\d{0,2}))?$/.exec(text.trim());
+  if (!match) return undefined;
+  const v4 = parseIpv4(match[1]!);
+  const v6 = v4 === undefined && !match[1]!.includes("%") ? parseIpv6(match[1]!) : undefined;
+  if (v4 === undefined && v6 === undefined) return undefined;
+  let family: 4 | 6 = v4 !== undefined ? 4 : 6;
+  let value = (v4 ?? v6)!;
+  let prefix = match[2] === undefined ? (family === 4 ? 32 : 128) : Number(match[2]);
+  if (prefix > (family === 4 ? 32 : 128)) return undefined;
+  if (family === 6 && prefix >= 96 && value >> 32n === 0xffffn) {
+    // IPv4-mapped (::ffff:10.0.0.0/104): the IPv4 network, as addresses are compared.
+    [family, value, prefix] = [4, value & 0xffffffffn, prefix - 96];
+  }
+  const bits = family === 4 ? 32 : 128;
+  const base = (value >> BigInt(bits - prefix)) << BigInt(bits - prefix);
+  const address = family === 4
+    ? [24n, 16n, 8n, 0n].map((shift) => (base >> shift) & 0xffn).join(".")
+    : formatIpv6(base);
+  return { text: `${address}/${prefix}`, family, base, prefix };
+}
+
+function formatIpv6(value: bigint): string {
+  const groups = Array.from(
+    { length: 8 },
+    (_, i) => ((value >> BigInt(112 - 16 * i)) & 0xffffn).toString(16),
+  );
+  // The longest run of zero groups becomes "::".
+  const text = groups.join(":");
+  const runs = text.match(/(?:^|:)0(?::0)+(?::|$)/g) ?? [];
+  const longest = runs.sort((a, b) => b.length - a.length)[0];
+  return longest ? text.replace(longest, "::") : text;
+}
+
+/** Whether an address belongs to a network. */
+export function inNetwork(address: string, network: Network): boolean {
+  const parsed = parseAddress(address);
+  if (!parsed || parsed.family !== network.family) return false;
+  const shift = BigInt((network.family === 4 ? 32 : 128) - network.prefix);
+  return parsed.value >> shift === network.base >> shift;
+}
+
+const LOOPBACK = [parseNetwork("127.0.0.0/8")!, parseNetwork("::1/128")!];
+
+/** 127.0.0.0/8 and ::1: the binder's own machine. */
+export function isLoopback(address: string): boolean {
+  return LOOPBACK.some((network) => inNetwork(address, network));
+}
+
+// ---------------------------------------------------------------------------
 // RPC methods
 // ---------------------------------------------------------------------------
+
+function refusal(address: string): [false, string] {
+  return [
+    false,
+    `Registro recusado: ${address} não pode registrar nem remover serviços neste binder. Quem o inicia ` +
+    `pode liberar uma rede com --allow-register (ex.: --allow-register 192.168.0.0/24).`,
+  ];
+}
 
 /** The binder's method table: the two original methods and our extensions. */
 export function binderMethods(binder: Binder): MethodTable {
@@ -203,7 +326,10 @@ export function binderMethods(binder: Binder): MethodTable {
     registrar_procedimento: rpc(
       "Registra (ou renova) um serviço: [true, msg] ou [false, msg].",
       [["nome", "string"], ["endereco", "string"], ["porta", "int"]],
-      (_call, nome, endereco, porta) => binder.register(nome, endereco, porta),
+      (call, nome, endereco, porta) =>
+        binder.mayRegister(call.remoteAddress)
+          ? binder.register(nome, endereco, porta)
+          : refusal(call.remoteAddress),
     ),
     buscar_procedimento: rpc(
       "Busca um serviço vivo: [true, {endereco, porta}] ou [false, msg]. Com vários, alterna entre eles.",
@@ -213,7 +339,10 @@ export function binderMethods(binder: Binder): MethodTable {
     remover_procedimento: rpc(
       "Remove o registro de um serviço: [true, msg] ou [false, msg].",
       [["nome", "string"], ["endereco", "string"], ["porta", "int"]],
-      (_call, nome, endereco, porta) => binder.unregister(nome, endereco, porta),
+      (call, nome, endereco, porta) =>
+        binder.mayRegister(call.remoteAddress)
+          ? binder.unregister(nome, endereco, porta)
+          : refusal(call.remoteAddress),
     ),
     listar_procedimentos: rpc(
       "Lista os registros: [true, [{nome, endereco, porta, idade_s, visto_ha_s, estado}...]].",
@@ -250,6 +379,8 @@ Opções:
   --check-interval S       segundos entre verificações de vida (padrão: 5)
   --drop-after S           remove um serviço sem resposta há S segundos (padrão: 20)
   --request-timeout S      prazo para um cliente enviar a requisição (padrão: 10)
+  --allow-register REDE    aceita registros também desta rede, em CIDR (ex.: 192.168.0.0/24);
+                           repetível. Sem ela, só da própria máquina (loopback). Buscas são livres.
   -h, --help               mostra esta ajuda`;
 
 function printUsage(): void {
@@ -264,6 +395,7 @@ export async function main(args: string[] = Deno.args): Promise<void> {
     "check-interval": { type: "string", default: "5" },
     "drop-after": { type: "string", default: "20" },
     "request-timeout": { type: "string", default: "10" },
+    "allow-register": { type: "string", multiple: true, default: [] },
   });
   const port = numberFlag(program, "--port", flags.port, { min: 0, max: 65535, integer: true });
   const seconds = (flag: string, text: string) =>
@@ -271,6 +403,10 @@ export async function main(args: string[] = Deno.args): Promise<void> {
   const checkIntervalMs = seconds("--check-interval", flags["check-interval"]);
   const dropAfterMs = seconds("--drop-after", flags["drop-after"]);
   const bodyTimeoutMs = seconds("--request-timeout", flags["request-timeout"]);
+  const allowRegister = flags["allow-register"].map((text) =>
+    parseNetwork(text) ??
+      usageError(program, `--allow-register: rede inválida '${text}' (use CIDR, ex.: 192.168.0.0/24)`)
+  );
 
   await setupLog("binder");
   const log = getLogger("binder");
@@ -278,6 +414,7 @@ export async function main(args: string[] = Deno.args): Promise<void> {
     checkIntervalMs,
     dropAfterMs,
     probeTimeoutMs: Math.min(2000, checkIntervalMs),
+    allowRegister,
     log,
   });
   let server;
@@ -291,6 +428,7 @@ export async function main(args: string[] = Deno.args): Promise<void> {
   }
   binder.start();
   log.info(`Binder ouvindo em ${flags.host}:${server.addr.port}`);
+  log.info(`Registros aceitos de: loopback${allowRegister.map((network) => `, ${network.text}`).join("")}`);
   onTerminate(async () => {
     binder.stop();
     log.info("Binder encerrado.");

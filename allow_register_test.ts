@@ -1,0 +1,173 @@
+/**
+ * The binder's `--allow-register`: registrations (and removals) from
+ * loopback by default, and from the given networks; lookups stay open.
+ *
+ * A real refusal needs a caller that is not on loopback, which a test on one
+ * machine cannot be: the refusal goes through the binder's real HTTP handler
+ * in-process, with the caller's address as Deno.serve would give it; the
+ * subprocess tests cover the command line and the default.
+ *
+ * @module
+ */
+
+import assert from "node:assert/strict";
+import { Binder, binderMethods, inNetwork, isLoopback, type Network, parseNetwork } from "./binder.ts";
+import { getLogger, parseXmlRpc, xmlRpcHandler, type XmlRpcValue } from "./deps.ts";
+import { BINDER_PERMISSIONS, runScript, startBinder } from "./test_helpers.ts";
+
+Deno.test("--allow-register parses CIDR networks and single addresses, IPv4 and IPv6", () => {
+  for (
+    const [text, normalized] of [
+      ["10.0.0.0/8", "10.0.0.0/8"],
+      ["10.1.2.3/8", "10.0.0.0/8"],
+      ["192.168.0.10", "192.168.0.10/32"],
+      ["0.0.0.0/0", "0.0.0.0/0"],
+      ["fd00::/8", "fd00::/8"],
+      ["FE80::1/64", "fe80::/64"],
+      ["2001:db8:0:0:1:0:0:1", "2001:db8::1:0:0:1/128"],
+      ["::/0", "::/0"],
+      ["::ffff:10.0.0.0/104", "10.0.0.0/8"],
+    ] as const
+  ) assert.equal(parseNetwork(text)?.text, normalized, text);
+  for (
+    const text of [
+      "",
+      "abc",
+      "10.0.0.0/33",
+      "10.0.0.0/08",
+      "300.0.0.0/8",
+      "010.0.0.0/8",
+      "10.0.0/8",
+      "10.0.0.0/8/1",
+      "::1/129",
+      "1::2::3",
+      "1:2:3:4:5:6:7:8:9",
+      "fe80::1%eth0/64",
+      "localhost",
+    ]
+  ) assert.equal(parseNetwork(text), undefined, text);
+});
+
+Deno.test("addresses match networks; IPv4-mapped IPv6 is IPv4; loopback is 127.0.0.0/8 and ::1", () => {
+  const lan = parseNetwork("192.168.0.0/24")!;
+  const ula = parseNetwork("fd00::/8")!;
+  assert(inNetwork("192.168.0.7", lan));
+  assert(inNetwork("::ffff:192.168.0.7", lan));
+  assert(!inNetwork("192.168.1.7", lan));
+  assert(!inNetwork("fd00::1", lan));
+  assert(inNetwork("fd12:3456::1", ula));
+  assert(inNetwork("fd12::1%eth0", ula));
+  assert(!inNetwork("fe80::1", ula));
+  assert(!inNetwork("not an address", lan));
+  for (const address of ["127.0.0.1", "127.1.2.3", "::1", "::ffff:127.0.0.1", "0:0:0:0:0:0:0:1"]) {
+    assert(isLoopback(address), address);
+  }
+  for (const address of ["128.0.0.1", "10.0.0.1", "::2", "::", "192.168.0.7"]) {
+    assert(!isLoopback(address), address);
+  }
+});
+
+/** The binder's real handler, called as Deno.serve would for a caller at `address`. */
+function binderAt(allowRegister: Network[]) {
+  const binder = new Binder({
+    checkIntervalMs: 3_600_000,
+    dropAfterMs: 3_600_000,
+    probeTimeoutMs: 1000,
+    allowRegister,
+    log: getLogger(["test", "binder"]),
+  });
+  const handler = xmlRpcHandler(binderMethods(binder));
+  return async (address: string, method: string, ...params: XmlRpcValue[]) => {
+    const values = params.map((p) =>
+      typeof p === "number" ? `<value><int>${p}</int></value>` : `<value><string>${p}</string></value>`
+    );
+    const body = `<methodCall><methodName>${method}</methodName><params>` +
+      values.map((v) => `<param>${v}</param>`).join("") + "</params></methodCall>";
+    const response = await handler(
+      new Request("http://binder/", { method: "POST", body }),
+      { remoteAddr: { transport: "tcp", hostname: address, port: 40000 }, completed: Promise.resolve() },
+    );
+    const document = parseXmlRpc(await response.text(), "methodResponse");
+    assert(document.kind === "response", JSON.stringify(document));
+    return document.value as [boolean, unknown];
+  };
+}
+
+Deno.test("by default only loopback registers and removes; anyone looks up", async () => {
+  const call = binderAt([]);
+  const [refused, message] = await call(
+    "192.168.0.7",
+    "registrar_procedimento",
+    "ChatService",
+    "192.168.0.7",
+    8001,
+  );
+  assert.equal(refused, false);
+  assert.match(message as string, /^Registro recusado: 192\.168\.0\.7 .*--allow-register/);
+  assert.equal((await call("192.168.0.7", "buscar_procedimento", "ChatService"))[0], false, "not registered");
+
+  assert.equal(
+    (await call("127.0.0.1", "registrar_procedimento", "ChatService", "127.0.0.1", 8001))[0],
+    true,
+  );
+  assert.equal((await call("::1", "registrar_procedimento", "Outro", "127.0.0.1", 8002))[0], true);
+  // Lookups and listings stay open to everyone.
+  assert.deepEqual(await call("192.168.0.7", "buscar_procedimento", "ChatService"), [true, {
+    endereco: "127.0.0.1",
+    porta: 8001,
+  }]);
+  assert.equal((await call("203.0.113.9", "listar_procedimentos"))[0], true);
+  // Nor may a stranger remove a service.
+  const [removed, why] = await call("192.168.0.7", "remover_procedimento", "ChatService", "127.0.0.1", 8001);
+  assert.equal(removed, false);
+  assert.match(why as string, /recusado/);
+  assert.equal((await call("192.168.0.7", "buscar_procedimento", "ChatService"))[0], true, "still there");
+});
+
+Deno.test("--allow-register networks may register too, loopback still may, others still may not", async () => {
+  const call = binderAt([parseNetwork("192.168.0.0/24")!, parseNetwork("fd00::/8")!]);
+  assert.equal((await call("192.168.0.7", "registrar_procedimento", "A", "192.168.0.7", 8001))[0], true);
+  assert.equal(
+    (await call("::ffff:192.168.0.8", "registrar_procedimento", "B", "192.168.0.8", 8001))[0],
+    true,
+  );
+  assert.equal((await call("fd00::5", "registrar_procedimento", "C", "fd00::5", 8001))[0], true);
+  assert.equal((await call("127.0.0.1", "registrar_procedimento", "D", "127.0.0.1", 8001))[0], true);
+  assert.equal((await call("192.168.1.7", "registrar_procedimento", "E", "192.168.1.7", 8001))[0], false);
+  assert.equal((await call("192.168.0.7", "remover_procedimento", "A", "192.168.0.7", 8001))[0], true);
+});
+
+Deno.test("binder --allow-register: the real binder takes networks and still accepts loopback", async () => {
+  await using binder = await startBinder([
+    "--allow-register",
+    "192.168.0.0/24",
+    "--allow-register=fd00::/8",
+  ]);
+  await binder.program.waitForLine(/Registros aceitos de: loopback, 192\.168\.0\.0\/24, fd00::\/8$/);
+  const [ok] = await binder.client.call<[boolean]>("registrar_procedimento", [
+    "ChatService",
+    "127.0.0.1",
+    8001,
+  ]);
+  assert.equal(ok, true);
+  const { stdout } = await runScript("binder.ts", BINDER_PERMISSIONS, ["--help"]);
+  assert.match(stdout, /--allow-register REDE/);
+});
+
+Deno.test("binder refuses a bad --allow-register with one line and exit code 2", async () => {
+  for (const value of ["10.0.0.0/33", "abc", "300.0.0.0/8", "10.0.0.0/8/1", "::1/129", ""]) {
+    const { code, stdout, stderr } = await runScript("binder.ts", BINDER_PERMISSIONS, [
+      `--allow-register=${value}`,
+    ]);
+    assert.equal(code, 2, value);
+    assert.equal(stdout, "");
+    assert.equal(stderr.trim().split("\n").length, 1, stderr);
+    assert.match(
+      stderr,
+      new RegExp(`--allow-register: rede inválida '${value.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&")}'`),
+    );
+  }
+  const { code, stderr } = await runScript("binder.ts", BINDER_PERMISSIONS, ["--allow-register"]);
+  assert.equal(code, 2);
+  assert.match(stderr, /a opção --allow-register precisa de um valor/);
+});
