@@ -993,24 +993,25 @@ export async function main(args: string[] = Deno.args): Promise<void> {
     Deno.exit(1);
   }
   chat.start(Math.min(1000, sessionTtlMs / 4, roomTtlMs / 4));
-  log.info(
-    `Servidor ouvindo em ${flags.host}:${server.addr.port} (banco: ${dbPath}, ${chat.roomCount} salas` +
-      `${flags.compat ? ", modo compatível" : ""})`,
-  );
-  const host = flags.advertise ?? await advertisedHost(flags.host, flags.binder);
-  const registration = new BinderRegistration(flags.binder, host, server.addr.port, registerEveryMs, log);
-  registration.start();
-
+  let registration: BinderRegistration | undefined;
+  // Set before the ready line: whoever waits for it may send SIGTERM at once.
   onTerminate(async () => {
     log.info("Servidor encerrando...");
     stopping.abort();
     chat.stop();
-    await registration.stop();
+    await registration?.stop();
     await server.shutdown();
     store.close();
     log.info("Servidor encerrado.");
     await closeLog();
   });
+  log.info(
+    `Servidor ouvindo em ${flags.host}:${server.addr.port} (banco: ${dbPath}, ${chat.roomCount} salas` +
+      `${flags.compat ? ", modo compatível" : ""})`,
+  );
+  const host = flags.advertise ?? await advertisedHost(flags.host, flags.binder);
+  registration = new BinderRegistration(flags.binder, host, server.addr.port, registerEveryMs, log);
+  registration.start();
 }
 
 if (import.meta.main) await main();
