@@ -1,0 +1,109 @@
+import assert from "node:assert/strict";
+import { Buffer } from "node:buffer";
+import * as codec from "npm:xmlrpc@1.3.2/lib/serializer.js";
+import { encodeFault, encodeOnce, encodeResponse, xmlRpcHandler } from "./deps.ts";
+
+/** The codec's serializer, which deps.ts used for responses before: the reference for every byte. */
+const reference = codec as unknown as {
+  serializeMethodResponse(value: unknown): string;
+  serializeFault(fault: { faultCode: number; faultString: string }): string;
+};
+
+/** A small seeded generator, so a failure can be replayed. */
+function generator(seed: number) {
+  let state = seed;
+  const next = () => (state = (state * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
+  const pick = <T>(items: readonly T[]) => items[Math.floor(next() * items.length)]!;
+  const pieces = [
+    "a",
+    "é",
+    "😀",
+    "<",
+    ">",
+    "&",
+    "]",
+    "]]>",
+    "\r",
+    "\n",
+    "\t",
+    " ",
+    '"',
+    "'",
+    "\ud800",
+    "&amp;",
+  ];
+  const text = () => Array.from({ length: Math.floor(next() * 6) }, () => pick(pieces)).join("");
+  const value = (depth: number): unknown => {
+    const r = next();
+    if (depth > 3 || r < 0.3) return text();
+    if (r < 0.4) return Math.floor(next() * 1e6) - 5e5;
+    if (r < 0.45) return next() * 100;
+    if (r < 0.5) return next() < 0.5;
+    if (r < 0.55) return null;
+    if (r < 0.6) return new Date(Math.floor(next() * 2e12));
+    if (r < 0.62) return Buffer.from(text());
+    if (r < 0.64) return pick([NaN, Infinity, -0, 1e21, 2 ** 40, undefined]);
+    if (r < 0.8) return Array.from({ length: Math.floor(next() * 4) }, () => value(depth + 1));
+    return Object.fromEntries(
+      Array.from({ length: Math.floor(next() * 4) }, () => [text(), value(depth + 1)]),
+    );
+  };
+  return value;
+}
+
+Deno.test("responses are byte for byte what the xmlrpc codec wrote, for 5,000 random values", () => {
+  const value = generator(20261124);
+  for (let i = 0; i < 5000; i++) {
+    const v = value(0);
+    assert.equal(encodeResponse(v), reference.serializeMethodResponse(v), `value #${i}: ${Deno.inspect(v)}`);
+  }
+  for (const message of ["", "x", "a < b & c", "]]>", "fim\r\n"]) {
+    assert.equal(
+      encodeFault(-32601, message),
+      reference.serializeFault({ faultCode: -32601, faultString: message }),
+    );
+  }
+});
+
+Deno.test("text XML cannot carry is refused, as the codec refused it", () => {
+  for (const bad of ["\u0001", "a\uffffb", "<\u0000>", { ["nome\u0002"]: 1 }]) {
+    assert.throws(() => reference.serializeMethodResponse(bad));
+    assert.throws(() => encodeResponse(bad));
+  }
+});
+
+Deno.test("a value marked encodeOnce is frozen and encodes the same, first time and after", () => {
+  const message = encodeOnce({
+    id: 7,
+    conteudo: "oi <todos>",
+    timestamp: new Date(2026, 10, 24, 15, 28, 12),
+  });
+  assert.ok(Object.isFrozen(message));
+  const first = encodeResponse([true, { mensagens: [message], cursor: 7 }]);
+  assert.equal(first, encodeResponse([true, { mensagens: [message], cursor: 7 }]));
+  assert.equal(first, reference.serializeMethodResponse([true, { mensagens: [{ ...message }], cursor: 7 }]));
+  assert.match(first, /<dateTime\.iso8601>20261124T15:28:12<\/dateTime\.iso8601>/);
+});
+
+Deno.test("an answer that cannot be encoded is an internal-error fault, not a broken document", async () => {
+  const handler = xmlRpcHandler({
+    eco: { help: "", params: [], run: () => "sino\u0007" },
+  });
+  const original = console.error;
+  console.error = () => {};
+  try {
+    const response = await handler(
+      new Request("http://127.0.0.1/", {
+        method: "POST",
+        body: "<?xml version='1.0'?><methodCall><methodName>eco</methodName><params/></methodCall>",
+      }),
+      { remoteAddr: { transport: "tcp", hostname: "127.0.0.1", port: 1 } } as Deno.ServeHandlerInfo<
+        Deno.NetAddr
+      >,
+    );
+    assert.equal(response.headers.get("content-type"), "text/xml; charset=utf-8");
+    assert.match(await response.text(), /<name>faultCode<\/name><value><int>-32603<\/int>/);
+  } finally {
+    console.error = original;
+  }
+});
