@@ -427,13 +427,14 @@ export async function main(args: string[] = Deno.args): Promise<void> {
     Deno.exit(1);
   }
   binder.start();
-  log.info(`Binder ouvindo em ${flags.host}:${server.addr.port}`);
-  log.info(`Registros aceitos de: loopback${allowRegister.map((network) => `, ${network.text}`).join("")}`);
+  // Before the ready line: whoever waits for it may stop us at once.
   onTerminate(async () => {
     binder.stop();
     log.info("Binder encerrado.");
     await server.shutdown();
   });
+  log.info(`Registros aceitos de: loopback${allowRegister.map((network) => `, ${network.text}`).join("")}`);
+  log.info(`Binder ouvindo em ${flags.host}:${server.addr.port}`);
 }
 
 if (import.meta.main) await main();
