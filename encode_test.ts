@@ -1,10 +1,12 @@
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import * as codec from "npm:xmlrpc@1.3.2/lib/serializer.js";
-import { encodeFault, encodeOnce, encodeResponse, xmlRpcHandler } from "./deps.ts";
+import { encodeCall, encodeFault, encodeOnce, encodeResponse, parseXmlRpc, xmlRpcHandler } from "./deps.ts";
+import { runPython } from "./test_helpers.ts";
 
 /** The codec's serializer, which deps.ts used for responses before: the reference for every byte. */
 const reference = codec as unknown as {
+  serializeMethodCall(method: string, params: unknown[]): string;
   serializeMethodResponse(value: unknown): string;
   serializeFault(fault: { faultCode: number; faultString: string }): string;
 };
@@ -51,18 +53,71 @@ function generator(seed: number) {
   return value;
 }
 
-Deno.test("responses are byte for byte what the xmlrpc codec wrote, for 5,000 random values", () => {
+Deno.test("responses and calls are byte for byte what the xmlrpc codec wrote, for 5,000 random values", () => {
   const value = generator(20261124);
-  for (let i = 0; i < 5000; i++) {
+  for (let i = 0, compared = 0; compared < 5000 && i < 100_000; i++) {
     const v = value(0);
-    assert.equal(encodeResponse(v), reference.serializeMethodResponse(v), `value #${i}: ${Deno.inspect(v)}`);
+    const xml = reference.serializeMethodResponse(v);
+    // Text with two `]]>` is where the codec wrote broken XML (see the next test).
+    if (/\]\]>.*\]\]>/s.test(xml)) continue;
+    assert.equal(encodeResponse(v), xml, `value #${i}: ${Deno.inspect(v)}`);
+    const params = Array.isArray(v) ? v : [v];
+    assert.equal(encodeCall("metodo.x", params), reference.serializeMethodCall("metodo.x", params));
+    compared++;
   }
+  assert.equal(encodeCall("listar_salas", []), reference.serializeMethodCall("listar_salas", []));
+  assert.equal(encodeCall("", []), reference.serializeMethodCall("", []));
   for (const message of ["", "x", "a < b & c", "]]>", "fim\r\n"]) {
     assert.equal(
       encodeFault(-32601, message),
       reference.serializeFault({ faultCode: -32601, faultString: message }),
     );
   }
+});
+
+Deno.test("Python's xmlrpc.client reads what we write, text with several ]]> too", async () => {
+  const values = [
+    [true, {
+      mensagens: [{
+        id: 1,
+        conteudo: "a < b & c ]]> d ]]> e",
+        timestamp: new Date(2026, 10, 24, 15, 28, 12),
+      }],
+    }],
+    ["", "]]>", "x]]>]]>y<", "linha\r\noutra", "😀 é", 3, -4.5, false, null, [], {}],
+  ];
+  const documents = values.map((v) => encodeResponse(v));
+  documents.push(encodeFault(-32602, "Parâmetros <inválidos> & ]]> ]]>"));
+  const output = await runPython(
+    `
+import json, sys, xmlrpc.client
+for document in json.loads(sys.argv[1]):
+    try:
+        (value,), _ = xmlrpc.client.loads(document)
+        print(json.dumps(value, default=str, ensure_ascii=False))
+    except xmlrpc.client.Fault as fault:
+        print("fault", fault.faultCode, fault.faultString)
+`,
+    [JSON.stringify(documents)],
+  );
+  assert.deepEqual(output.trim().split("\n"), [
+    '[true, {"mensagens": [{"id": 1, "conteudo": "a < b & c ]]> d ]]> e", "timestamp": "20261124T15:28:12"}]}]',
+    '["", "]]>", "x]]>]]>y<", "linha\\r\\noutra", "😀 é", 3, -4.5, false, null, [], {}]',
+    "fault -32602 Parâmetros <inválidos> & ]]> ]]>",
+  ]);
+});
+
+Deno.test("a message with two ]]> reaches the server whole (the codec's call mangled it)", () => {
+  const text = "if (a[b[0]]> c && x[y[1]]> 2)";
+  assert.deepEqual(parseXmlRpc(encodeCall("enviar_mensagem", ["ana", "geral", text, null]), "methodCall"), {
+    kind: "call",
+    method: "enviar_mensagem",
+    params: ["ana", "geral", text, null],
+  });
+  assert.notDeepEqual(
+    parseXmlRpc(reference.serializeMethodCall("enviar_mensagem", ["ana", "geral", text, null]), "methodCall"),
+    { kind: "call", method: "enviar_mensagem", params: ["ana", "geral", text, null] },
+  );
 });
 
 Deno.test("text XML cannot carry is refused, as the codec refused it", () => {
