@@ -1066,6 +1066,17 @@ async function readProc(path: string): Promise<string> {
   }
 }
 
+/** CPU seconds of all the worker processes together, or null without /proc. */
+async function workersCpu(workers: WorkerProcess[]): Promise<number | null> {
+  let total = 0;
+  for (const worker of workers) {
+    const stats = await processStats(worker.child.pid);
+    if (!stats) return null;
+    total += stats.cpuS;
+  }
+  return total;
+}
+
 /** The machine, in one line: cores, memory, CPU model, Deno. */
 async function describeMachine(): Promise<
   { cores: number; memoryGb: number | null; cpu: string; text: string }
@@ -1109,6 +1120,8 @@ export interface BenchResult {
   rooms: number;
   rate: number;
   duration_s: number;
+  /** Seconds from the start of the load to the last delivery checked (the duration plus the drain). */
+  load_s: number;
   workers: number;
   messages_sent: number;
   deliveries_expected: number;
@@ -1128,6 +1141,7 @@ export interface BenchResult {
   server_rss_mb: number | null;
   server_rss_peak_mb: number | null;
   server_cpu_s: number | null;
+  load_cpu_s: number | null;
   single_call_method: string;
   connections: number;
   baseline_calls_per_s: number | null;
@@ -1293,6 +1307,7 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
     // --- the load ---------------------------------------------------------------------------
     const durationMs = options.durationS * 1000;
     const before = serverPid ? await processStats(serverPid) : null;
+    const loadBefore = await workersCpu(workers);
     const startAt = Date.now() + 300;
     for (const worker of workers) {
       await worker.child.send(
@@ -1335,6 +1350,7 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
     }
     progress(progressLine((Date.now() - startAt) / 1000, options.durationS, workers, expectedNow()), true);
     const after = serverPid ? await processStats(serverPid) : null;
+    const loadAfter = await workersCpu(workers);
     const loadSeconds = (Date.now() - startAt) / 1000;
     const results = await Promise.all(
       workers.map((w) => w.ask<WorkerResult>({ cmd: "finish" }, "result", 60_000)),
@@ -1376,6 +1392,7 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
       rooms: options.rooms,
       rate: options.idle ? 0 : options.rate,
       duration_s: options.durationS,
+      load_s: round(loadSeconds, 1)!,
       workers: options.workers,
       messages_sent: sentKeys.size,
       deliveries_expected: expected,
@@ -1395,6 +1412,7 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
       server_rss_mb: after ? round(after.rssMb, 1) : null,
       server_rss_peak_mb: after ? round(after.peakMb, 1) : null,
       server_cpu_s: after && before ? round(after.cpuS - before.cpuS) : null,
+      load_cpu_s: loadAfter !== null && loadBefore !== null ? round(loadAfter - loadBefore) : null,
       single_call_method: single.method,
       connections: options.connections,
       baseline_calls_per_s: single.baseline === null ? null : Math.round(single.baseline),
@@ -1558,9 +1576,16 @@ export function formatTable(result: BenchResult): string {
     ]);
     rows.push([
       "server CPU during the load",
-      `${fmt(result.server_cpu_s, 1)} s (${
-        fmt((result.server_cpu_s ?? 0) / result.duration_s * 100)
+      `${fmt(result.server_cpu_s, 1)} s in ${fmt(result.load_s, 1)} s (${
+        fmt((result.server_cpu_s ?? 0) / result.load_s * 100)
       }% of a core)`,
+      "",
+    ]);
+  }
+  if (result.load_cpu_s !== null) {
+    rows.push([
+      `load generator CPU (${result.workers} process${result.workers > 1 ? "es" : ""})`,
+      `${fmt(result.load_cpu_s, 1)} s (${fmt(result.load_cpu_s / result.load_s * 100)}% of a core)`,
       "",
     ]);
   }
