@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { decodeResponse, encodeCall, formatTable } from "./bench.ts";
+import { decodeResponse, encodeCall, formatTable, httpRequest } from "./bench.ts";
+import { encodeOnce, encodeResponse } from "./deps.ts";
 import { runScript } from "./test_helpers.ts";
 
 /** The permissions the README and `deno task bench` give the benchmark. */
@@ -137,6 +138,29 @@ Deno.test("the load generator's XML-RPC: calls escape text, responses decode our
     cursor: 7,
     nome: "sem tipo",
   }]);
+  // Ours: CDATA (with every ]]> split), empty elements, a cached message.
+  const ours = [
+    true,
+    {
+      mensagens: [encodeOnce({ id: 1, conteudo: "a < b & c ]]> d ]]> e", timestamp: new Date(2026, 0, 2) })],
+      vazio: {},
+      nada: [],
+      texto: "",
+      fracao: -1.5,
+    },
+  ];
+  assert.deepEqual(decodeResponse(encodeResponse(ours)), [true, {
+    mensagens: [{ id: 1, conteudo: "a < b & c ]]> d ]]> e", timestamp: "20260102T00:00:00" }],
+    vazio: {},
+    nada: [],
+    texto: "",
+    fracao: -1.5,
+  }]);
+  const request = new TextDecoder().decode(httpRequest("127.0.0.1", 8001, "<x>é</x>", "sessao=1"));
+  assert.match(
+    request,
+    /^POST \/ HTTP\/1\.1\r\n[\s\S]*content-length: 9\r\ncookie: sessao=1\r\n\r\n<x>é<\/x>$/,
+  );
   assert.throws(
     () =>
       decodeResponse(
@@ -175,6 +199,7 @@ Deno.test("the load generator's XML-RPC: calls escape text, responses decode our
       server_rss_peak_mb: 10,
       server_cpu_s: 1,
       load_cpu_s: 1,
+      load_lag_p99_ms: 1,
       single_call_method: "aguardar_mensagens",
       connections: 20,
       baseline_calls_per_s: 100,
