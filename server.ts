@@ -20,6 +20,7 @@
 import {
   closeLog,
   DatabaseSync,
+  encodeOnce,
   endpointUrl,
   getLogger,
   type Logger,
@@ -290,15 +291,46 @@ function visibleTo(message: Message, user: string): boolean {
   return message.tipo === "broadcast" || message.destino === user || message.origem === user;
 }
 
+/** What to run when a signal aborts, kept here: one listener per signal, not one per waiter. */
+const abortCallbacks = new WeakMap<AbortSignal, Set<() => void>>();
+
+/**
+ * Runs `callback` when `signal` aborts; returns what forgets it. An
+ * AbortSignal's own listener list costs O(listeners) to add to and remove
+ * from, which thousands of pending waits made the dearest part of a call.
+ */
+function onAbort(signal: AbortSignal, callback: () => void): () => void {
+  let callbacks = abortCallbacks.get(signal);
+  if (!callbacks) {
+    const all = new Set<() => void>();
+    signal.addEventListener("abort", () => {
+      for (const run of [...all]) run();
+    }, { once: true });
+    abortCallbacks.set(signal, all);
+    callbacks = all;
+  }
+  const set = callbacks;
+  set.add(callback);
+  return () => set.delete(callback);
+}
+
+/** Each message's wire form, built and encoded once however many members receive it. */
+const wireForms = new WeakMap<Message, WireMessage>();
+
 function toWire(message: Message): WireMessage {
-  return {
-    id: message.id,
-    tipo: message.tipo,
-    origem: message.origem,
-    destino: message.destino,
-    conteudo: message.conteudo,
-    timestamp: new Date(message.timestamp),
-  };
+  let wire = wireForms.get(message);
+  if (!wire) {
+    wire = encodeOnce({
+      id: message.id,
+      tipo: message.tipo,
+      origem: message.origem,
+      destino: message.destino,
+      conteudo: message.conteudo,
+      timestamp: new Date(message.timestamp),
+    });
+    wireForms.set(message, wire);
+  }
+  return wire;
 }
 
 /** Trimmed, 1 to 32 characters, no control characters; or why not. */
@@ -546,11 +578,11 @@ export class ChatService {
         await new Promise<void>((resolve) => {
           const waiter = { user: user.name, wake: done };
           const timer = setTimeout(done, Math.min(waitMs, MAX_WAIT_MS));
-          signal.addEventListener("abort", done, { once: true });
+          const forget = onAbort(signal, done);
           room.waiters.add(waiter);
           function done() {
             clearTimeout(timer);
-            signal.removeEventListener("abort", done);
+            forget();
             room.waiters.delete(waiter);
             resolve();
           }
@@ -781,7 +813,7 @@ export function chatMethods(chat: ChatService): MethodTable {
 export class BinderRegistration {
   readonly #client: XmlRpcClient;
   readonly #binder: string;
-  readonly #host: string;
+  #host = "";
   readonly #port: number;
   readonly #everyMs: number;
   readonly #log: Logger;
@@ -790,19 +822,20 @@ export class BinderRegistration {
   #timer: ReturnType<typeof setTimeout> | undefined;
   #stopped = false;
 
-  constructor(binder: string, host: string, port: number, everyMs: number, log: Logger) {
+  constructor(binder: string, port: number, everyMs: number, log: Logger) {
     const { host: binderHost, port: binderPort } = parseHostPort(binder, 5000);
     this.#binder = `${binderHost}:${binderPort}`;
     this.#client = new XmlRpcClient(endpointUrl(binderHost, binderPort), {
       timeoutMs: Math.max(1000, everyMs),
     });
-    this.#host = host;
     this.#port = port;
     this.#everyMs = everyMs;
     this.#log = log;
   }
 
-  start(): void {
+  /** Starts registering as `host`, the address clients should use. */
+  start(host: string): void {
+    this.#host = host;
     this.#tick();
   }
 
@@ -840,11 +873,14 @@ export class BinderRegistration {
   async stop(): Promise<void> {
     this.#stopped = true;
     clearTimeout(this.#timer);
+    if (!this.#host) return;
     try {
-      await this.#client.call("remover_procedimento", ["ChatService", this.#host, this.#port], {
-        timeoutMs: 1000,
-      });
-      this.#log.info(`Removido do binder ${this.#binder}`);
+      const [ok] = await this.#client.call<[boolean]>(
+        "remover_procedimento",
+        ["ChatService", this.#host, this.#port],
+        { timeoutMs: 1000 },
+      );
+      if (ok) this.#log.info(`Removido do binder ${this.#binder}`);
     } catch {
       // Nothing to undo.
     }
@@ -993,13 +1029,13 @@ export async function main(args: string[] = Deno.args): Promise<void> {
     Deno.exit(1);
   }
   chat.start(Math.min(1000, sessionTtlMs / 4, roomTtlMs / 4));
-  let registration: BinderRegistration | undefined;
+  const registration = new BinderRegistration(flags.binder, server.addr.port, registerEveryMs, log);
   // Set before the ready line: whoever waits for it may send SIGTERM at once.
   onTerminate(async () => {
     log.info("Servidor encerrando...");
     stopping.abort();
     chat.stop();
-    await registration?.stop();
+    await registration.stop();
     await server.shutdown();
     store.close();
     log.info("Servidor encerrado.");
@@ -1010,8 +1046,7 @@ export async function main(args: string[] = Deno.args): Promise<void> {
       `${flags.compat ? ", modo compatível" : ""})`,
   );
   const host = flags.advertise ?? await advertisedHost(flags.host, flags.binder);
-  registration = new BinderRegistration(flags.binder, host, server.addr.port, registerEveryMs, log);
-  registration.start();
+  registration.start(host);
 }
 
 if (import.meta.main) await main();
