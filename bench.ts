@@ -502,6 +502,7 @@ const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve,
 const WAIT_MS = 25_000;
 /** The original client receives every 2 s. */
 const POLL_MS = 2000;
+/** Sender connections open at first; more open when all are busy, up to one per client, as real clients have. */
 const SENDER_CONNECTIONS = 16;
 const LAG_TICK_MS = 20;
 const SETUP_CONCURRENCY = 64;
@@ -600,11 +601,14 @@ class Worker {
   constructor(config: WorkerConfig) {
     this.#config = config;
     this.#sentByRoom = config.rooms.map(() => 0);
-    for (let i = 0; i < SENDER_CONNECTIONS; i++) {
-      const connection = new HttpConnection(config.host, config.port);
-      this.#senders.push(connection);
-      this.#idleSenders.push(connection);
-    }
+    for (let i = 0; i < SENDER_CONNECTIONS; i++) this.#newSender();
+  }
+
+  #newSender(): HttpConnection {
+    const connection = new HttpConnection(this.#config.host, this.#config.port);
+    this.#senders.push(connection);
+    this.#idleSenders.push(connection);
+    return connection;
   }
 
   #error(error: unknown): void {
@@ -820,6 +824,13 @@ class Worker {
 
   async #send(client: Client, seq: number): Promise<void> {
     this.#pendingSends++;
+    // Sends never wait behind each other while there are fewer connections than clients: the load
+    // stays what --rate says however slowly the server answers (an open loop).
+    if (
+      !this.#idleSenders.length && this.#senders.length < Math.max(SENDER_CONNECTIONS, this.#clients.length)
+    ) {
+      this.#newSender();
+    }
     const connection = this.#idleSenders.pop() ??
       await new Promise<HttpConnection>((resolve) => this.#senderQueue.push(resolve));
     try {
@@ -1396,13 +1407,25 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
     }
     if (!options.idle) held = workers.reduce((n, w) => n + (w.latest?.waiting ?? 0), 0);
     // Drain: wait until every delivery is made (or it is clear some never will be).
-    const drainMs = options.compat ? 2 * POLL_MS + 3000 : 5000;
-    const drainUntil = Date.now() + drainMs;
-    for (let guard = 0; guard < 10_000 && Date.now() < drainUntil; guard++) {
+    // Drain: until every delivery is made, or nothing moved for a while (then some never will be).
+    const stillMs = options.compat ? 2 * POLL_MS + 3000 : 5000;
+    const drainUntil = Date.now() + 60_000;
+    let moved = Date.now();
+    let seen = -1;
+    for (let guard = 0; guard < 10_000 && Date.now() < drainUntil && Date.now() - moved < stillMs; guard++) {
       await sleep(100);
       const done = workers.every((w) => w.latest?.sendingDone && w.latest.pendingSends === 0);
       const delivered = workers.reduce((n, w) => n + (w.latest?.deliveries ?? 0), 0);
+      const sent = workers.reduce((n, w) => n + (w.latest?.sentByRoom.reduce((a, b) => a + b, 0) ?? 0), 0);
       if (done && delivered >= expectedNow()) break;
+      if (delivered + sent !== seen) {
+        seen = delivered + sent;
+        moved = Date.now();
+      }
+      if (Date.now() - lastProgress >= 1000) {
+        lastProgress = Date.now();
+        progress(progressLine((Date.now() - startAt) / 1000, options.durationS, workers, expectedNow()));
+      }
     }
     progress(progressLine((Date.now() - startAt) / 1000, options.durationS, workers, expectedNow()), true);
     const after = serverPid ? await processStats(serverPid) : null;
