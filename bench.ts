@@ -504,6 +504,13 @@ const WAIT_MS = 25_000;
 const POLL_MS = 2000;
 /** Sender connections open at first; more open when all are busy, up to one per client, as real clients have. */
 const SENDER_CONNECTIONS = 16;
+/** But no more than this per worker: file descriptors are counted. */
+const MAX_SENDER_CONNECTIONS = 1024;
+
+/** The most sender connections a worker with this many clients opens. */
+function sendersFor(clients: number): number {
+  return Math.min(MAX_SENDER_CONNECTIONS, Math.max(SENDER_CONNECTIONS, clients));
+}
 const LAG_TICK_MS = 20;
 const SETUP_CONCURRENCY = 64;
 const FILLER = "lorem ipsum dolor sit amet, consectetur adipiscing elit";
@@ -827,7 +834,8 @@ class Worker {
     // Sends never wait behind each other while there are fewer connections than clients: the load
     // stays what --rate says however slowly the server answers (an open loop).
     if (
-      !this.#idleSenders.length && this.#senders.length < Math.max(SENDER_CONNECTIONS, this.#clients.length)
+      !this.#idleSenders.length &&
+      this.#senders.length < sendersFor(this.#clients.length)
     ) {
       this.#newSender();
     }
@@ -1253,6 +1261,7 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
     let host: string;
     let port: number;
     let serverPid: number | undefined;
+    const perWorker = Math.ceil(options.clients / options.workers);
     if (options.server) {
       ({ host, port } = parseHostPort(options.server, 8001));
     } else {
@@ -1305,10 +1314,11 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
       if (!found[0]) throw new Error("o servidor não se registrou no binder");
       ({ endereco: host, porta: port } = found[1] as { endereco: string; porta: number });
       const limit = await openFileLimit(serverPid);
-      if (limit !== null && limit < options.clients + options.connections + 100) {
+      const needs = options.clients + options.workers * sendersFor(perWorker) + options.connections + 100;
+      if (limit !== null && limit < needs) {
         throw new Error(
-          `o servidor pode abrir só ${limit} arquivos, e ${options.clients} clientes precisam de mais: ` +
-            `aumente o limite (ulimit -n ${options.clients + 1000})`,
+          `o servidor pode abrir só ${limit} arquivos, e ${options.clients} clientes precisam de ${needs}: ` +
+            `aumente o limite (ulimit -n ${needs})`,
         );
       }
     }
@@ -1343,6 +1353,15 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
       });
       workers.push(worker);
       cleanups.unshift(() => worker.child.stop("SIGKILL"));
+    }
+    // Each worker holds a connection per client of its own, plus its senders.
+    const workerLimit = await openFileLimit(workers[0]!.child.pid);
+    const workerNeeds = perWorker + sendersFor(perWorker) + 100;
+    if (workerLimit !== null && workerLimit < workerNeeds) {
+      throw new Error(
+        `um processo de carga pode abrir só ${workerLimit} arquivos e precisa de ${workerNeeds}: ` +
+          `aumente o limite (ulimit -n) ou use mais --workers`,
+      );
     }
 
     // --- one call type, raw Deno.serve and ours --------------------------------------
