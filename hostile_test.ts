@@ -696,13 +696,19 @@ async function hostileBurst(target: Target): Promise<void> {
     `valid calls meanwhile: ${latencies.length}, slowest ${Math.round(Math.max(...latencies))} ms; ` +
       `RSS ${Math.round(rssBefore / 1024)} MiB before, ${Math.round(rssAfter / 1024)} MiB after`,
   );
+  // How many stalled bodies fit before the budget says 503 depends on how busy the machine is; that
+  // some are refused, and that the budget is whole again afterwards, does not.
   assert(stalledStatuses.includes(503), `no stalled body was refused: ${stalledStatuses}`);
-  assert(stalledStatuses.filter((s) => s === 408).length >= 16, `${stalledStatuses}`);
+  assert(stalledStatuses.includes(408), `no stalled body was held until its timeout: ${stalledStatuses}`);
   assert.deepEqual(errors, [], "valid calls failed during the burst");
   assert(latencies.length >= 3, `only ${latencies.length} valid calls went through during the burst`);
   assert(Math.max(...latencies) < 5000, `a valid call took ${Math.max(...latencies)} ms during the burst`);
   assert(rssAfter - rssBefore < 250 * 1024, `RSS grew by ${Math.round((rssAfter - rssBefore) / 1024)} MiB`);
   await assertAlive(target, "after the burst");
+  // Every byte reserved was released: a big body is read again, not refused as busy.
+  const big = await post(target.port, bodies[0]!);
+  const document = responseOf(big, "a big body after the burst");
+  assert(document.kind === "fault" && document.code === -32601, `after the burst: ${big.status}`);
 }
 
 // ---------------------------------------------------------------------------
