@@ -18,7 +18,6 @@
 
 import { Buffer } from "node:buffer";
 import XmlRpcDeserializer from "npm:xmlrpc@1.3.2/lib/deserializer.js";
-import sax from "npm:sax@1.2.4";
 // @ts-types="npm:@types/xmlrpc@1.3.10"
 import xmlrpc from "npm:xmlrpc@1.3.2";
 import { configure, dispose, getLogger, type LogRecord, type Sink } from "npm:@logtape/logtape@2.4.2";
@@ -109,19 +108,14 @@ function firstLine(text: string): string {
 // ---------------------------------------------------------------------------
 // Strict decoding of calls
 // ---------------------------------------------------------------------------
-
-interface SaxParser {
-  onopentag(node: { name: string }): void;
-  onclosetag(name: string): void;
-  ontext(text: string): void;
-  oncdata(text: string): void;
-  ondoctype(): void;
-  onsgmldeclaration(): void;
-  onerror(error: Error): void;
-  write(text: string): SaxParser;
-  close(): SaxParser;
-}
-const saxParser = (sax as unknown as { parser(strict: boolean, options: object): SaxParser }).parser;
+//
+// A hand-written scanner reads the document in one pass and hands each element
+// to the XML-RPC rules as it opens and closes, so a document is refused at its
+// first error. It reads only the XML that XML-RPC needs: elements (attributes
+// are checked and ignored), text with the five predefined entities and
+// character references, CDATA sections, comments, processing instructions, and
+// the XML declaration at the very start. Any other markup (a DOCTYPE, an
+// ENTITY) is refused: no entity is ever expanded or fetched.
 
 /** A decoded XML-RPC document: a call, a response or a fault. */
 export type XmlRpcDocument =
@@ -146,27 +140,68 @@ const CHILDREN: Record<string, readonly string[]> = {
   struct: ["member"],
   member: ["name", "value"],
 };
-/** The only children that may repeat; any other appears at most once. */
-const REPEATABLE = new Set(["params>param", "data>value", "struct>member"]);
+/** The only children that may repeat, one for each of these parents; any other appears at most once. */
+const REPEATABLE: Record<string, string> = { params: "param", data: "value", struct: "member" };
+/** Each child's bit in its parent's `seen` (a scalar's: 1024). */
+const CHILD_BIT: Record<string, number> = {
+  methodName: 1,
+  params: 2,
+  param: 4,
+  value: 8,
+  fault: 16,
+  array: 32,
+  data: 64,
+  struct: 128,
+  member: 256,
+  name: 512,
+};
+const SCALAR_BIT = 1024;
 /** Elements whose text is content; elsewhere only whitespace may appear. */
 const TEXT_ELEMENTS = new Set(["methodName", "name", "value", ...SCALARS]);
 /** Characters XML 1.0 forbids anywhere, even as character references. */
 const NOT_XML_CHAR = /[^\t\n\r\x20-\uD7FF\uE000-\uFFFD\u{10000}-\u{10FFFF}]/u;
+/** An element or attribute name: XML 1.0's name characters within the BMP, as `sax` (the decoder before) took them. */
+const NAME =
+  /[:_A-Za-z\u00C0-\u00D6\u00D8-\u00F6\u00F8-\u02FF\u0370-\u037D\u037F-\u1FFF\u200C-\u200D\u2070-\u218F\u2C00-\u2FEF\u3001-\uD7FF\uF900-\uFDCF\uFDF0-\uFFFD][:_A-Za-z\u00C0-\u00D6\u00D8-\u00F6\u00F8-\u02FF\u0370-\u037D\u037F-\u1FFF\u200C-\u200D\u2070-\u218F\u2C00-\u2FEF\u3001-\uD7FF\uF900-\uFDCF\uFDF0-\uFFFD\u00B7\u0300-\u036F\u203F-\u2040.\d-]*/y;
+/** A reference: one of the five predefined entities, or a character by number. Names are case-sensitive. */
+const REFERENCE = /&(?:(lt|gt|amp|quot|apos)|#(\d+)|#x([\dA-Fa-f]+));/y;
+const ENTITIES: Record<string, string> = { lt: "<", gt: ">", amp: "&", quot: '"', apos: "'" };
+
+const GT = 0x3e, SLASH = 0x2f, BANG = 0x21, QUESTION = 0x3f, EQUALS = 0x3d;
+
+function isXmlSpace(c: number): boolean {
+  return c === 0x20 || c === 0x0a || c === 0x09 || c === 0x0d;
+}
+
+function isXmlChar(code: number): boolean {
+  return code === 0x09 || code === 0x0a || code === 0x0d || (code >= 0x20 && code <= 0xd7ff) ||
+    (code >= 0xe000 && code <= 0xfffd) || (code >= 0x10000 && code <= 0x10ffff);
+}
 
 interface Frame {
   readonly name: string;
   text: string;
   /** The value a child gave: of a param, fault, value or member; the items of params or data. */
   value: XmlRpcValue | undefined;
-  readonly items: XmlRpcValue[];
-  readonly members: { [member: string]: XmlRpcValue };
+  /** The values of params or data, the members of a struct: made with the first. */
+  items: XmlRpcValue[] | undefined;
+  members: { [member: string]: XmlRpcValue } | undefined;
   /** A member's name, or the method's. */
   key: string | undefined;
-  readonly seen: Set<string>;
+  /** The children seen so far, as their bits ({@linkcode CHILD_BIT}). */
+  seen: number;
+}
+
+function notWellFormed(detail: string): Fault {
+  return new Fault(FaultCode.PARSE_ERROR, `XML inválido: ${detail}`);
 }
 
 function invalidRequest(detail: string): Fault {
   return new Fault(FaultCode.INVALID_REQUEST, `Requisição inválida: ${detail}`);
+}
+
+function missing(element: string, child: string): Fault {
+  return invalidRequest(`<${element}> sem <${child}>`);
 }
 
 function clip(text: string, max = 40): string {
@@ -184,119 +219,304 @@ function clip(text: string, max = 40): string {
 export function parseXmlRpc(text: string, root: "methodCall" | "methodResponse"): XmlRpcDocument {
   const illegal = NOT_XML_CHAR.exec(text);
   if (illegal) throw notXml(illegal[0]);
-  const stack: Frame[] = [];
-  let result: XmlRpcDocument | undefined;
-  let nesting = 0;
-  const parser = saxParser(true, {});
-  parser.onerror = (error) => {
-    throw new Fault(FaultCode.PARSE_ERROR, `XML inválido: ${firstLine(error.message)}`);
-  };
-  parser.ondoctype = parser.onsgmldeclaration = () => {
-    throw new Fault(FaultCode.PARSE_ERROR, "XML inválido: DOCTYPE e entidades não são aceitos");
-  };
-  parser.onopentag = ({ name }) => {
-    const parent = stack.at(-1);
+  const builder = new DocumentBuilder(root);
+  new XmlScanner(text, builder).scan();
+  if (builder.stack.length) throw notWellFormed(`<${clip(builder.stack.at(-1)!.name)}> não foi fechado`);
+  if (!builder.result) throw notWellFormed("documento vazio");
+  return builder.result;
+}
+
+/** The XML side: markup, text and references, in one pass; elements and text go to the builder. */
+class XmlScanner {
+  #pos = 0;
+  /** The next '&' at or after the position last asked for, -1 when none is left (-2: not looked for yet). */
+  #amp = -2;
+
+  constructor(readonly text: string, readonly builder: DocumentBuilder) {}
+
+  scan(): void {
+    const text = this.text;
+    const start = text.charCodeAt(0) === 0xfeff ? 1 : 0; // A byte order mark left in the text.
+    this.#pos = start;
+    while (this.#pos < text.length) {
+      const lt = text.indexOf("<", this.#pos);
+      const end = lt < 0 ? text.length : lt;
+      if (end > this.#pos) this.#textUpTo(end);
+      if (lt < 0) return;
+      this.#pos = lt;
+      const next = text.charCodeAt(lt + 1);
+      if (next === SLASH) this.#closeTag();
+      else if (next === BANG) this.#declaration();
+      else if (next === QUESTION) this.#processingInstruction(lt === start);
+      else this.#openTag();
+    }
+  }
+
+  /** Text up to `end`: content of a text element; elsewhere whitespace only. */
+  #textUpTo(end: number): void {
+    const builder = this.builder;
+    if (!builder.stack.length) {
+      for (let i = this.#pos; i < end; i++) {
+        if (!isXmlSpace(this.text.charCodeAt(i))) throw notWellFormed("texto fora do elemento raiz");
+      }
+    } else {
+      builder.text(this.#decode(this.#pos, end, true));
+    }
+    this.#pos = end;
+  }
+
+  /**
+   * The text between `from` and `to` with its references replaced. At a bad
+   * reference in content (`isContent`), what came before goes to the builder
+   * first: text out of place is reported as such even when a bad reference
+   * follows it.
+   */
+  #decode(from: number, to: number, isContent: boolean): string {
+    const text = this.text;
+    let amp = this.#ampersand(from);
+    if (amp < 0 || amp >= to) return text.slice(from, to);
+    let decoded = "";
+    while (amp >= 0 && amp < to) {
+      decoded += text.slice(from, amp);
+      REFERENCE.lastIndex = amp;
+      const match = REFERENCE.exec(text);
+      const code = match?.[2] !== undefined
+        ? parseInt(match[2], 10)
+        : match?.[3] !== undefined
+        ? parseInt(match[3], 16)
+        : undefined;
+      if (!match || REFERENCE.lastIndex > to || (code !== undefined && !isXmlChar(code))) {
+        if (isContent) this.builder.text(decoded);
+        const semicolon = text.indexOf(";", amp);
+        const shown = semicolon < 0 || semicolon > to ? text.slice(amp, to) : text.slice(amp, semicolon + 1);
+        throw notWellFormed(`referência inválida '${clip(shown, 20)}'`);
+      }
+      decoded += code === undefined ? ENTITIES[match[1]!]! : String.fromCodePoint(code);
+      from = REFERENCE.lastIndex;
+      amp = this.#ampersand(from);
+    }
+    return decoded + text.slice(from, to);
+  }
+
+  /** The first '&' at or after `at` (positions only grow): searched once for all, not once per text. */
+  #ampersand(at: number): number {
+    if (this.#amp !== -1 && this.#amp < at) this.#amp = this.text.indexOf("&", at);
+    return this.#amp;
+  }
+
+  /** The name at `at`, or undefined when none starts there. */
+  #name(at: number): string | undefined {
+    NAME.lastIndex = at;
+    return NAME.test(this.text) ? this.text.slice(at, NAME.lastIndex) : undefined;
+  }
+
+  #skipSpace(at: number): number {
+    while (isXmlSpace(this.text.charCodeAt(at))) at++;
+    return at;
+  }
+
+  /** `<name attribute="value" ...>` or `<name .../>`. */
+  #openTag(): void {
+    const text = this.text;
+    const name = this.#name(this.#pos + 1);
+    if (name === undefined) throw notWellFormed("'<' sem nome de elemento");
+    let at = this.#pos + 1 + name.length;
+    let attributes: Set<string> | undefined;
+    for (;;) {
+      const spaced = isXmlSpace(text.charCodeAt(at));
+      at = this.#skipSpace(at);
+      const c = text.charCodeAt(at);
+      if (c === GT || (c === SLASH && text.charCodeAt(at + 1) === GT)) {
+        this.#pos = at + (c === GT ? 1 : 2);
+        this.builder.open(name);
+        if (c === SLASH) this.builder.close();
+        return;
+      }
+      const attribute = spaced ? this.#name(at) : undefined;
+      if (attribute === undefined) {
+        throw notWellFormed(at < text.length ? `<${clip(name)}> malformado` : `<${clip(name)}> incompleto`);
+      }
+      if (attributes?.has(attribute)) throw notWellFormed(`atributo '${clip(attribute)}' repetido`);
+      (attributes ??= new Set()).add(attribute);
+      at = this.#attributeValue(this.#skipSpace(at + attribute.length), name);
+    }
+  }
+
+  /** `= "value"` (or 'value') at `at`, checked and ignored; where it ends. */
+  #attributeValue(at: number, element: string): number {
+    const text = this.text;
+    if (text.charCodeAt(at) !== EQUALS) throw notWellFormed(`atributo sem valor em <${clip(element)}>`);
+    at = this.#skipSpace(at + 1);
+    const quote = text[at];
+    const end = quote === '"' || quote === "'" ? text.indexOf(quote, at + 1) : -1;
+    if (end < 0) throw notWellFormed(`valor de atributo sem aspas em <${clip(element)}>`);
+    if (text.slice(at + 1, end).includes("<")) {
+      throw notWellFormed(`'<' em um valor de atributo em <${clip(element)}>`);
+    }
+    this.#decode(at + 1, end, false);
+    return end + 1;
+  }
+
+  /** `</name>`: closes the element open last. */
+  #closeTag(): void {
+    const name = this.#name(this.#pos + 2);
+    if (name === undefined) throw notWellFormed("'</' sem nome de elemento");
+    const end = this.#skipSpace(this.#pos + 2 + name.length);
+    if (this.text.charCodeAt(end) !== GT) throw notWellFormed(`</${clip(name)}> malformado`);
+    const open = this.builder.stack.at(-1);
+    if (!open) throw notWellFormed(`</${clip(name)}> sem <${clip(name)}>`);
+    if (open.name !== name) throw notWellFormed(`</${clip(name)}> onde se esperava </${clip(open.name)}>`);
+    this.#pos = end + 1;
+    this.builder.close();
+  }
+
+  /** `<!-- comment -->` or `<![CDATA[text]]>`; any other `<!` (DOCTYPE, ENTITY...) is refused. */
+  #declaration(): void {
+    const text = this.text;
+    if (text.startsWith("<!--", this.#pos)) {
+      const end = text.indexOf("--", this.#pos + 4);
+      if (end < 0) throw notWellFormed("comentário não fechado");
+      if (text.charCodeAt(end + 2) !== GT) throw notWellFormed("'--' dentro de um comentário");
+      this.#pos = end + 3;
+    } else if (text.startsWith("<![CDATA[", this.#pos)) {
+      const end = text.indexOf("]]>", this.#pos + 9);
+      if (end < 0) throw notWellFormed("seção CDATA não fechada");
+      if (!this.builder.stack.length) throw notWellFormed("seção CDATA fora do elemento raiz");
+      this.builder.text(text.slice(this.#pos + 9, end));
+      this.#pos = end + 3;
+    } else {
+      throw notWellFormed("DOCTYPE e entidades não são aceitos");
+    }
+  }
+
+  /** `<?target ...?>`, ignored; `<?xml ...?>`, the XML declaration, only at the very start. */
+  #processingInstruction(atStart: boolean): void {
+    const text = this.text;
+    const end = text.indexOf("?>", this.#pos + 2);
+    if (end < 0) throw notWellFormed("instrução de processamento não fechada");
+    let targetEnd = this.#pos + 2;
+    while (targetEnd < end && !isXmlSpace(text.charCodeAt(targetEnd)) && text[targetEnd] !== "?") targetEnd++;
+    if (!atStart && text.slice(this.#pos + 2, targetEnd).toLowerCase() === "xml") {
+      throw notWellFormed("a declaração <?xml ...?> só pode vir no início do documento");
+    }
+    this.#pos = end + 2;
+  }
+}
+
+/** The XML-RPC side: which element may be where, and the value each one gives. */
+class DocumentBuilder {
+  readonly stack: Frame[] = [];
+  result: XmlRpcDocument | undefined;
+  #nesting = 0;
+
+  constructor(readonly root: "methodCall" | "methodResponse") {}
+
+  open(name: string): void {
+    const parent = this.stack.at(-1);
     if (!parent) {
-      if (result) throw new Fault(FaultCode.PARSE_ERROR, "XML inválido: mais de um elemento raiz");
-      if (name !== root) throw invalidRequest(`a raiz é <${clip(name)}>, e não <${root}>`);
+      if (this.result) throw notWellFormed("mais de um elemento raiz");
+      if (name !== this.root) throw invalidRequest(`a raiz é <${clip(name)}>, e não <${this.root}>`);
     } else {
       if (!CHILDREN[parent.name]?.includes(name)) {
         throw invalidRequest(`<${parent.name}> não pode conter <${clip(name)}>`);
       }
-      const repeated = parent.name === "value" ? parent.seen.size > 0 : parent.seen.has(name);
-      if (repeated && !REPEATABLE.has(`${parent.name}>${name}`)) {
+      const bit = CHILD_BIT[name] ?? SCALAR_BIT;
+      const repeated = parent.name === "value" ? parent.seen !== 0 : (parent.seen & bit) !== 0;
+      if (repeated && REPEATABLE[parent.name] !== name) {
         throw invalidRequest(`<${parent.name}> com mais de um <${name}>`);
       }
-      parent.seen.add(name);
+      parent.seen |= bit;
     }
-    if ((name === "array" || name === "struct") && ++nesting > MAX_NESTING) {
+    if ((name === "array" || name === "struct") && ++this.#nesting > MAX_NESTING) {
       throw new Fault(
         FaultCode.INVALID_PARAMS,
         `Parâmetros inválidos: arrays e structs aninhados em mais de ${MAX_NESTING} níveis`,
       );
     }
-    stack.push({ name, text: "", value: undefined, items: [], members: {}, key: undefined, seen: new Set() });
-  };
-  parser.ontext = parser.oncdata = (chunk) => {
-    const frame = stack.at(-1);
-    if (!frame) return; // Whitespace around the root (sax refuses anything else there).
-    if (TEXT_ELEMENTS.has(frame.name)) {
-      const illegal = NOT_XML_CHAR.exec(chunk);
-      if (illegal) throw notXml(illegal[0]);
-      frame.text += chunk;
-    } else if (chunk.trim()) throw invalidRequest(`texto fora de lugar em <${frame.name}>`);
-  };
-  parser.onclosetag = (name) => {
-    const frame = stack.pop()!;
-    const parent = stack.at(-1)!;
-    const missing = (child: string) => invalidRequest(`<${name}> sem <${child}>`);
+    this.stack.push({
+      name,
+      text: "",
+      value: undefined,
+      items: undefined,
+      members: undefined,
+      key: undefined,
+      seen: 0,
+    });
+  }
+
+  /** Text or CDATA inside the element open last. */
+  text(chunk: string): void {
+    const frame = this.stack.at(-1)!;
+    if (TEXT_ELEMENTS.has(frame.name)) frame.text += chunk;
+    else if (chunk.trim()) throw invalidRequest(`texto fora de lugar em <${frame.name}>`);
+  }
+
+  /** Closes the element open last. */
+  close(): void {
+    const frame = this.stack.pop()!;
+    const parent = this.stack.at(-1)!;
+    const name = frame.name;
     switch (name) {
       case "methodName":
       case "name":
         parent.key = frame.text;
         break;
       case "value": {
-        if (frame.seen.size && frame.text.trim()) throw invalidRequest("<value> com texto e um tipo");
-        const value = frame.seen.size ? frame.value! : frame.text;
-        if (parent.name === "data") parent.items.push(value);
+        if (frame.seen && frame.text.trim()) throw invalidRequest("<value> com texto e um tipo");
+        const value = frame.seen ? frame.value! : frame.text;
+        if (parent.name === "data") (parent.items ??= []).push(value);
         else parent.value = value;
         break;
       }
       case "param":
-        if (!frame.seen.has("value")) throw missing("value");
-        parent.items.push(frame.value!);
+        if (!(frame.seen & CHILD_BIT.value!)) throw missing(name, "value");
+        (parent.items ??= []).push(frame.value!);
         break;
       case "params":
-        parent.value = frame.items;
+        parent.value = frame.items ?? [];
         break;
       case "fault":
       case "array":
-        if (!frame.seen.size) throw missing(name === "fault" ? "value" : "data");
+        if (!frame.seen) throw missing(name, name === "fault" ? "value" : "data");
         parent.value = frame.value;
-        nesting -= name === "array" ? 1 : 0;
+        this.#nesting -= name === "array" ? 1 : 0;
         break;
       case "data":
-        parent.value = frame.items;
+        parent.value = frame.items ?? [];
         break;
       case "struct":
-        parent.value = frame.members;
-        nesting--;
+        parent.value = frame.members ?? {};
+        this.#nesting--;
         break;
       case "member":
-        if (frame.key === undefined) throw missing("name");
-        if (!frame.seen.has("value")) throw missing("value");
-        // defineProperty: a member named __proto__ is data, not the object's prototype.
-        Object.defineProperty(parent.members, frame.key, {
-          value: frame.value,
-          enumerable: true,
-          writable: true,
-          configurable: true,
-        });
+        if (frame.key === undefined) throw missing(name, "name");
+        if (!(frame.seen & CHILD_BIT.value!)) throw missing(name, "value");
+        parent.members ??= {};
+        if (frame.key === "__proto__") {
+          // A member named __proto__ is data, not the object's prototype.
+          Object.defineProperty(parent.members, frame.key, {
+            value: frame.value,
+            enumerable: true,
+            writable: true,
+            configurable: true,
+          });
+        } else parent.members[frame.key] = frame.value!;
         break;
       case "methodCall":
         if (!frame.key?.trim()) throw invalidRequest("a chamada não tem nome de método (<methodName>)");
-        result = {
+        this.result = {
           kind: "call",
           method: frame.key,
           params: (frame.value as XmlRpcValue[] | undefined) ?? [],
         };
         break;
       case "methodResponse":
-        result = responseOf(frame);
+        this.result = responseOf(frame);
         break;
       default: // A scalar.
         parent.value = scalar(name, frame.text);
     }
-  };
-  try {
-    parser.write(text).close();
-  } catch (error) {
-    if (error instanceof Fault) throw error;
-    // sax itself may throw (a character reference beyond U+10FFFF, say).
-    throw new Fault(FaultCode.PARSE_ERROR, `XML inválido: ${firstLine((error as Error).message)}`);
   }
-  if (!result) throw new Fault(FaultCode.PARSE_ERROR, "XML inválido: documento vazio");
-  return result;
 }
 
 function notXml(char: string): Fault {
@@ -305,8 +525,10 @@ function notXml(char: string): Fault {
 }
 
 function responseOf(frame: Frame): XmlRpcDocument {
-  if (frame.seen.size !== 1) throw invalidRequest("<methodResponse> precisa de <params> ou <fault>");
-  if (frame.seen.has("params")) {
+  if (frame.seen !== CHILD_BIT.params && frame.seen !== CHILD_BIT.fault) {
+    throw invalidRequest("<methodResponse> precisa de <params> ou <fault>");
+  }
+  if (frame.seen === CHILD_BIT.params) {
     const params = frame.value as XmlRpcValue[];
     if (params.length !== 1) throw invalidRequest("<methodResponse> precisa de exatamente um <param>");
     return { kind: "response", value: params[0]! };
