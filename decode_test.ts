@@ -15,7 +15,7 @@ import assert from "node:assert/strict";
 import { isDeepStrictEqual } from "node:util";
 import { encodeCall, Fault, FaultCode, parseXmlRpc, type XmlRpcValue } from "./deps.ts";
 import { saxParseXmlRpc } from "./testdata/sax_decoder.ts";
-import { runPython } from "./test_helpers.ts";
+import { prng, runPython } from "./test_helpers.ts";
 
 type Outcome = { value: unknown } | { code: number; message: string };
 
@@ -139,18 +139,6 @@ function compare(text: string, what: string, root: "methodCall" | "methodRespons
     );
   }
   return difference.why;
-}
-
-/** A small seeded PRNG (mulberry32): the same seed gives the same values. */
-function prng(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 const SEED = Number(Deno.env.get("DECODE_SEED") ?? 20261124);

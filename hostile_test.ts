@@ -21,7 +21,7 @@ import {
   type XmlRpcDocument,
   type XmlRpcValue,
 } from "./deps.ts";
-import { runPython, startBinder, startServer, waitUntil } from "./test_helpers.ts";
+import { prng, runPython, startBinder, startServer, waitUntil } from "./test_helpers.ts";
 
 // ---------------------------------------------------------------------------
 // What the suite needs to know of a service
@@ -714,18 +714,6 @@ async function hostileBurst(target: Target): Promise<void> {
 // ---------------------------------------------------------------------------
 // The fuzz loop
 // ---------------------------------------------------------------------------
-
-/** A small seeded PRNG (mulberry32): the same seed gives the same mutations. */
-function prng(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** What mutations insert: XML syntax, XML-RPC elements, odd numbers and characters. */
 const TOKENS = [

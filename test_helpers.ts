@@ -388,3 +388,15 @@ export async function startOriginalServer(
   const [, port] = await program.waitForLine(/Servidor ouvindo em 127\.0\.0\.1:(\d+)$/);
   return { program, port: Number(port), [Symbol.asyncDispose]: () => program[Symbol.asyncDispose]() };
 }
+
+/** A small seeded PRNG (mulberry32): the same seed gives the same sequence, so a fuzz run replays. */
+export function prng(seed: number): () => number {
+  let state = seed >>> 0;
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
