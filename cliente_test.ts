@@ -557,6 +557,26 @@ class Tmux implements AsyncDisposable {
   }
 }
 
+/** The command line of ana's client in tmux, under `env` with these settings. */
+function terminalClient(binder: { address: string }, env: string[], extraArgs: string[] = []): string[] {
+  return [
+    "env",
+    ...env,
+    Deno.execPath(),
+    "run",
+    "--no-prompt",
+    ...CLIENT_PERMISSIONS,
+    `${ROOT}cliente.ts`,
+    "--binder",
+    binder.address,
+    "--lang",
+    "pt",
+    "--name",
+    "ana",
+    ...extraArgs,
+  ];
+}
+
 Deno.test({
   name: "in a terminal: a message arrives while a line is typed, and the line stays intact",
   ignore: !hasTmux,
@@ -564,22 +584,7 @@ Deno.test({
     await using binder = await startBinder();
     await using _server = await startServer(binder);
     await using tmux = new Tmux();
-    const client = (env: string[]) => [
-      "env",
-      ...env,
-      Deno.execPath(),
-      "run",
-      "--no-prompt",
-      ...CLIENT_PERMISSIONS,
-      `${ROOT}cliente.ts`,
-      "--binder",
-      binder.address,
-      "--lang",
-      "pt",
-      "--name",
-      "ana",
-    ];
-    await tmux.start(client(["-u", "NO_COLOR", "TERM=xterm-256color"]));
+    await tmux.start(terminalClient(binder, ["-u", "NO_COLOR", "TERM=xterm-256color"]));
     await tmux.waitForScreen(/^> *$/m);
     await tmux.run("send-keys", "-t", "0", "/entrar geral", "Enter");
     await tmux.waitForScreen(/Você não está|A sala 'geral' não existe/);
@@ -625,23 +630,7 @@ Deno.test({
     await using binder = await startBinder();
     await using _server = await startServer(binder);
     await using tmux = new Tmux();
-    await tmux.start([
-      "env",
-      "NO_COLOR=1",
-      Deno.execPath(),
-      "run",
-      "--no-prompt",
-      ...CLIENT_PERMISSIONS,
-      `${ROOT}cliente.ts`,
-      "--binder",
-      binder.address,
-      "--lang",
-      "pt",
-      "--name",
-      "ana",
-      "--room",
-      "geral",
-    ]);
+    await tmux.start(terminalClient(binder, ["NO_COLOR=1"], ["--room", "geral"]));
     await tmux.waitForScreen(/^\[geral\] > *$/m);
     await tmux.run("send-keys", "-t", "0", "-l", "sem cor");
     await tmux.run("send-keys", "-t", "0", "Enter");

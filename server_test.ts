@@ -36,6 +36,18 @@ function texts(messages: WireMessage[]): string[] {
   );
 }
 
+/** Ana creates `geral` and joins, then bia joins: the two clients and bia's cursor after joining. */
+async function anaAndBiaInGeral(
+  server: { client(): XmlRpcClient },
+): Promise<{ ana: XmlRpcClient; bia: XmlRpcClient; cursor: number }> {
+  const ana = await user(server, "ana");
+  const bia = await user(server, "bia");
+  await ana.call("criar_sala", ["geral"]);
+  await ana.call("entrar_na_sala", ["ana", "geral"]);
+  const [, { cursor }] = await bia.call<Joined>("entrar_na_sala", ["bia", "geral"]);
+  return { ana, bia, cursor };
+}
+
 async function readLog(dir: string): Promise<string> {
   return await Deno.readTextFile(`${dir}/chat_server.log`);
 }
@@ -192,11 +204,7 @@ Deno.test("with --compat a wrong cookie is refused, and a user who proved a sess
 
 Deno.test("a message reaches a receiver waiting in aguardar_mensagens in well under 100 ms", async () => {
   await using server = await startServer(undefined);
-  const ana = await user(server, "ana");
-  const bia = await user(server, "bia");
-  await ana.call("criar_sala", ["geral"]);
-  await ana.call("entrar_na_sala", ["ana", "geral"]);
-  const [, { cursor }] = await bia.call<Joined>("entrar_na_sala", ["bia", "geral"]);
+  const { ana, bia, cursor } = await anaAndBiaInGeral(server);
   const latencies: number[] = [];
   let at = cursor;
   for (let i = 0; i < 10; i++) {
@@ -308,11 +316,7 @@ Deno.test("sair_do_servico frees the name at once", async () => {
 
 Deno.test("only the creator deletes a room; its members get a notice and are out", async () => {
   await using server = await startServer(undefined);
-  const ana = await user(server, "ana");
-  const bia = await user(server, "bia");
-  await ana.call("criar_sala", ["geral"]);
-  await ana.call("entrar_na_sala", ["ana", "geral"]);
-  const [, { cursor }] = await bia.call<Joined>("entrar_na_sala", ["bia", "geral"]);
+  const { ana, bia, cursor } = await anaAndBiaInGeral(server);
   const [refused, why] = await bia.call<Refusal>("excluir_sala", ["bia", "geral"]);
   assert.equal(refused, false);
   assert.match(why, /Só quem criou/);
