@@ -85,7 +85,7 @@ interface Waiter {
 type Result<T> = [true, T] | [false, string];
 
 /** A message as it goes on the wire (the original struct plus `id`). */
-type WireMessage = {
+export type WireMessage = {
   id: number;
   tipo: string;
   origem: string;

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { XmlRpcClient } from "./deps.ts";
+import type { WireMessage } from "./server.ts";
 import {
   runPython,
   runScript,
@@ -12,14 +13,6 @@ import {
 
 type Ok<T> = [true, T];
 type Refusal = [false, string];
-interface WireMessage {
-  id: number;
-  tipo: string;
-  origem: string;
-  destino: string;
-  conteudo: string;
-  timestamp: Date;
-}
 type Batch = Ok<{ mensagens: WireMessage[]; cursor: number }>;
 type Joined = Ok<{ usuarios: string[]; mensagens: WireMessage[]; cursor: number }>;
 
