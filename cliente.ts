@@ -490,6 +490,8 @@ export interface SessionOptions {
  */
 export class ChatSession {
   readonly #options: Required<SessionOptions>;
+  /** One client for the binder, so lookups reuse its connection. */
+  readonly #binder: XmlRpcClient;
   readonly #view: ChatView;
   readonly #t: Texts;
   readonly #binderAddress: string;
@@ -517,6 +519,9 @@ export class ChatSession {
     this.#view = options.view;
     this.#t = options.texts;
     this.#binderAddress = `${options.binder.host}:${options.binder.port}`;
+    this.#binder = new XmlRpcClient(endpointUrl(options.binder.host, options.binder.port), {
+      timeoutMs: this.#options.callTimeoutMs,
+    });
   }
 
   get name(): string | undefined {
@@ -651,13 +656,20 @@ export class ChatSession {
     const previous = this.#room;
     // Out of the old room first, so its receive loop does not take the move for an eviction.
     this.#setRoom(null);
-    let result = await this.#userCall<Result<Joined>>("entrar_na_sala", [this.#name!, room]);
-    if (!result[0] && options.create) {
-      const [, rooms] = await this.#call<Result<string[]>>("listar_salas", []);
-      if (Array.isArray(rooms) && !rooms.includes(room.trim())) {
-        await this.create(room);
-        result = await this.#userCall<Result<Joined>>("entrar_na_sala", [this.#name!, room]);
+    let result: Result<Joined>;
+    try {
+      result = await this.#userCall<Result<Joined>>("entrar_na_sala", [this.#name!, room]);
+      if (!result[0] && options.create) {
+        const [, rooms] = await this.#call<Result<string[]>>("listar_salas", []);
+        if (Array.isArray(rooms) && !rooms.includes(room.trim())) {
+          await this.create(room);
+          result = await this.#userCall<Result<Joined>>("entrar_na_sala", [this.#name!, room]);
+        }
       }
+    } catch (error) {
+      // The server did not move us: keep following the room we are in.
+      this.#setRoom(previous);
+      throw error;
     }
     if (!result[0]) {
       this.#setRoom(previous);
@@ -944,12 +956,11 @@ export class ChatSession {
 
   /** Asks the binder where ChatService is and what it offers. */
   async #locate(): Promise<void> {
-    const { host, port } = this.#options.binder;
-    const timeoutMs = this.#options.callTimeoutMs;
-    const binder = new XmlRpcClient(endpointUrl(host, port), { timeoutMs });
     let found: Result<{ endereco: string; porta: number }>;
     try {
-      found = await binder.call("buscar_procedimento", ["ChatService"], { signal: this.#closing.signal });
+      found = await this.#binder.call("buscar_procedimento", ["ChatService"], {
+        signal: this.#closing.signal,
+      });
     } catch (error) {
       if (error instanceof Unreachable) {
         throw new Problem(this.#t.binderUnreachable(this.#binderAddress, error.reason));
@@ -964,7 +975,9 @@ export class ChatSession {
     const address = sanitize(`${endereco}:${porta}`);
     const url = endpointUrl(String(endereco), Number(porta));
     // The same address keeps its client, and with it our session cookie.
-    const client = this.#client?.url === url ? this.#client : new XmlRpcClient(url, { timeoutMs });
+    const client = this.#client?.url === url
+      ? this.#client
+      : new XmlRpcClient(url, { timeoutMs: this.#options.callTimeoutMs });
     let methods: string[] = [];
     try {
       methods = await client.call<string[]>("system.listMethods", [], { signal: this.#closing.signal });
