@@ -775,8 +775,6 @@ export interface Call {
   readonly session: string | undefined;
   /** Hands the caller a session token it will present from now on. */
   setSession(token: string): void;
-  /** Aborted when the server stops: calls that wait end then. */
-  readonly signal: AbortSignal;
 }
 
 /** A plain function in a method table, with its signature and help text. */
@@ -921,8 +919,6 @@ export interface HandlerOptions {
   maxBodyBytes?: number;
   /** A client that takes longer than this to send its body gets 408. */
   bodyTimeoutMs?: number;
-  /** Aborted when the server stops: ends calls that wait. */
-  signal?: AbortSignal;
   /**
    * Bytes of big bodies (past their first 64 KiB) held at once, over all the
    * requests being received: past it, 503. Bodies are decoded one at a time,
@@ -937,7 +933,6 @@ const DEFAULT_MAX_BODY = 1024 * 1024;
 const DEFAULT_MAX_IN_FLIGHT = 16 * DEFAULT_MAX_BODY;
 const SMALL_BODY = 64 * 1024;
 const utf8 = new TextDecoder("utf-8", { fatal: true });
-const NEVER = new AbortController().signal;
 const XML_HEADERS = { "content-type": "text/xml; charset=utf-8" } as const;
 
 /** A `Deno.serve` handler that serves a method table over XML-RPC. */
@@ -998,7 +993,6 @@ export function xmlRpcHandler(
       setSession(token) {
         newSession = token;
       },
-      signal: options.signal ?? NEVER,
     };
 
     let xml: string;

@@ -84,6 +84,9 @@ interface Waiter {
 
 type Result<T> = [true, T] | [false, string];
 
+/** Where the binder is. */
+type HostPort = { host: string; port: number };
+
 /** A message as it goes on the wire (the original struct plus `id`). */
 export type WireMessage = {
   id: number;
@@ -291,29 +294,6 @@ function visibleTo(message: Message, user: string): boolean {
   return message.tipo === "broadcast" || message.destino === user || message.origem === user;
 }
 
-/** What to run when a signal aborts, kept here: one listener per signal, not one per waiter. */
-const abortCallbacks = new WeakMap<AbortSignal, Set<() => void>>();
-
-/**
- * Runs `callback` when `signal` aborts; returns what forgets it. An
- * AbortSignal's own listener list costs O(listeners) to add to and remove
- * from, which thousands of pending waits made the dearest part of a call.
- */
-function onAbort(signal: AbortSignal, callback: () => void): () => void {
-  let callbacks = abortCallbacks.get(signal);
-  if (!callbacks) {
-    const all = new Set<() => void>();
-    signal.addEventListener("abort", () => {
-      for (const run of [...all]) run();
-    }, { once: true });
-    abortCallbacks.set(signal, all);
-    callbacks = all;
-  }
-  const set = callbacks;
-  set.add(callback);
-  return () => set.delete(callback);
-}
-
 /** Each message's wire form, built and encoded once however many members receive it. */
 const wireForms = new WeakMap<Message, WireMessage>();
 
@@ -366,6 +346,7 @@ export class ChatService {
   readonly #log: Logger;
   #lastId: number;
   #sweeper: ReturnType<typeof setInterval> | undefined;
+  #stopped = false;
 
   constructor(store: MessageStore, options: ChatOptions) {
     this.#store = store;
@@ -564,7 +545,6 @@ export class ChatService {
     roomName: string,
     cursor: number,
     waitMs: number,
-    signal: AbortSignal,
   ): Promise<Result<{ mensagens: WireMessage[]; cursor: number }>> {
     const found = this.#memberRoom(user, roomName);
     if (typeof found === "string") return [false, found];
@@ -572,17 +552,16 @@ export class ChatService {
     // A cursor from the future (a server that lost its database): start from now.
     if (cursor > this.#lastId) cursor = this.#lastId;
     let batch = this.#after(room, user.name, cursor);
-    if (batch.length === 0 && waitMs > 0 && !signal.aborted) {
+    // Once stopping, waits end at once: the server is about to close their connections.
+    if (batch.length === 0 && waitMs > 0 && !this.#stopped) {
       user.waiting++;
       try {
         await new Promise<void>((resolve) => {
           const waiter = { user: user.name, wake: done };
           const timer = setTimeout(done, Math.min(waitMs, MAX_WAIT_MS));
-          const forget = onAbort(signal, done);
           room.waiters.add(waiter);
           function done() {
             clearTimeout(timer);
-            forget();
             room.waiters.delete(waiter);
             resolve();
           }
@@ -618,7 +597,9 @@ export class ChatService {
     this.#sweeper ??= setInterval(() => this.sweep(), sweepEveryMs);
   }
 
+  /** Ends every wait, now and from now on. */
   stop(): void {
+    this.#stopped = true;
     clearInterval(this.#sweeper);
     this.#sweeper = undefined;
     for (const room of this.#rooms.values()) for (const waiter of room.waiters) waiter.wake();
@@ -782,7 +763,7 @@ export function chatMethods(chat: ChatService): MethodTable {
         "[true, {mensagens, cursor}].",
       [["usuario", "string"], ["sala", "string"], ["cursor", "int"], ["espera_ms", "int"]],
       (call, usuario, sala, cursor, espera) =>
-        asUser(call.session, usuario, (user) => chat.waitMessages(user, sala, cursor, espera, call.signal)),
+        asUser(call.session, usuario, (user) => chat.waitMessages(user, sala, cursor, espera)),
     ),
     manter_sessao: rpc(
       "Sinal de vida de um usuário fora de salas: [true, msg].",
@@ -817,15 +798,15 @@ export class BinderRegistration {
   readonly #port: number;
   readonly #everyMs: number;
   readonly #log: Logger;
-  #registered = false;
-  #warned = false;
+  /** Unknown until the first attempt; then whether the last one reached the binder. */
+  #registered: boolean | undefined;
   #timer: ReturnType<typeof setTimeout> | undefined;
+  #inFlight: Promise<void> | undefined;
   #stopped = false;
 
-  constructor(binder: string, port: number, everyMs: number, log: Logger) {
-    const { host: binderHost, port: binderPort } = parseHostPort(binder, 5000);
-    this.#binder = `${binderHost}:${binderPort}`;
-    this.#client = new XmlRpcClient(endpointUrl(binderHost, binderPort), {
+  constructor(binder: HostPort, port: number, everyMs: number, log: Logger) {
+    this.#binder = `${binder.host}:${binder.port}`;
+    this.#client = new XmlRpcClient(endpointUrl(binder.host, binder.port), {
       timeoutMs: Math.max(1000, everyMs),
     });
     this.#port = port;
@@ -836,7 +817,7 @@ export class BinderRegistration {
   /** Starts registering as `host`, the address clients should use. */
   start(host: string): void {
     this.#host = host;
-    this.#tick();
+    this.#inFlight = this.#tick();
   }
 
   async #tick(): Promise<void> {
@@ -846,27 +827,29 @@ export class BinderRegistration {
         this.#host,
         this.#port,
       ]);
-      if (ok && !this.#registered) {
-        this.#log.info(
-          `Registrado no binder ${this.#binder} como ChatService em ${this.#host}:${this.#port}`,
-        );
-      } else if (!ok && !this.#registered) {
-        // The original binder refuses a second registration: that still means we are there.
-        this.#log.warn(`O binder ${this.#binder} respondeu: ${message}`);
+      if (this.#registered !== true) {
+        if (ok) {
+          this.#log.info(
+            `Registrado no binder ${this.#binder} como ChatService em ${this.#host}:${this.#port}`,
+          );
+        } else {
+          // The original binder refuses a second registration: that still means we are there.
+          this.#log.warn(`O binder ${this.#binder} respondeu: ${message}`);
+        }
       }
       this.#registered = true;
-      this.#warned = false;
     } catch (error) {
-      if (this.#registered || !this.#warned) {
+      if (this.#registered !== false) {
         this.#log.warn(
           `Binder indisponível em ${this.#binder} (${(error as Error).message}); tentando de novo a cada ` +
             `${this.#everyMs / 1000} s`,
         );
       }
       this.#registered = false;
-      this.#warned = true;
     }
-    if (!this.#stopped) this.#timer = setTimeout(() => this.#tick(), this.#everyMs);
+    if (!this.#stopped) {
+      this.#timer = setTimeout(() => this.#inFlight = this.#tick(), this.#everyMs);
+    }
   }
 
   /** Stops renewing and unregisters (quietly if the binder is gone or does not know the method). */
@@ -874,6 +857,8 @@ export class BinderRegistration {
     this.#stopped = true;
     clearTimeout(this.#timer);
     if (!this.#host) return;
+    // A registration still on its way would otherwise land after the removal.
+    await this.#inFlight;
     try {
       const [ok] = await this.#client.call<[boolean]>(
         "remover_procedimento",
@@ -893,9 +878,8 @@ const WILDCARDS = new Set(["0.0.0.0", "::", "[::]", ""]);
  * The address clients should use: --advertise; else the address we listen on;
  * else our address on the way to the binder; else a LAN address of this machine.
  */
-async function advertisedHost(listenHost: string, binder: string): Promise<string> {
+async function advertisedHost(listenHost: string, { host, port }: HostPort): Promise<string> {
   if (!WILDCARDS.has(listenHost)) return listenHost;
-  const { host, port } = parseHostPort(binder, 5000);
   const loopback = host === "localhost" || host.startsWith("127.") || host === "::1";
   if (!loopback) {
     try {
@@ -982,8 +966,9 @@ export async function main(args: string[] = Deno.args): Promise<void> {
   const bodyTimeoutMs = seconds("--request-timeout", flags["request-timeout"]);
   const maxRate = numberFlag(program, "--max-rate", flags["max-rate"], { min: 0.1, max: 100000 });
   if (flags.sync !== "normal" && flags.sync !== "full") usageError(program, `--sync deve ser normal ou full`);
+  let binder: HostPort;
   try {
-    parseHostPort(flags.binder, 5000);
+    binder = parseHostPort(flags.binder, 5000);
   } catch (error) {
     usageError(program, `--binder: ${(error as Error).message}`);
   }
@@ -1011,14 +996,12 @@ export async function main(args: string[] = Deno.args): Promise<void> {
     Deno.exit(1);
   }
   const chat = new ChatService(store, { compat: flags.compat, sessionTtlMs, roomTtlMs, maxRate, log });
-  const stopping = new AbortController();
   let server;
   try {
     server = serveXmlRpc(chatMethods(chat), {
       host: flags.host,
       port,
       bodyTimeoutMs,
-      signal: stopping.signal,
     });
   } catch (error) {
     console.error(
@@ -1029,11 +1012,10 @@ export async function main(args: string[] = Deno.args): Promise<void> {
     Deno.exit(1);
   }
   chat.start(Math.min(1000, sessionTtlMs / 4, roomTtlMs / 4));
-  const registration = new BinderRegistration(flags.binder, server.addr.port, registerEveryMs, log);
+  const registration = new BinderRegistration(binder, server.addr.port, registerEveryMs, log);
   // Set before the ready line: whoever waits for it may send SIGTERM at once.
   onTerminate(async () => {
     log.info("Servidor encerrando...");
-    stopping.abort();
     chat.stop();
     await registration.stop();
     await server.shutdown();
@@ -1045,7 +1027,7 @@ export async function main(args: string[] = Deno.args): Promise<void> {
     `Servidor ouvindo em ${flags.host}:${server.addr.port} (banco: ${dbPath}, ${chat.roomCount} salas` +
       `${flags.compat ? ", modo compatível" : ""})`,
   );
-  const host = flags.advertise ?? await advertisedHost(flags.host, flags.binder);
+  const host = flags.advertise ?? await advertisedHost(flags.host, binder);
   registration.start(host);
 }
 
