@@ -34,6 +34,7 @@ import {
   parseHostPort,
   Unreachable,
   usageError,
+  writeStdout,
   XmlRpcClient,
   type XmlRpcValue,
 } from "./deps.ts";
@@ -1009,20 +1010,6 @@ function maxId(messages: ChatMessage[]): number | undefined {
 // The terminal UI
 // ---------------------------------------------------------------------------
 
-const encoder = new TextEncoder();
-
-function writeOut(text: string): void {
-  const bytes = encoder.encode(text);
-  let offset = 0;
-  while (offset < bytes.length) {
-    try {
-      offset += Deno.stdout.writeSync(bytes.subarray(offset));
-    } catch {
-      return; // Nobody is reading any more.
-    }
-  }
-}
-
 /** Where lines are read from and written to. */
 interface Screen {
   start(): void;
@@ -1044,7 +1031,7 @@ class PlainScreen implements Screen {
   }
 
   print(text: string): void {
-    writeOut(`${text}\n`);
+    writeStdout(`${text}\n`);
   }
 
   clear(): void {}
@@ -1127,12 +1114,12 @@ class TerminalScreen implements Screen {
   }
 
   print(text: string): void {
-    writeOut(`\r\x1b[2K${text.replaceAll("\n", "\r\n")}\r\n`);
+    writeStdout(`\r\x1b[2K${text.replaceAll("\n", "\r\n")}\r\n`);
     this.#redraw();
   }
 
   clear(): void {
-    writeOut("\x1b[2J\x1b[H");
+    writeStdout("\x1b[2J\x1b[H");
     this.#redraw();
   }
 
@@ -1149,7 +1136,7 @@ class TerminalScreen implements Screen {
   }
 
   close(): void {
-    writeOut("\r\x1b[2K");
+    writeStdout("\r\x1b[2K");
     try {
       Deno.removeSignalListener("SIGWINCH", this.#onResize);
     } catch {
@@ -1341,7 +1328,7 @@ class TerminalScreen implements Screen {
       width += w;
     }
     const column = this.#promptWidth + widthOf(this.#buffer.slice(this.#scroll, this.#cursor)) + 1;
-    writeOut(`\r\x1b[2K${this.#prompt}${visible.join("")}\x1b[${column}G`);
+    writeStdout(`\r\x1b[2K${this.#prompt}${visible.join("")}\x1b[${column}G`);
   }
 }
 

@@ -1201,18 +1201,31 @@ function formatRecord(record: LogRecord): string {
  * Sends every log record of the category to the console (stdout) and, when
  * `file` is given, to that file too, as `2026-11-24 15:28:12 [INFO] texto`.
  */
+const stdoutEncoder = new TextEncoder();
+
+/** Writes all of `text` to stdout at once (a short write is continued); quiet once nobody reads. */
+export function writeStdout(text: string): void {
+  const bytes = stdoutEncoder.encode(text);
+  let offset = 0;
+  while (offset < bytes.length) {
+    try {
+      offset += Deno.stdout.writeSync(bytes.subarray(offset));
+    } catch {
+      return; // Nobody is reading any more.
+    }
+  }
+}
+
 export async function setupLog(
   category: string,
   options: { file?: string; quiet?: boolean } = {},
 ): Promise<void> {
   const sinks: Record<string, Sink> = {};
   if (!options.quiet) {
-    sinks.console = (record) => {
-      Deno.stdout.writeSync(new TextEncoder().encode(formatRecord(record)));
-    };
+    sinks.console = (record) => writeStdout(formatRecord(record));
   }
   if (options.file) {
-    // Small buffer and flush interval: an operator tailing the log sees lines at once.
+    // No buffer: an operator tailing the log sees each line at once, and a crash loses none.
     sinks.file = getFileSink(options.file, { formatter: formatRecord, bufferSize: 0 });
   }
   await configure({
