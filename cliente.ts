@@ -1186,12 +1186,12 @@ class TerminalScreen implements Screen {
         continue;
       }
       i += char.length;
-      this.#key(char, text[i]);
+      this.#key(char);
       if (char === "\r" && text[i] === "\n") i++;
     }
   }
 
-  #key(char: string, _next: string | undefined): void {
+  #key(char: string): void {
     switch (char) {
       case "\r":
       case "\n":

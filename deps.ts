@@ -871,10 +871,9 @@ function withSystemMethods(methods: MethodTable): MethodTable {
       }
       return Promise.all(calls.map(async (entry) => {
         try {
-          if (typeof entry !== "object" || entry === null || Array.isArray(entry)) {
-            throw new Fault(FaultCode.INVALID_PARAMS, "Cada chamada deve ser {methodName, params}");
-          }
-          const { methodName, params } = entry as Record<string, XmlRpcValue>;
+          const { methodName, params } = typeMatches("struct", entry)
+            ? entry as Record<string, XmlRpcValue>
+            : {};
           if (typeof methodName !== "string" || !Array.isArray(params)) {
             throw new Fault(FaultCode.INVALID_PARAMS, "Cada chamada deve ser {methodName, params}");
           }
@@ -1045,7 +1044,7 @@ async function readBody(
   request: Request,
   maxBody: number,
   timeoutMs: number,
-  reserve: (size: number) => boolean = () => true,
+  reserve: (size: number) => boolean,
 ): Promise<Uint8Array> {
   if (!request.body) return new Uint8Array();
   const reader = request.body.getReader();

@@ -419,8 +419,8 @@ export class ChatService {
     return this.#usersByToken.get(token)?.name ?? null;
   }
 
-  keepAlive(user: User): Result<string> {
-    user.lastSeen = Date.now();
+  /** Nothing to do: authorizing the call was the sign of life. */
+  keepAlive(): Result<string> {
     return [true, "Sessão mantida."];
   }
 
@@ -768,7 +768,7 @@ export function chatMethods(chat: ChatService): MethodTable {
     manter_sessao: rpc(
       "Sinal de vida de um usuário fora de salas: [true, msg].",
       [["usuario", "string"]],
-      (call, usuario) => asUser(call.session, usuario, (user) => chat.keepAlive(user)),
+      (call, usuario) => asUser(call.session, usuario, () => chat.keepAlive()),
     ),
     sair_do_servico: rpc(
       "Sai da sala e libera o nome: [true, msg].",

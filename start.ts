@@ -117,12 +117,8 @@ class Background {
   readonly #lines: string[] = [];
   readonly #waiters = new Set<() => void>();
   readonly done: Promise<Deno.CommandStatus>;
-  readonly name: string;
-  readonly logFile: string;
 
-  constructor(name: string, script: string, permissions: string[], args: string[], logFile: string) {
-    this.name = name;
-    this.logFile = logFile;
+  constructor(script: string, permissions: string[], args: string[], logFile: string) {
     this.#child = new Deno.Command("deno", {
       args: ["run", "--no-prompt", ...permissions, new URL(script, HERE).href, ...args],
       stdin: "null",
@@ -222,7 +218,7 @@ export async function main(args: string[] = Deno.args): Promise<number> {
     return 1;
   };
 
-  const binder = new Background("binder", "binder.ts", PERMISSIONS.binder, [
+  const binder = new Background("binder.ts", PERMISSIONS.binder, [
     "--host",
     host,
     "--port",
@@ -235,7 +231,7 @@ export async function main(args: string[] = Deno.args): Promise<number> {
   const binderAddress = `127.0.0.1:${binderPort}`;
   console.log(`Binder pronto em ${host}:${binderPort} (saída em binder.log).`);
 
-  const server = new Background("server", "server.ts", PERMISSIONS.server, [
+  const server = new Background("server.ts", PERMISSIONS.server, [
     "--host",
     host,
     "--port",
