@@ -24,6 +24,7 @@ import {
   onTerminate,
   parseFlags,
   rpc,
+  secondsFlag,
   serveXmlRpc,
   setupLog,
   usageError,
@@ -398,8 +399,7 @@ export async function main(args: string[] = Deno.args): Promise<void> {
     "allow-register": { type: "string", multiple: true, default: [] },
   });
   const port = numberFlag(program, "--port", flags.port, { min: 0, max: 65535, integer: true });
-  const seconds = (flag: string, text: string) =>
-    numberFlag(program, flag, text, { min: 0.01, max: 3600 }) * 1000;
+  const seconds = (flag: string, text: string) => secondsFlag(program, flag, text, 3600);
   const checkIntervalMs = seconds("--check-interval", flags["check-interval"]);
   const dropAfterMs = seconds("--drop-after", flags["drop-after"]);
   const bodyTimeoutMs = seconds("--request-timeout", flags["request-timeout"]);

@@ -32,6 +32,7 @@ import {
   numberFlag,
   parseFlags,
   parseHostPort,
+  secondsFlag,
   Unreachable,
   usageError,
   writeStdout,
@@ -1402,7 +1403,7 @@ export async function main(args: string[] = Deno.args): Promise<number> {
   } catch (error) {
     usageError(program, t.badBinder((error as Error).message));
   }
-  const retryMs = numberFlag(program, "--retry", flags.retry, { min: 0.01, max: 3600 }) * 1000;
+  const retryMs = secondsFlag(program, "--retry", flags.retry, 3600);
   const attempts = numberFlag(program, "--attempts", flags.attempts, { min: 0, max: 1e6, integer: true });
 
   const interactive = Deno.stdin.isTerminal() && Deno.stdout.isTerminal();

@@ -1297,6 +1297,11 @@ function describeFlagError(error: unknown): string {
   }
 }
 
+/** A duration flag in seconds (0.01 up to `maxSeconds`), in milliseconds; or a usage error. */
+export function secondsFlag(program: string, flag: string, text: string, maxSeconds: number): number {
+  return numberFlag(program, flag, text, { min: 0.01, max: maxSeconds }) * 1000;
+}
+
 /** A numeric flag within bounds, or a usage error. */
 export function numberFlag(
   program: string,

@@ -30,6 +30,7 @@ import {
   parseFlags,
   parseHostPort,
   rpc,
+  secondsFlag,
   serveXmlRpc,
   setupLog,
   usageError,
@@ -958,8 +959,7 @@ export async function main(args: string[] = Deno.args): Promise<void> {
     compat: { type: "boolean", default: false },
   });
   const port = numberFlag(program, "--port", flags.port, { min: 0, max: 65535, integer: true });
-  const seconds = (flag: string, text: string) =>
-    numberFlag(program, flag, text, { min: 0.01, max: 86400 }) * 1000;
+  const seconds = (flag: string, text: string) => secondsFlag(program, flag, text, 86400);
   const roomTtlMs = seconds("--room-ttl", flags["room-ttl"]);
   const sessionTtlMs = seconds("--session-ttl", flags["session-ttl"]);
   const registerEveryMs = seconds("--register-interval", flags["register-interval"]);
