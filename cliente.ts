@@ -549,21 +549,7 @@ export class ChatSession {
 
   /** Finds ChatService through the binder, retrying; throws a {@linkcode Problem} when it gives up. */
   async connect(): Promise<void> {
-    const { attempts, retryMs } = this.#options;
-    let reported = "";
-    for (let attempt = 1;; attempt++) {
-      try {
-        await this.#locate();
-        break;
-      } catch (error) {
-        const problem = this.#problemOf(error);
-        if (attempts > 0 && attempt >= attempts) throw new Problem(this.#t.giveUp(problem, attempt));
-        if (problem !== reported) this.#view.notice(this.#t.retrying(problem, retryMs / 1000), "warn");
-        reported = problem;
-        await sleep(retryMs, this.#closing.signal);
-        if (this.closed) throw new Closed();
-      }
-    }
+    await this.#retrying(() => this.#locate(), this.#options.attempts);
     this.#view.notice(this.#t.connected(this.#address));
     if (!this.live) this.#view.notice(this.#t.polling(this.#options.pollMs / 1000));
   }
@@ -901,23 +887,32 @@ export class ChatSession {
   async #reconnect(reason: string, sessionOnly: boolean): Promise<void> {
     const t = this.#t;
     this.#view.notice(sessionOnly ? t.sessionLost(reason) : t.connectionLost(reason), "warn");
+    await this.#retrying(async (attempt) => {
+      if (!sessionOnly || attempt > 1) await this.#locate();
+      if (this.#name !== undefined) await this.#restore();
+    }, 0);
+    this.#view.notice(t.reconnected(this.#address, sanitize(this.#name ?? ""), this.#room));
+  }
+
+  /**
+   * Runs `action` until it succeeds, every `--retry` seconds, saying what is wrong each time
+   * it changes; gives up after `attempts` (0: never) or when the session is closed.
+   */
+  async #retrying(action: (attempt: number) => Promise<void>, attempts: number): Promise<void> {
+    const { retryMs } = this.#options;
     let reported = "";
-    for (let attempt = 1; !this.closed; attempt++) {
+    for (let attempt = 1;; attempt++) {
+      if (this.closed) throw new Closed();
       try {
-        if (!sessionOnly || attempt > 1) await this.#locate();
-        if (this.#name !== undefined) await this.#restore();
-        this.#view.notice(t.reconnected(this.#address, sanitize(this.#name ?? ""), this.#room));
-        return;
+        return await action(attempt);
       } catch (error) {
         const problem = this.#problemOf(error);
-        if (problem !== reported) {
-          this.#view.notice(t.retrying(problem, this.#options.retryMs / 1000), "warn");
-        }
+        if (attempts > 0 && attempt >= attempts) throw new Problem(this.#t.giveUp(problem, attempt));
+        if (problem !== reported) this.#view.notice(this.#t.retrying(problem, retryMs / 1000), "warn");
         reported = problem;
-        await sleep(this.#options.retryMs, this.#closing.signal);
+        await sleep(retryMs, this.#closing.signal);
       }
     }
-    throw new Closed();
   }
 
   /** The same name again, and the same room; then receiving carries on from our cursor. */
