@@ -17,16 +17,17 @@
  */
 
 import {
-  getLogger,
+  announceReady,
   type Logger,
   type MethodTable,
   numberFlag,
   onTerminate,
+  openLog,
   parseFlags,
+  type Result,
   rpc,
   secondsFlag,
   serveXmlRpc,
-  setupLog,
   usageError,
 } from "./deps.ts";
 
@@ -58,8 +59,6 @@ export interface BinderOptions {
   allowRegister?: readonly Network[];
   log: Logger;
 }
-
-type Result<T> = [true, T] | [false, string];
 
 const MAX_NAME = 100;
 const MAX_HOST = 255;
@@ -408,8 +407,7 @@ export async function main(args: string[] = Deno.args): Promise<void> {
       usageError(program, `--allow-register: rede inválida '${text}' (use CIDR, ex.: 192.168.0.0/24)`)
   );
 
-  await setupLog("binder");
-  const log = getLogger("binder");
+  const log = await openLog("binder");
   const binder = new Binder({
     checkIntervalMs,
     dropAfterMs,
@@ -419,7 +417,7 @@ export async function main(args: string[] = Deno.args): Promise<void> {
   });
   let server;
   try {
-    server = serveXmlRpc(binderMethods(binder), { host: flags.host, port, bodyTimeoutMs });
+    server = serveXmlRpc(binderMethods(binder), { host: flags.host, port, bodyTimeoutMs, log });
   } catch (error) {
     console.error(
       `${program}: não foi possível escutar em ${flags.host}:${port}: ${(error as Error).message}`,
@@ -435,6 +433,7 @@ export async function main(args: string[] = Deno.args): Promise<void> {
   });
   log.info(`Registros aceitos de: loopback${allowRegister.map((network) => `, ${network.text}`).join("")}`);
   log.info(`Binder ouvindo em ${flags.host}:${server.addr.port}`);
+  announceReady({ programa: "binder", host: flags.host, porta: server.addr.port });
 }
 
 if (import.meta.main) await main();

@@ -18,21 +18,22 @@
  */
 
 import {
-  closeLog,
+  announceReady,
   DatabaseSync,
   encodeOnce,
   endpointUrl,
-  getLogger,
+  type Log,
   type Logger,
   type MethodTable,
   numberFlag,
   onTerminate,
+  openLog,
   parseFlags,
   parseHostPort,
+  type Result,
   rpc,
   secondsFlag,
   serveXmlRpc,
-  setupLog,
   usageError,
   XmlRpcClient,
 } from "./deps.ts";
@@ -82,8 +83,6 @@ interface Waiter {
   readonly user: string;
   readonly wake: () => void;
 }
-
-type Result<T> = [true, T] | [false, string];
 
 /** Where the binder is. */
 type HostPort = { host: string; port: number };
@@ -974,8 +973,9 @@ export async function main(args: string[] = Deno.args): Promise<void> {
   }
   const dbPath = flags.db ?? besideLog(flags.log);
 
+  let log: Log;
   try {
-    await setupLog("chat", { file: flags.log });
+    log = await openLog("chat", { file: flags.log });
   } catch (error) {
     const denied = (error as Error).name === "NotCapable";
     console.error(
@@ -985,14 +985,13 @@ export async function main(args: string[] = Deno.args): Promise<void> {
     );
     Deno.exit(1);
   }
-  const log = getLogger("chat");
 
   let store: MessageStore;
   try {
     store = new MessageStore(dbPath, { synchronous: flags.sync });
   } catch (error) {
     console.error(`${program}: ${(error as Error).message}`);
-    await closeLog();
+    await log.close();
     Deno.exit(1);
   }
   const chat = new ChatService(store, { compat: flags.compat, sessionTtlMs, roomTtlMs, maxRate, log });
@@ -1002,13 +1001,14 @@ export async function main(args: string[] = Deno.args): Promise<void> {
       host: flags.host,
       port,
       bodyTimeoutMs,
+      log,
     });
   } catch (error) {
     console.error(
       `${program}: não foi possível escutar em ${flags.host}:${port}: ${(error as Error).message}`,
     );
     store.close();
-    await closeLog();
+    await log.close();
     Deno.exit(1);
   }
   chat.start(Math.min(1000, sessionTtlMs / 4, roomTtlMs / 4));
@@ -1021,12 +1021,13 @@ export async function main(args: string[] = Deno.args): Promise<void> {
     await server.shutdown();
     store.close();
     log.info("Servidor encerrado.");
-    await closeLog();
+    await log.close();
   });
   log.info(
     `Servidor ouvindo em ${flags.host}:${server.addr.port} (banco: ${dbPath}, ${chat.roomCount} salas` +
       `${flags.compat ? ", modo compatível" : ""})`,
   );
+  announceReady({ programa: "server", host: flags.host, porta: server.addr.port });
   const host = flags.advertise ?? await advertisedHost(flags.host, binder);
   registration.start(host);
 }

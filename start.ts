@@ -20,7 +20,7 @@
  * @module
  */
 
-import { endpointUrl, numberFlag, usageError, XmlRpcClient } from "./deps.ts";
+import { ChildProgram, endpointUrl, numberFlag, type ReadyLine, usageError, XmlRpcClient } from "./deps.ts";
 
 // ---------------------------------------------------------------------------
 // Types
@@ -111,80 +111,17 @@ export function parseStartArgs(args: string[]): StartOptions {
 // Background programs
 // ---------------------------------------------------------------------------
 
-/** A program in the background, its output copied to a log file, its lines watched for readiness. */
-class Background {
-  readonly #child: Deno.ChildProcess;
-  readonly #lines: string[] = [];
-  readonly #waiters = new Set<() => void>();
-  readonly done: Promise<Deno.CommandStatus>;
+/** Starts one of our programs in the background, its output copied to a log file. */
+function background(script: string, permissions: string[], args: string[], logFile: string): ChildProgram {
+  return ChildProgram.deno(new URL(script, HERE), permissions, args, { outputFile: logFile });
+}
 
-  constructor(script: string, permissions: string[], args: string[], logFile: string) {
-    this.#child = new Deno.Command("deno", {
-      args: ["run", "--no-prompt", ...permissions, new URL(script, HERE).href, ...args],
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
-    const log = Deno.openSync(logFile, { write: true, create: true, truncate: true });
-    const copy = async (stream: ReadableStream<Uint8Array>) => {
-      let rest = "";
-      for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
-        log.writeSync(new TextEncoder().encode(chunk));
-        const parts = (rest + chunk).split("\n");
-        rest = parts.pop()!;
-        this.#lines.push(...parts);
-        for (const wake of this.#waiters) wake();
-      }
-    };
-    this.done = Promise.all([copy(this.#child.stdout), copy(this.#child.stderr)])
-      .then(() => this.#child.status)
-      .finally(() => {
-        log.close();
-        for (const wake of this.#waiters) wake();
-      });
-  }
-
-  /** Waits for a line of output; undefined if the program ended or took too long. */
-  waitForLine(pattern: RegExp, timeoutMs: number): Promise<RegExpMatchArray | undefined> {
-    return new Promise((resolve) => {
-      let ended = false;
-      this.done.then(() => ended = true);
-      const check = () => {
-        const match = this.#lines.map((line) => line.match(pattern)).find((m) => m);
-        if (match || ended) finish(match ?? undefined);
-      };
-      const finish = (match: RegExpMatchArray | undefined) => {
-        clearTimeout(timer);
-        this.#waiters.delete(check);
-        resolve(match);
-      };
-      const timer = setTimeout(() => finish(undefined), timeoutMs);
-      this.#waiters.add(check);
-      this.done.then(check);
-      check();
-    });
-  }
-
-  get lastLines(): string {
-    return this.#lines.slice(-5).join("\n");
-  }
-
-  /** SIGTERM (a clean stop: the server unregisters), then SIGKILL if it lingers. */
-  async stop(): Promise<void> {
-    try {
-      this.#child.kill("SIGTERM");
-    } catch {
-      return; // Already gone.
-    }
-    const timer = setTimeout(() => {
-      try {
-        this.#child.kill("SIGKILL");
-      } catch {
-        // Gone meanwhile.
-      }
-    }, 5000);
-    await this.done;
-    clearTimeout(timer);
+/** Its ready line, or undefined if it ended or took too long. */
+async function readyLine(program: ChildProgram): Promise<ReadyLine | undefined> {
+  try {
+    return await program.ready(READY_TIMEOUT_MS);
+  } catch {
+    return undefined;
   }
 }
 
@@ -208,7 +145,7 @@ async function registered(binderPort: number, serverPort: number): Promise<boole
 export async function main(args: string[] = Deno.args): Promise<number> {
   const options = parseStartArgs(args);
   const host = options.local ? "127.0.0.1" : "0.0.0.0";
-  const running: Background[] = [];
+  const running: ChildProgram[] = [];
   const stopAll = async () => {
     for (const program of running.reverse()) await program.stop();
   };
@@ -218,20 +155,20 @@ export async function main(args: string[] = Deno.args): Promise<number> {
     return 1;
   };
 
-  const binder = new Background("binder.ts", PERMISSIONS.binder, [
+  const binder = background("binder.ts", PERMISSIONS.binder, [
     "--host",
     host,
     "--port",
     String(options.binderPort),
   ], "binder.log");
   running.push(binder);
-  const binderReady = await binder.waitForLine(/Binder ouvindo em \S+:(\d+)$/, READY_TIMEOUT_MS);
-  if (!binderReady) return await fail(`o binder não iniciou (veja binder.log):\n${binder.lastLines}`);
-  const binderPort = Number(binderReady[1]);
+  const binderReady = await readyLine(binder);
+  if (!binderReady) return await fail(`o binder não iniciou (veja binder.log):\n${binder.tail()}`);
+  const binderPort = binderReady.porta;
   const binderAddress = `127.0.0.1:${binderPort}`;
   console.log(`Binder pronto em ${host}:${binderPort} (saída em binder.log).`);
 
-  const server = new Background("server.ts", PERMISSIONS.server, [
+  const server = background("server.ts", PERMISSIONS.server, [
     "--host",
     host,
     "--port",
@@ -240,9 +177,9 @@ export async function main(args: string[] = Deno.args): Promise<number> {
     binderAddress,
   ], "server.log");
   running.push(server);
-  const serverReady = await server.waitForLine(/Servidor ouvindo em \S+:(\d+)/, READY_TIMEOUT_MS);
-  if (!serverReady) return await fail(`o servidor não iniciou (veja server.log):\n${server.lastLines}`);
-  const serverPort = Number(serverReady[1]);
+  const serverReady = await readyLine(server);
+  if (!serverReady) return await fail(`o servidor não iniciou (veja server.log):\n${server.tail()}`);
+  const serverPort = serverReady.porta;
   const deadline = Date.now() + READY_TIMEOUT_MS;
   while (!(await registered(binderPort, serverPort))) {
     if (Date.now() > deadline) return await fail("o servidor não se registrou no binder (veja server.log)");

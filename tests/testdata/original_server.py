@@ -7,7 +7,7 @@ use it to check that cliente.ts falls back to polling `receber_mensagens`.
     python3 original_server.py [--binder HOST:PORT] [--hostile]
 
 Listens on a free loopback port, registers as ChatService in the binder when
-one is given, prints `Servidor ouvindo em 127.0.0.1:PORT` and then one line
+one is given, prints `Servidor ouvindo em 127.0.0.1:PORT`, the ready line, and then one line
 `CALL metodo` per call it serves.
 """
 
@@ -153,6 +153,8 @@ def main():
         binder = xmlrpc.client.ServerProxy("http://" + args.binder, allow_none=True)
         print(binder.registrar_procedimento("ChatService", "127.0.0.1", port), file=sys.stderr, flush=True)
     print("Servidor ouvindo em 127.0.0.1:%d" % port, flush=True)
+    # The ready line our programs print (deps/child.ts), so the tests start it as they start ours.
+    print('rpc-chat-pronto {"programa": "server", "host": "127.0.0.1", "porta": %d}' % port, flush=True)
     server.serve_forever()
 
 

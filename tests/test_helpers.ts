@@ -6,7 +6,7 @@
  * @module
  */
 
-import { endpointUrl, XmlRpcClient } from "./deps.ts";
+import { ChildProgram, endpointUrl, type Logger, XmlRpcClient } from "../deps.ts";
 
 /** The exact permissions the README documents for each program. */
 export const BINDER_PERMISSIONS = ["--allow-net"];
@@ -18,164 +18,20 @@ export const SERVER_PERMISSIONS = [
   "--allow-write=chat_server.log,chat.db",
 ];
 
-const ROOT = new URL(".", import.meta.url).pathname;
+const ROOT = new URL("..", import.meta.url).pathname;
 const encoder = new TextEncoder();
 
-/** A program running as a subprocess, with its output collected line by line. */
-export class Program {
-  readonly lines: string[] = [];
-  readonly stderrLines: string[] = [];
-  readonly status: Promise<Deno.CommandStatus>;
-  readonly #child: Deno.ChildProcess;
-  readonly #waiters = new Set<() => void>();
-  #stdin: WritableStreamDefaultWriter<Uint8Array> | undefined;
-
-  constructor(
-    command: string,
-    args: string[],
-    options: { stdin?: boolean; cwd?: string; env?: Record<string, string> },
-  ) {
-    this.#child = new Deno.Command(command, {
-      args,
-      cwd: options.cwd ?? ROOT,
-      env: options.env,
-      stdin: options.stdin ? "piped" : "null",
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
-    if (options.stdin) this.#stdin = this.#child.stdin.getWriter();
-    const collect = async (stream: ReadableStream<Uint8Array>, into: string[]) => {
-      const lines = stream.pipeThrough(new TextDecoderStream()).pipeThrough(new LineSplitter());
-      for await (const line of lines) {
-        into.push(line);
-        for (const wake of this.#waiters) wake();
-      }
-    };
-    const done = Promise.all([
-      collect(this.#child.stdout, this.lines),
-      collect(this.#child.stderr, this.stderrLines),
-    ]);
-    this.status = done.then(() => this.#child.status).finally(() => {
-      for (const wake of this.#waiters) wake();
-    });
-  }
-
-  get pid(): number {
-    return this.#child.pid;
-  }
-
-  get output(): string {
-    return this.lines.join("\n");
-  }
-
-  /** Waits until a stdout line matches; returns the match. */
-  async waitForLine(pattern: RegExp, timeoutMs = 10_000): Promise<RegExpMatchArray> {
-    let match: RegExpMatchArray | undefined;
-    await this.#waitFor(
-      () => {
-        match = this.lines.map((line) => line.match(pattern)).find((m) => m) ?? undefined;
-        return match !== undefined;
-      },
-      timeoutMs,
-      `a line matching ${pattern}`,
-    );
-    return match!;
-  }
-
-  /** Waits until `count` stdout lines match. */
+/** A program under test: a {@linkcode ChildProgram} that can also wait for several matching lines. */
+export class Program extends ChildProgram {
+  /** Waits until `count` stdout lines match; returns them. */
   async waitForLines(pattern: RegExp, count: number, timeoutMs = 10_000): Promise<string[]> {
-    let matching: string[] = [];
-    await this.#waitFor(
-      () => {
-        matching = this.lines.filter((line) => pattern.test(line));
-        return matching.length >= count;
-      },
-      timeoutMs,
+    let seen = 0;
+    await this.waitFor(
+      (line) => pattern.test(line) && ++seen >= count ? true : undefined,
       `${count} lines matching ${pattern}`,
+      { timeoutMs },
     );
-    return matching;
-  }
-
-  async write(text: string): Promise<void> {
-    await this.#stdin!.write(encoder.encode(text));
-  }
-
-  async closeStdin(): Promise<void> {
-    await this.#stdin?.close();
-  }
-
-  kill(signal: Deno.Signal = "SIGTERM"): void {
-    try {
-      this.#child.kill(signal);
-    } catch {
-      // Already gone.
-    }
-  }
-
-  /** Stops the program (if still running) and waits for it. */
-  async stop(signal: Deno.Signal = "SIGTERM"): Promise<Deno.CommandStatus> {
-    this.kill(signal);
-    await this.#stdin?.close().catch(() => {});
-    return await this.status;
-  }
-
-  async [Symbol.asyncDispose](): Promise<void> {
-    await this.stop("SIGKILL");
-  }
-
-  #waitFor(condition: () => boolean, timeoutMs: number, what: string): Promise<void> {
-    return new Promise((resolve, reject) => {
-      let finished = false;
-      const check = () => {
-        if (finished) return;
-        if (condition()) {
-          finish();
-          resolve();
-        }
-      };
-      const finish = () => {
-        finished = true;
-        clearTimeout(timer);
-        this.#waiters.delete(check);
-        this.#waiters.delete(ended);
-      };
-      const ended = () => {
-        // The process may exit while waiting: report what it said.
-        this.status.then(() => {
-          if (finished) return;
-          check();
-          if (!finished) {
-            finish();
-            reject(
-              new Error(`program ended before ${what}:\n${this.output}\n${this.stderrLines.join("\n")}`),
-            );
-          }
-        });
-      };
-      const timer = setTimeout(() => {
-        finish();
-        reject(new Error(`timed out waiting for ${what}:\n${this.output}\n${this.stderrLines.join("\n")}`));
-      }, timeoutMs);
-      this.#waiters.add(check);
-      this.status.then(ended);
-      check();
-    });
-  }
-}
-
-class LineSplitter extends TransformStream<string, string> {
-  constructor() {
-    let rest = "";
-    super({
-      transform(chunk, controller) {
-        const parts = (rest + chunk).split("\n");
-        rest = parts.pop()!;
-        for (const part of parts) controller.enqueue(part.replace(/\r$/, ""));
-      },
-      flush(controller) {
-        if (rest) controller.enqueue(rest);
-      },
-    });
+    return this.lines.filter((line) => pattern.test(line));
   }
 }
 
@@ -189,7 +45,7 @@ export function startScript(
   return new Program(
     Deno.execPath(),
     ["run", "--no-prompt", ...permissions, `${ROOT}${script}`, ...args],
-    options,
+    { cwd: ROOT, ...options, stdin: options.stdin ? "piped" : "null" },
   );
 }
 
@@ -224,10 +80,10 @@ export async function startBinder(extraArgs: string[] = []): Promise<RunningBind
     "0",
     ...extraArgs,
   ]);
-  const [, port] = await program.waitForLine(/Binder ouvindo em [^ ]+:(\d+)$/);
+  const { porta: port } = await program.ready();
   return {
     program,
-    port: Number(port),
+    port,
     address: `127.0.0.1:${port}`,
     client: new XmlRpcClient(endpointUrl("127.0.0.1", Number(port)), { timeoutMs: 5000 }),
     [Symbol.asyncDispose]: () => program[Symbol.asyncDispose](),
@@ -336,10 +192,10 @@ export async function startServer(
     "0.2",
     ...extraArgs,
   ], { cwd: dir });
-  const [, port] = await program.waitForLine(/Servidor ouvindo em [^ ]+:(\d+) /);
+  const { porta: port } = await program.ready();
   return {
     program,
-    port: Number(port),
+    port,
     address: `127.0.0.1:${port}`,
     dir,
     client: () => new XmlRpcClient(endpointUrl("127.0.0.1", Number(port)), { timeoutMs: 5000 }),
@@ -380,13 +236,13 @@ export async function startOriginalServer(
   extraArgs: string[] = [],
 ): Promise<{ program: Program; port: number } & AsyncDisposable> {
   const program = new Program("python3", [
-    `${ROOT}testdata/original_server.py`,
+    `${ROOT}tests/testdata/original_server.py`,
     "--binder",
     binder.address,
     ...extraArgs,
-  ], {});
-  const [, port] = await program.waitForLine(/Servidor ouvindo em 127\.0\.0\.1:(\d+)$/);
-  return { program, port: Number(port), [Symbol.asyncDispose]: () => program[Symbol.asyncDispose]() };
+  ], { cwd: ROOT });
+  const { porta: port } = await program.ready();
+  return { program, port, [Symbol.asyncDispose]: () => program[Symbol.asyncDispose]() };
 }
 
 /** A small seeded PRNG (mulberry32): the same seed gives the same sequence, so a fuzz run replays. */
@@ -400,3 +256,6 @@ export function prng(seed: number): () => number {
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
 }
+
+/** A log that drops every line: for cores tested in-process. */
+export const silentLog: Logger = { info() {}, warn() {}, error() {} };

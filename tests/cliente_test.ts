@@ -1,7 +1,7 @@
 // deno-lint-ignore-file no-control-regex -- these tests look for terminal escape sequences
 import assert from "node:assert/strict";
-import { XmlRpcClient } from "./deps.ts";
-import { clockOf, formatMessage, newMessages, parseInput, sanitize, splitRecipient } from "./cliente.ts";
+import { XmlRpcClient } from "../deps.ts";
+import { clockOf, formatMessage, newMessages, parseInput, sanitize, splitRecipient } from "../cliente.ts";
 import {
   CLIENT_PERMISSIONS,
   Program,
@@ -13,7 +13,7 @@ import {
   waitUntil,
 } from "./test_helpers.ts";
 
-const ROOT = new URL(".", import.meta.url).pathname;
+const ROOT = new URL("..", import.meta.url).pathname;
 const TIME = String.raw`\[\d\d:\d\d:\d\d\]`;
 
 /** A chat line as the client prints it: `[HH:MM:SS] text`, matched whole. */
@@ -306,7 +306,7 @@ Deno.test("an English locale switches the texts without --allow-env; C and unset
       `${ROOT}cliente.ts`,
       "--binder",
       binder.address,
-    ], { stdin: true });
+    ], { stdin: "piped" });
     await program.write("/fim\n");
     await program.closeStdin();
     assert.deepEqual((await program.status).code, 0, program.stderrLines.join("\n"));
@@ -500,7 +500,7 @@ Deno.test("the client runs from a URL with --allow-net and --allow-import for th
       "remota",
       "--room",
       "geral",
-    ], { stdin: true, cwd: elsewhere });
+    ], { stdin: "piped", cwd: elsewhere });
     await using _remote = remote;
     await remote.waitForLine(/Você está na sala geral/, 60_000);
     await using local = startClient(binder, ["--name", "local", "--room", "geral"]);

@@ -20,7 +20,7 @@ import {
   XmlRpcClient,
   type XmlRpcDocument,
   type XmlRpcValue,
-} from "./deps.ts";
+} from "../deps.ts";
 import { prng, runPython, startBinder, startServer, waitUntil } from "./test_helpers.ts";
 
 // ---------------------------------------------------------------------------

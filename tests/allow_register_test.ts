@@ -11,9 +11,9 @@
  */
 
 import assert from "node:assert/strict";
-import { Binder, binderMethods, inNetwork, isLoopback, type Network, parseNetwork } from "./binder.ts";
-import { getLogger, parseXmlRpc, xmlRpcHandler, type XmlRpcValue } from "./deps.ts";
-import { BINDER_PERMISSIONS, runScript, startBinder } from "./test_helpers.ts";
+import { Binder, binderMethods, inNetwork, isLoopback, type Network, parseNetwork } from "../binder.ts";
+import { parseXmlRpc, xmlRpcHandler, type XmlRpcValue } from "../deps.ts";
+import { BINDER_PERMISSIONS, runScript, silentLog, startBinder } from "./test_helpers.ts";
 
 Deno.test("--allow-register parses CIDR networks and single addresses, IPv4 and IPv6", () => {
   for (
@@ -74,7 +74,7 @@ function binderAt(allowRegister: Network[]) {
     dropAfterMs: 3_600_000,
     probeTimeoutMs: 1000,
     allowRegister,
-    log: getLogger(["test", "binder"]),
+    log: silentLog,
   });
   const handler = xmlRpcHandler(binderMethods(binder));
   return async (address: string, method: string, ...params: XmlRpcValue[]) => {

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import * as codec from "npm:xmlrpc@1.3.2/lib/serializer.js";
-import { encodeCall, encodeFault, encodeOnce, encodeResponse, parseXmlRpc, xmlRpcHandler } from "./deps.ts";
+import { encodeCall, encodeFault, encodeOnce, encodeResponse, parseXmlRpc, xmlRpcHandler } from "../deps.ts";
 import { runPython } from "./test_helpers.ts";
 
 /** The codec's serializer, which deps.ts used for responses before: the reference for every byte. */

@@ -37,7 +37,7 @@
  * @module
  */
 
-import { endpointUrl, numberFlag, parseFlags, parseHostPort, usageError, XmlRpcClient } from "./deps.ts";
+import { endpointUrl, numberFlag, parseFlags, parseHostPort, usageError, XmlRpcClient } from "../deps.ts";
 
 // ---------------------------------------------------------------------------
 // XML-RPC on the wire, as lean as a load generator needs
@@ -1269,7 +1269,7 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
       cleanups.unshift(() => Deno.remove(dir, { recursive: true }));
       const binder = new Child([
         "--allow-net",
-        new URL("./binder.ts", import.meta.url).href,
+        new URL("../binder.ts", import.meta.url).href,
         "--host",
         "127.0.0.1",
         "--port",
@@ -1288,7 +1288,7 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
         "--allow-sys=networkInterfaces",
         "--allow-read=chat.db",
         "--allow-write=chat_server.log,chat.db",
-        new URL("./server.ts", import.meta.url).href,
+        new URL("../server.ts", import.meta.url).href,
         "--host",
         "127.0.0.1",
         "--port",

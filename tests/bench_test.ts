@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
-import { decodeResponse, encodeCall, formatTable, httpRequest } from "./bench.ts";
-import { encodeOnce, encodeResponse } from "./deps.ts";
+import { decodeResponse, encodeCall, formatTable, httpRequest } from "../bench/bench.ts";
+import { encodeOnce, encodeResponse } from "../deps.ts";
 import { runScript } from "./test_helpers.ts";
 
 /** The permissions the README and `deno task bench` give the benchmark. */
@@ -24,7 +24,7 @@ const FIELDS = [
 ] as const;
 
 async function bench(args: string[]): Promise<Record<string, unknown>> {
-  const { code, stdout, stderr } = await runScript("bench.ts", BENCH_PERMISSIONS, [...args, "--json"]);
+  const { code, stdout, stderr } = await runScript("bench/bench.ts", BENCH_PERMISSIONS, [...args, "--json"]);
   assert.equal(code, 0, `bench exited ${code}:\n${stdout}\n${stderr}`);
   const lines = stdout.trim().split("\n");
   assert.match(stdout, /\| deliveries \/ expected/, "the readable table comes first");

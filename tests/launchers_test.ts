@@ -18,7 +18,7 @@ import {
   startClient,
 } from "./test_helpers.ts";
 
-const ROOT = new URL(".", import.meta.url).pathname;
+const ROOT = new URL("..", import.meta.url).pathname;
 const decoder = new TextDecoder();
 
 /** The task's command line, from deno.json: what `deno task NAME` runs. */
@@ -60,7 +60,7 @@ async function startAll(args: string[]): Promise<{ program: Program; dir: string
     "--server-port",
     "0",
     ...args,
-  ], { stdin: true, cwd: dir });
+  ], { stdin: "piped", cwd: dir });
   return {
     program,
     dir,

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
-import { XmlRpcClient } from "./deps.ts";
-import type { WireMessage } from "./server.ts";
+import { XmlRpcClient } from "../deps.ts";
+import type { WireMessage } from "../server.ts";
 import {
   runPython,
   runScript,

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { Fault, FaultCode, XmlRpcClient } from "./deps.ts";
+import { Fault, FaultCode, XmlRpcClient } from "../deps.ts";
 import {
   BINDER_PERMISSIONS,
   listenOnFreePort,

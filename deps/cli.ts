@@ -1,0 +1,106 @@
+/**
+ * What every program needs around its core: strict flags with one clear
+ * usage error, duration and number flags, and a clean stop on SIGINT/SIGTERM.
+ *
+ * @module
+ */
+
+import { parseArgs, type ParseArgsConfig } from "node:util";
+// Command lines and serving
+// ---------------------------------------------------------------------------
+
+type FlagOptions = NonNullable<ParseArgsConfig["options"]>;
+
+/** One clear line on stderr and exit code 2: how every program refuses a bad command line. */
+export function usageError(program: string, message: string): never {
+  console.error(`${program}: ${message} (veja --help)`);
+  Deno.exit(2);
+}
+
+/**
+ * Parses flags strictly (unknown flags and positionals are errors); `-h` and
+ * `--help` print the usage and exit 0.
+ */
+export function parseFlags<const O extends FlagOptions>(
+  program: string,
+  printUsage: () => void,
+  args: string[],
+  options: O,
+) {
+  try {
+    const { values } = parseArgs({
+      args,
+      options: { ...options, help: { type: "boolean", short: "h" } },
+      strict: true,
+      allowPositionals: false,
+    });
+    if ((values as { help?: boolean }).help) {
+      printUsage();
+      Deno.exit(0);
+    }
+    return values as ReturnType<
+      typeof parseArgs<{ options: O; strict: true; allowPositionals: false }>
+    >["values"];
+  } catch (error) {
+    usageError(program, describeFlagError(error));
+  }
+}
+
+function describeFlagError(error: unknown): string {
+  const { code, message } = error as { code?: string; message: string };
+  const option = /'(-[^']*)'/.exec(message)?.[1] ?? "";
+  switch (code) {
+    case "ERR_PARSE_ARGS_UNKNOWN_OPTION":
+      return `opção desconhecida '${option}'`;
+    case "ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL":
+      return `argumento inesperado ${/'[^']*'/.exec(message)?.[0] ?? ""}`.trim();
+    case "ERR_PARSE_ARGS_INVALID_OPTION_VALUE": {
+      const flag = /--?[\w-]+/.exec(message)?.[0] ?? "";
+      if (/ambiguous/.test(message)) return `o valor de ${flag} começa com '-': escreva ${flag}=VALOR`;
+      if (/argument missing/.test(message)) return `a opção ${flag} precisa de um valor`;
+      return `a opção ${flag} não recebe valor`;
+    }
+    default:
+      return message;
+  }
+}
+
+/** A duration flag in seconds (0.01 up to `maxSeconds`), in milliseconds; or a usage error. */
+export function secondsFlag(program: string, flag: string, text: string, maxSeconds: number): number {
+  return numberFlag(program, flag, text, { min: 0.01, max: maxSeconds }) * 1000;
+}
+
+/** A numeric flag within bounds, or a usage error. */
+export function numberFlag(
+  program: string,
+  flag: string,
+  text: string,
+  bounds: { min: number; max: number; integer?: boolean },
+): number {
+  const value = Number(text);
+  if (
+    text.trim() === "" || !Number.isFinite(value) || value < bounds.min || value > bounds.max ||
+    (bounds.integer && !Number.isInteger(value))
+  ) {
+    const kind = bounds.integer ? "um inteiro" : "um número";
+    usageError(program, `${flag} deve ser ${kind} de ${bounds.min} a ${bounds.max}, não '${text}'`);
+  }
+  return value;
+}
+
+/** Runs `stop` once on SIGINT or SIGTERM (SIGTERM does not exist on Windows). */
+export function onTerminate(stop: () => void | Promise<void>): void {
+  let stopping = false;
+  const handler = () => {
+    if (stopping) return;
+    stopping = true;
+    Promise.resolve(stop()).finally(() => Deno.exit(0));
+  };
+  for (const signal of ["SIGINT", "SIGTERM"] as const) {
+    try {
+      Deno.addSignalListener(signal, handler);
+    } catch {
+      // Not supported on this platform.
+    }
+  }
+}

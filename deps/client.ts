@@ -1,0 +1,100 @@
+/**
+ * The client side of XML-RPC: {@linkcode XmlRpcClient} makes calls with
+ * `fetch` (timeouts, keep-alive, the session cookie a server sets) and decodes
+ * the answers with the same codec the servers use.
+ *
+ * @module
+ */
+
+import { encodeCall, Fault, parseXmlRpc, type XmlRpcValue } from "./codec.ts";
+
+// ---------------------------------------------------------------------------
+// Client side
+// ---------------------------------------------------------------------------
+
+/** The service did not answer: refused, unreachable or timed out. */
+export class Unreachable extends Error {
+  constructor(readonly url: string, readonly reason: string) {
+    super(`${url}: ${reason}`);
+    this.name = "Unreachable";
+  }
+}
+
+export interface CallOptions {
+  /** Overrides the client's timeout for one call (a long wait, say). */
+  timeoutMs?: number;
+  signal?: AbortSignal;
+}
+
+/** An XML-RPC client over `fetch`: keep-alive, timeouts and the server's session cookie. */
+export class XmlRpcClient {
+  readonly url: string;
+  readonly timeoutMs: number;
+  readonly #cookies = new Map<string, string>();
+
+  constructor(url: string, options: { timeoutMs?: number } = {}) {
+    this.url = url;
+    this.timeoutMs = options.timeoutMs ?? 10_000;
+  }
+
+  /** Calls a method; throws {@linkcode Fault} for faults and {@linkcode Unreachable} when nobody answers. */
+  async call<T = unknown>(method: string, params: XmlRpcValue[] = [], options: CallOptions = {}): Promise<T> {
+    const timeout = AbortSignal.timeout(options.timeoutMs ?? this.timeoutMs);
+    const signal = options.signal ? AbortSignal.any([timeout, options.signal]) : timeout;
+    const headers = new Headers({ "content-type": "text/xml; charset=utf-8" });
+    if (this.#cookies.size) {
+      headers.set("cookie", [...this.#cookies].map(([name, value]) => `${name}=${value}`).join("; "));
+    }
+    const body = encodeCall(method, params);
+    let text: string;
+    try {
+      const response = await fetch(this.url, { method: "POST", headers, body, signal });
+      for (const cookie of response.headers.getSetCookie()) this.#keepCookie(cookie);
+      text = await response.text();
+      if (!response.ok) throw new Fault(-response.status, `HTTP ${response.status}: ${text.trim()}`);
+    } catch (error) {
+      if (error instanceof Fault) throw error;
+      if (options.signal?.aborted) throw options.signal.reason;
+      const reason = timeout.aborted ? "tempo esgotado" : describeNetworkError(error);
+      throw new Unreachable(this.url, reason);
+    }
+    const document = parseXmlRpc(text, "methodResponse");
+    if (document.kind === "fault") throw new Fault(document.code, document.message);
+    return (document as { value: unknown }).value as T;
+  }
+
+  /** Forgets the session: the next call is anonymous. */
+  forgetSession(): void {
+    this.#cookies.clear();
+  }
+
+  #keepCookie(setCookie: string): void {
+    const pair = setCookie.split(";", 1)[0]!;
+    const eq = pair.indexOf("=");
+    if (eq > 0) this.#cookies.set(pair.slice(0, eq).trim(), pair.slice(eq + 1).trim());
+  }
+}
+
+function describeNetworkError(error: unknown): string {
+  const cause = error instanceof Error && error.cause instanceof Error ? `${error.cause.message} ` : "";
+  const message = cause + (error instanceof Error ? error.message : String(error));
+  if (/refused/i.test(message)) return "conexão recusada";
+  if (/dns|lookup|resolve/i.test(message)) return "endereço não encontrado";
+  return message.split("\n", 1)[0]!;
+}
+
+/** `host:port` or a bare host, with a default port; throws a readable error. */
+export function parseHostPort(text: string, defaultPort: number): { host: string; port: number } {
+  const match = /^(?:\[([^\]]+)\]|([^:]*))(?::(\d+))?$/.exec(text.trim());
+  const host = match?.[1] ?? match?.[2];
+  const port = match?.[3] === undefined ? defaultPort : Number(match[3]);
+  if (!match || !host || !Number.isInteger(port) || port < 1 || port > 65535) {
+    throw new Error(`endereço inválido '${text}' (use HOST:PORTA)`);
+  }
+  return { host, port };
+}
+
+/** The URL of an XML-RPC endpoint at host:port. */
+export function endpointUrl(host: string, port: number): string {
+  return `http://${host.includes(":") ? `[${host}]` : host}:${port}/`;
+}

@@ -1,0 +1,395 @@
+/**
+ * The server side of XML-RPC: method tables of plain functions, the
+ * dispatcher (with introspection and multicall on top), and the `Deno.serve`
+ * handler that turns HTTP requests into calls and results into responses.
+ * Business logic sees a {@linkcode Call}, never XML or HTTP.
+ *
+ * @module
+ */
+
+import type { Logger } from "./log.ts";
+import {
+  clip,
+  encodeFault,
+  encodeResponse,
+  Fault,
+  FaultCode,
+  parseXmlRpc,
+  type XmlRpcValue,
+} from "./codec.ts";
+
+// ---------------------------------------------------------------------------
+// Method tables
+// ---------------------------------------------------------------------------
+
+/** The parameter types a method can declare; `nil|string` also takes nil. */
+export type ParamType = "string" | "int" | "double" | "boolean" | "nil|string" | "struct" | "array";
+
+type ValueOf<T extends ParamType> = T extends "string" ? string
+  : T extends "int" | "double" ? number
+  : T extends "boolean" ? boolean
+  : T extends "nil|string" ? string | null
+  : T extends "struct" ? { [member: string]: XmlRpcValue }
+  : XmlRpcValue[];
+
+type Param = readonly [name: string, type: ParamType];
+type ArgsOf<P extends readonly Param[]> = {
+  -readonly [K in keyof P]: P[K] extends readonly [string, infer T extends ParamType] ? ValueOf<T> : never;
+};
+
+/** What a method may know of the call that reached it, without touching HTTP. */
+export interface Call {
+  /** The caller's IP address. */
+  readonly remoteAddress: string;
+  /** The session token the caller presented (a cookie), if any. */
+  readonly session: string | undefined;
+  /** Hands the caller a session token it will present from now on. */
+  setSession(token: string): void;
+}
+
+/** A plain function in a method table, with its signature and help text. */
+export interface RpcMethod {
+  readonly help: string;
+  readonly params: readonly Param[];
+  run(call: Call, args: unknown[]): unknown;
+}
+
+export type MethodTable = Record<string, RpcMethod>;
+
+/** Declares a method: its help, its typed parameters and the function that runs it. */
+export function rpc<const P extends readonly Param[]>(
+  help: string,
+  params: P,
+  run: (call: Call, ...args: ArgsOf<P>) => unknown,
+): RpcMethod {
+  return { help, params, run: (call, args) => run(call, ...(args as ArgsOf<P>)) };
+}
+
+function typeMatches(type: ParamType, value: unknown): boolean {
+  switch (type) {
+    case "string":
+      return typeof value === "string";
+    case "int":
+      return Number.isInteger(value);
+    case "double":
+      return typeof value === "number";
+    case "boolean":
+      return typeof value === "boolean";
+    case "nil|string":
+      return value === null || typeof value === "string";
+    case "array":
+      return Array.isArray(value);
+    case "struct":
+      return typeof value === "object" && value !== null && !Array.isArray(value) &&
+        !(value instanceof Date) && !(value instanceof Uint8Array);
+  }
+}
+
+function signatureOf(name: string, method: RpcMethod): string {
+  return `${name}(${method.params.map(([n, t]) => `${n}: ${t}`).join(", ")})`;
+}
+
+function checkParams(name: string, method: RpcMethod, params: unknown[]): void {
+  const expected = method.params;
+  if (params.length !== expected.length) {
+    throw new Fault(
+      FaultCode.INVALID_PARAMS,
+      `Parâmetros inválidos: ${
+        signatureOf(name, method)
+      } recebe ${expected.length}, recebeu ${params.length}`,
+    );
+  }
+  expected.forEach(([paramName, type], i) => {
+    if (!typeMatches(type, params[i])) {
+      throw new Fault(
+        FaultCode.INVALID_PARAMS,
+        `Parâmetros inválidos: '${paramName}' de ${name} deve ser ${type}`,
+      );
+    }
+  });
+}
+
+/** At most this many calls in one `system.multicall`: one request cannot ask for unbounded work. */
+export const MAX_MULTICALL = 100;
+
+/** Adds the `system.*` introspection and multicall methods to a table. */
+function withSystemMethods(methods: MethodTable, asFault: (error: unknown) => Fault): MethodTable {
+  const table: MethodTable = { ...methods };
+  table["system.listMethods"] = rpc("Lista os métodos deste serviço.", [], () => Object.keys(table).sort());
+  table["system.methodHelp"] = rpc(
+    "Ajuda de um método.",
+    [["nome", "string"]],
+    (_call, name) => {
+      const method = lookup(table, name);
+      return `${signatureOf(name, method)}\n${method.help}`;
+    },
+  );
+  table["system.methodSignature"] = rpc(
+    "Assinatura de um método: [[retorno, parâmetros...]].",
+    [["nome", "string"]],
+    (_call, name) => [["array", ...lookup(table, name).params.map(([, t]) => t)]],
+  );
+  table["system.multicall"] = rpc(
+    "Várias chamadas em uma: [{methodName, params}...] -> [[resultado] ou {faultCode, faultString}...].",
+    [["chamadas", "array"]],
+    (call, calls) => {
+      if (calls.length > MAX_MULTICALL) {
+        throw new Fault(
+          FaultCode.INVALID_PARAMS,
+          `Parâmetros inválidos: no máximo ${MAX_MULTICALL} chamadas por system.multicall`,
+        );
+      }
+      return Promise.all(calls.map(async (entry) => {
+        try {
+          const { methodName, params } = typeMatches("struct", entry)
+            ? entry as Record<string, XmlRpcValue>
+            : {};
+          if (typeof methodName !== "string" || !Array.isArray(params)) {
+            throw new Fault(FaultCode.INVALID_PARAMS, "Cada chamada deve ser {methodName, params}");
+          }
+          if (methodName === "system.multicall") {
+            throw new Fault(FaultCode.INVALID_REQUEST, "system.multicall não pode ser aninhado");
+          }
+          return [await dispatch(table, call, methodName, params)];
+        } catch (error) {
+          const fault = asFault(error);
+          return { faultCode: fault.code, faultString: fault.message };
+        }
+      }));
+    },
+  );
+  return table;
+}
+
+function lookup(table: MethodTable, name: string): RpcMethod {
+  const method = Object.hasOwn(table, name) ? table[name] : undefined;
+  if (!method) throw new Fault(FaultCode.METHOD_NOT_FOUND, `Método não encontrado: ${clip(name)}`);
+  return method;
+}
+
+async function dispatch(table: MethodTable, call: Call, name: string, params: unknown[]): Promise<unknown> {
+  const method = lookup(table, name);
+  checkParams(name, method, params);
+  return await method.run(call, params);
+}
+
+/** A thrown error as a fault: a Fault as it is; anything else is a bug, logged whole and answered -32603. */
+function faultOf(error: unknown, log: Logger): Fault {
+  if (error instanceof Fault) return error;
+  log.error(`Erro interno: ${describeError(error)}`);
+  return new Fault(FaultCode.INTERNAL_ERROR, "Erro interno do servidor");
+}
+
+/** An error's stack (or message) on one line, for the operator log. */
+function describeError(error: unknown): string {
+  const text = error instanceof Error ? error.stack ?? `${error.name}: ${error.message}` : String(error);
+  return text.replace(/\s*\n\s*/g, " | ");
+}
+
+/** Until a program hands its log: stderr. */
+const STDERR_LOG: Logger = {
+  info: (message) => console.error(message),
+  warn: (message) => console.error(message),
+  error: (message) => console.error(message),
+};
+
+// ---------------------------------------------------------------------------
+// HTTP side of the server
+// ---------------------------------------------------------------------------
+
+export interface HandlerOptions {
+  /** Bodies larger than this are refused before parsing (413). */
+  maxBodyBytes?: number;
+  /** A client that takes longer than this to send its body gets 408. */
+  bodyTimeoutMs?: number;
+  /**
+   * Bytes of big bodies (past their first 64 KiB) held at once, over all the
+   * requests being received: past it, 503. Bodies are decoded one at a time,
+   * so this bounds what bodies cost however many clients send at once, and
+   * ordinary calls, which are small, are never refused.
+   */
+  maxInFlightBytes?: number;
+  /** Where internal errors (bugs) go: the operator log. Default: stderr. */
+  log?: Logger;
+}
+
+export const SESSION_COOKIE = "sessao";
+const DEFAULT_MAX_BODY = 1024 * 1024;
+const DEFAULT_MAX_IN_FLIGHT = 16 * DEFAULT_MAX_BODY;
+const SMALL_BODY = 64 * 1024;
+const utf8 = new TextDecoder("utf-8", { fatal: true });
+const XML_HEADERS = { "content-type": "text/xml; charset=utf-8" } as const;
+
+/** A `Deno.serve` handler that serves a method table over XML-RPC. */
+export function xmlRpcHandler(
+  methods: MethodTable,
+  options: HandlerOptions = {},
+): (request: Request, info: Deno.ServeHandlerInfo<Deno.NetAddr>) => Promise<Response> {
+  const log = options.log ?? STDERR_LOG;
+  const asFault = (error: unknown) => faultOf(error, log);
+  const table = withSystemMethods(methods, asFault);
+  const maxBody = options.maxBodyBytes ?? DEFAULT_MAX_BODY;
+  const bodyTimeoutMs = options.bodyTimeoutMs ?? 10_000;
+  const maxInFlight = options.maxInFlightBytes ?? DEFAULT_MAX_IN_FLIGHT;
+  let inFlight = 0;
+
+  return async (request, info) => {
+    if (request.method !== "POST") {
+      return new Response("Este é um serviço XML-RPC: use POST.\n", {
+        status: 405,
+        headers: { allow: "POST" },
+      });
+    }
+    const declared = Number(request.headers.get("content-length") ?? "0");
+    if (declared > maxBody) return tooLarge(maxBody);
+
+    let held = 0;
+    const reserve = (size: number) => {
+      const big = Math.max(0, held + size - SMALL_BODY) - Math.max(0, held - SMALL_BODY);
+      if (big && inFlight + big > maxInFlight) return false;
+      inFlight += big;
+      held += size;
+      return true;
+    };
+    const release = () => {
+      inFlight -= Math.max(0, held - SMALL_BODY);
+      held = 0;
+    };
+    let bytes: Uint8Array;
+    try {
+      bytes = await readBody(request, maxBody, bodyTimeoutMs, reserve);
+    } catch (error) {
+      release();
+      if (error instanceof BodyTooLarge) return tooLarge(maxBody);
+      if (error instanceof Busy) {
+        return new Response("Servidor ocupado: tente de novo em instantes.\n", {
+          status: 503,
+          headers: { "retry-after": "1" },
+        });
+      }
+      if (error instanceof BodyTimeout) {
+        return new Response("Tempo esgotado recebendo a requisição.\n", { status: 408 });
+      }
+      return new Response("Requisição interrompida.\n", { status: 400 });
+    }
+
+    let newSession: string | undefined;
+    const call: Call = {
+      remoteAddress: info.remoteAddr.hostname,
+      session: readCookie(request.headers.get("cookie"), SESSION_COOKIE),
+      setSession(token) {
+        newSession = token;
+      },
+    };
+
+    let xml: string;
+    try {
+      let decoded;
+      try {
+        decoded = parseXmlRpc(decodeUtf8(bytes), "methodCall") as { method: string; params: XmlRpcValue[] };
+      } finally {
+        // Before dispatch: a call that waits holds no request bytes.
+        release();
+        bytes = new Uint8Array();
+      }
+      const { method, params } = decoded;
+      xml = encodeResponse(await dispatch(table, call, method, params));
+    } catch (error) {
+      const fault = asFault(error);
+      xml = encodeFault(fault.code, fault.message);
+    }
+    if (newSession === undefined) return new Response(xml, { headers: XML_HEADERS });
+    return new Response(xml, {
+      headers: {
+        ...XML_HEADERS,
+        "set-cookie": `${SESSION_COOKIE}=${newSession}; Path=/; HttpOnly; SameSite=Strict`,
+      },
+    });
+  };
+}
+
+function decodeUtf8(bytes: Uint8Array): string {
+  try {
+    return utf8.decode(bytes);
+  } catch {
+    throw new Fault(FaultCode.PARSE_ERROR, "XML inválido: a requisição não é UTF-8 válido");
+  }
+}
+
+function tooLarge(maxBody: number): Response {
+  return new Response(`Requisição grande demais (máximo ${maxBody} bytes).\n`, { status: 413 });
+}
+
+class BodyTooLarge extends Error {}
+class BodyTimeout extends Error {}
+class Busy extends Error {}
+
+/**
+ * Reads a request body with a size limit and a deadline, so stalled or huge
+ * bodies cost nothing; `reserve` accounts for every chunk kept (false: too busy).
+ */
+async function readBody(
+  request: Request,
+  maxBody: number,
+  timeoutMs: number,
+  reserve: (size: number) => boolean,
+): Promise<Uint8Array> {
+  if (!request.body) return new Uint8Array();
+  const reader = request.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new BodyTimeout()), timeoutMs);
+  });
+  try {
+    for (;;) {
+      const { done, value } = await Promise.race([reader.read(), deadline]);
+      if (done) break;
+      size += value.byteLength;
+      if (size > maxBody) throw new BodyTooLarge();
+      if (!reserve(value.byteLength)) throw new Busy();
+      chunks.push(value);
+    }
+  } catch (error) {
+    reader.cancel().catch(() => {});
+    throw error;
+  } finally {
+    clearTimeout(timer);
+  }
+  if (chunks.length === 1) return chunks[0]!;
+  const body = new Uint8Array(size);
+  let offset = 0;
+  for (const chunk of chunks) {
+    body.set(chunk, offset);
+    offset += chunk.byteLength;
+  }
+  return body;
+}
+
+function readCookie(header: string | null, name: string): string | undefined {
+  if (!header) return undefined;
+  for (const part of header.split(";")) {
+    const eq = part.indexOf("=");
+    if (eq > 0 && part.slice(0, eq).trim() === name) return part.slice(eq + 1).trim();
+  }
+  return undefined;
+}
+
+export interface ServeOptions extends HandlerOptions {
+  host: string;
+  port: number;
+}
+
+/** Serves a method table; throws at once when the address cannot be bound. */
+export function serveXmlRpc(methods: MethodTable, options: ServeOptions): Deno.HttpServer<Deno.NetAddr> {
+  return Deno.serve({
+    hostname: options.host,
+    port: options.port,
+    onListen: () => {},
+    onError: (error) => {
+      (options.log ?? STDERR_LOG).error(`Erro interno no HTTP: ${describeError(error)}`);
+      return new Response("Erro interno.\n", { status: 500 });
+    },
+  }, xmlRpcHandler(methods, options));
+}
