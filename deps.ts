@@ -48,7 +48,15 @@ export { type CallOptions, endpointUrl, parseHostPort, Unreachable, XmlRpcClient
 export { type ChatMessage, EVERYONE, type Result, SERVER } from "./deps/protocol.ts";
 
 // Programs: flags, the log, signals, child programs and their ready lines.
-export { numberFlag, onTerminate, parseFlags, secondsFlag, usageError } from "./deps/cli.ts";
+export {
+  type FlagOptions,
+  type FlagValues,
+  numberFlag,
+  onTerminate,
+  parseFlags,
+  secondsFlag,
+  usageError,
+} from "./deps/cli.ts";
 export { localTimestamp, type Log, type Logger, openLog, writeStdout } from "./deps/log.ts";
 export {
   announceReady,
@@ -56,6 +64,7 @@ export {
   ChildProgram,
   LineStream,
   parseReadyLine,
+  PERMISSIONS,
   readLines,
   READY_TAG,
   type ReadyLine,

@@ -20,16 +20,27 @@
  * @module
  */
 
-import { ChildProgram, endpointUrl, numberFlag, type ReadyLine, usageError, XmlRpcClient } from "./deps.ts";
+import {
+  ChildProgram,
+  endpointUrl,
+  numberFlag,
+  PERMISSIONS,
+  type ReadyLine,
+  usageError,
+  XmlRpcClient,
+} from "./deps.ts";
 
 // ---------------------------------------------------------------------------
 // Types
 // ---------------------------------------------------------------------------
 
+/** start.ts's own flags, and the client's. */
 export interface StartOptions {
   /** Listen on 127.0.0.1 only (else every interface, for the LAN). */
   local: boolean;
+  /** `--binder-port` (0: a free one). */
   binderPort: number;
+  /** `--server-port` (0: a free one). */
   serverPort: number;
   /** Everything else: the client's arguments. */
   clientArgs: string[];
@@ -38,18 +49,6 @@ export interface StartOptions {
 const PROGRAM = "start.ts";
 const HERE = new URL(".", import.meta.url);
 const READY_TIMEOUT_MS = 30_000;
-
-/** The programs and their exact permissions (as the README documents them). */
-const PERMISSIONS = {
-  binder: ["--allow-net"],
-  server: [
-    "--allow-net",
-    "--allow-sys=networkInterfaces",
-    "--allow-read=chat.db",
-    "--allow-write=chat_server.log,chat.db",
-  ],
-  cliente: ["--allow-net"],
-};
 
 // ---------------------------------------------------------------------------
 // Command line: our flags, and the rest for the client
@@ -112,7 +111,12 @@ export function parseStartArgs(args: string[]): StartOptions {
 // ---------------------------------------------------------------------------
 
 /** Starts one of our programs in the background, its output copied to a log file. */
-function background(script: string, permissions: string[], args: string[], logFile: string): ChildProgram {
+function background(
+  script: string,
+  permissions: readonly string[],
+  args: string[],
+  logFile: string,
+): ChildProgram {
   return ChildProgram.deno(new URL(script, HERE), permissions, args, { outputFile: logFile });
 }
 

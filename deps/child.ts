@@ -86,9 +86,26 @@ export function readLines(stream: ReadableStream<Uint8Array>): ReadableStream<st
 // Child programs
 // ---------------------------------------------------------------------------
 
+/**
+ * The exact permissions each of our programs runs with, as the README
+ * documents them: start.ts, the benchmark and the tests start them so.
+ */
+export const PERMISSIONS = {
+  binder: ["--allow-net"],
+  server: [
+    "--allow-net",
+    "--allow-sys=networkInterfaces",
+    "--allow-read=chat.db",
+    "--allow-write=chat_server.log,chat.db",
+  ],
+  cliente: ["--allow-net"],
+} as const satisfies Record<string, readonly string[]>;
+
 /** How a {@linkcode ChildProgram} runs. */
 export interface ChildOptions {
+  /** Its working directory (default: ours). */
   cwd?: string;
+  /** Variables added to its environment. */
   env?: Record<string, string>;
   /** `piped` to {@linkcode ChildProgram.write} to it; default `null`. */
   stdin?: "piped" | "null" | "inherit";
@@ -135,6 +152,7 @@ export class ChildProgram implements AsyncDisposable {
     ], options);
   }
 
+  /** Starts `command` with `args`. */
   constructor(command: string, args: readonly string[], options: ChildOptions = {}) {
     this.#child = new Deno.Command(command, {
       args: [...args],

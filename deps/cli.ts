@@ -9,7 +9,13 @@ import { parseArgs, type ParseArgsConfig } from "node:util";
 // Command lines and serving
 // ---------------------------------------------------------------------------
 
-type FlagOptions = NonNullable<ParseArgsConfig["options"]>;
+/** The flags a program declares, as `node:util`'s `parseArgs` takes them. */
+export type FlagOptions = NonNullable<ParseArgsConfig["options"]>;
+
+/** The values of the declared flags, typed from their declaration. */
+export type FlagValues<O extends FlagOptions> = ReturnType<
+  typeof parseArgs<{ options: O; strict: true; allowPositionals: false }>
+>["values"];
 
 /** One clear line on stderr and exit code 2: how every program refuses a bad command line. */
 export function usageError(program: string, message: string): never {
@@ -26,7 +32,7 @@ export function parseFlags<const O extends FlagOptions>(
   printUsage: () => void,
   args: string[],
   options: O,
-) {
+): FlagValues<O> {
   try {
     const { values } = parseArgs({
       args,
@@ -38,9 +44,7 @@ export function parseFlags<const O extends FlagOptions>(
       printUsage();
       Deno.exit(0);
     }
-    return values as ReturnType<
-      typeof parseArgs<{ options: O; strict: true; allowPositionals: false }>
-    >["values"];
+    return values as FlagValues<O>;
   } catch (error) {
     usageError(program, describeFlagError(error));
   }

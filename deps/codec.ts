@@ -39,6 +39,7 @@ export const FaultCode = {
 
 /** An XML-RPC fault: thrown by methods, rethrown by the client. */
 export class Fault extends Error {
+  /** Makes a fault with its code ({@linkcode FaultCode} or a method's own) and its message. */
   constructor(readonly code: number, message: string) {
     super(message);
     this.name = "Fault";

@@ -13,8 +13,11 @@
 
 /** What programs and their cores log through: plain lines, never message text. */
 export interface Logger {
+  /** What happened: a user registered, a room was removed. */
   info(message: string): void;
+  /** Something the operator may need to act on: the binder is unreachable. */
   warn(message: string): void;
+  /** A failure: a bug, a write that did not happen. */
   error(message: string): void;
 }
 

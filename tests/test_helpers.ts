@@ -6,17 +6,14 @@
  * @module
  */
 
-import { ChildProgram, endpointUrl, type Logger, XmlRpcClient } from "../deps.ts";
+import { ChildProgram, endpointUrl, type Logger, PERMISSIONS, XmlRpcClient } from "../deps.ts";
 
 /** The exact permissions the README documents for each program. */
-export const BINDER_PERMISSIONS = ["--allow-net"];
+export const BINDER_PERMISSIONS: string[] = [...PERMISSIONS.binder];
 /** The server's, for its default files (`chat.db`, `chat_server.log`) in its working directory. */
-export const SERVER_PERMISSIONS = [
-  "--allow-net",
-  "--allow-sys=networkInterfaces",
-  "--allow-read=chat.db",
-  "--allow-write=chat_server.log,chat.db",
-];
+export const SERVER_PERMISSIONS: string[] = [...PERMISSIONS.server];
+/** The client's: the network, nothing else. */
+export const CLIENT_PERMISSIONS: string[] = [...PERMISSIONS.cliente];
 
 const ROOT = new URL("..", import.meta.url).pathname;
 const encoder = new TextEncoder();
@@ -205,9 +202,6 @@ export async function startServer(
     },
   };
 }
-
-/** The client's permissions: the network, nothing else. */
-export const CLIENT_PERMISSIONS = ["--allow-net"];
 
 /**
  * Starts cliente.ts with the README's permissions, scripted through stdin,
