@@ -33,6 +33,7 @@ import {
   xmlRpcHandler,
 } from "./deps.ts";
 
+// What the binder's methods answer: exported, so that its API is documented whole.
 export type { Result };
 
 // ---------------------------------------------------------------------------
@@ -68,7 +69,7 @@ export interface BinderOptions {
   probeTimeoutMs: number;
   /** Networks besides loopback whose hosts may register and unregister (`--allow-register`). */
   allowRegister?: readonly Network[];
-  /** Where registrations, removals, failed lookups and refusals are logged. */
+  /** Where registrations, removals, failed lookups and refusals are logged (info lines only). */
   log: { info(message: string): void };
 }
 
