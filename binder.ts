@@ -18,7 +18,8 @@
 
 import {
   announceReady,
-  type Logger,
+  BlockList,
+  isIP,
   type MethodTable,
   numberFlag,
   onTerminate,
@@ -29,7 +30,11 @@ import {
   secondsFlag,
   serveXmlRpc,
   usageError,
+  xmlRpcHandler,
 } from "./deps.ts";
+
+// What the binder's methods answer: exported, so that its API is documented whole.
+export type { Result };
 
 // ---------------------------------------------------------------------------
 // Types
@@ -38,16 +43,23 @@ import {
 /** `novo` until its first probe, then `vivo` or `sem resposta`. */
 export type EndpointState = "novo" | "vivo" | "sem resposta";
 
+/** One registration: a name served at `host:port`. */
 export interface Endpoint {
+  /** The service's name, `ChatService` for the chat server. */
   readonly name: string;
+  /** Where clients reach it: an address or a host name, as the server registered it. */
   readonly host: string;
+  /** Its TCP port. */
   readonly port: number;
+  /** When it first registered (ms since the epoch). */
   readonly registeredAt: number;
   /** When it last answered a probe or registered. */
   lastSeen: number;
+  /** What the last probe found. */
   state: EndpointState;
 }
 
+/** How a {@linkcode Binder} probes, drops, admits and logs. */
 export interface BinderOptions {
   /** How often every endpoint is probed. */
   checkIntervalMs: number;
@@ -57,7 +69,8 @@ export interface BinderOptions {
   probeTimeoutMs: number;
   /** Networks besides loopback whose hosts may register and unregister (`--allow-register`). */
   allowRegister?: readonly Network[];
-  log: Logger;
+  /** Where registrations, removals, failed lookups and refusals are logged (info lines only). */
+  log: { info(message: string): void };
 }
 
 const MAX_NAME = 100;
@@ -73,22 +86,24 @@ export class Binder {
   readonly #services = new Map<string, Endpoint[]>();
   readonly #rotation = new Map<string, number>();
   readonly #options: BinderOptions;
+  readonly #registrants: BlockList;
   #timer: ReturnType<typeof setInterval> | undefined;
   #checking = false;
 
+  /** An empty registry; {@linkcode Binder.start} starts the probes. */
   constructor(options: BinderOptions) {
     this.#options = options;
+    this.#registrants = registrants(options.allowRegister ?? []);
   }
 
   /** Whether a caller at this address may register and unregister: loopback, or an allowed network. */
   mayRegister(address: string): boolean {
-    if (isLoopback(address) || this.#options.allowRegister?.some((network) => inNetwork(address, network))) {
-      return true;
-    }
+    if (listed(this.#registrants, address)) return true;
     this.#options.log.info(`Registro recusado de ${address} (fora de --allow-register)`);
     return false;
   }
 
+  /** Registers `name -> host:port`, or renews that registration; refuses bad names, hosts and ports. */
   register(name: string, host: string, port: number): Result<string> {
     name = name.trim();
     host = host.trim();
@@ -122,6 +137,7 @@ export class Binder {
     return [true, { endereco: endpoint.host, porta: endpoint.port }];
   }
 
+  /** Removes one registration of the name. */
   unregister(name: string, host: string, port: number): Result<string> {
     name = name.trim();
     host = host.trim();
@@ -132,6 +148,7 @@ export class Binder {
     return [true, `Procedimento '${name}' em ${host}:${port} removido.`];
   }
 
+  /** Every registration, of every name. */
   list(): Endpoint[] {
     return [...this.#services.values()].flat();
   }
@@ -162,10 +179,12 @@ export class Binder {
     }
   }
 
+  /** Probes every {@linkcode BinderOptions.checkIntervalMs} until {@linkcode Binder.stop}. */
   start(): void {
     this.#timer ??= setInterval(() => this.checkLiveness(), this.#options.checkIntervalMs);
   }
 
+  /** Stops the probes. */
   stop(): void {
     clearInterval(this.#timer);
     this.#timer = undefined;
@@ -201,7 +220,9 @@ function invalidEndpoint(name: string, host: string, port: number): string | und
     return `Nome inválido: use de 1 a ${MAX_NAME} caracteres, sem caracteres de controle.`;
   }
   if (!host || host.length > MAX_HOST || /[\s\p{Cc}/]/u.test(host)) return `Endereço inválido: '${host}'.`;
-  if (port < 1 || port > 65535) return `Porta inválida: ${port} (use de 1 a 65535).`;
+  if (!Number.isInteger(port) || port < 1 || port > 65535) {
+    return `Porta inválida: ${port} (use de 1 a 65535).`;
+  }
   return undefined;
 }
 
@@ -209,103 +230,51 @@ function invalidEndpoint(name: string, host: string, port: number): string | und
 // Who may register: loopback and the networks of --allow-register
 // ---------------------------------------------------------------------------
 
-/** A network in CIDR notation (a single address is a /32 or /128). */
+/** A network of `--allow-register` in CIDR notation; a single address is a /32 or /128. */
 export interface Network {
-  /** As written, normalized: `192.168.0.0/24`. */
+  /** As written, lowercased, with its prefix: `192.168.0.0/24`, `fd00::/8`, `10.0.0.7/32`. */
   readonly text: string;
-  readonly family: 4 | 6;
-  /** The network's address, host bits cleared. */
-  readonly base: bigint;
+  /** The address part, lowercased: `192.168.0.0`. */
+  readonly address: string;
+  /** How many leading bits name the network. */
   readonly prefix: number;
+  /** `ipv4` or `ipv6`, as `node:net`'s `BlockList` takes it. */
+  readonly family: "ipv4" | "ipv6";
 }
 
-const IPV4 = /^(0|[1-9]\d{0,2})\.(0|[1-9]\d{0,2})\.(0|[1-9]\d{0,2})\.(0|[1-9]\d{0,2})$/;
-const HEX_GROUP = /^[0-9a-f]{1,4}$/i;
-
-function parseIpv4(text: string): bigint | undefined {
-  const octets = IPV4.exec(text)?.slice(1).map(Number);
-  if (!octets || octets.some((octet) => octet > 255)) return undefined;
-  return octets.reduce((value, octet) => (value << 8n) | BigInt(octet), 0n);
-}
-
-function parseIpv6(text: string): bigint | undefined {
-  // A dotted IPv4 tail (::ffff:10.0.0.1) is the last two groups.
-  const tail = text.slice(text.lastIndexOf(":") + 1);
-  if (tail.includes(".")) {
-    const v4 = parseIpv4(tail);
-    if (v4 === undefined) return undefined;
-    text = `${text.slice(0, -tail.length)}${(v4 >> 16n).toString(16)}:${(v4 & 0xffffn).toString(16)}`;
-  }
-  const halves = text.split("::");
-  if (halves.length > 2) return undefined;
-  const groups = halves.map((half) => half === "" ? [] : half.split(":"));
-  const count = groups.flat().length;
-  if (halves.length === 1 ? count !== 8 : count > 7) return undefined;
-  const all = halves.length === 1
-    ? groups[0]!
-    : [...groups[0]!, ...Array(8 - count).fill("0"), ...groups[1]!];
-  if (!all.every((group) => HEX_GROUP.test(group))) return undefined;
-  return all.reduce((value, group) => (value << 16n) | BigInt(parseInt(group, 16)), 0n);
-}
-
-/** An IP address as a family and a number; IPv4-mapped IPv6 (`::ffff:10.0.0.1`) is IPv4. */
-export function parseAddress(text: string): { family: 4 | 6; value: bigint } | undefined {
-  const v4 = parseIpv4(text);
-  if (v4 !== undefined) return { family: 4, value: v4 };
-  const v6 = parseIpv6(text.replace(/%[\w.-]+$/, "")); // Without a zone (fe80::1%eth0).
-  if (v6 === undefined) return undefined;
-  if (v6 >> 32n === 0xffffn) return { family: 4, value: v6 & 0xffffffffn };
-  return { family: 6, value: v6 };
-}
-
-/** `10.0.0.0/8`, `fd00::/8` or one address; undefined when it is none of these. */
+/** `10.0.0.0/8`, `fd00::/8` or one address (no zone); undefined when it is none of these. */
 export function parseNetwork(text: string): Network | undefined {
-  const match = /^([^/]+)(?:\/(0|[1-9]\d{0,2}))?$/.exec(text.trim());
-  if (!match) return undefined;
-  const v4 = parseIpv4(match[1]!);
-  const v6 = v4 === undefined && !match[1]!.includes("%") ? parseIpv6(match[1]!) : undefined;
-  if (v4 === undefined && v6 === undefined) return undefined;
-  let family: 4 | 6 = v4 !== undefined ? 4 : 6;
-  let value = (v4 ?? v6)!;
-  let prefix = match[2] === undefined ? (family === 4 ? 32 : 128) : Number(match[2]);
-  if (prefix > (family === 4 ? 32 : 128)) return undefined;
-  if (family === 6 && prefix >= 96 && value >> 32n === 0xffffn) {
-    // IPv4-mapped (::ffff:10.0.0.0/104): the IPv4 network, as addresses are compared.
-    [family, value, prefix] = [4, value & 0xffffffffn, prefix - 96];
-  }
-  const bits = family === 4 ? 32 : 128;
-  const base = (value >> BigInt(bits - prefix)) << BigInt(bits - prefix);
-  const address = family === 4
-    ? [24n, 16n, 8n, 0n].map((shift) => (base >> shift) & 0xffn).join(".")
-    : formatIpv6(base);
-  return { text: `${address}/${prefix}`, family, base, prefix };
+  const [, written = "", bits] = /^([^/%]+)(?:\/(0|[1-9]\d{0,2}))?$/.exec(text.trim()) ?? [];
+  const family = familyOf(written);
+  const max = family === "ipv4" ? 32 : 128;
+  const prefix = bits === undefined ? max : Number(bits);
+  if (!family || prefix > max) return undefined;
+  const address = written.toLowerCase();
+  return { text: `${address}/${prefix}`, address, prefix, family };
 }
 
-function formatIpv6(value: bigint): string {
-  const groups = Array.from(
-    { length: 8 },
-    (_, i) => ((value >> BigInt(112 - 16 * i)) & 0xffffn).toString(16),
-  );
-  // The longest run of zero groups becomes "::".
-  const text = groups.join(":");
-  const runs = text.match(/(?:^|:)0(?::0)+(?::|$)/g) ?? [];
-  const longest = runs.sort((a, b) => b.length - a.length)[0];
-  return longest ? text.replace(longest, "::") : text;
+function familyOf(address: string): "ipv4" | "ipv6" | undefined {
+  const version = isIP(address);
+  return version === 4 ? "ipv4" : version === 6 ? "ipv6" : undefined;
 }
 
-/** Whether an address belongs to a network. */
-export function inNetwork(address: string, network: Network): boolean {
-  const parsed = parseAddress(address);
-  if (!parsed || parsed.family !== network.family) return false;
-  const shift = BigInt((network.family === 4 ? 32 : 128) - network.prefix);
-  return parsed.value >> shift === network.base >> shift;
+/**
+ * Loopback (127.0.0.0/8 and ::1) and the given networks. BlockList matches an
+ * IPv4-mapped IPv6 address (`::ffff:192.168.0.7`) against IPv4 networks itself.
+ */
+function registrants(networks: readonly Network[]): BlockList {
+  const list = new BlockList();
+  list.addSubnet("127.0.0.0", 8, "ipv4");
+  list.addAddress("::1", "ipv6");
+  for (const { address, prefix, family } of networks) list.addSubnet(address, prefix, family);
+  return list;
 }
 
-const LOOPBACK = [parseNetwork("127.0.0.0/8")!, parseNetwork("::1/128")!];
-
-/** 127.0.0.0/8 and ::1: the binder's own machine. */
-export function isLoopback(address: string): boolean {
-  return LOOPBACK.some((network) => inNetwork(address, network));
+/** Whether a caller's address (as Deno.serve gives it) is in the list; a zone (`fe80::1%eth0`) is ignored. */
+function listed(list: BlockList, address: string): boolean {
+  const bare = address.replace(/%.*$/, "");
+  const family = familyOf(bare);
+  return family !== undefined && list.check(bare, family);
 }
 
 // ---------------------------------------------------------------------------
@@ -321,7 +290,7 @@ function refusal(address: string): [false, string] {
 }
 
 /** The binder's method table: the two original methods and our extensions. */
-export function binderMethods(binder: Binder): MethodTable {
+function binderMethods(binder: Binder): MethodTable {
   return {
     registrar_procedimento: rpc(
       "Registra (ou renova) um serviço: [true, msg] ou [false, msg].",
@@ -365,6 +334,16 @@ export function binderMethods(binder: Binder): MethodTable {
   };
 }
 
+/**
+ * The binder's HTTP handler, as `Deno.serve` calls it with the caller's
+ * address: the program's own, for callers in-process.
+ */
+export function binderHandler(
+  binder: Binder,
+): (request: Request, info: Deno.ServeHandlerInfo<Deno.NetAddr>) => Promise<Response> {
+  return xmlRpcHandler(binderMethods(binder));
+}
+
 // ---------------------------------------------------------------------------
 // Program
 // ---------------------------------------------------------------------------
@@ -387,6 +366,7 @@ function printUsage(): void {
   console.log(USAGE);
 }
 
+/** The program: flags, the registry, the server; the ready line once it listens. */
 export async function main(args: string[] = Deno.args): Promise<void> {
   const program = "binder.ts";
   const flags = parseFlags(program, printUsage, args, {

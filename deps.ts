@@ -70,5 +70,8 @@ export {
   type ReadyLine,
 } from "./deps/child.ts";
 
+// Networks: who may register in the binder (`--allow-register`).
+export { BlockList, isIP } from "node:net";
+
 // Storage: the embedded database of the chat server.
 export { DatabaseSync } from "node:sqlite";

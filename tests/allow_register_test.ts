@@ -11,24 +11,32 @@
  */
 
 import assert from "node:assert/strict";
-import { Binder, binderMethods, inNetwork, isLoopback, type Network, parseNetwork } from "../binder.ts";
-import { parseXmlRpc, xmlRpcHandler, type XmlRpcValue } from "../deps.ts";
+import { Binder, binderHandler, parseNetwork } from "../binder.ts";
+import { parseXmlRpc, type XmlRpcValue } from "../deps.ts";
 import { BINDER_PERMISSIONS, runScript, silentLog, startBinder } from "./test_helpers.ts";
 
 Deno.test("--allow-register parses CIDR networks and single addresses, IPv4 and IPv6", () => {
   for (
     const [text, normalized] of [
       ["10.0.0.0/8", "10.0.0.0/8"],
-      ["10.1.2.3/8", "10.0.0.0/8"],
+      ["10.1.2.3/8", "10.1.2.3/8"],
       ["192.168.0.10", "192.168.0.10/32"],
+      [" 192.168.0.0/24 ", "192.168.0.0/24"],
       ["0.0.0.0/0", "0.0.0.0/0"],
       ["fd00::/8", "fd00::/8"],
-      ["FE80::1/64", "fe80::/64"],
-      ["2001:db8:0:0:1:0:0:1", "2001:db8::1:0:0:1/128"],
+      ["FE80::1/64", "fe80::1/64"],
+      ["2001:db8:0:0:1:0:0:1", "2001:db8:0:0:1:0:0:1/128"],
       ["::/0", "::/0"],
-      ["::ffff:10.0.0.0/104", "10.0.0.0/8"],
+      ["::ffff:10.0.0.0/104", "::ffff:10.0.0.0/104"],
     ] as const
   ) assert.equal(parseNetwork(text)?.text, normalized, text);
+  assert.deepEqual(parseNetwork("FE80::1/64"), {
+    text: "fe80::1/64",
+    address: "fe80::1",
+    prefix: 64,
+    family: "ipv6",
+  });
+  assert.deepEqual(parseNetwork("10.0.0.7")?.family, "ipv4");
   for (
     const text of [
       "",
@@ -39,44 +47,58 @@ Deno.test("--allow-register parses CIDR networks and single addresses, IPv4 and 
       "010.0.0.0/8",
       "10.0.0/8",
       "10.0.0.0/8/1",
+      "10.0.0.0/",
       "::1/129",
       "1::2::3",
       "1:2:3:4:5:6:7:8:9",
       "fe80::1%eth0/64",
+      "fe80::1%eth0",
       "localhost",
     ]
   ) assert.equal(parseNetwork(text), undefined, text);
 });
 
-Deno.test("addresses match networks; IPv4-mapped IPv6 is IPv4; loopback is 127.0.0.0/8 and ::1", () => {
-  const lan = parseNetwork("192.168.0.0/24")!;
-  const ula = parseNetwork("fd00::/8")!;
-  assert(inNetwork("192.168.0.7", lan));
-  assert(inNetwork("::ffff:192.168.0.7", lan));
-  assert(!inNetwork("192.168.1.7", lan));
-  assert(!inNetwork("fd00::1", lan));
-  assert(inNetwork("fd12:3456::1", ula));
-  assert(inNetwork("fd12::1%eth0", ula));
-  assert(!inNetwork("fe80::1", ula));
-  assert(!inNetwork("not an address", lan));
-  for (const address of ["127.0.0.1", "127.1.2.3", "::1", "::ffff:127.0.0.1", "0:0:0:0:0:0:0:1"]) {
-    assert(isLoopback(address), address);
-  }
-  for (const address of ["128.0.0.1", "10.0.0.1", "::2", "::", "192.168.0.7"]) {
-    assert(!isLoopback(address), address);
+/** A binder whose `--allow-register` is these networks. */
+function binderWith(...networks: string[]): Binder {
+  return new Binder({
+    checkIntervalMs: 3_600_000,
+    dropAfterMs: 3_600_000,
+    probeTimeoutMs: 1000,
+    allowRegister: networks.map((text) => parseNetwork(text)!),
+    log: silentLog,
+  });
+}
+
+Deno.test("who may register: loopback, and addresses in the networks; IPv4-mapped IPv6 is IPv4", () => {
+  const table: [networks: string[], allowed: string[], refused: string[]][] = [
+    [
+      [],
+      ["127.0.0.1", "127.1.2.3", "::1", "::ffff:127.0.0.1", "0:0:0:0:0:0:0:1"],
+      ["128.0.0.1", "10.0.0.1", "::2", "::", "192.168.0.7", "not an address", ""],
+    ],
+    [
+      ["192.168.0.0/24"],
+      ["192.168.0.7", "::ffff:192.168.0.7", "::ffff:c0a8:7", "127.0.0.1", "::1"],
+      ["192.168.1.7", "::ffff:192.168.1.7", "fd00::1", "not an address"],
+    ],
+    [["fd00::/8"], ["fd12:3456::1", "fd12::1%eth0", "FD00::1"], ["fe80::1", "fe80::1%eth0", "192.168.0.7"]],
+    [["10.1.2.3/8"], ["10.200.0.1", "10.1.2.3"], ["11.0.0.1"]],
+    [["::ffff:10.0.0.0/104"], ["10.1.1.1", "::ffff:10.1.1.1"], ["11.0.0.1"]],
+    [["192.168.0.10"], ["192.168.0.10"], ["192.168.0.11"]],
+    [["0.0.0.0/0"], ["203.0.113.9"], ["2001:db8::1"]],
+    [["::/0"], ["2001:db8::1"], ["203.0.113.9"]],
+    [["192.168.0.0/24", "fd00::/8"], ["192.168.0.7", "fd00::5"], ["192.168.1.7", "fe80::1"]],
+  ];
+  for (const [networks, allowed, refused] of table) {
+    const binder = binderWith(...networks);
+    for (const address of allowed) assert(binder.mayRegister(address), `${address} in [${networks}]`);
+    for (const address of refused) assert(!binder.mayRegister(address), `${address} not in [${networks}]`);
   }
 });
 
 /** The binder's real handler, called as Deno.serve would for a caller at `address`. */
-function binderAt(allowRegister: Network[]) {
-  const binder = new Binder({
-    checkIntervalMs: 3_600_000,
-    dropAfterMs: 3_600_000,
-    probeTimeoutMs: 1000,
-    allowRegister,
-    log: silentLog,
-  });
-  const handler = xmlRpcHandler(binderMethods(binder));
+function binderAt(...networks: string[]) {
+  const handler = binderHandler(binderWith(...networks));
   return async (address: string, method: string, ...params: XmlRpcValue[]) => {
     const values = params.map((p) =>
       typeof p === "number" ? `<value><int>${p}</int></value>` : `<value><string>${p}</string></value>`
@@ -94,7 +116,7 @@ function binderAt(allowRegister: Network[]) {
 }
 
 Deno.test("by default only loopback registers and removes; anyone looks up", async () => {
-  const call = binderAt([]);
+  const call = binderAt();
   const [refused, message] = await call(
     "192.168.0.7",
     "registrar_procedimento",
@@ -125,7 +147,7 @@ Deno.test("by default only loopback registers and removes; anyone looks up", asy
 });
 
 Deno.test("--allow-register networks may register too, loopback still may, others still may not", async () => {
-  const call = binderAt([parseNetwork("192.168.0.0/24")!, parseNetwork("fd00::/8")!]);
+  const call = binderAt("192.168.0.0/24", "fd00::/8");
   assert.equal((await call("192.168.0.7", "registrar_procedimento", "A", "192.168.0.7", 8001))[0], true);
   assert.equal(
     (await call("::ffff:192.168.0.8", "registrar_procedimento", "B", "192.168.0.8", 8001))[0],

@@ -3,6 +3,10 @@
  * The launchers and the build: `deno task start` (start.ts), `start.ps1`
  * (checked with a real PowerShell grammar: tree-sitter-powershell's own
  * .wasm, run by web-tree-sitter), and `deno task compile`.
+ *
+ * Only the package's .wasm is used. Its install script builds a native Node
+ * binding, which `allowScripts.deny` in deno.json declines: Deno then neither
+ * runs it nor warns about it when a fresh clone downloads the package.
  */
 
 import assert from "node:assert/strict";
