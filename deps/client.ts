@@ -26,22 +26,32 @@ export interface CallOptions {
   signal?: AbortSignal;
 }
 
+/** How an {@linkcode XmlRpcClient} calls. */
+export interface ClientOptions {
+  /** How long a call may take (default 10 s). */
+  timeoutMs?: number;
+  /** Request headers sent with every call (`X-Chat-Motivos: 1`, say). */
+  headers?: Record<string, string>;
+}
+
 /** An XML-RPC client over `fetch`: keep-alive, timeouts and the server's session cookie. */
 export class XmlRpcClient {
   readonly url: string;
   readonly timeoutMs: number;
+  readonly #headers: Record<string, string>;
   readonly #cookies = new Map<string, string>();
 
-  constructor(url: string, options: { timeoutMs?: number } = {}) {
+  constructor(url: string, options: ClientOptions = {}) {
     this.url = url;
     this.timeoutMs = options.timeoutMs ?? 10_000;
+    this.#headers = { ...options.headers };
   }
 
   /** Calls a method; throws {@linkcode Fault} for faults and {@linkcode Unreachable} when nobody answers. */
   async call<T = unknown>(method: string, params: XmlRpcValue[] = [], options: CallOptions = {}): Promise<T> {
     const timeout = AbortSignal.timeout(options.timeoutMs ?? this.timeoutMs);
     const signal = options.signal ? AbortSignal.any([timeout, options.signal]) : timeout;
-    const headers = new Headers({ "content-type": "text/xml; charset=utf-8" });
+    const headers = new Headers({ ...this.#headers, "content-type": "text/xml; charset=utf-8" });
     if (this.#cookies.size) {
       headers.set("cookie", [...this.#cookies].map(([name, value]) => `${name}=${value}`).join("; "));
     }

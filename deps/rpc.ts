@@ -8,6 +8,7 @@
  */
 
 import type { Logger } from "./log.ts";
+import { REASONS_HEADER } from "./protocol.ts";
 import {
   clip,
   encodeFault,
@@ -43,6 +44,8 @@ export interface Call {
   readonly remoteAddress: string;
   /** The session token the caller presented (a cookie), if any. */
   readonly session: string | undefined;
+  /** The caller asked for the reason of every refusal (the header `X-Chat-Motivos: 1`). */
+  readonly wantsReasons: boolean;
   /** Hands the caller a session token it will present from now on. */
   setSession(token: string): void;
 }
@@ -277,6 +280,7 @@ export function xmlRpcHandler(
     const call: Call = {
       remoteAddress: info.remoteAddr.hostname,
       session: readCookie(request.headers.get("cookie"), SESSION_COOKIE),
+      wantsReasons: request.headers.get(REASONS_HEADER)?.trim() === "1",
       setSession(token) {
         newSession = token;
       },

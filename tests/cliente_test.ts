@@ -1,6 +1,6 @@
 // deno-lint-ignore-file no-control-regex -- these tests look for terminal escape sequences
 import assert from "node:assert/strict";
-import { XmlRpcClient } from "../deps.ts";
+import { type ChatMessage, XmlRpcClient } from "../deps.ts";
 import { clockOf, formatMessage, newMessages, parseInput, sanitize, splitRecipient } from "../cliente.ts";
 import {
   CLIENT_PERMISSIONS,
@@ -72,7 +72,13 @@ Deno.test("parseInput: commands in both languages, messages, // escapes a slash"
 
 Deno.test("formatMessage: [HH:MM:SS] origem: texto, private with an arrow, no colour unless asked", () => {
   const at = new Date(2026, 10, 24, 15, 28, 12);
-  const base = { tipo: "broadcast", origem: "ana", destino: "todos", conteudo: "oi", timestamp: at };
+  const base: ChatMessage = {
+    tipo: "broadcast",
+    origem: "ana",
+    destino: "todos",
+    conteudo: "oi",
+    timestamp: at,
+  };
   assert.deepEqual(formatMessage(base), "[15:28:12] ana: oi");
   assert.deepEqual(
     formatMessage({ ...base, tipo: "unicast", destino: "bia", conteudo: "psiu" }),
@@ -91,7 +97,7 @@ Deno.test("sanitize: escape sequences dropped, control and reordering characters
 });
 
 Deno.test("newMessages: polling windows overlap, each message counted once", () => {
-  const m = (conteudo: string, second = 0) => ({
+  const m = (conteudo: string, second = 0): ChatMessage => ({
     tipo: "broadcast",
     origem: "ana",
     destino: "todos",

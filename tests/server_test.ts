@@ -1,6 +1,5 @@
 import assert from "node:assert/strict";
-import { XmlRpcClient } from "../deps.ts";
-import type { WireMessage } from "../server.ts";
+import { type ChatMessage, XmlRpcClient } from "../deps.ts";
 import {
   runPython,
   runScript,
@@ -13,8 +12,8 @@ import {
 
 type Ok<T> = [true, T];
 type Refusal = [false, string];
-type Batch = Ok<{ mensagens: WireMessage[]; cursor: number }>;
-type Joined = Ok<{ usuarios: string[]; mensagens: WireMessage[]; cursor: number }>;
+type Batch = Ok<{ mensagens: ChatMessage[]; cursor: number }>;
+type Joined = Ok<{ usuarios: string[]; mensagens: ChatMessage[]; cursor: number }>;
 
 /** A user of our protocol: a client with its own session cookie. */
 async function user(server: { client(): XmlRpcClient }, name: string): Promise<XmlRpcClient> {
@@ -23,7 +22,7 @@ async function user(server: { client(): XmlRpcClient }, name: string): Promise<X
   return client;
 }
 
-function texts(messages: WireMessage[]): string[] {
+function texts(messages: ChatMessage[]): string[] {
   return messages.map((m) =>
     m.destino === "todos" ? `${m.origem}: ${m.conteudo}` : `${m.origem} -> ${m.destino}: ${m.conteudo}`
   );
@@ -177,7 +176,7 @@ Deno.test("without --compat a caller without proof cannot act as another user", 
   // Ana is untouched: still in the room, and nothing was posted in her name.
   const [, members] = await stranger.call<Ok<string[]>>("listar_usuarios", ["geral"]);
   assert.deepEqual(members, ["ana"]);
-  const [, seen] = await ana.call<Ok<WireMessage[]>>("receber_mensagens", ["ana", "geral"]);
+  const [, seen] = await ana.call<Ok<ChatMessage[]>>("receber_mensagens", ["ana", "geral"]);
   assert.deepEqual(texts(seen), ["SERVER: ana entrou na sala."]);
 });
 
