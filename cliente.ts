@@ -82,6 +82,7 @@ export type NoticeKind = "info" | "warn" | "error";
 
 /** A problem the user should read (binder down, service missing...): never a stack trace. */
 export class Problem extends Error {
+  /** Always `Problem`. */
   override name = "Problem";
 }
 
@@ -94,7 +95,8 @@ class Closed extends Error {
 // Texts: every user-facing string, in Portuguese and English
 // ---------------------------------------------------------------------------
 
-const PT = {
+/** The Portuguese texts, the default (their shape is {@linkcode Texts}). */
+export const PT = {
   usage: `cliente.ts: o cliente de terminal do rpc-chat
 
 Uso: deno run --allow-net cliente.ts [opções]
@@ -873,7 +875,10 @@ export class ChatSession {
     this.#view.notice(this.#t.lostRoom(sanitize(room), sanitize(message)), "warn");
   }
 
-  /** Whether a refusal to join means the room does not exist: by its reason, or (an original server gives none) by the list. */
+  /**
+   * Whether a refusal to join means the room does not exist: by its reason,
+   * or, from an original server (which gives none), by the list of rooms.
+   */
   async #roomMissing(refusal: Result<unknown>, room: string): Promise<boolean> {
     const reason = reasonOf(refusal);
     if (reason !== undefined) return reason === Reason.ROOM_MISSING;
@@ -961,18 +966,20 @@ export class ChatSession {
     const alive = this.#methods.has("manter_sessao") &&
       (await client.call<Result<string>>("manter_sessao", [name]))[0];
     if (!alive) {
-      const registered = await client.call<Result<string>>("registrar_usuario", [name]);
+      const registration = await client.call<Result<string>>("registrar_usuario", [name]);
       // An original server never frees a name, gives no reasons and has no sessions: a refusal
       // there is our old self.
-      if (reasonOf(registered) !== undefined) {
-        throw new Problem(this.#t.nameStillTaken(sanitize(name), sanitize(registered[1])));
+      if (reasonOf(registration) !== undefined) {
+        throw new Problem(this.#t.nameStillTaken(sanitize(name), sanitize(registration[1])));
       }
     }
     const room = this.#room;
     if (room === null) return;
     let joined = await client.call<Result<Joined>>("entrar_na_sala", [name, room]);
-    if (!joined[0] && (reasonOf(joined) ?? Reason.ROOM_MISSING) === Reason.ROOM_MISSING) {
-      // The room went with the server (or was removed meanwhile): make it again.
+    const refused = reasonOf(joined);
+    if (!joined[0] && (refused === Reason.ROOM_MISSING || refused === undefined)) {
+      // The room went with the server (or was removed meanwhile): make it again. An original
+      // server gives no reason: try.
       await client.call("criar_sala", [room]);
       joined = await client.call<Result<Joined>>("entrar_na_sala", [name, room]);
     }

@@ -32,6 +32,7 @@ export {
   type HandlerOptions,
   MAX_MULTICALL,
   type MethodTable,
+  type Param,
   type ParamType,
   rpc,
   type RpcMethod,

@@ -33,6 +33,8 @@ import {
   onTerminate,
   openLog,
   type Outcome,
+  type Param,
+  type ParamType,
   parseFlags,
   parseHostPort,
   Reason,
@@ -41,6 +43,7 @@ import {
   RESERVED_NAMES,
   type Result,
   rpc,
+  type RpcMethod,
   secondsFlag,
   SERVER,
   serveXmlRpc,
@@ -48,7 +51,8 @@ import {
   XmlRpcClient,
 } from "./deps.ts";
 
-export type { Logger, MethodTable, Outcome, Refusal };
+// The types this module's signatures use, so that its documentation is whole.
+export type { Call, ChatMessage, Logger, MethodTable, Outcome, Param, ParamType, Reason, Refusal, RpcMethod };
 
 // ---------------------------------------------------------------------------
 // Types
@@ -154,6 +158,10 @@ export class MessageStore {
   readonly #selectAfter;
   readonly #selectLatest;
 
+  /**
+   * Opens (or creates) the database at `path` (`:memory:` for a throwaway
+   * one); throws a {@linkcode StoreError} that says what is wrong.
+   */
   constructor(path: string, options: { synchronous?: "normal" | "full" } = {}) {
     try {
       this.#db = new DatabaseSync(path);
@@ -248,6 +256,7 @@ export class MessageStore {
     return Number(row?.seq ?? 0);
   }
 
+  /** Stores a message; it has its id once this returns. */
   addMessage(message: Omit<Message, "id">): Message {
     const { lastInsertRowid } = this.#insertMessage.run(
       message.room,
@@ -260,10 +269,12 @@ export class MessageStore {
     return { ...message, id: Number(lastInsertRowid) };
   }
 
+  /** Stores a new room. */
   addRoom(name: string, creator: string | null, createdAt: number): void {
     this.#insertRoom.run(name, creator, createdAt);
   }
 
+  /** Removes a room and its messages, together. */
   deleteRoom(name: string): void {
     this.#db.exec("BEGIN");
     try {
@@ -286,6 +297,7 @@ export class MessageStore {
     return (this.#selectLatest.all(room, user, user, limit) as unknown as Message[]).map(toMessage);
   }
 
+  /** Closes the database. */
   close(): void {
     this.#db.close();
   }
@@ -894,6 +906,7 @@ export class BinderRegistration {
   #inFlight: Promise<void> | undefined;
   #stopped = false;
 
+  /** Registration of our `port` in `binder`, renewed every `everyMs` once started. */
   constructor(binder: HostPort, port: number, everyMs: number, log: Logger) {
     this.#binder = `${binder.host}:${binder.port}`;
     this.#client = new XmlRpcClient(endpointUrl(binder.host, binder.port), {
@@ -1030,6 +1043,7 @@ function besideLog(log: string): string {
   return `${log.slice(0, slash + 1)}chat.db`;
 }
 
+/** Runs the server: flags, log, database, serving, registration; stops cleanly on SIGINT/SIGTERM. */
 export async function main(args: string[] = Deno.args): Promise<void> {
   const program = "server.ts";
   const flags = parseFlags(program, printUsage, args, {

@@ -13,8 +13,11 @@
 
 /** What programs and their cores log through: plain lines, never message text. */
 export interface Logger {
+  /** What happened, as expected. */
   info(message: string): void;
+  /** Something the operator may want to look at. */
   warn(message: string): void;
+  /** Something went wrong. */
   error(message: string): void;
 }
 

@@ -33,7 +33,8 @@ type ValueOf<T extends ParamType> = T extends "string" ? string
   : T extends "struct" ? { [member: string]: XmlRpcValue }
   : XmlRpcValue[];
 
-type Param = readonly [name: string, type: ParamType];
+/** A declared parameter: its name (for help and errors) and its type. */
+export type Param = readonly [name: string, type: ParamType];
 type ArgsOf<P extends readonly Param[]> = {
   -readonly [K in keyof P]: P[K] extends readonly [string, infer T extends ParamType] ? ValueOf<T> : never;
 };
@@ -52,11 +53,15 @@ export interface Call {
 
 /** A plain function in a method table, with its signature and help text. */
 export interface RpcMethod {
+  /** What it does, for `system.methodHelp`. */
   readonly help: string;
+  /** Its parameters, checked before it runs. */
   readonly params: readonly Param[];
+  /** Runs it with checked arguments: the result (or a promise of it) is the answer. */
   run(call: Call, args: unknown[]): unknown;
 }
 
+/** A service's methods by name. */
 export type MethodTable = Record<string, RpcMethod>;
 
 /** Declares a method: its help, its typed parameters and the function that runs it. */

@@ -146,6 +146,50 @@ print("limpeza", ana.listar_salas())
   assert.doesNotMatch(log, /segredo|oi, pessoal/, "the log never carries message texts");
 });
 
+Deno.test("refusals: Python's xmlrpc.client unpacks [ok, msg]; a caller sending X-Chat-Motivos: 1 also gets the reason", async () => {
+  await using server = await startServer(undefined, ["--compat"]);
+  const output = await runPython(
+    `
+import sys, xmlrpc.client
+url = "http://127.0.0.1:" + sys.argv[1]
+plain = xmlrpc.client.ServerProxy(url, allow_none=True)
+asking = xmlrpc.client.ServerProxy(url, allow_none=True, headers=[("X-Chat-Motivos", "1")])
+print(plain.registrar_usuario("ana")[0])
+for result in (plain.registrar_usuario("ana"), plain.entrar_na_sala("ana", "nenhuma"),
+               plain.sair_da_sala("ana"), plain.enviar_mensagem("ninguem", "geral", "oi", None)):
+    ok, msg = result  # the original clients unpack exactly two
+    print(ok, msg)
+for result in (asking.registrar_usuario("ana"), asking.entrar_na_sala("ana", "nenhuma"),
+               asking.registrar_usuario("todos")):
+    ok, msg, reason = result
+    print(ok, reason)
+`,
+    [String(server.port)],
+  );
+  assert.deepEqual(output.trim().split("\n"), [
+    "True",
+    "False O nome 'ana' já está em uso. Escolha outro.",
+    "False A sala 'nenhuma' não existe. Crie-a antes de entrar.",
+    "False Você não está em nenhuma sala.",
+    "False Usuário 'ninguem' não está registrado.",
+    "False nome_em_uso",
+    "False sala_inexistente",
+    "False nome_reservado",
+  ]);
+  // Our client asks the same way.
+  const ours = new XmlRpcClient(`http://127.0.0.1:${server.port}/`, { headers: { "X-Chat-Motivos": "1" } });
+  assert.deepEqual(await ours.call("sair_da_sala", ["ana"]), [
+    false,
+    "Você não está em nenhuma sala.",
+    "fora_da_sala",
+  ]);
+  assert.deepEqual(await ours.call("sair_da_sala", ["bia"]), [
+    false,
+    "Usuário 'bia' não está registrado.",
+    "nao_registrado",
+  ]);
+});
+
 Deno.test("without --compat a caller without proof cannot act as another user", async () => {
   await using server = await startServer(undefined);
   const ana = await user(server, "ana");
