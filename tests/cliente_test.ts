@@ -344,6 +344,19 @@ Deno.test("others' text never reaches the terminal raw: line breaks and escapes 
   assert.deepEqual(await quit(ana), 0);
 });
 
+Deno.test("SIGTERM or SIGHUP: the client leaves the service (the name is free) and exits 0", async () => {
+  await using binder = await startBinder();
+  await using server = await startServer(binder);
+  for (const signal of ["SIGTERM", "SIGHUP"] as const) {
+    await using ana = startClient(binder, ["--name", "ana", "--room", "geral"]);
+    await ana.waitForLine(/Você está na sala geral/);
+    ana.kill(signal);
+    assert.deepEqual((await ana.status).code, 0, signal);
+    assert.match(ana.output, /^\* Até logo!$/m);
+    assert.deepEqual(await server.client().call("listar_usuarios", ["geral"]), [true, []], signal);
+  }
+});
+
 Deno.test("a session the server ended (expired) is registered again, and the command goes through", async () => {
   await using binder = await startBinder();
   await using server = await startServer(binder, ["--session-ttl", "0.3"]);
