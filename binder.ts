@@ -20,6 +20,7 @@ import {
   announceReady,
   BlockList,
   isIP,
+  type Logger,
   type MethodTable,
   numberFlag,
   onTerminate,
@@ -30,11 +31,7 @@ import {
   secondsFlag,
   serveXmlRpc,
   usageError,
-  xmlRpcHandler,
 } from "./deps.ts";
-
-// What the binder's methods answer: exported, so that its API is documented whole.
-export type { Result };
 
 // ---------------------------------------------------------------------------
 // Types
@@ -70,7 +67,7 @@ export interface BinderOptions {
   /** Networks besides loopback whose hosts may register and unregister (`--allow-register`). */
   allowRegister?: readonly Network[];
   /** Where registrations, removals, failed lookups and refusals are logged (info lines only). */
-  log: { info(message: string): void };
+  log: Logger;
 }
 
 const MAX_NAME = 100;
@@ -290,7 +287,7 @@ function refusal(address: string): [false, string] {
 }
 
 /** The binder's method table: the two original methods and our extensions. */
-function binderMethods(binder: Binder): MethodTable {
+export function binderMethods(binder: Binder): MethodTable {
   return {
     registrar_procedimento: rpc(
       "Registra (ou renova) um serviço: [true, msg] ou [false, msg].",
@@ -332,16 +329,6 @@ function binderMethods(binder: Binder): MethodTable {
       },
     ),
   };
-}
-
-/**
- * The binder's HTTP handler, as `Deno.serve` calls it with the caller's
- * address: the program's own, for callers in-process.
- */
-export function binderHandler(
-  binder: Binder,
-): (request: Request, info: Deno.ServeHandlerInfo<Deno.NetAddr>) => Promise<Response> {
-  return xmlRpcHandler(binderMethods(binder));
 }
 
 // ---------------------------------------------------------------------------

@@ -27,12 +27,21 @@
  */
 
 import {
+  type ChatMessage,
   endpointUrl,
+  EVERYONE,
   Fault,
   numberFlag,
+  onTerminate,
   parseFlags,
   parseHostPort,
+  readLines,
+  Reason,
+  reasonOf,
+  REASONS_HEADER,
+  type Result,
   secondsFlag,
+  SERVER,
   Unreachable,
   usageError,
   writeStdout,
@@ -44,20 +53,10 @@ import {
 // Types
 // ---------------------------------------------------------------------------
 
-/** A chat message as the server sends it (`id` is our extension; the original has none). */
-export interface ChatMessage {
-  id?: number;
-  tipo: string;
-  origem: string;
-  destino: string;
-  conteudo: string;
-  timestamp: Date | string;
-}
-
+/** The languages of the client's texts. */
 export type Lang = "pt" | "en";
 
-type Result<T> = [true, T] | [false, string];
-
+/** What `entrar_na_sala` answers (`cursor` is our extension; the original has none). */
 interface Joined {
   usuarios: string[];
   mensagens: ChatMessage[];
@@ -66,17 +65,22 @@ interface Joined {
 
 /** What the session shows; the terminal UI implements it. */
 export interface ChatView {
+  /** A chat message, from the server or our own. */
   message(message: ChatMessage): void;
+  /** A line from the client itself: what happened, what went wrong. */
   notice(text: string, kind?: NoticeKind): void;
   /** Clears the screen (on a terminal only). */
   clear(): void;
+  /** The session is now in this room (null: in none). */
   roomChanged(room: string | null): void;
 }
 
+/** How a notice is shown: `error` in red, `warn` in yellow, `info` in cyan. */
 export type NoticeKind = "info" | "warn" | "error";
 
 /** A problem the user should read (binder down, service missing...): never a stack trace. */
 export class Problem extends Error {
+  /** Always `Problem`. */
   override name = "Problem";
 }
 
@@ -89,7 +93,8 @@ class Closed extends Error {
 // Texts: every user-facing string, in Portuguese and English
 // ---------------------------------------------------------------------------
 
-const PT = {
+/** The Portuguese texts, the default (their shape is {@linkcode Texts}). */
+export const PT = {
   usage: `cliente.ts: o cliente de terminal do rpc-chat
 
 Uso: deno run --allow-net cliente.ts [opções]
@@ -168,7 +173,8 @@ Também em inglês: /create /join /leave /rooms /users /msg /delete /help /quit`
   },
 };
 
-type Texts = typeof PT;
+/** Every text the client shows, in one language. */
+export type Texts = typeof PT;
 
 const EN: Texts = {
   usage: `cliente.ts: the rpc-chat terminal client
@@ -244,6 +250,7 @@ Also in Portuguese: /criar /entrar /sair /salas /usuarios /msg /excluir /ajuda /
   },
 };
 
+/** The client's texts by language. */
 export const TEXTS: Record<Lang, Texts> = { pt: PT, en: EN };
 
 /**
@@ -271,6 +278,7 @@ export function detectLang(flag?: string): Lang {
 // Pure helpers: input parsing, message formatting, safe text
 // ---------------------------------------------------------------------------
 
+/** The commands, whatever language they are typed in. */
 export type CommandName =
   | "create"
   | "join"
@@ -303,6 +311,7 @@ const COMMANDS: Record<string, CommandName> = {
   "/quit": "quit",
 };
 
+/** A line typed by the user, as {@linkcode parseInput} understands it. */
 export type Input =
   | { kind: "empty" }
   | { kind: "text"; text: string }
@@ -361,8 +370,7 @@ export function clockOf(timestamp: Date | string): string {
   return clockOf(new Date());
 }
 
-const EVERYONE = "todos";
-
+/** A private message: `unicast`, or (from a lax server) addressed to anyone but everyone. */
 export function isPrivate(message: ChatMessage): boolean {
   return message.tipo === "unicast" || (message.destino !== EVERYONE && message.destino !== "" &&
     message.destino !== null && message.destino !== undefined);
@@ -404,7 +412,7 @@ export function formatMessage(message: ChatMessage, colour = false): string {
     const line = `${time} ${from} -> ${sanitize(message.destino)}: ${text}`;
     return paint(colour, "magenta", paint(colour, "bold", line));
   }
-  if (from === "SERVER") return paint(colour, "dim", `${time} ${from}: ${text}`);
+  if (from === SERVER) return paint(colour, "dim", `${time} ${from}: ${text}`);
   return `${paint(colour, "dim", time)} ${paint(colour, nameColour(from), from)}: ${text}`;
 }
 
@@ -444,8 +452,15 @@ export function newMessages(previous: ChatMessage[], current: ChatMessage[]): Ch
   return current;
 }
 
-/** A refusal that means our session is gone (expired, or the server restarted and forgot us). */
-const SESSION_GONE = /sess[ãa]o inv[áa]lida|n[ãa]o est[áa] registrad|invalid session|not registered/i;
+/** Refusals that mean our session is gone (expired, or the server restarted and forgot us). */
+const SESSION_GONE: ReadonlySet<string> = new Set([Reason.SESSION_INVALID, Reason.NOT_REGISTERED]);
+
+function sessionGone(result: Result<unknown>): boolean {
+  return SESSION_GONE.has(reasonOf(result) ?? "");
+}
+
+/** Every call to the chat service asks for the reason of refusals. */
+const ASK_REASONS = { [REASONS_HEADER]: "1" };
 
 function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
@@ -464,10 +479,13 @@ function sleep(ms: number, signal?: AbortSignal): Promise<void> {
 // The chat session: connection, name, room, receiving, recovery
 // ---------------------------------------------------------------------------
 
+/** What a {@linkcode ChatSession} needs: where the binder is, what shows, how patient to be. */
 export interface SessionOptions {
   /** Where the binder is. */
   binder: { host: string; port: number };
+  /** What shows messages and notices. */
   view: ChatView;
+  /** The texts, in the user's language. */
   texts: Texts;
   /** Between attempts to reach binder and server. */
   retryMs: number;
@@ -516,6 +534,7 @@ export class ChatSession {
   #receiving: Promise<void> | undefined;
   #quitting: Promise<void> | undefined;
 
+  /** A session not yet connected: {@linkcode ChatSession.connect} finds the service. */
   constructor(options: SessionOptions) {
     this.#options = { waitMs: 20_000, pollMs: 1000, keepAliveMs: 10_000, callTimeoutMs: 10_000, ...options };
     this.#view = options.view;
@@ -526,10 +545,12 @@ export class ChatSession {
     });
   }
 
+  /** The registered name, once registered. */
   get name(): string | undefined {
     return this.#name;
   }
 
+  /** The room the session follows (null: none). */
   get room(): string | null {
     return this.#room;
   }
@@ -539,10 +560,12 @@ export class ChatSession {
     return this.#methods.has("aguardar_mensagens");
   }
 
+  /** Where the chat service is (`host:port`), once found. */
   get address(): string {
     return this.#address;
   }
 
+  /** The session was closed ({@linkcode ChatSession.quit}): nothing more goes out. */
   get closed(): boolean {
     return this.#closing.signal.aborted;
   }
@@ -633,13 +656,18 @@ export class ChatSession {
     }
   }
 
+  /** Creates a room, and says how it went; true when created. */
   async create(room: string): Promise<boolean> {
     const [ok, message] = await this.#call<Result<string>>("criar_sala", [room]);
     this.#view.notice(sanitize(message), ok ? "info" : "error");
     return ok;
   }
 
-  /** Joins a room: clears the screen, shows who is there and the recent history, then follows it live. */
+  /**
+   * Joins a room (with `create`, creating it first if it does not exist):
+   * clears the screen, shows who is there and the recent history, then
+   * follows it live. False (and the reason shown) when refused.
+   */
   async join(room: string, options: { create?: boolean } = {}): Promise<boolean> {
     const previous = this.#room;
     // Out of the old room first, so its receive loop does not take the move for an eviction.
@@ -647,12 +675,9 @@ export class ChatSession {
     let result: Result<Joined>;
     try {
       result = await this.#userCall<Result<Joined>>("entrar_na_sala", [this.#name!, room]);
-      if (!result[0] && options.create) {
-        const [, rooms] = await this.#call<Result<string[]>>("listar_salas", []);
-        if (Array.isArray(rooms) && !rooms.includes(room.trim())) {
-          await this.create(room);
-          result = await this.#userCall<Result<Joined>>("entrar_na_sala", [this.#name!, room]);
-        }
+      if (!result[0] && options.create && await this.#roomMissing(result, room)) {
+        await this.create(room);
+        result = await this.#userCall<Result<Joined>>("entrar_na_sala", [this.#name!, room]);
       }
     } catch (error) {
       // The server did not move us: keep following the room we are in.
@@ -676,6 +701,7 @@ export class ChatSession {
     return true;
   }
 
+  /** Leaves the current room. */
   async leave(): Promise<void> {
     const room = this.#room;
     this.#setRoom(null);
@@ -684,6 +710,7 @@ export class ChatSession {
     else this.#view.notice(sanitize(message), ok ? "info" : "error");
   }
 
+  /** Shows the rooms. */
   async listRooms(): Promise<void> {
     const [ok, rooms] = await this.#call<Result<string[]>>("listar_salas", []);
     if (!ok) return this.#view.notice(sanitize(rooms), "error");
@@ -691,6 +718,7 @@ export class ChatSession {
     this.#view.notice(rooms.length ? this.#t.rooms(rooms.map(sanitize)) : this.#t.noRooms);
   }
 
+  /** Shows who is in a room (by default the current one). */
   async listUsers(room = this.#room ?? undefined): Promise<void> {
     if (room === undefined) return this.#view.notice(this.#t.notInRoom, "error");
     const [ok, users] = await this.#call<Result<string[]>>("listar_usuarios", [room]);
@@ -724,6 +752,7 @@ export class ChatSession {
     }
   }
 
+  /** Deletes a room this user created (a server with our extensions only). */
   async deleteRoom(room: string): Promise<void> {
     if (!this.#methods.has("excluir_sala")) {
       return this.#view.notice(this.#t.notSupported("/excluir"), "error");
@@ -776,7 +805,7 @@ export class ChatSession {
           );
           if (epoch !== this.#epoch || this.#recovering) continue;
           if (!result[0]) {
-            await this.#lostRoom(room, result[1]);
+            await this.#lostRoom(room, result);
             continue;
           }
           for (const message of result[1].mensagens) {
@@ -793,7 +822,7 @@ export class ChatSession {
           });
           if (epoch !== this.#epoch || this.#recovering) continue;
           if (!result[0]) {
-            await this.#lostRoom(room, result[1]);
+            await this.#lostRoom(room, result);
             continue;
           }
           this.#showPolled(result[1]);
@@ -815,8 +844,8 @@ export class ChatSession {
   async #idle(wake: AbortSignal): Promise<void> {
     await sleep(this.#options.keepAliveMs, wake);
     if (wake.aborted || this.closed || !this.#methods.has("manter_sessao")) return;
-    const [ok, message] = await this.#client!.call<Result<string>>("manter_sessao", [this.#name!]);
-    if (!ok && SESSION_GONE.test(message)) await this.#recover(message, true).catch(() => {});
+    const result = await this.#client!.call<Result<string>>("manter_sessao", [this.#name!]);
+    if (sessionGone(result)) await this.#recover(result[1], true).catch(() => {});
   }
 
   #showPolled(messages: ChatMessage[]): void {
@@ -833,14 +862,26 @@ export class ChatSession {
   }
 
   /** The server says we are not in the room we follow: our session is gone, or the room is. */
-  async #lostRoom(room: string, message: string): Promise<void> {
-    if (SESSION_GONE.test(message)) {
+  async #lostRoom(room: string, refusal: Result<unknown>): Promise<void> {
+    const message = String(refusal[1]);
+    if (sessionGone(refusal)) {
       await this.#recover(message, true).catch(() => {});
       return;
     }
     if (this.#room !== room) return;
     this.#setRoom(null);
     this.#view.notice(this.#t.lostRoom(sanitize(room), sanitize(message)), "warn");
+  }
+
+  /**
+   * Whether a refusal to join means the room does not exist: by its reason,
+   * or, from an original server (which gives none), by the list of rooms.
+   */
+  async #roomMissing(refusal: Result<unknown>, room: string): Promise<boolean> {
+    const reason = reasonOf(refusal);
+    if (reason !== undefined) return reason === Reason.ROOM_MISSING;
+    const [, rooms] = await this.#call<Result<string[]>>("listar_salas", []);
+    return Array.isArray(rooms) && !rooms.includes(room.trim());
   }
 
   #setRoom(room: string | null): void {
@@ -871,7 +912,7 @@ export class ChatSession {
   /** A call naming our user: when the server has forgotten our session, register again and retry once. */
   async #userCall<T extends Result<unknown>>(method: string, params: XmlRpcValue[]): Promise<T> {
     const result = await this.#call<T>(method, params);
-    if (result[0] || !SESSION_GONE.test(String(result[1]))) return result;
+    if (!sessionGone(result)) return result;
     await this.#recover(String(result[1]), true);
     return await this.#call<T>(method, params);
   }
@@ -923,17 +964,20 @@ export class ChatSession {
     const alive = this.#methods.has("manter_sessao") &&
       (await client.call<Result<string>>("manter_sessao", [name]))[0];
     if (!alive) {
-      const [registered, refusal] = await client.call<Result<string>>("registrar_usuario", [name]);
-      // An original server never frees a name, and has no sessions: a refusal there is our old self.
-      if (!registered && this.#methods.has("sair_do_servico")) {
-        throw new Problem(this.#t.nameStillTaken(sanitize(name), sanitize(refusal)));
+      const registration = await client.call<Result<string>>("registrar_usuario", [name]);
+      // An original server never frees a name, gives no reasons and has no sessions: a refusal
+      // there is our old self.
+      if (reasonOf(registration) !== undefined) {
+        throw new Problem(this.#t.nameStillTaken(sanitize(name), sanitize(registration[1])));
       }
     }
     const room = this.#room;
     if (room === null) return;
     let joined = await client.call<Result<Joined>>("entrar_na_sala", [name, room]);
-    if (!joined[0]) {
-      // The room went with the server (or was removed meanwhile): make it again.
+    const refused = reasonOf(joined);
+    if (!joined[0] && (refused === Reason.ROOM_MISSING || refused === undefined)) {
+      // The room went with the server (or was removed meanwhile): make it again. An original
+      // server gives no reason: try.
       await client.call("criar_sala", [room]);
       joined = await client.call<Result<Joined>>("entrar_na_sala", [name, room]);
     }
@@ -974,7 +1018,7 @@ export class ChatSession {
     // The same address keeps its client, and with it our session cookie.
     const client = this.#client?.url === url
       ? this.#client
-      : new XmlRpcClient(url, { timeoutMs: this.#options.callTimeoutMs });
+      : new XmlRpcClient(url, { timeoutMs: this.#options.callTimeoutMs, headers: ASK_REASONS });
     let methods: string[] = [];
     try {
       methods = await client.call<string[]>("system.listMethods", [], { signal: this.#closing.signal });
@@ -1020,10 +1064,10 @@ interface Screen {
 
 /** Not a terminal: lines in, plain lines out. */
 class PlainScreen implements Screen {
-  #lines: AsyncIterator<string> | undefined;
+  #lines: ReadableStreamDefaultReader<string> | undefined;
 
   start(): void {
-    this.#lines = readLines(Deno.stdin.readable)[Symbol.asyncIterator]();
+    this.#lines = readLines(Deno.stdin.readable).getReader();
   }
 
   print(text: string): void {
@@ -1035,23 +1079,11 @@ class PlainScreen implements Screen {
   setPrompt(): void {}
 
   async readLine(): Promise<string | null> {
-    const next = await this.#lines!.next();
+    const next = await this.#lines!.read();
     return next.done ? null : next.value;
   }
 
   close(): void {}
-}
-
-async function* readLines(stream: ReadableStream<Uint8Array>): AsyncGenerator<string> {
-  let rest = "";
-  for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
-    rest += chunk;
-    for (let end = rest.indexOf("\n"); end >= 0; end = rest.indexOf("\n")) {
-      yield rest.slice(0, end).replace(/\r$/, "");
-      rest = rest.slice(end + 1);
-    }
-  }
-  if (rest) yield rest;
 }
 
 /** Columns a character takes on a terminal (East Asian wide and emoji take two). */
@@ -1407,25 +1439,25 @@ export async function main(args: string[] = Deno.args): Promise<number> {
   const ui = new ChatUi(screen, { colour, interactive });
   const session = new ChatSession({ binder, view: ui, texts: t, retryMs, attempts });
 
-  const stop = async (code: number): Promise<never> => {
-    await session.quit();
-    screen.close();
-    Deno.exit(code);
+  // Leaving the service and giving the terminal back, once: at the end, or on a signal (then exit 0).
+  let stopping: Promise<void> | undefined;
+  const stop = () =>
+    stopping ??= (async () => {
+      await session.quit();
+      screen.close();
+    })();
+  const stopped = async (): Promise<number> => {
+    await stop();
+    return 0;
   };
-  for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
-    try {
-      Deno.addSignalListener(signal, () => stop(0));
-    } catch {
-      // Not on this platform.
-    }
-  }
+  onTerminate(stop, { hangup: true });
 
   screen.start();
   ui.notice(t.looking(`${binder.host}:${binder.port}`));
   try {
     await session.connect();
   } catch (error) {
-    if (!(error instanceof Problem)) return await stop(0);
+    if (!(error instanceof Problem)) return await stopped();
     ui.notice(error.message, "error");
     screen.close();
     return 1;
@@ -1437,9 +1469,9 @@ export async function main(args: string[] = Deno.args): Promise<number> {
       ui.notice(t.askName);
       screen.setPrompt(t.namePrompt);
       const line = await screen.readLine();
-      if (line === null) return await stop(0);
+      if (line === null) return await stopped();
       const input = parseInput(line);
-      if (input.kind === "command" && input.command === "quit") return await stop(0);
+      if (input.kind === "command" && input.command === "quit") return await stopped();
       if (input.kind !== "text") {
         if (input.kind !== "empty") ui.notice(t.nameFirst, "error");
         continue;
@@ -1449,7 +1481,7 @@ export async function main(args: string[] = Deno.args): Promise<number> {
     try {
       if (name.trim() && await session.register(name.trim())) break;
     } catch (error) {
-      if (!(error instanceof Fault)) return await stop(0);
+      if (!(error instanceof Fault)) return await stopped();
       ui.notice(t.fault(sanitize(error.message)), "error");
     }
     name = undefined;
@@ -1459,7 +1491,7 @@ export async function main(args: string[] = Deno.args): Promise<number> {
     try {
       await session.join(flags.room, { create: true });
     } catch (error) {
-      if (!(error instanceof Fault)) return await stop(0);
+      if (!(error instanceof Fault)) return await stopped();
       ui.notice(t.fault(sanitize(error.message)), "error");
     }
   }
@@ -1476,7 +1508,7 @@ export async function main(args: string[] = Deno.args): Promise<number> {
       ui.notice(t.unexpected(sanitize(String((error as Error)?.message ?? error))), "error");
     }
   }
-  return await stop(0);
+  return await stopped();
 }
 
 if (import.meta.main) Deno.exit(await main());

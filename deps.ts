@@ -28,24 +28,47 @@ export {
 
 // Serving: method tables of plain functions, the dispatcher, the HTTP handler.
 export {
+  type ArgsOf,
   type Call,
   type HandlerOptions,
   MAX_MULTICALL,
   type MethodTable,
+  type Param,
   type ParamType,
   rpc,
   type RpcMethod,
   type ServeOptions,
   serveXmlRpc,
   SESSION_COOKIE,
+  type ValueOf,
   xmlRpcHandler,
 } from "./deps/rpc.ts";
 
 // Calling: the client, and where services are.
-export { type CallOptions, endpointUrl, parseHostPort, Unreachable, XmlRpcClient } from "./deps/client.ts";
+export {
+  type CallOptions,
+  type ClientOptions,
+  endpointUrl,
+  parseHostPort,
+  Unreachable,
+  XmlRpcClient,
+} from "./deps/client.ts";
 
 // The chat protocol's vocabulary.
-export { type ChatMessage, EVERYONE, type Result, SERVER } from "./deps/protocol.ts";
+export {
+  type ChatMessage,
+  EVERYONE,
+  forCaller,
+  type Outcome,
+  Reason,
+  reasonOf,
+  REASONS_HEADER,
+  type Refusal,
+  refuse,
+  RESERVED_NAMES,
+  type Result,
+  SERVER,
+} from "./deps/protocol.ts";
 
 // Programs: flags, the log, signals, child programs and their ready lines.
 export {

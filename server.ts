@@ -19,20 +19,30 @@
 
 import {
   announceReady,
+  type Call,
+  type ChatMessage,
   DatabaseSync,
   encodeOnce,
   endpointUrl,
+  EVERYONE,
+  forCaller,
   type Log,
   type Logger,
   type MethodTable,
   numberFlag,
   onTerminate,
   openLog,
+  type Outcome,
   parseFlags,
   parseHostPort,
+  Reason,
+  type Refusal,
+  refuse,
+  RESERVED_NAMES,
   type Result,
   rpc,
   secondsFlag,
+  SERVER,
   serveXmlRpc,
   usageError,
   XmlRpcClient,
@@ -42,34 +52,49 @@ import {
 // Types
 // ---------------------------------------------------------------------------
 
+/** A stored message: what the chat keeps and hands out ({@linkcode chatMethods} puts it on the wire). */
 export interface Message {
+  /** Grows with every message of the server, across restarts. */
   readonly id: number;
+  /** The room it was posted in. */
   readonly room: string;
+  /** `broadcast` for the room, `unicast` for one member. */
   readonly tipo: "broadcast" | "unicast";
+  /** Who sent it: a user, or `SERVER` for notices. */
   readonly origem: string;
+  /** `todos`, or the one member it is for. */
   readonly destino: string;
+  /** The text. */
   readonly conteudo: string;
   /** Milliseconds since the epoch. */
   readonly timestamp: number;
 }
 
-interface User {
+/** A registered user, as {@linkcode ChatService.authorize} hands it to the calls that act as them. */
+export interface User {
+  /** The name, unique on this server. */
   readonly name: string;
+  /** The session token only this user's client holds. */
   readonly token: string;
-  room: Room | undefined;
+  /** The name of the room the user is in, if any. */
+  room: string | undefined;
+  /** The last sign of life (ms since the epoch). */
   lastSeen: number;
   /** Pending `aguardar_mensagens` calls: a user waiting is alive. */
   waiting: number;
   /** Once a call carried this user's cookie, cookie-less calls are refused even with --compat. */
   provedBySession: boolean;
-  /** Token bucket for the message rate limit. */
+  /** Token bucket for the message rate limit: the tokens left... */
   tokens: number;
+  /** ...when last counted (ms since the epoch). */
   tokensAt: number;
 }
 
+/** A room, who is in it, its newest messages and who waits for more. */
 interface Room {
   readonly name: string;
   readonly creator: string | null;
+  /** Names of the users in it. */
   readonly members: Set<string>;
   /** The newest messages, oldest first: most reads never touch the database. */
   readonly recent: Message[];
@@ -87,16 +112,7 @@ interface Waiter {
 /** Where the binder is. */
 type HostPort = { host: string; port: number };
 
-/** A message as it goes on the wire (the original struct plus `id`). */
-export type WireMessage = {
-  id: number;
-  tipo: string;
-  origem: string;
-  destino: string;
-  conteudo: string;
-  timestamp: Date;
-};
-
+/** How a {@linkcode ChatService} behaves. */
 export interface ChatOptions {
   /** Accept calls with no session cookie (the original clients send none). */
   compat: boolean;
@@ -106,18 +122,17 @@ export interface ChatOptions {
   roomTtlMs: number;
   /** Messages per second a user may send (burst: twice that). */
   maxRate: number;
+  /** The operator log. */
   log: Logger;
 }
 
-const SERVER = "SERVER";
-const EVERYONE = "todos";
 const HISTORY = 50;
 const RECENT_KEPT = 200;
 const MAX_BATCH = 500;
+/** The longest an `aguardar_mensagens` call waits on the server. */
 export const MAX_WAIT_MS = 25_000;
 const MAX_NAME = 32;
 const MAX_TEXT = 2000;
-const RESERVED_NAMES = new Set([SERVER.toLowerCase(), EVERYONE]);
 const SCHEMA_VERSION = 1;
 
 // ---------------------------------------------------------------------------
@@ -137,6 +152,10 @@ export class MessageStore {
   readonly #selectAfter;
   readonly #selectLatest;
 
+  /**
+   * Opens (or creates) the database at `path` (`:memory:` for a throwaway
+   * one); throws a {@linkcode StoreError} that says what is wrong.
+   */
   constructor(path: string, options: { synchronous?: "normal" | "full" } = {}) {
     try {
       this.#db = new DatabaseSync(path);
@@ -231,6 +250,7 @@ export class MessageStore {
     return Number(row?.seq ?? 0);
   }
 
+  /** Stores a message; it has its id once this returns. */
   addMessage(message: Omit<Message, "id">): Message {
     const { lastInsertRowid } = this.#insertMessage.run(
       message.room,
@@ -243,10 +263,12 @@ export class MessageStore {
     return { ...message, id: Number(lastInsertRowid) };
   }
 
+  /** Stores a new room. */
   addRoom(name: string, creator: string | null, createdAt: number): void {
     this.#insertRoom.run(name, creator, createdAt);
   }
 
+  /** Removes a room and its messages, together. */
   deleteRoom(name: string): void {
     this.#db.exec("BEGIN");
     try {
@@ -269,6 +291,7 @@ export class MessageStore {
     return (this.#selectLatest.all(room, user, user, limit) as unknown as Message[]).map(toMessage);
   }
 
+  /** Closes the database. */
   close(): void {
     this.#db.close();
   }
@@ -294,49 +317,54 @@ function visibleTo(message: Message, user: string): boolean {
   return message.tipo === "broadcast" || message.destino === user || message.origem === user;
 }
 
-/** Each message's wire form, built and encoded once however many members receive it. */
-const wireForms = new WeakMap<Message, WireMessage>();
-
-function toWire(message: Message): WireMessage {
-  let wire = wireForms.get(message);
-  if (!wire) {
-    wire = encodeOnce({
-      id: message.id,
-      tipo: message.tipo,
-      origem: message.origem,
-      destino: message.destino,
-      conteudo: message.conteudo,
-      timestamp: new Date(message.timestamp),
-    });
-    wireForms.set(message, wire);
-  }
-  return wire;
-}
-
 /** Trimmed, 1 to 32 characters, no control characters; or why not. */
-function checkName(kind: "usuário" | "sala", raw: string): Result<string> {
+function checkName(kind: "usuário" | "sala", raw: string): Outcome<string> {
   const name = raw.trim();
   if (name.length < 1 || name.length > MAX_NAME) {
-    return [false, `Nome de ${kind} inválido: use de 1 a ${MAX_NAME} caracteres.`];
+    return refuse(Reason.NAME_INVALID, `Nome de ${kind} inválido: use de 1 a ${MAX_NAME} caracteres.`);
   }
   if (/[\p{Cc}\p{Cf}\p{Zl}\p{Zp}]/u.test(name) || !name.isWellFormed()) {
-    return [false, `Nome de ${kind} inválido: não use caracteres de controle.`];
+    return refuse(Reason.NAME_INVALID, `Nome de ${kind} inválido: não use caracteres de controle.`);
   }
   return [true, name];
 }
 
-function checkText(text: string): Result<string> {
-  if (text.trim().length === 0) return [false, "Mensagem vazia."];
-  if (text.length > MAX_TEXT) return [false, `Mensagem longa demais: no máximo ${MAX_TEXT} caracteres.`];
+function checkText(text: string): Outcome<string> {
+  if (text.trim().length === 0) return refuse(Reason.TEXT_EMPTY, "Mensagem vazia.");
+  if (text.length > MAX_TEXT) {
+    return refuse(Reason.TEXT_TOO_LONG, `Mensagem longa demais: no máximo ${MAX_TEXT} caracteres.`);
+  }
   // Control characters (but tab and line breaks) could drive other users' terminals, and most
   // cannot even travel in XML 1.0.
   if (/[^\P{Cc}\t\n\r]|[\ufffe\uffff]/u.test(text) || !text.isWellFormed()) {
-    return [false, "Mensagem com caracteres de controle não é aceita."];
+    return refuse(Reason.TEXT_INVALID, "Mensagem com caracteres de controle não é aceita.");
   }
   return [true, text];
 }
 
-/** The chat: users, sessions, rooms, messages and live delivery. No XML, no HTTP. */
+/** What joining a room gives: who is there, the latest messages the user may see, and the cursor. */
+export interface Joined {
+  /** The members, sorted. */
+  usuarios: string[];
+  /** The last 50 messages the user may see, oldest first. */
+  mensagens: Message[];
+  /** The newest id on the server: live delivery goes on from here. */
+  cursor: number;
+}
+
+/** One answer of live delivery: the messages after a cursor, and the cursor to pass next. */
+export interface Delivery {
+  /** Oldest first, at most 500. */
+  mensagens: Message[];
+  /** The id of the last message here (or the cursor given, when there are none). */
+  cursor: number;
+}
+
+/**
+ * The chat: users, sessions, rooms, messages and live delivery. No XML, no
+ * HTTP: it answers {@linkcode Outcome}s holding {@linkcode Message}s, and
+ * every refusal carries its {@linkcode Reason}.
+ */
 export class ChatService {
   readonly #users = new Map<string, User>();
   readonly #usersByToken = new Map<string, User>();
@@ -348,6 +376,7 @@ export class ChatService {
   #sweeper: ReturnType<typeof setInterval> | undefined;
   #stopped = false;
 
+  /** The chat over a store, with the rooms and recent messages the store holds. */
   constructor(store: MessageStore, options: ChatOptions) {
     this.#store = store;
     this.#options = options;
@@ -368,6 +397,7 @@ export class ChatService {
     }
   }
 
+  /** How many rooms there are. */
   get roomCount(): number {
     return this.#rooms.size;
   }
@@ -375,11 +405,16 @@ export class ChatService {
   // --- users and sessions ---------------------------------------------------
 
   /** Registers a unique name; the token is the proof the caller will present. */
-  register(rawName: string, token: string): Result<string> {
-    const [valid, name] = checkName("usuário", rawName);
-    if (!valid) return [false, name];
-    if (RESERVED_NAMES.has(name.toLowerCase())) return [false, `O nome '${name}' é reservado.`];
-    if (this.#users.has(name)) return [false, `O nome '${name}' já está em uso. Escolha outro.`];
+  register(rawName: string, token: string): Outcome<string> {
+    const checked = checkName("usuário", rawName);
+    if (!checked[0]) return checked;
+    const name = checked[1];
+    if (RESERVED_NAMES.has(name.toLowerCase())) {
+      return refuse(Reason.NAME_RESERVED, `O nome '${name}' é reservado.`);
+    }
+    if (this.#users.has(name)) {
+      return refuse(Reason.NAME_TAKEN, `O nome '${name}' já está em uso. Escolha outro.`);
+    }
     const now = Date.now();
     const user: User = {
       name,
@@ -397,16 +432,19 @@ export class ChatService {
     return [true, `Usuário '${name}' registrado com sucesso.`];
   }
 
-  /** The user a caller may act as, or why not. Every authorized call is a sign of life. */
-  authorize(session: string | undefined, rawName: string): User | string {
+  /** The user a caller may act as, or the refusal. Every authorized call is a sign of life. */
+  authorize(session: string | undefined, rawName: string): User | Refusal {
     const user = this.#users.get(rawName.trim());
-    if (!user) return `Usuário '${rawName}' não está registrado.`;
+    if (!user) return refuse(Reason.NOT_REGISTERED, `Usuário '${rawName}' não está registrado.`);
     if (session === undefined) {
       if (!this.#options.compat || user.provedBySession) {
-        return "Sessão inválida: registre-se com registrar_usuario e envie o cookie de sessão.";
+        return refuse(
+          Reason.SESSION_INVALID,
+          "Sessão inválida: registre-se com registrar_usuario e envie o cookie de sessão.",
+        );
       }
     } else if (session !== user.token) {
-      return `Sessão inválida: você não é '${user.name}'.`;
+      return refuse(Reason.SESSION_INVALID, `Sessão inválida: você não é '${user.name}'.`);
     } else {
       user.provedBySession = true;
     }
@@ -420,25 +458,27 @@ export class ChatService {
   }
 
   /** Nothing to do: authorizing the call was the sign of life. */
-  keepAlive(): Result<string> {
+  keepAlive(): Outcome<string> {
     return [true, "Sessão mantida."];
   }
 
-  /** Ends a session: leaves the room with the usual notice and frees the name. */
-  unregister(user: User, reason: string): Result<string> {
-    if (user.room) this.#leave(user);
+  /** Ends a session: leaves the room with the usual notice and frees the name; `why` goes to the log. */
+  unregister(user: User, why: string): Outcome<string> {
+    if (user.room !== undefined) this.#leave(user);
     this.#users.delete(user.name);
     this.#usersByToken.delete(user.token);
-    this.#log.info(`Usuário saiu (${reason}): ${user.name}`);
+    this.#log.info(`Usuário saiu (${why}): ${user.name}`);
     return [true, `Até logo, ${user.name}.`];
   }
 
   // --- rooms ------------------------------------------------------------------
 
-  createRoom(rawName: string, creator: string | null): Result<string> {
-    const [valid, name] = checkName("sala", rawName);
-    if (!valid) return [false, name];
-    if (this.#rooms.has(name)) return [false, `A sala '${name}' já existe.`];
+  /** Creates a room; `creator` (a user's name, when the call proved one) may delete it. */
+  createRoom(rawName: string, creator: string | null): Outcome<string> {
+    const checked = checkName("sala", rawName);
+    if (!checked[0]) return checked;
+    const name = checked[1];
+    if (this.#rooms.has(name)) return refuse(Reason.ROOM_EXISTS, `A sala '${name}' já existe.`);
     const now = Date.now();
     this.#store.addRoom(name, creator, now);
     this.#rooms.set(name, {
@@ -454,10 +494,13 @@ export class ChatService {
     return [true, `Sala '${name}' criada com sucesso.`];
   }
 
-  deleteRoom(user: User, roomName: string): Result<string> {
+  /** Deletes a room its creator asks to delete: its members get a notice and are out. */
+  deleteRoom(user: User, roomName: string): Outcome<string> {
     const room = this.#rooms.get(roomName.trim());
-    if (!room) return [false, `A sala '${roomName}' não existe.`];
-    if (room.creator !== user.name) return [false, `Só quem criou a sala '${room.name}' pode excluí-la.`];
+    if (!room) return refuse(Reason.ROOM_MISSING, `A sala '${roomName}' não existe.`);
+    if (room.creator !== user.name) {
+      return refuse(Reason.NOT_CREATOR, `Só quem criou a sala '${room.name}' pode excluí-la.`);
+    }
     this.#post(room, SERVER, EVERYONE, `Sala ${room.name} excluída por ${user.name}.`);
     for (const member of room.members) {
       const gone = this.#users.get(member);
@@ -469,59 +512,64 @@ export class ChatService {
     return [true, `Sala '${room.name}' excluída.`];
   }
 
-  listRooms(): Result<string[]> {
+  /** The rooms' names, sorted. */
+  listRooms(): Outcome<string[]> {
     return [true, [...this.#rooms.keys()].sort((a, b) => a.localeCompare(b))];
   }
 
-  listMembers(roomName: string): Result<string[]> {
+  /** Who is in a room, sorted. */
+  listMembers(roomName: string): Outcome<string[]> {
     const room = this.#rooms.get(roomName.trim());
-    if (!room) return [false, `A sala '${roomName}' não existe.`];
+    if (!room) return refuse(Reason.ROOM_MISSING, `A sala '${roomName}' não existe.`);
     return [true, [...room.members].sort((a, b) => a.localeCompare(b))];
   }
 
   /** Joins a room (leaving the current one first): members, recent history and the cursor. */
-  join(
-    user: User,
-    roomName: string,
-  ): Result<{ usuarios: string[]; mensagens: WireMessage[]; cursor: number }> {
+  join(user: User, roomName: string): Outcome<Joined> {
     const room = this.#rooms.get(roomName.trim());
-    if (!room) return [false, `A sala '${roomName}' não existe. Crie-a antes de entrar.`];
-    if (user.room !== room) {
-      if (user.room) this.#leave(user);
-      user.room = room;
+    if (!room) return refuse(Reason.ROOM_MISSING, `A sala '${roomName}' não existe. Crie-a antes de entrar.`);
+    if (user.room !== room.name) {
+      if (user.room !== undefined) this.#leave(user);
+      user.room = room.name;
       room.members.add(user.name);
       this.#post(room, SERVER, EVERYONE, `${user.name} entrou na sala.`);
       this.#log.info(`${user.name} entrou na sala ${room.name}`);
     }
     return [true, {
       usuarios: [...room.members].sort((a, b) => a.localeCompare(b)),
-      mensagens: this.#latest(room, user.name, HISTORY).map(toWire),
+      mensagens: this.#latest(room, user.name, HISTORY),
       cursor: this.#lastId,
     }];
   }
 
-  leave(user: User): Result<string> {
+  /** Leaves the current room, with the usual notice. */
+  leave(user: User): Outcome<string> {
     const room = user.room;
-    if (!room) return [false, "Você não está em nenhuma sala."];
+    if (room === undefined) return refuse(Reason.NOT_IN_ROOM, "Você não está em nenhuma sala.");
     this.#leave(user);
-    return [true, `Você saiu da sala '${room.name}'.`];
+    return [true, `Você saiu da sala '${room}'.`];
   }
 
   // --- messages ---------------------------------------------------------------
 
-  send(user: User, roomName: string, rawText: string, recipient: string | null): Result<string> {
+  /** Posts to the user's room, or privately to one member (`recipient`); durable once it answers. */
+  send(user: User, roomName: string, rawText: string, recipient: string | null): Outcome<string> {
     const room = this.#memberRoom(user, roomName);
-    if (typeof room === "string") return [false, room];
-    const [valid, text] = checkText(rawText);
-    if (!valid) return [false, text];
+    if (Array.isArray(room)) return room;
+    const checked = checkText(rawText);
+    if (!checked[0]) return checked;
+    const text = checked[1];
     const to = recipient === null || recipient.trim() === "" || recipient.trim() === EVERYONE
       ? EVERYONE
       : recipient.trim();
     if (to !== EVERYONE && !room.members.has(to)) {
-      return [false, `O usuário '${to}' não está na sala '${room.name}'.`];
+      return refuse(Reason.RECIPIENT_ABSENT, `O usuário '${to}' não está na sala '${room.name}'.`);
     }
     if (!this.#takeToken(user)) {
-      return [false, `Devagar: no máximo ${this.#options.maxRate} mensagens por segundo.`];
+      return refuse(
+        Reason.RATE_LIMITED,
+        `Devagar: no máximo ${this.#options.maxRate} mensagens por segundo.`,
+      );
     }
     this.#post(room, user.name, to, text);
     if (to === EVERYONE) this.#log.info(`Mensagem de ${user.name} na sala ${room.name}`);
@@ -530,10 +578,10 @@ export class ChatService {
   }
 
   /** The original receive: a bounded recent window, so its cost does not grow with the history. */
-  recentMessages(user: User, roomName: string): Result<WireMessage[]> {
+  recentMessages(user: User, roomName: string): Outcome<Message[]> {
     const room = this.#memberRoom(user, roomName);
-    if (typeof room === "string") return [false, room];
-    return [true, this.#latest(room, user.name, HISTORY).map(toWire)];
+    if (Array.isArray(room)) return room;
+    return [true, this.#latest(room, user.name, HISTORY)];
   }
 
   /**
@@ -545,9 +593,9 @@ export class ChatService {
     roomName: string,
     cursor: number,
     waitMs: number,
-  ): Promise<Result<{ mensagens: WireMessage[]; cursor: number }>> {
+  ): Promise<Outcome<Delivery>> {
     const found = this.#memberRoom(user, roomName);
-    if (typeof found === "string") return [false, found];
+    if (Array.isArray(found)) return found;
     const room: Room = found;
     // A cursor from the future (a server that lost its database): start from now.
     if (cursor > this.#lastId) cursor = this.#lastId;
@@ -573,7 +621,7 @@ export class ChatService {
       batch = this.#after(room, user.name, cursor);
     }
     const next = batch.length ? batch[batch.length - 1]!.id : Math.max(cursor, 0);
-    return [true, { mensagens: batch.map(toWire), cursor: next }];
+    return [true, { mensagens: batch, cursor: next }];
   }
 
   // --- housekeeping -----------------------------------------------------------
@@ -593,11 +641,12 @@ export class ChatService {
     }
   }
 
+  /** Sweeps every `sweepEveryMs` until {@linkcode ChatService.stop}. */
   start(sweepEveryMs: number): void {
     this.#sweeper ??= setInterval(() => this.sweep(), sweepEveryMs);
   }
 
-  /** Ends every wait, now and from now on. */
+  /** Ends every wait, now and from now on, and the sweeping. */
   stop(): void {
     this.#stopped = true;
     clearInterval(this.#sweeper);
@@ -607,15 +656,16 @@ export class ChatService {
 
   // --- inner workings ---------------------------------------------------------
 
-  #memberRoom(user: User, roomName: string): Room | string {
+  #memberRoom(user: User, roomName: string): Room | Refusal {
     const room = this.#rooms.get(roomName.trim());
-    if (!room) return `A sala '${roomName}' não existe.`;
-    if (user.room !== room) return `Você não está na sala '${room.name}'.`;
+    if (!room) return refuse(Reason.ROOM_MISSING, `A sala '${roomName}' não existe.`);
+    if (user.room !== room.name) return refuse(Reason.NOT_IN_ROOM, `Você não está na sala '${room.name}'.`);
     return room;
   }
 
+  /** Out of the user's room, with the usual notice. */
   #leave(user: User): void {
-    const room = user.room!;
+    const room = this.#rooms.get(user.room!)!;
     room.members.delete(user.name);
     user.room = undefined;
     this.#post(room, SERVER, EVERYONE, `${user.name} saiu da sala.`);
@@ -700,16 +750,56 @@ function firstAfter(messages: Message[], cursor: number): number {
 // RPC methods
 // ---------------------------------------------------------------------------
 
-/** The ChatService method table: the original methods and our extensions. */
+/** Each message's wire struct, built and encoded once however many members receive it. */
+const wireForms = new WeakMap<Message, Readonly<ChatMessage>>();
+
+/** A stored message as the wire carries it: the original struct plus `id`, frozen and encoded once. */
+function toWire(message: Message): Readonly<ChatMessage> {
+  let wire = wireForms.get(message);
+  if (!wire) {
+    wire = encodeOnce<ChatMessage>({
+      id: message.id,
+      tipo: message.tipo,
+      origem: message.origem,
+      destino: message.destino,
+      conteudo: message.conteudo,
+      timestamp: new Date(message.timestamp),
+    });
+    wireForms.set(message, wire);
+  }
+  return wire;
+}
+
+/** A payload holding messages, with their wire structs in their place. */
+function withWireMessages<T extends { mensagens: Message[] }>(
+  payload: T,
+): Omit<T, "mensagens"> & { mensagens: Readonly<ChatMessage>[] } {
+  return { ...payload, mensagens: payload.mensagens.map(toWire) };
+}
+
+/** An outcome with its payload mapped; a refusal as it is. */
+function mapOutcome<T, U>(outcome: Outcome<T>, map: (payload: T) => U): Outcome<U> {
+  return outcome[0] ? [true, map(outcome[1])] : outcome;
+}
+
+/**
+ * The ChatService method table: the original methods and our extensions.
+ * Here the chat's outcomes become wire results: messages become
+ * {@linkcode ChatMessage} structs, and refusals lose their reason unless the
+ * caller asked for reasons ({@linkcode Call.wantsReasons}).
+ */
 export function chatMethods(chat: ChatService): MethodTable {
+  const answer = <T>(call: Call, outcome: Outcome<T>): Result<T> => forCaller(outcome, call.wantsReasons);
   /** Runs `action` as the named user if the caller may act as them. */
   const asUser = <T>(
-    session: string | undefined,
+    call: Call,
     name: string,
-    action: (user: User) => T,
-  ): T | [false, string] => {
-    const user = chat.authorize(session, name);
-    return typeof user === "string" ? [false, user] : action(user);
+    action: (user: User) => Outcome<T> | Promise<Outcome<T>>,
+  ): Result<T> | Promise<Result<T>> => {
+    const user = chat.authorize(call.session, name);
+    if (Array.isArray(user)) return answer(call, user);
+    const outcome = action(user);
+    return outcome instanceof Promise ? outcome.then((done) => answer(call, done)) : answer(call, outcome);
   };
   return {
     registrar_usuario: rpc(
@@ -717,9 +807,9 @@ export function chatMethods(chat: ChatService): MethodTable {
       [["nome", "string"]],
       (call, nome) => {
         const token = crypto.randomUUID();
-        const result = chat.register(nome, token);
-        if (result[0]) call.setSession(token);
-        return result;
+        const outcome = chat.register(nome, token);
+        if (outcome[0]) call.setSession(token);
+        return answer(call, outcome);
       },
     ),
     criar_sala: rpc(
@@ -728,57 +818,63 @@ export function chatMethods(chat: ChatService): MethodTable {
       (call, nome) => {
         // The creator is whoever the session proves, if anyone (the original call names no user).
         const creator = call.session === undefined ? null : chat.userOfSession(call.session);
-        return chat.createRoom(nome, creator);
+        return answer(call, chat.createRoom(nome, creator));
       },
     ),
     entrar_na_sala: rpc(
       "Entra numa sala, saindo da atual: [true, {usuarios, mensagens, cursor}].",
       [["usuario", "string"], ["sala", "string"]],
-      (call, usuario, sala) => asUser(call.session, usuario, (user) => chat.join(user, sala)),
+      (call, usuario, sala) =>
+        asUser(call, usuario, (user) => mapOutcome(chat.join(user, sala), withWireMessages)),
     ),
     sair_da_sala: rpc(
       "Sai da sala atual: [true, msg] ou [false, msg].",
       [["usuario", "string"]],
-      (call, usuario) => asUser(call.session, usuario, (user) => chat.leave(user)),
+      (call, usuario) => asUser(call, usuario, (user) => chat.leave(user)),
     ),
     enviar_mensagem: rpc(
       "Envia à sala (destinatario nil) ou a um membro: [true, msg] ou [false, msg].",
       [["usuario", "string"], ["sala", "string"], ["texto", "string"], ["destinatario", "nil|string"]],
       (call, usuario, sala, texto, destinatario) =>
-        asUser(call.session, usuario, (user) => chat.send(user, sala, texto, destinatario)),
+        asUser(call, usuario, (user) => chat.send(user, sala, texto, destinatario)),
     ),
     receber_mensagens: rpc(
       "As últimas 50 mensagens que o usuário pode ver na sala: [true, [mensagem...]].",
       [["usuario", "string"], ["sala", "string"]],
-      (call, usuario, sala) => asUser(call.session, usuario, (user) => chat.recentMessages(user, sala)),
+      (call, usuario, sala) =>
+        asUser(call, usuario, (user) => mapOutcome(chat.recentMessages(user, sala), (m) => m.map(toWire))),
     ),
     listar_salas: rpc("As salas: [true, [nome...]].", [], () => chat.listRooms()),
     listar_usuarios: rpc(
       "Os membros de uma sala: [true, [nome...]] ou [false, msg].",
       [["sala", "string"]],
-      (_call, sala) => chat.listMembers(sala),
+      (call, sala) => answer(call, chat.listMembers(sala)),
     ),
     aguardar_mensagens: rpc(
       "Entrega ao vivo: as mensagens depois de cursor; espera até espera_ms (máx. 25000) se não há: " +
         "[true, {mensagens, cursor}].",
       [["usuario", "string"], ["sala", "string"], ["cursor", "int"], ["espera_ms", "int"]],
       (call, usuario, sala, cursor, espera) =>
-        asUser(call.session, usuario, (user) => chat.waitMessages(user, sala, cursor, espera)),
+        asUser(
+          call,
+          usuario,
+          async (user) => mapOutcome(await chat.waitMessages(user, sala, cursor, espera), withWireMessages),
+        ),
     ),
     manter_sessao: rpc(
       "Sinal de vida de um usuário fora de salas: [true, msg].",
       [["usuario", "string"]],
-      (call, usuario) => asUser(call.session, usuario, () => chat.keepAlive()),
+      (call, usuario) => asUser(call, usuario, () => chat.keepAlive()),
     ),
     sair_do_servico: rpc(
       "Sai da sala e libera o nome: [true, msg].",
       [["usuario", "string"]],
-      (call, usuario) => asUser(call.session, usuario, (user) => chat.unregister(user, "a pedido")),
+      (call, usuario) => asUser(call, usuario, (user) => chat.unregister(user, "a pedido")),
     ),
     excluir_sala: rpc(
       "Exclui uma sala (só quem a criou); os membros são avisados e saem: [true, msg] ou [false, msg].",
       [["usuario", "string"], ["sala", "string"]],
-      (call, usuario, sala) => asUser(call.session, usuario, (user) => chat.deleteRoom(user, sala)),
+      (call, usuario, sala) => asUser(call, usuario, (user) => chat.deleteRoom(user, sala)),
     ),
   };
 }
@@ -804,6 +900,7 @@ export class BinderRegistration {
   #inFlight: Promise<void> | undefined;
   #stopped = false;
 
+  /** Registration of our `port` in `binder`, renewed every `everyMs` once started. */
   constructor(binder: HostPort, port: number, everyMs: number, log: Logger) {
     this.#binder = `${binder.host}:${binder.port}`;
     this.#client = new XmlRpcClient(endpointUrl(binder.host, binder.port), {
@@ -940,6 +1037,7 @@ function besideLog(log: string): string {
   return `${log.slice(0, slash + 1)}chat.db`;
 }
 
+/** Runs the server: flags, log, database, serving, registration; stops cleanly on SIGINT/SIGTERM. */
 export async function main(args: string[] = Deno.args): Promise<void> {
   const program = "server.ts";
   const flags = parseFlags(program, printUsage, args, {

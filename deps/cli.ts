@@ -92,15 +92,21 @@ export function numberFlag(
   return value;
 }
 
-/** Runs `stop` once on SIGINT or SIGTERM (SIGTERM does not exist on Windows). */
-export function onTerminate(stop: () => void | Promise<void>): void {
+/**
+ * Runs `stop` once on SIGINT or SIGTERM (SIGTERM does not exist on Windows),
+ * then exits 0. With `hangup`, SIGHUP too: for a program in a terminal that
+ * may close under it (a server left under `nohup` must not take it).
+ */
+export function onTerminate(stop: () => void | Promise<void>, options: { hangup?: boolean } = {}): void {
   let stopping = false;
   const handler = () => {
     if (stopping) return;
     stopping = true;
     Promise.resolve(stop()).finally(() => Deno.exit(0));
   };
-  for (const signal of ["SIGINT", "SIGTERM"] as const) {
+  const signals: Deno.Signal[] = ["SIGINT", "SIGTERM"];
+  if (options.hangup) signals.push("SIGHUP");
+  for (const signal of signals) {
     try {
       Deno.addSignalListener(signal, handler);
     } catch {

@@ -1,12 +1,78 @@
 /**
  * The chat protocol's vocabulary, shared by the server and the client: the
- * result shape of every method, the message struct, the reserved names.
+ * result shape of every method, the message struct, the reserved names, and
+ * the reasons a refusal carries for a caller that asks for them.
+ *
+ * A refusal is `[false, "mensagem"]`, as the original programs expect (they
+ * unpack `ok, msg = result`). A caller that sends the HTTP header
+ * `X-Chat-Motivos: 1` gets `[false, "mensagem", "motivo"]` instead: the
+ * message is for people and may be reworded, the reason ({@linkcode Reason})
+ * is for programs and stays.
  *
  * @module
  */
 
-/** What every method answers: `[true, payload]`, or `[false, "mensagem"]` for a refusal. */
-export type Result<T> = [true, T] | [false, string];
+/** The HTTP request header with which a caller asks for reasons in refusals (value `1`). */
+export const REASONS_HEADER = "X-Chat-Motivos";
+
+/** Why a call was refused: one of these codes, the third element of a refusal for a caller that asks. */
+export const Reason = {
+  /** The call carries no session, or another user's: only the user who registered may act as them. */
+  SESSION_INVALID: "sessao_invalida",
+  /** No user by that name: never registered, or its session ended (silence, a server restart). */
+  NOT_REGISTERED: "nao_registrado",
+  /** The name is someone else's. */
+  NAME_TAKEN: "nome_em_uso",
+  /** The name is one the protocol uses (`SERVER`, `todos`). */
+  NAME_RESERVED: "nome_reservado",
+  /** A user or room name that is empty, too long, or holds control characters. */
+  NAME_INVALID: "nome_invalido",
+  /** No room by that name. */
+  ROOM_MISSING: "sala_inexistente",
+  /** A room by that name exists already. */
+  ROOM_EXISTS: "sala_existente",
+  /** The user is not in that room (or in none). */
+  NOT_IN_ROOM: "fora_da_sala",
+  /** The recipient of a private message is not in the room. */
+  RECIPIENT_ABSENT: "destinatario_ausente",
+  /** Too many messages too fast: wait a moment. */
+  RATE_LIMITED: "devagar",
+  /** Only the room's creator may do that. */
+  NOT_CREATOR: "nao_criador",
+  /** A message with nothing but spaces. */
+  TEXT_EMPTY: "mensagem_vazia",
+  /** A message over the length limit. */
+  TEXT_TOO_LONG: "mensagem_longa",
+  /** A message with control characters. */
+  TEXT_INVALID: "mensagem_invalida",
+} as const;
+
+/** One of the {@linkcode Reason} codes. */
+export type Reason = typeof Reason[keyof typeof Reason];
+
+/** A refusal with its reason: what the chat's rules decide; callers that did not ask get the first two. */
+export type Refusal = [ok: false, message: string, reason: Reason];
+
+/** What every method answers: `[true, payload]`, or a refusal (with its reason when the caller asked). */
+export type Result<T> = [ok: true, payload: T] | [ok: false, message: string] | Refusal;
+
+/** A result whose refusals always carry their reason: what the server's core returns. */
+export type Outcome<T> = [ok: true, payload: T] | Refusal;
+
+/** A refusal for a reason, with the message people read. */
+export function refuse(reason: Reason, message: string): Refusal {
+  return [false, message, reason];
+}
+
+/** The reason of a refusal, if it carries one (a result from an original server never does). */
+export function reasonOf(result: Result<unknown>): string | undefined {
+  return result[0] ? undefined : result[2];
+}
+
+/** A refusal as a caller sees it: without the reason unless it asked for reasons. */
+export function forCaller<T>(result: Result<T>, wantsReasons: boolean): Result<T> {
+  return result[0] || wantsReasons || result.length < 3 ? result : [false, result[1]];
+}
 
 /** The sender of join and leave notices. */
 export const SERVER = "SERVER";
@@ -14,12 +80,26 @@ export const SERVER = "SERVER";
 /** The recipient of a public message. */
 export const EVERYONE = "todos";
 
-/** A chat message on the wire: the original struct plus `id` (our extension; the original has none). */
+/** Names no user may take: they would pass for the server or for everyone (compared in lower case). */
+export const RESERVED_NAMES: ReadonlySet<string> = new Set([SERVER.toLowerCase(), EVERYONE]);
+
+/**
+ * A chat message on the wire: the original struct plus `id` (our extension;
+ * the original has none). `origem` is {@linkcode SERVER} for notices,
+ * `destino` is {@linkcode EVERYONE} for public messages; `timestamp` travels
+ * as `dateTime.iso8601` (`YYYYMMDDTHH:MM:SS`).
+ */
 export interface ChatMessage {
+  /** Grows with every message of the server: cursors compare ids. */
   id?: number;
+  /** `broadcast` for the room, `unicast` for one member. */
   tipo: "broadcast" | "unicast";
+  /** Who sent it. */
   origem: string;
+  /** Who it is for. */
   destino: string;
+  /** The text. */
   conteudo: string;
+  /** When the server stored it. */
   timestamp: Date;
 }

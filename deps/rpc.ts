@@ -8,6 +8,7 @@
  */
 
 import type { Logger } from "./log.ts";
+import { REASONS_HEADER } from "./protocol.ts";
 import {
   clip,
   encodeFault,
@@ -25,15 +26,18 @@ import {
 /** The parameter types a method can declare; `nil|string` also takes nil. */
 export type ParamType = "string" | "int" | "double" | "boolean" | "nil|string" | "struct" | "array";
 
-type ValueOf<T extends ParamType> = T extends "string" ? string
+/** The value a parameter of that type receives. */
+export type ValueOf<T extends ParamType> = T extends "string" ? string
   : T extends "int" | "double" ? number
   : T extends "boolean" ? boolean
   : T extends "nil|string" ? string | null
   : T extends "struct" ? { [member: string]: XmlRpcValue }
   : XmlRpcValue[];
 
-type Param = readonly [name: string, type: ParamType];
-type ArgsOf<P extends readonly Param[]> = {
+/** A declared parameter: its name (for help and errors) and its type. */
+export type Param = readonly [name: string, type: ParamType];
+/** The argument types a method's function receives, from its declared parameters. */
+export type ArgsOf<P extends readonly Param[]> = {
   -readonly [K in keyof P]: P[K] extends readonly [string, infer T extends ParamType] ? ValueOf<T> : never;
 };
 
@@ -43,17 +47,23 @@ export interface Call {
   readonly remoteAddress: string;
   /** The session token the caller presented (a cookie), if any. */
   readonly session: string | undefined;
+  /** The caller asked for the reason of every refusal (the header `X-Chat-Motivos: 1`). */
+  readonly wantsReasons: boolean;
   /** Hands the caller a session token it will present from now on. */
   setSession(token: string): void;
 }
 
 /** A plain function in a method table, with its signature and help text. */
 export interface RpcMethod {
+  /** What it does, for `system.methodHelp`. */
   readonly help: string;
+  /** Its parameters, checked before it runs. */
   readonly params: readonly Param[];
+  /** Runs it with checked arguments: the result (or a promise of it) is the answer. */
   run(call: Call, args: unknown[]): unknown;
 }
 
+/** A service's methods by name. */
 export type MethodTable = Record<string, RpcMethod>;
 
 /** Declares a method: its help, its typed parameters and the function that runs it. */
@@ -197,6 +207,7 @@ const STDERR_LOG: Logger = {
 // HTTP side of the server
 // ---------------------------------------------------------------------------
 
+/** Limits and the log of an XML-RPC handler. */
 export interface HandlerOptions {
   /** Bodies larger than this are refused before parsing (413). */
   maxBodyBytes?: number;
@@ -213,6 +224,7 @@ export interface HandlerOptions {
   log?: Logger;
 }
 
+/** The cookie that carries the session `registrar_usuario` hands out. */
 export const SESSION_COOKIE = "sessao";
 const DEFAULT_MAX_BODY = 1024 * 1024;
 const DEFAULT_MAX_IN_FLIGHT = 16 * DEFAULT_MAX_BODY;
@@ -277,6 +289,7 @@ export function xmlRpcHandler(
     const call: Call = {
       remoteAddress: info.remoteAddr.hostname,
       session: readCookie(request.headers.get("cookie"), SESSION_COOKIE),
+      wantsReasons: request.headers.get(REASONS_HEADER)?.trim() === "1",
       setSession(token) {
         newSession = token;
       },
@@ -376,8 +389,11 @@ function readCookie(header: string | null, name: string): string | undefined {
   return undefined;
 }
 
+/** Where to serve, and the handler's options. */
 export interface ServeOptions extends HandlerOptions {
+  /** The interface to listen on (`0.0.0.0`: all). */
   host: string;
+  /** The port (0: a free one). */
   port: number;
 }
 

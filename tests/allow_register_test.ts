@@ -11,8 +11,8 @@
  */
 
 import assert from "node:assert/strict";
-import { Binder, binderHandler, parseNetwork } from "../binder.ts";
-import { parseXmlRpc, type XmlRpcValue } from "../deps.ts";
+import { Binder, binderMethods, parseNetwork } from "../binder.ts";
+import { parseXmlRpc, xmlRpcHandler, type XmlRpcValue } from "../deps.ts";
 import { BINDER_PERMISSIONS, runScript, silentLog, startBinder } from "./test_helpers.ts";
 
 Deno.test("--allow-register parses CIDR networks and single addresses, IPv4 and IPv6", () => {
@@ -98,7 +98,7 @@ Deno.test("who may register: loopback, and addresses in the networks; IPv4-mappe
 
 /** The binder's real handler, called as Deno.serve would for a caller at `address`. */
 function binderAt(...networks: string[]) {
-  const handler = binderHandler(binderWith(...networks));
+  const handler = xmlRpcHandler(binderMethods(binderWith(...networks)));
   return async (address: string, method: string, ...params: XmlRpcValue[]) => {
     const values = params.map((p) =>
       typeof p === "number" ? `<value><int>${p}</int></value>` : `<value><string>${p}</string></value>`

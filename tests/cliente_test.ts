@@ -1,6 +1,6 @@
 // deno-lint-ignore-file no-control-regex -- these tests look for terminal escape sequences
 import assert from "node:assert/strict";
-import { XmlRpcClient } from "../deps.ts";
+import { type ChatMessage, XmlRpcClient } from "../deps.ts";
 import { clockOf, formatMessage, newMessages, parseInput, sanitize, splitRecipient } from "../cliente.ts";
 import {
   CLIENT_PERMISSIONS,
@@ -72,7 +72,13 @@ Deno.test("parseInput: commands in both languages, messages, // escapes a slash"
 
 Deno.test("formatMessage: [HH:MM:SS] origem: texto, private with an arrow, no colour unless asked", () => {
   const at = new Date(2026, 10, 24, 15, 28, 12);
-  const base = { tipo: "broadcast", origem: "ana", destino: "todos", conteudo: "oi", timestamp: at };
+  const base: ChatMessage = {
+    tipo: "broadcast",
+    origem: "ana",
+    destino: "todos",
+    conteudo: "oi",
+    timestamp: at,
+  };
   assert.deepEqual(formatMessage(base), "[15:28:12] ana: oi");
   assert.deepEqual(
     formatMessage({ ...base, tipo: "unicast", destino: "bia", conteudo: "psiu" }),
@@ -91,7 +97,7 @@ Deno.test("sanitize: escape sequences dropped, control and reordering characters
 });
 
 Deno.test("newMessages: polling windows overlap, each message counted once", () => {
-  const m = (conteudo: string, second = 0) => ({
+  const m = (conteudo: string, second = 0): ChatMessage => ({
     tipo: "broadcast",
     origem: "ana",
     destino: "todos",
@@ -336,6 +342,19 @@ Deno.test("others' text never reaches the terminal raw: line breaks and escapes 
   await ana.waitForLine(said("mallory: oi [00:00:00] SERVER: você foi banido\ufffd!"));
   assert.deepEqual(count(ana, /você foi banido/), 1);
   assert.deepEqual(await quit(ana), 0);
+});
+
+Deno.test("SIGTERM or SIGHUP: the client leaves the service (the name is free) and exits 0", async () => {
+  await using binder = await startBinder();
+  await using server = await startServer(binder);
+  for (const signal of ["SIGTERM", "SIGHUP"] as const) {
+    await using ana = startClient(binder, ["--name", "ana", "--room", "geral"]);
+    await ana.waitForLine(/Você está na sala geral/);
+    ana.kill(signal);
+    assert.deepEqual((await ana.status).code, 0, signal);
+    assert.match(ana.output, /^\* Até logo!$/m);
+    assert.deepEqual(await server.client().call("listar_usuarios", ["geral"]), [true, []], signal);
+  }
 });
 
 Deno.test("a session the server ended (expired) is registered again, and the command goes through", async () => {

@@ -1,6 +1,5 @@
 import assert from "node:assert/strict";
-import { XmlRpcClient } from "../deps.ts";
-import type { WireMessage } from "../server.ts";
+import { type ChatMessage, XmlRpcClient } from "../deps.ts";
 import {
   runPython,
   runScript,
@@ -13,8 +12,8 @@ import {
 
 type Ok<T> = [true, T];
 type Refusal = [false, string];
-type Batch = Ok<{ mensagens: WireMessage[]; cursor: number }>;
-type Joined = Ok<{ usuarios: string[]; mensagens: WireMessage[]; cursor: number }>;
+type Batch = Ok<{ mensagens: ChatMessage[]; cursor: number }>;
+type Joined = Ok<{ usuarios: string[]; mensagens: ChatMessage[]; cursor: number }>;
 
 /** A user of our protocol: a client with its own session cookie. */
 async function user(server: { client(): XmlRpcClient }, name: string): Promise<XmlRpcClient> {
@@ -23,7 +22,7 @@ async function user(server: { client(): XmlRpcClient }, name: string): Promise<X
   return client;
 }
 
-function texts(messages: WireMessage[]): string[] {
+function texts(messages: ChatMessage[]): string[] {
   return messages.map((m) =>
     m.destino === "todos" ? `${m.origem}: ${m.conteudo}` : `${m.origem} -> ${m.destino}: ${m.conteudo}`
   );
@@ -147,6 +146,50 @@ print("limpeza", ana.listar_salas())
   assert.doesNotMatch(log, /segredo|oi, pessoal/, "the log never carries message texts");
 });
 
+Deno.test("refusals: Python's xmlrpc.client unpacks [ok, msg]; a caller sending X-Chat-Motivos: 1 also gets the reason", async () => {
+  await using server = await startServer(undefined, ["--compat"]);
+  const output = await runPython(
+    `
+import sys, xmlrpc.client
+url = "http://127.0.0.1:" + sys.argv[1]
+plain = xmlrpc.client.ServerProxy(url, allow_none=True)
+asking = xmlrpc.client.ServerProxy(url, allow_none=True, headers=[("X-Chat-Motivos", "1")])
+print(plain.registrar_usuario("ana")[0])
+for result in (plain.registrar_usuario("ana"), plain.entrar_na_sala("ana", "nenhuma"),
+               plain.sair_da_sala("ana"), plain.enviar_mensagem("ninguem", "geral", "oi", None)):
+    ok, msg = result  # the original clients unpack exactly two
+    print(ok, msg)
+for result in (asking.registrar_usuario("ana"), asking.entrar_na_sala("ana", "nenhuma"),
+               asking.registrar_usuario("todos")):
+    ok, msg, reason = result
+    print(ok, reason)
+`,
+    [String(server.port)],
+  );
+  assert.deepEqual(output.trim().split("\n"), [
+    "True",
+    "False O nome 'ana' já está em uso. Escolha outro.",
+    "False A sala 'nenhuma' não existe. Crie-a antes de entrar.",
+    "False Você não está em nenhuma sala.",
+    "False Usuário 'ninguem' não está registrado.",
+    "False nome_em_uso",
+    "False sala_inexistente",
+    "False nome_reservado",
+  ]);
+  // Our client asks the same way.
+  const ours = new XmlRpcClient(`http://127.0.0.1:${server.port}/`, { headers: { "X-Chat-Motivos": "1" } });
+  assert.deepEqual(await ours.call("sair_da_sala", ["ana"]), [
+    false,
+    "Você não está em nenhuma sala.",
+    "fora_da_sala",
+  ]);
+  assert.deepEqual(await ours.call("sair_da_sala", ["bia"]), [
+    false,
+    "Usuário 'bia' não está registrado.",
+    "nao_registrado",
+  ]);
+});
+
 Deno.test("without --compat a caller without proof cannot act as another user", async () => {
   await using server = await startServer(undefined);
   const ana = await user(server, "ana");
@@ -177,7 +220,7 @@ Deno.test("without --compat a caller without proof cannot act as another user", 
   // Ana is untouched: still in the room, and nothing was posted in her name.
   const [, members] = await stranger.call<Ok<string[]>>("listar_usuarios", ["geral"]);
   assert.deepEqual(members, ["ana"]);
-  const [, seen] = await ana.call<Ok<WireMessage[]>>("receber_mensagens", ["ana", "geral"]);
+  const [, seen] = await ana.call<Ok<ChatMessage[]>>("receber_mensagens", ["ana", "geral"]);
   assert.deepEqual(texts(seen), ["SERVER: ana entrou na sala."]);
 });
 

@@ -1,0 +1,425 @@
+/**
+ * The chat's core in-process: {@linkcode ChatService} over an in-memory
+ * {@linkcode MessageStore}, and {@linkcode chatMethods} served by the real
+ * HTTP handler on a loopback port. Fast, beside the end-to-end tests of
+ * server_test.ts, which run the program itself.
+ *
+ * @module
+ */
+
+import assert from "node:assert/strict";
+import {
+  type Call,
+  type ChatMessage,
+  endpointUrl,
+  Reason,
+  REASONS_HEADER,
+  type Refusal,
+  type Result,
+  XmlRpcClient,
+} from "../deps.ts";
+import { chatMethods, type ChatService, type Message, type User } from "../server.ts";
+import { chatOn, serveMethods } from "./core_helpers.ts";
+import { waitUntil } from "./test_helpers.ts";
+
+/** Registers `name` with the token `token-NAME` and returns the user as a call proves it. */
+function userOf(chat: ChatService, name: string): User {
+  assert.equal(chat.register(name, `token-${name}`)[0], true, `register ${name}`);
+  return authorized(chat, name);
+}
+
+function authorized(chat: ChatService, name: string): User {
+  const user = chat.authorize(`token-${name}`, name);
+  assert(!Array.isArray(user), `authorize ${name}: ${user}`);
+  return user;
+}
+
+/** The reason of a result that must be a refusal. */
+function reasonOf(result: [true, unknown] | Refusal | User): string {
+  assert(Array.isArray(result) && result[0] === false, `expected a refusal, got ${JSON.stringify(result)}`);
+  return result[2];
+}
+
+function texts(messages: readonly (Message | ChatMessage)[]): string[] {
+  return messages.map((m) =>
+    m.destino === "todos" ? `${m.origem}: ${m.conteudo}` : `${m.origem} -> ${m.destino}: ${m.conteudo}`
+  );
+}
+
+/** Creates `geral` as ana and puts the given users in it, in order. */
+function inGeral(chat: ChatService, ...users: User[]): void {
+  assert.equal(chat.createRoom("geral", users[0]!.name)[0], true);
+  for (const user of users) assert.equal(chat.join(user, "geral")[0], true);
+}
+
+Deno.test("register: names are trimmed and unique; reserved, empty, long and control names are refused with reasons", () => {
+  using chatted = chatOn();
+  const { chat } = chatted;
+  assert.deepEqual(chat.register("  ana  ", "t1"), [true, "Usuário 'ana' registrado com sucesso."]);
+  assert.deepEqual(chat.register("ana", "t2"), [
+    false,
+    "O nome 'ana' já está em uso. Escolha outro.",
+    Reason.NAME_TAKEN,
+  ]);
+  for (const name of ["SERVER", "server", "todos", "Todos"]) {
+    assert.equal(reasonOf(chat.register(name, "t")), Reason.NAME_RESERVED, name);
+  }
+  for (const name of ["", "   ", "x".repeat(33), "a\u0085b", "a\u200bb", "a\u2028b"]) {
+    assert.equal(reasonOf(chat.register(name, "t")), Reason.NAME_INVALID, JSON.stringify(name));
+  }
+  assert.equal(chat.register("x".repeat(32), "t3")[0], true);
+});
+
+Deno.test("authorize: only the session's own user; none without a session unless --compat, and not after proving one", () => {
+  {
+    using chatted = chatOn();
+    const { chat } = chatted;
+    const ana = userOf(chat, "ana");
+    userOf(chat, "bia");
+    assert.equal(chat.authorize("token-ana", " ana "), ana);
+    assert.equal(reasonOf(chat.authorize("token-bia", "ana")), Reason.SESSION_INVALID);
+    assert.equal(reasonOf(chat.authorize(undefined, "ana")), Reason.SESSION_INVALID);
+    assert.deepEqual(chat.authorize("token-ana", "caio"), [
+      false,
+      "Usuário 'caio' não está registrado.",
+      Reason.NOT_REGISTERED,
+    ]);
+    assert.equal(chat.userOfSession("token-bia"), "bia");
+    assert.equal(chat.userOfSession("nada"), null);
+  }
+  {
+    using chatted = chatOn({ compat: true });
+    const { chat } = chatted;
+    chat.register("ana", "token-ana");
+    // The original clients send no cookie: accepted, until ana's own client proves her session.
+    assert(!Array.isArray(chat.authorize(undefined, "ana")));
+    authorized(chat, "ana");
+    assert.equal(reasonOf(chat.authorize(undefined, "ana")), Reason.SESSION_INVALID);
+    assert.equal(reasonOf(chat.authorize("token-x", "ana")), Reason.SESSION_INVALID);
+  }
+});
+
+Deno.test("rooms: create, list, join (leaving the last one), leave, members, and the refusals' reasons", () => {
+  using chatted = chatOn();
+  const { chat } = chatted;
+  const ana = userOf(chat, "ana");
+  const bia = userOf(chat, "bia");
+  assert.deepEqual(chat.createRoom(" b ", "ana"), [true, "Sala 'b' criada com sucesso."]);
+  assert.deepEqual(chat.createRoom("b", null), [false, "A sala 'b' já existe.", Reason.ROOM_EXISTS]);
+  assert.equal(reasonOf(chat.createRoom("x".repeat(33), null)), Reason.NAME_INVALID);
+  chat.createRoom("a", null);
+  assert.deepEqual(chat.listRooms(), [true, ["a", "b"]]);
+  assert.equal(chat.roomCount, 2);
+
+  assert.equal(reasonOf(chat.join(ana, "c")), Reason.ROOM_MISSING);
+  const joined = chat.join(ana, "a");
+  assert(joined[0]);
+  assert.deepEqual(joined[1].usuarios, ["ana"]);
+  assert.deepEqual(texts(joined[1].mensagens), ["SERVER: ana entrou na sala."]);
+  assert.equal(joined[1].cursor, joined[1].mensagens[0]!.id);
+  chat.join(bia, "a");
+  // Joining again the room one is in changes nothing.
+  assert.equal(chat.join(bia, "a")[0], true);
+  assert.deepEqual(chat.listMembers("a"), [true, ["ana", "bia"]]);
+
+  const moved = chat.join(bia, "b");
+  assert(moved[0]);
+  assert.deepEqual(texts(moved[1].mensagens), ["SERVER: bia entrou na sala."]);
+  const inA = chat.recentMessages(ana, "a");
+  assert(inA[0]);
+  assert.deepEqual(texts(inA[1]).slice(-2), ["SERVER: bia entrou na sala.", "SERVER: bia saiu da sala."]);
+
+  assert.deepEqual(chat.leave(bia), [true, "Você saiu da sala 'b'."]);
+  assert.deepEqual(chat.leave(bia), [false, "Você não está em nenhuma sala.", Reason.NOT_IN_ROOM]);
+  assert.deepEqual(chat.listMembers("b"), [true, []]);
+  assert.equal(reasonOf(chat.listMembers("c")), Reason.ROOM_MISSING);
+  assert.equal(reasonOf(chat.recentMessages(bia, "a")), Reason.NOT_IN_ROOM);
+  assert.equal(reasonOf(chat.recentMessages(bia, "c")), Reason.ROOM_MISSING);
+});
+
+Deno.test("only the creator deletes a room: members get the notice and are out; their waits end", async () => {
+  using chatted = chatOn();
+  const { chat } = chatted;
+  const ana = userOf(chat, "ana");
+  const bia = userOf(chat, "bia");
+  inGeral(chat, ana, bia);
+  assert.equal(reasonOf(chat.deleteRoom(bia, "geral")), Reason.NOT_CREATOR);
+  assert.equal(reasonOf(chat.deleteRoom(ana, "nenhuma")), Reason.ROOM_MISSING);
+  const joined = chat.join(bia, "geral");
+  assert(joined[0]);
+  const waiting = chat.waitMessages(bia, "geral", joined[1].cursor, 10_000);
+  assert.deepEqual(chat.deleteRoom(ana, "geral"), [true, "Sala 'geral' excluída."]);
+  const woken = await waiting;
+  assert(woken[0]);
+  assert.deepEqual(texts(woken[1].mensagens), ["SERVER: Sala geral excluída por ana."]);
+  assert.deepEqual(chat.listRooms(), [true, []]);
+  assert.equal(reasonOf(chat.leave(bia)), Reason.NOT_IN_ROOM);
+  // Out of the room, bia may join another.
+  chat.createRoom("outra", null);
+  assert.equal(chat.join(bia, "outra")[0], true);
+});
+
+Deno.test("send: to the room or to one member; private messages only to their two ends; checked text", async () => {
+  using chatted = chatOn();
+  const { chat } = chatted;
+  const [ana, bia, caio] = ["ana", "bia", "caio"].map((name) => userOf(chat, name)) as [User, User, User];
+  inGeral(chat, ana, bia, caio);
+  const cursor = chat.join(caio, "geral")[1] as { cursor: number };
+  assert.deepEqual(chat.send(ana, "geral", "para todos", null), [true, "Mensagem enviada."]);
+  assert.deepEqual(chat.send(ana, "geral", "só para a bia", " bia "), [true, "Mensagem enviada."]);
+  assert.deepEqual(chat.send(caio, "geral", "oi", "todos"), [true, "Mensagem enviada."]);
+  assert.deepEqual(chat.send(caio, "geral", "de novo", ""), [true, "Mensagem enviada."]);
+  const after = ["ana: para todos", "ana -> bia: só para a bia", "caio: oi", "caio: de novo"];
+  for (
+    const [user, expected] of [[ana, after], [bia, after], [caio, [after[0], after[2], after[3]]]] as const
+  ) {
+    const recent = chat.recentMessages(user, "geral");
+    assert(recent[0]);
+    assert.deepEqual(texts(recent[1]).slice(-expected.length), expected, user.name);
+    const batch = await chat.waitMessages(user, "geral", cursor.cursor, 0);
+    assert(batch[0]);
+    assert.deepEqual(texts(batch[1].mensagens), expected, user.name);
+    assert.equal(batch[1].cursor, batch[1].mensagens.at(-1)!.id);
+  }
+
+  assert.deepEqual(chat.send(ana, "geral", "x", "ninguem"), [
+    false,
+    "O usuário 'ninguem' não está na sala 'geral'.",
+    Reason.RECIPIENT_ABSENT,
+  ]);
+  chat.createRoom("outra", null);
+  assert.equal(reasonOf(chat.send(ana, "outra", "x", null)), Reason.NOT_IN_ROOM);
+  assert.equal(reasonOf(chat.send(ana, "nenhuma", "x", null)), Reason.ROOM_MISSING);
+  assert.equal(reasonOf(chat.send(ana, "geral", "  \n ", null)), Reason.TEXT_EMPTY);
+  assert.equal(reasonOf(chat.send(ana, "geral", "x".repeat(2001), null)), Reason.TEXT_TOO_LONG);
+  assert.equal(reasonOf(chat.send(ana, "geral", "a\u009bb", null)), Reason.TEXT_INVALID);
+  assert.equal(reasonOf(chat.send(ana, "geral", "a\ud800b", null)), Reason.TEXT_INVALID);
+  assert.equal(chat.send(ana, "geral", "x".repeat(2000), null)[0], true);
+  assert.equal(chat.send(ana, "geral", "tab\te\nlinhas\r\n", null)[0], true);
+});
+
+Deno.test("a long wait returns the moment a message it may see arrives, not for one it may not", async () => {
+  using chatted = chatOn();
+  const { chat } = chatted;
+  const [ana, bia, caio] = ["ana", "bia", "caio"].map((name) => userOf(chat, name)) as [User, User, User];
+  inGeral(chat, ana, bia, caio);
+  const joined = chat.join(caio, "geral");
+  assert(joined[0]);
+  const started = performance.now();
+  let settled = false;
+  const waiting = chat.waitMessages(caio, "geral", joined[1].cursor, 10_000).finally(() => settled = true);
+  // A private message between the others does not wake caio.
+  chat.send(ana, "geral", "segredo", "bia");
+  await new Promise((resolve) => setTimeout(resolve, 30));
+  assert.equal(settled, false);
+  chat.send(bia, "geral", "para todos", null);
+  const batch = await waiting;
+  assert(batch[0]);
+  assert.deepEqual(texts(batch[1].mensagens), ["bia: para todos"]);
+  assert(performance.now() - started < 1000);
+
+  // Nothing new: the wait times out empty, the cursor unchanged.
+  const empty = await chat.waitMessages(caio, "geral", batch[1].cursor, 50);
+  assert.deepEqual(empty, [true, { mensagens: [], cursor: batch[1].cursor }]);
+  // A cursor from the future (a server that lost its database) starts from now.
+  const future = await chat.waitMessages(caio, "geral", batch[1].cursor + 1000, 0);
+  assert.deepEqual(future, [true, { mensagens: [], cursor: batch[1].cursor }]);
+
+  // Stopping ends waits at once, and later ones do not wait.
+  const pending = chat.waitMessages(caio, "geral", batch[1].cursor, 10_000);
+  chat.stop();
+  assert.deepEqual(await pending, [true, { mensagens: [], cursor: batch[1].cursor }]);
+  const at = performance.now();
+  await chat.waitMessages(caio, "geral", batch[1].cursor, 10_000);
+  assert(performance.now() - at < 100);
+});
+
+Deno.test("the rate limit: a burst of twice the rate passes, then `devagar`", () => {
+  using chatted = chatOn({ maxRate: 5 });
+  const { chat } = chatted;
+  const ana = userOf(chat, "ana");
+  inGeral(chat, ana);
+  const results = Array.from({ length: 12 }, (_, i) => chat.send(ana, "geral", `flood ${i}`, null));
+  assert(results.slice(0, 10).every(([ok]) => ok));
+  assert.deepEqual(results[10], [
+    false,
+    "Devagar: no máximo 5 mensagens por segundo.",
+    Reason.RATE_LIMITED,
+  ]);
+});
+
+Deno.test("the sweep (start's interval): silent sessions end with a notice, waiting ones stay, idle empty rooms go", async () => {
+  using chatted = chatOn({ sessionTtlMs: 80, roomTtlMs: 80 });
+  const { chat } = chatted;
+  const ana = userOf(chat, "ana");
+  const bia = userOf(chat, "bia");
+  inGeral(chat, ana, bia);
+  chat.createRoom("vazia", null);
+  const joined = chat.join(ana, "geral");
+  assert(joined[0]);
+  chat.start(10);
+  // Ana waits (a sign of life) until bia's silent session ends.
+  const seen: string[] = [];
+  let cursor = joined[1].cursor;
+  while (!seen.includes("SERVER: bia saiu da sala.")) {
+    const batch = await chat.waitMessages(ana, "geral", cursor, 1000);
+    assert(batch[0]);
+    seen.push(...texts(batch[1].mensagens));
+    cursor = batch[1].cursor;
+  }
+  assert.equal(reasonOf(chat.authorize("token-bia", "bia")), Reason.NOT_REGISTERED);
+  assert.deepEqual(chat.listMembers("geral"), [true, ["ana"]]);
+  await waitUntil(() => chat.roomCount === 1, "the empty room removed");
+  assert.deepEqual(chat.listRooms(), [true, ["geral"]]);
+  // The name is free again.
+  assert.equal(chat.register("bia", "token-bia2")[0], true);
+});
+
+Deno.test("rooms and messages outlive the service on the same database; ids go on growing", () => {
+  const path = Deno.makeTempFileSync({ prefix: "rpc-chat-core-", suffix: ".db" });
+  try {
+    let last: number;
+    {
+      using first = chatOn({}, path);
+      const ana = userOf(first.chat, "ana");
+      inGeral(first.chat, ana);
+      first.chat.send(ana, "geral", "guardada", null);
+      last = first.store.lastId();
+    }
+    using again = chatOn({}, path);
+    assert.deepEqual(again.chat.listRooms(), [true, ["geral"]]);
+    const joined = again.chat.join(userOf(again.chat, "ana"), "geral");
+    assert(joined[0]);
+    assert.deepEqual(texts(joined[1].mensagens), [
+      "SERVER: ana entrou na sala.",
+      "ana: guardada",
+      "SERVER: ana entrou na sala.",
+    ]);
+    assert.equal(joined[1].cursor, last + 1);
+  } finally {
+    Deno.removeSync(path);
+  }
+});
+
+// ---------------------------------------------------------------------------
+// The method table over HTTP, in-process
+// ---------------------------------------------------------------------------
+
+/** The chat's method table served by the real handler on a loopback port. */
+function served(chat: ChatService): { client(reasons: boolean): XmlRpcClient } & AsyncDisposable {
+  const server = serveMethods(chatMethods(chat));
+  const url = endpointUrl("127.0.0.1", server.addr.port);
+  return {
+    client: (reasons) =>
+      new XmlRpcClient(url, { timeoutMs: 5000, headers: reasons ? { [REASONS_HEADER]: "1" } : {} }),
+    [Symbol.asyncDispose]: () => server.shutdown(),
+  };
+}
+
+Deno.test("over the wire: refusals carry their reason only for a caller that sends X-Chat-Motivos: 1", async () => {
+  using chatted = chatOn();
+  await using server = served(chatted.chat);
+  const plain = server.client(false);
+  const asking = server.client(true);
+  assert.deepEqual(await plain.call("registrar_usuario", ["ana"]), [
+    true,
+    "Usuário 'ana' registrado com sucesso.",
+  ]);
+  assert.deepEqual(await plain.call("registrar_usuario", ["ana"]), [
+    false,
+    "O nome 'ana' já está em uso. Escolha outro.",
+  ]);
+  assert.deepEqual(await asking.call("registrar_usuario", ["ana"]), [
+    false,
+    "O nome 'ana' já está em uso. Escolha outro.",
+    "nome_em_uso",
+  ]);
+  // The session refusals, the ones a client must act on.
+  assert.deepEqual((await asking.call<Result<never>>("sair_da_sala", ["ana"]))[2], "sessao_invalida");
+  assert.deepEqual((await asking.call<Result<never>>("sair_da_sala", ["caio"]))[2], "nao_registrado");
+  assert.equal((await plain.call<Result<never>>("sair_da_sala", ["caio"])).length, 2);
+  // With a session of its own.
+  await asking.call("registrar_usuario", ["bia"]);
+  assert.deepEqual(await asking.call("entrar_na_sala", ["bia", "nenhuma"]), [
+    false,
+    "A sala 'nenhuma' não existe. Crie-a antes de entrar.",
+    "sala_inexistente",
+  ]);
+  assert.deepEqual(await asking.call("listar_usuarios", ["nenhuma"]), [
+    false,
+    "A sala 'nenhuma' não existe.",
+    "sala_inexistente",
+  ]);
+  assert.deepEqual(await plain.call("listar_usuarios", ["nenhuma"]), [false, "A sala 'nenhuma' não existe."]);
+  // Inside system.multicall too, each call answered as its caller asked.
+  const calls = [{ methodName: "criar_sala", params: [""] }, { methodName: "listar_salas", params: [] }];
+  assert.deepEqual(await asking.call("system.multicall", [calls]), [
+    [[false, "Nome de sala inválido: use de 1 a 32 caracteres.", "nome_invalido"]],
+    [[true, []]],
+  ]);
+  assert.deepEqual(await plain.call("system.multicall", [calls]), [
+    [[false, "Nome de sala inválido: use de 1 a 32 caracteres."]],
+    [[true, []]],
+  ]);
+});
+
+Deno.test("over the wire: a message is the original struct plus id, its timestamp a date", async () => {
+  using chatted = chatOn();
+  const { chat } = chatted;
+  await using server = served(chat);
+  const ana = server.client(true);
+  const bia = server.client(true);
+  await ana.call("registrar_usuario", ["ana"]);
+  await bia.call("registrar_usuario", ["bia"]);
+  await ana.call("criar_sala", ["geral"]);
+  await ana.call("entrar_na_sala", ["ana", "geral"]);
+  await bia.call("entrar_na_sala", ["bia", "geral"]);
+  await ana.call("enviar_mensagem", ["ana", "geral", "oi", null]);
+  const [, received] = await bia.call<[true, ChatMessage[]]>("receber_mensagens", ["bia", "geral"]);
+  const last = received.at(-1)!;
+  assert.deepEqual(Object.keys(last).sort(), ["conteudo", "destino", "id", "origem", "timestamp", "tipo"]);
+  assert.equal(last.tipo, "broadcast");
+  assert.equal(last.destino, "todos");
+  assert(last.timestamp instanceof Date);
+  assert(Math.abs(last.timestamp.getTime() - Date.now()) < 5000);
+});
+
+/** A caller of the method table as the HTTP handler makes it, keeping the session it is given. */
+function caller(): Call {
+  const call = {
+    remoteAddress: "127.0.0.1",
+    session: undefined as string | undefined,
+    wantsReasons: false,
+    setSession(token: string) {
+      call.session = token;
+    },
+  };
+  return call;
+}
+
+Deno.test("the method table hands the very same frozen struct to every member who receives a message", async () => {
+  using chatted = chatOn();
+  const methods = chatMethods(chatted.chat);
+  const run = (call: Call, method: string, ...params: unknown[]) => methods[method]!.run(call, params);
+  const [ana, bia] = [caller(), caller()];
+  await run(ana, "registrar_usuario", "ana");
+  await run(bia, "registrar_usuario", "bia");
+  await run(ana, "criar_sala", "geral");
+  await run(ana, "entrar_na_sala", "ana", "geral");
+  await run(bia, "entrar_na_sala", "bia", "geral");
+  await run(ana, "enviar_mensagem", "ana", "geral", "oi", null);
+  const last = async (call: Call, name: string) => {
+    const [ok, messages] = await run(call, "receber_mensagens", name, "geral") as [boolean, ChatMessage[]];
+    assert(ok);
+    return messages.at(-1)!;
+  };
+  const forAna = await last(ana, "ana");
+  assert.equal(forAna.conteudo, "oi");
+  assert(Object.isFrozen(forAna));
+  assert.equal(await last(bia, "bia"), forAna);
+  const [, delivered] = await run(bia, "aguardar_mensagens", "bia", "geral", forAna.id! - 1, 0) as [
+    boolean,
+    { mensagens: ChatMessage[] },
+  ];
+  assert.equal(delivered.mensagens[0], forAna);
+});

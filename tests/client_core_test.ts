@@ -1,0 +1,219 @@
+/**
+ * The client's session logic in-process: {@linkcode ChatSession} with a
+ * {@linkcode ChatView} that records what it would show, against a real
+ * {@linkcode ChatService} and a real {@linkcode Binder}, each served by the
+ * real HTTP handler on a loopback port of this process. Fast, beside the
+ * end-to-end tests of cliente_test.ts, which run the program itself.
+ *
+ * @module
+ */
+
+import assert from "node:assert/strict";
+import { Binder, binderMethods } from "../binder.ts";
+import type { ChatMessage } from "../deps.ts";
+import {
+  ChatSession,
+  type ChatView,
+  formatMessage,
+  type NoticeKind,
+  type SessionOptions,
+  TEXTS,
+} from "../cliente.ts";
+import { chatMethods } from "../server.ts";
+import { chatOn, serveMethods } from "./core_helpers.ts";
+import { silentLog, waitUntil } from "./test_helpers.ts";
+
+/** What a session showed, line by line: messages as the terminal prints them, notices with their kind. */
+class Screen implements ChatView {
+  readonly lines: string[] = [];
+  readonly rooms: (string | null)[] = [];
+
+  message(message: ChatMessage): void {
+    this.lines.push(formatMessage(message).replace(/^\[\d\d:\d\d:\d\d\] /, ""));
+  }
+
+  notice(text: string, kind: NoticeKind = "info"): void {
+    this.lines.push(`${kind}: ${text}`);
+  }
+
+  clear(): void {}
+
+  roomChanged(room: string | null): void {
+    this.rooms.push(room);
+  }
+
+  /** Waits until a line is shown. */
+  async shows(line: string | RegExp): Promise<void> {
+    const matches = (shown: string) => typeof line === "string" ? shown === line : line.test(shown);
+    await waitUntil(() => this.lines.some(matches), `${line} in\n${this.lines.join("\n")}`, 5000);
+  }
+
+  count(line: string): number {
+    return this.lines.filter((shown) => shown === line).length;
+  }
+}
+
+/** A chat service registered in a binder, both in this process; sessions that quit on disposal. */
+function chatWorld() {
+  const core = chatOn();
+  const chat = core.chat;
+  const chatServer = serveMethods(chatMethods(chat));
+  const binder = new Binder({
+    checkIntervalMs: 3_600_000,
+    dropAfterMs: 3_600_000,
+    probeTimeoutMs: 1000,
+    log: silentLog,
+  });
+  binder.register("ChatService", "127.0.0.1", chatServer.addr.port);
+  const binderServer = serveMethods(binderMethods(binder));
+  const sessions: ChatSession[] = [];
+  return {
+    chat,
+    address: `127.0.0.1:${chatServer.addr.port}`,
+    /** A session that connected and registered `name`, with the screen it shows on. */
+    async user(name: string, options: Partial<SessionOptions> = {}): Promise<[ChatSession, Screen]> {
+      const screen = new Screen();
+      const session = new ChatSession({
+        binder: { host: "127.0.0.1", port: binderServer.addr.port },
+        view: screen,
+        texts: TEXTS.pt,
+        retryMs: 50,
+        attempts: 3,
+        waitMs: 5000,
+        callTimeoutMs: 5000,
+        ...options,
+      });
+      sessions.push(session);
+      await session.connect();
+      assert.equal(await session.register(name), true, screen.lines.join("\n"));
+      return [session, screen];
+    },
+    async [Symbol.asyncDispose]() {
+      await Promise.all(sessions.map((session) => session.quit()));
+      // Ends the waits still on the server, so that it shuts down at once.
+      chat.stop();
+      await chatServer.shutdown();
+      await binderServer.shutdown();
+      core[Symbol.dispose]();
+    },
+  };
+}
+
+Deno.test("a session finds the service, registers, creates and joins a room, and chats live", async () => {
+  await using world = chatWorld();
+  const [ana, anaSees] = await world.user("ana");
+  assert.deepEqual(anaSees.lines, [
+    `info: Conectado ao ChatService em ${world.address}.`,
+    "info: Olá, ana! Digite /ajuda para ver os comandos.",
+  ]);
+  assert.equal(ana.live, true);
+  assert.equal(ana.name, "ana");
+  assert.equal(await ana.join("geral", { create: true }), true);
+  assert.equal(ana.room, "geral");
+  assert.deepEqual(anaSees.rooms, [null, "geral"]);
+  assert.deepEqual(anaSees.lines.slice(2), [
+    "info: Sala 'geral' criada com sucesso.",
+    "info: Você está na sala geral. Presentes: ana.",
+    "SERVER: ana entrou na sala.",
+  ]);
+
+  const [bia, biaSees] = await world.user("bia");
+  const [caio, caioSees] = await world.user("caio");
+  assert.equal(await bia.join("geral"), true);
+  assert.equal(await caio.join("geral"), true);
+  await anaSees.shows("SERVER: caio entrou na sala.");
+  await ana.handle("oi, gente");
+  await bia.handle("/msg ana só para você");
+  await caio.handle("tchau");
+  for (const sees of [anaSees, biaSees, caioSees]) await sees.shows("caio: tchau");
+  await anaSees.shows("bia -> ana: só para você");
+  await biaSees.shows("bia -> ana: só para você");
+  for (const sees of [anaSees, biaSees, caioSees]) assert.equal(sees.count("ana: oi, gente"), 1);
+  assert.equal(caioSees.count("bia -> ana: só para você"), 0);
+
+  await caio.handle("/usuarios");
+  await caioSees.shows("info: Na sala geral (3): ana, bia, caio");
+  await caio.handle("/salas");
+  await caioSees.shows("info: Salas (1): geral");
+});
+
+Deno.test("refusals show the server's message: a taken name, a missing room, a room of someone else", async () => {
+  await using world = chatWorld();
+  const [ana, anaSees] = await world.user("ana");
+  const [bia, biaSees] = await world.user("bia");
+  assert.equal(await bia.register("ana"), false);
+  await biaSees.shows("error: O nome 'ana' já está em uso. Escolha outro.");
+  assert.equal(await bia.join("nenhuma"), false);
+  await biaSees.shows("error: A sala 'nenhuma' não existe. Crie-a antes de entrar.");
+  assert.equal(bia.room, null);
+  await ana.handle("/criar geral");
+  await bia.handle("/excluir geral");
+  await biaSees.shows("error: Só quem criou a sala 'geral' pode excluí-la.");
+  await bia.handle("fora de sala");
+  await biaSees.shows(
+    "error: Você não está em nenhuma sala. Use /entrar SALA (ou /salas para ver as salas).",
+  );
+  await ana.handle("/sair");
+  await anaSees.shows("error: Você não está em nenhuma sala.");
+});
+
+Deno.test("a member whose room is deleted sees the notice, is told, and is in no room", async () => {
+  await using world = chatWorld();
+  const [ana, anaSees] = await world.user("ana");
+  const [bia, biaSees] = await world.user("bia", { texts: TEXTS.en });
+  await ana.join("geral", { create: true });
+  await bia.join("geral");
+  await anaSees.shows("SERVER: bia entrou na sala.");
+  await ana.handle("/excluir geral");
+  await anaSees.shows("info: Sala 'geral' excluída.");
+  await biaSees.shows("SERVER: Sala geral excluída por ana.");
+  await biaSees.shows(/^warn: You are no longer in room geral: /);
+  assert.equal(bia.room, null);
+  assert.equal(biaSees.rooms.at(-1), null);
+});
+
+Deno.test("a session the server ended is known by its reason: registered again, and the command goes through", async () => {
+  await using world = chatWorld();
+  const [ana, anaSees] = await world.user("ana");
+  // Out of every room and silent: a sweep far in the future ends the session.
+  world.chat.sweep(Date.now() + 3_600_000);
+  assert.equal(await ana.join("geral", { create: true }), true);
+  assert.deepEqual(anaSees.lines.slice(2), [
+    "warn: O servidor encerrou a sessão (Usuário 'ana' não está registrado.). Registrando de novo...",
+    `info: Reconectado ao ChatService em ${world.address} como ana.`,
+    "info: Sala 'geral' criada com sucesso.",
+    "info: Você está na sala geral. Presentes: ana.",
+    "SERVER: ana entrou na sala.",
+  ]);
+  await ana.handle("de volta");
+  await anaSees.shows("ana: de volta");
+});
+
+Deno.test("outside any room the signs of life notice a lost session and register again", async () => {
+  await using world = chatWorld();
+  const [ana, anaSees] = await world.user("ana", { keepAliveMs: 20 });
+  world.chat.sweep(Date.now() + 3_600_000);
+  await anaSees.shows(`info: Reconectado ao ChatService em ${world.address} como ana.`);
+  assert.equal(
+    anaSees.count(
+      "warn: O servidor encerrou a sessão (Usuário 'ana' não está registrado.). Registrando de novo...",
+    ),
+    1,
+  );
+  assert.equal(ana.name, "ana");
+  assert.equal(await ana.join("geral", { create: true }), true);
+});
+
+Deno.test("quit leaves the service: the others see the notice and the name is free at once", async () => {
+  await using world = chatWorld();
+  const [ana, anaSees] = await world.user("ana");
+  const [bia, biaSees] = await world.user("bia");
+  await ana.join("geral", { create: true });
+  await bia.join("geral");
+  assert.equal(await bia.handle("/fim"), "quit");
+  await bia.quit();
+  assert.equal(bia.closed, true);
+  await biaSees.shows("info: Até logo!");
+  await anaSees.shows("SERVER: bia saiu da sala.");
+  assert.equal(world.chat.register("bia", "outra")[0], true);
+});
