@@ -8,6 +8,7 @@
  * @module
  */
 
+import { Buffer } from "node:buffer";
 import { encodeCall, parseXmlRpc, type XmlRpcValue } from "../deps.ts";
 
 // ---------------------------------------------------------------------------
@@ -83,16 +84,6 @@ function parseHead(text: string): ResponseHead {
     else if (header === "set-cookie") head.setCookie.push(value);
   }
   return head;
-}
-
-function concat(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.byteLength, 0));
-  let offset = 0;
-  for (const part of parts) {
-    out.set(part, offset);
-    offset += part.byteLength;
-  }
-  return out;
 }
 
 /** A keep-alive HTTP/1.1 connection that reconnects when the server closed it. */
@@ -221,7 +212,7 @@ export class HttpConnection {
       parts.push(await this.#take(conn, size));
       await this.#take(conn, 2);
     }
-    return concat(parts);
+    return Buffer.concat(parts);
   }
 
   async #untilClosed(conn: Deno.TcpConn): Promise<Uint8Array> {
@@ -233,7 +224,7 @@ export class HttpConnection {
       if (n === null) break;
       parts.push(chunk.subarray(0, n));
     }
-    return concat(parts);
+    return Buffer.concat(parts);
   }
 }
 

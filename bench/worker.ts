@@ -248,10 +248,12 @@ class Worker {
   /** A call of a client's; counted when it succeeds. */
   async #call(connection: HttpConnection, method: string, params: XmlRpcValue[], cookie?: string) {
     const waits = method === "aguardar_mensagens";
+    // The members of a room receive the same bytes: decode them once.
+    const receives = waits || method === "receber_mensagens";
     const answer = await rawCall(connection, method, params, {
       cookie: this.#config.compat ? undefined : cookie,
       timeoutMs: waits ? WAIT_MS + 15_000 : 30_000,
-      decoded: waits ? this.#decoded : undefined,
+      decoded: receives ? this.#decoded : undefined,
     });
     this.#calls++;
     return answer;

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { type DecodeCache, httpRequest, responseValue } from "../bench/loadgen.ts";
+import { type DecodeCache, HttpConnection, httpRequest, responseValue } from "../bench/loadgen.ts";
 import { formatTable } from "../bench/report.ts";
 import { encodeOnce, encodeResponse } from "../deps.ts";
 import { runScript } from "./test_helpers.ts";
@@ -208,4 +208,31 @@ Deno.test("the load generator's responses: ours and Python's decoded once each, 
     }),
     /p99 ≤ 20 ms: \*\*not met\*\*[\s\S]*≥ 40%: met/,
   );
+});
+
+Deno.test("the load generator's HTTP: keep-alive, chunked bodies and cookies", async () => {
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, async (request) => {
+    const body = await request.text();
+    const chunks = [body, "|", "x".repeat(10_000)];
+    const stream = new ReadableStream<Uint8Array>({
+      pull(controller) {
+        const chunk = chunks.shift();
+        if (chunk === undefined) controller.close();
+        else controller.enqueue(new TextEncoder().encode(chunk));
+      },
+    });
+    return new Response(stream, { headers: { "set-cookie": "sessao=abc; HttpOnly" } });
+  });
+  const connection = new HttpConnection("127.0.0.1", server.addr.port);
+  try {
+    for (const body of ["um", "dois"]) {
+      const response = await connection.request(httpRequest("127.0.0.1", server.addr.port, body), 5000);
+      assert.equal(response.status, 200);
+      assert.deepEqual(response.setCookie, ["sessao=abc; HttpOnly"]);
+      assert.equal(new TextDecoder().decode(response.body), `${body}|${"x".repeat(10_000)}`);
+    }
+  } finally {
+    connection.close();
+    await server.shutdown();
+  }
 });
