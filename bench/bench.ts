@@ -49,14 +49,21 @@ import { HttpConnection, rawCall, sleep } from "./loadgen.ts";
 import { type BenchResult, buildResult, fmt, formatTable, progressLine } from "./report.ts";
 import { baselineMain, measureSingleCall } from "./single_call.ts";
 import {
+  checkOpenFiles,
   describeMachine,
-  openFileLimit,
   type ProcessStats,
   processStats,
   startServer,
   totalCpu,
 } from "./system.ts";
-import { POLL_MS, sendersFor, type WorkerConfig, workerMain, WorkerProcess } from "./worker.ts";
+import {
+  POLL_MS,
+  type Progress,
+  sendersFor,
+  type WorkerConfig,
+  workerMain,
+  WorkerProcess,
+} from "./worker.ts";
 
 export type { BenchResult } from "./report.ts";
 
@@ -125,15 +132,15 @@ async function systemUnderTest(options: BenchOptions, defer: Defer): Promise<Tar
   // Every user sends at most rate/clients per second: leave the server's limit far above that.
   const maxRate = Math.max(10, Math.ceil((4 * options.rate) / Math.max(1, options.clients)));
   const server = await startServer(dir, { compat: options.compat, maxRate }, defer);
-  const limit = await openFileLimit(server.pid);
   const perWorker = Math.ceil(options.clients / options.workers);
   const needs = options.clients + options.workers * sendersFor(perWorker) + options.connections + 100;
-  if (limit !== null && limit < needs) {
-    throw new Error(
+  await checkOpenFiles(
+    server.pid,
+    needs,
+    (limit) =>
       `o servidor pode abrir só ${limit} arquivos, e ${options.clients} clientes precisam de ${needs}: ` +
-        `aumente o limite (ulimit -n ${needs})`,
-    );
-  }
+      `aumente o limite (ulimit -n ${needs})`,
+  );
   return server;
 }
 
@@ -180,14 +187,14 @@ async function startWorkers(
   }
   // Each worker holds a connection per client of its own, plus its senders.
   const perWorker = Math.ceil(options.clients / options.workers);
-  const limit = await openFileLimit(workers[0]!.pid);
   const needs = perWorker + sendersFor(perWorker) + 100;
-  if (limit !== null && limit < needs) {
-    throw new Error(
+  await checkOpenFiles(
+    workers[0]!.pid,
+    needs,
+    (limit) =>
       `um processo de carga pode abrir só ${limit} arquivos e precisa de ${needs}: ` +
-        `aumente o limite (ulimit -n) ou use mais --workers`,
-    );
-  }
+      `aumente o limite (ulimit -n) ou use mais --workers`,
+  );
   return workers;
 }
 
@@ -226,7 +233,7 @@ class LoadWatch {
     );
   }
 
-  #sum(pick: (progress: NonNullable<WorkerProcess["latest"]>) => number): number {
+  #sum(pick: (progress: Progress) => number): number {
     return this.workers.reduce((n, w) => n + (w.latest ? pick(w.latest) : 0), 0);
   }
 

@@ -126,10 +126,20 @@ export async function totalCpu(pids: number[]): Promise<number | null> {
 }
 
 /** The open-file limit of a process, from /proc/<pid>/limits. */
-export async function openFileLimit(pid: number): Promise<number | null> {
+async function openFileLimit(pid: number): Promise<number | null> {
   const match = /^Max open files\s+(\d+|unlimited)/m.exec(await readProc(`/proc/${pid}/limits`));
   if (!match) return null;
   return match[1] === "unlimited" ? Infinity : Number(match[1]);
+}
+
+/** Throws `explain(limit)` when a process may open fewer than `needs` files (where /proc tells). */
+export async function checkOpenFiles(
+  pid: number,
+  needs: number,
+  explain: (limit: number) => string,
+): Promise<void> {
+  const limit = await openFileLimit(pid);
+  if (limit !== null && limit < needs) throw new Error(explain(limit));
 }
 
 /** The machine, in one line: cores, memory, CPU model, Deno. */

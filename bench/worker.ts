@@ -601,10 +601,11 @@ export class WorkerProcess {
   /** The newest progress it printed, if any. */
   get latest(): Progress | undefined {
     const lines = this.#child.lines;
+    let newest: string | undefined;
     for (; this.#scanned < lines.length; this.#scanned++) {
-      const line = lines[this.#scanned]!;
-      if (line.startsWith('{"type":"progress"')) this.#latest = JSON.parse(line);
+      if (lines[this.#scanned]!.startsWith('{"type":"progress"')) newest = lines[this.#scanned];
     }
+    if (newest !== undefined) this.#latest = JSON.parse(newest);
     return this.#latest;
   }
 
