@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { decodeResponse, encodeCall, formatTable, httpRequest } from "../bench/bench.ts";
+import { type DecodeCache, HttpConnection, httpRequest, responseValue } from "../bench/loadgen.ts";
+import { formatTable } from "../bench/report.ts";
 import { encodeOnce, encodeResponse } from "../deps.ts";
 import { runScript } from "./test_helpers.ts";
 
@@ -84,14 +85,7 @@ Deno.test("the benchmark drives the original methods with --compat, and holds id
   assert.equal(idle.duplicates, 0);
 });
 
-Deno.test("the load generator's XML-RPC: calls escape text, responses decode ours and Python's", () => {
-  assert.equal(
-    encodeCall("enviar_mensagem", ["ana", "a<b & c", 3, null]),
-    '<?xml version="1.0"?><methodCall><methodName>enviar_mensagem</methodName><params>' +
-      "<param><value><string>ana</string></value></param>" +
-      "<param><value><string>a&lt;b &amp; c</string></value></param>" +
-      "<param><value><int>3</int></value></param><param><value><nil/></value></param></params></methodCall>",
-  );
+Deno.test("the load generator's responses: ours and Python's decoded once each, faults thrown", () => {
   // Python's xmlrpc.client writes newlines between elements and <value> without a type for strings.
   const python = `<?xml version='1.0'?>
 <methodResponse>
@@ -133,11 +127,14 @@ Deno.test("the load generator's XML-RPC: calls escape text, responses decode our
 </params>
 </methodResponse>
 `;
-  assert.deepEqual(decodeResponse(python), [true, {
+  const cache: DecodeCache = new Map();
+  const decoded = responseValue(python, cache);
+  assert.deepEqual(decoded, [true, {
     mensagens: [{ conteudo: "x < y", id: 7, vazio: null }],
     cursor: 7,
     nome: "sem tipo",
   }]);
+  assert.equal(responseValue(python, cache), decoded, "the same text is decoded once");
   // Ours: CDATA (with every ]]> split), empty elements, a cached message.
   const ours = [
     true,
@@ -149,8 +146,8 @@ Deno.test("the load generator's XML-RPC: calls escape text, responses decode our
       fracao: -1.5,
     },
   ];
-  assert.deepEqual(decodeResponse(encodeResponse(ours)), [true, {
-    mensagens: [{ id: 1, conteudo: "a < b & c ]]> d ]]> e", timestamp: "20260102T00:00:00" }],
+  assert.deepEqual(responseValue(encodeResponse(ours)), [true, {
+    mensagens: [{ id: 1, conteudo: "a < b & c ]]> d ]]> e", timestamp: new Date(2026, 0, 2) }],
     vazio: {},
     nada: [],
     texto: "",
@@ -163,7 +160,7 @@ Deno.test("the load generator's XML-RPC: calls escape text, responses decode our
   );
   assert.throws(
     () =>
-      decodeResponse(
+      responseValue(
         "<methodResponse><fault><value><struct><member><name>faultCode</name><value><int>-32601</int></value>" +
           "</member><member><name>faultString</name><value><string>no</string></value></member></struct>" +
           "</value></fault></methodResponse>",
@@ -211,4 +208,31 @@ Deno.test("the load generator's XML-RPC: calls escape text, responses decode our
     }),
     /p99 ≤ 20 ms: \*\*not met\*\*[\s\S]*≥ 40%: met/,
   );
+});
+
+Deno.test("the load generator's HTTP: keep-alive, chunked bodies and cookies", async () => {
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, async (request) => {
+    const body = await request.text();
+    const chunks = [body, "|", "x".repeat(10_000)];
+    const stream = new ReadableStream<Uint8Array>({
+      pull(controller) {
+        const chunk = chunks.shift();
+        if (chunk === undefined) controller.close();
+        else controller.enqueue(new TextEncoder().encode(chunk));
+      },
+    });
+    return new Response(stream, { headers: { "set-cookie": "sessao=abc; HttpOnly" } });
+  });
+  const connection = new HttpConnection("127.0.0.1", server.addr.port);
+  try {
+    for (const body of ["um", "dois"]) {
+      const response = await connection.request(httpRequest("127.0.0.1", server.addr.port, body), 5000);
+      assert.equal(response.status, 200);
+      assert.deepEqual(response.setCookie, ["sessao=abc; HttpOnly"]);
+      assert.equal(new TextDecoder().decode(response.body), `${body}|${"x".repeat(10_000)}`);
+    }
+  } finally {
+    connection.close();
+    await server.shutdown();
+  }
 });

@@ -1,0 +1,335 @@
+/**
+ * The benchmark's report: the workers' results checked against what was
+ * sent (each message must reach every member of its room exactly once), the
+ * figures of a run ({@linkcode BenchResult}, printed as one JSON line with
+ * `--json`), the Markdown table with the issue's targets, and the progress
+ * line shown while the load runs.
+ *
+ * @module
+ */
+
+import { Histogram } from "./loadgen.ts";
+import type { SingleCall } from "./single_call.ts";
+import type { ProcessStats } from "./system.ts";
+import type { Progress, WorkerResult } from "./worker.ts";
+
+/** The figures of a run: what the JSON line carries. */
+export interface BenchResult {
+  /** What the clients did: long waits, the original polling, or held idle. */
+  mode: "long-wait" | "compat" | "idle";
+  /** Clients asked for. */
+  clients: number;
+  /** Clients registered and in their rooms. */
+  clients_connected: number;
+  /** Rooms. */
+  rooms: number;
+  /** Messages per second asked for (0 when idle). */
+  rate: number;
+  /** Seconds of load asked for. */
+  duration_s: number;
+  /** Seconds from the start of the load to the last delivery checked (the duration plus the drain). */
+  load_s: number;
+  /** Load generator processes. */
+  workers: number;
+  /** Messages the server accepted. */
+  messages_sent: number;
+  /** Each message times the members of its room. */
+  deliveries_expected: number;
+  /** Deliveries seen. */
+  deliveries: number;
+  /** Messages a client got more than once. */
+  duplicates: number;
+  /** Deliveries expected and never seen. */
+  missing: number;
+  /** Deliveries of messages nobody sent. */
+  unexpected: number;
+  /** Delivery latency, median, ms. */
+  delivery_p50_ms: number | null;
+  /** Delivery latency, 90th percentile, ms. */
+  delivery_p90_ms: number | null;
+  /** Delivery latency, 99th percentile, ms. */
+  delivery_p99_ms: number | null;
+  /** Delivery latency, the largest, ms. */
+  delivery_max_ms: number | null;
+  /** Clients holding a pending long wait at the end. */
+  held: number;
+  /** Calls during the load, all types. */
+  calls: number;
+  /** Calls per second during the load. */
+  calls_per_s: number;
+  /** Calls that failed. */
+  errors: number;
+  /** The first few errors' messages. */
+  error_samples: string[];
+  /** The server's RSS at the end, MB (null with `--server` or without /proc). */
+  server_rss_mb: number | null;
+  /** The server's peak RSS, MB. */
+  server_rss_peak_mb: number | null;
+  /** The server's CPU seconds during the load. */
+  server_cpu_s: number | null;
+  /** The load generator's CPU seconds during the load. */
+  load_cpu_s: number | null;
+  /** The 99th percentile of the load generator's event-loop lag: what it may add to the latencies. */
+  load_lag_p99_ms: number | null;
+  /** The call of the single-call measure. */
+  single_call_method: string;
+  /** Connections of the single-call measure. */
+  connections: number;
+  /** A raw Deno.serve's calls per second. */
+  baseline_calls_per_s: number | null;
+  /** The server's calls per second, one call type. */
+  single_call_per_s: number | null;
+  /** The server's share of the raw Deno.serve's calls per second. */
+  single_call_fraction: number | null;
+  /** The server's CPU microseconds per call. */
+  server_cpu_us_per_call: number | null;
+  /** The machine, in one line. */
+  machine: string;
+  /** Every client connected, every delivery made exactly once. */
+  ok: boolean;
+}
+
+/** What the coordinator knows of a run, besides what the workers saw. */
+export interface RunFacts {
+  /** What the clients did. */
+  mode: BenchResult["mode"];
+  /** Clients asked for. */
+  clients: number;
+  /** Members of each room. */
+  roomSize: number[];
+  /** Messages per second asked for. */
+  rate: number;
+  /** Seconds of load asked for. */
+  durationS: number;
+  /** Seconds the load and the drain took. */
+  loadS: number;
+  /** Clients holding a pending long wait at the end. */
+  held: number;
+  /** The server before and after the load (null with `--server` or without /proc). */
+  server: { before: ProcessStats | null; after: ProcessStats | null };
+  /** The workers' CPU seconds during the load. */
+  loadCpuS: number | null;
+  /** The single-call figures. */
+  single: SingleCall;
+  /** Connections of the single-call measure. */
+  connections: number;
+  /** The machine, in one line. */
+  machine: string;
+}
+
+/** Each message sent against its deliveries: how many were expected, missing, extra, and never sent. */
+function checkDeliveries(results: WorkerResult[], roomSize: number[]) {
+  const counts = new Map<string, number>();
+  for (const result of results) {
+    for (const [key, n] of Object.entries(result.counts)) counts.set(key, (counts.get(key) ?? 0) + n);
+  }
+  let expected = 0;
+  let missing = 0;
+  let extra = 0;
+  const sent = new Set<string>();
+  for (const result of results) {
+    for (const [key, room] of result.sent) {
+      sent.add(key);
+      const want = roomSize[room]!;
+      const got = counts.get(key) ?? 0;
+      expected += want;
+      if (got < want) missing += want - got;
+      if (got > want) extra += got - want;
+    }
+  }
+  let unexpected = 0;
+  for (const [key, n] of counts) if (!sent.has(key)) unexpected += n;
+  return { sent: sent.size, expected, missing, extra, unexpected };
+}
+
+function merged(histograms: WorkerResult["histogram"][]): Histogram {
+  const histogram = new Histogram();
+  for (const data of histograms) histogram.merge(data);
+  return histogram;
+}
+
+function round(n: number | null, digits = 2): number | null {
+  return n === null ? null : Math.round(n * 10 ** digits) / 10 ** digits;
+}
+
+/** The figures of a run, from what the coordinator knows and what the workers saw. */
+export function buildResult(facts: RunFacts, results: WorkerResult[]): BenchResult {
+  const check = checkDeliveries(results, facts.roomSize);
+  const latency = merged(results.map((r) => r.histogram));
+  const sum = (pick: (r: WorkerResult) => number) => results.reduce((n, r) => n + pick(r), 0);
+  const deliveries = sum((r) => r.deliveries);
+  const duplicates = sum((r) => r.duplicates) + check.extra;
+  const calls = sum((r) => r.calls);
+  const clientsConnected = facts.roomSize.reduce((a, b) => a + b, 0);
+  const { before, after } = facts.server;
+  const { single } = facts;
+  return {
+    mode: facts.mode,
+    clients: facts.clients,
+    clients_connected: clientsConnected,
+    rooms: facts.roomSize.length,
+    rate: facts.mode === "idle" ? 0 : facts.rate,
+    duration_s: facts.durationS,
+    load_s: round(facts.loadS, 1)!,
+    workers: results.length,
+    messages_sent: check.sent,
+    deliveries_expected: check.expected,
+    deliveries,
+    duplicates,
+    missing: check.missing,
+    unexpected: check.unexpected,
+    delivery_p50_ms: round(latency.quantile(0.5)),
+    delivery_p90_ms: round(latency.quantile(0.9)),
+    delivery_p99_ms: round(latency.quantile(0.99)),
+    delivery_max_ms: latency.count ? round(latency.max) : null,
+    held: facts.held,
+    calls,
+    calls_per_s: Math.round(calls / facts.loadS),
+    errors: sum((r) => r.errors),
+    error_samples: results.flatMap((r) => r.errorSamples).slice(0, 5),
+    server_rss_mb: after ? round(after.rssMb, 1) : null,
+    server_rss_peak_mb: after ? round(after.peakMb, 1) : null,
+    server_cpu_s: after && before ? round(after.cpuS - before.cpuS) : null,
+    load_cpu_s: round(facts.loadCpuS),
+    load_lag_p99_ms: round(merged(results.map((r) => r.lag)).quantile(0.99)),
+    single_call_method: single.method,
+    connections: facts.connections,
+    baseline_calls_per_s: single.baseline === null ? null : Math.round(single.baseline),
+    single_call_per_s: single.ours === null ? null : Math.round(single.ours),
+    single_call_fraction: round(single.fraction, 3),
+    server_cpu_us_per_call: round(single.cpuUsPerCall, 1),
+    machine: facts.machine,
+    ok: clientsConnected === facts.clients && check.missing === 0 && duplicates === 0 &&
+      check.unexpected === 0 && deliveries === check.expected,
+  };
+}
+
+// ---------------------------------------------------------------------------
+// For people: the progress line and the table
+// ---------------------------------------------------------------------------
+
+/** A count with thousands separators (`digits` decimals), or `n/a`. */
+export function fmt(n: number | null, digits = 0): string {
+  if (n === null || !Number.isFinite(n)) return "n/a";
+  return n.toLocaleString("en-US", { minimumFractionDigits: digits, maximumFractionDigits: digits });
+}
+
+/** One line on how the load goes, from the workers' latest progress. */
+export function progressLine(
+  elapsedS: number,
+  totalS: number,
+  progress: (Progress | undefined)[],
+  expected: number,
+): string {
+  const sum = (pick: (p: Progress) => number) => progress.reduce((n, p) => n + (p ? pick(p) : 0), 0);
+  const sent = sum((p) => p.sentByRoom.reduce((a, b) => a + b, 0));
+  return `[${elapsedS.toFixed(1).padStart(5)}/${totalS} s] sent ${fmt(sent)}  delivered ${
+    fmt(sum((p) => p.deliveries))
+  }/${fmt(expected)}  waiting ${fmt(sum((p) => p.waiting))}  calls ${fmt(sum((p) => p.calls))}  errors ${
+    fmt(sum((p) => p.errors))
+  }`;
+}
+
+type Row = [figure: string, value: string, target: string];
+
+const verdict = (met: boolean) => met ? "met" : "**not met**";
+
+/** The rows about the clients and their deliveries. */
+function deliveryRows(result: BenchResult): Row[] {
+  const ms = (n: number | null) => n === null ? "n/a" : `${fmt(n, 1)}`;
+  const rows: Row[] = [[
+    "clients (connected) / rooms",
+    `${fmt(result.clients_connected)} / ${result.rooms}`,
+    "",
+  ]];
+  if (result.mode === "idle") {
+    rows.push([
+      "clients holding a pending long wait",
+      fmt(result.held),
+      `${fmt(result.clients)}: ${verdict(result.held === result.clients)}`,
+    ]);
+  }
+  rows.push([
+    result.mode === "idle"
+      ? "messages sent (one per room at the end)"
+      : `messages sent (${fmt(result.rate)}/s)`,
+    fmt(result.messages_sent),
+    "",
+  ]);
+  rows.push([
+    "deliveries / expected",
+    `${fmt(result.deliveries)} / ${fmt(result.deliveries_expected)}`,
+    `all: ${verdict(result.deliveries === result.deliveries_expected && result.missing === 0)}`,
+  ]);
+  rows.push(["duplicates", fmt(result.duplicates), `0: ${verdict(result.duplicates === 0)}`]);
+  rows.push([
+    "delivery latency p50 / p90 / p99 / max (ms)",
+    `${ms(result.delivery_p50_ms)} / ${ms(result.delivery_p90_ms)} / ${ms(result.delivery_p99_ms)} / ${
+      ms(result.delivery_max_ms)
+    }`,
+    result.mode === "long-wait" ? `p99 ≤ 20 ms: ${verdict((result.delivery_p99_ms ?? Infinity) <= 20)}` : "",
+  ]);
+  rows.push(["calls/s during the load (all types)", fmt(result.calls_per_s), ""]);
+  rows.push(["errors", fmt(result.errors), ""]);
+  return rows;
+}
+
+/** The rows about the server's and the load generator's processes. */
+function processRows(result: BenchResult): Row[] {
+  const rows: Row[] = [];
+  if (result.server_rss_mb !== null) {
+    rows.push([
+      "server RSS at the end / peak (MB)",
+      `${fmt(result.server_rss_mb)} / ${fmt(result.server_rss_peak_mb)}`,
+      result.mode === "long-wait"
+        ? `≤ 300 MB: ${verdict((result.server_rss_peak_mb ?? Infinity) <= 300)}`
+        : "",
+    ]);
+    rows.push([
+      "server CPU during the load",
+      `${fmt(result.server_cpu_s, 1)} s in ${fmt(result.load_s, 1)} s (${
+        fmt((result.server_cpu_s ?? 0) / result.load_s * 100)
+      }% of a core)`,
+      "",
+    ]);
+  }
+  if (result.load_cpu_s !== null) {
+    rows.push([
+      `load generator CPU (${result.workers} process${result.workers > 1 ? "es" : ""})`,
+      `${fmt(result.load_cpu_s, 1)} s (${fmt(result.load_cpu_s / result.load_s * 100)}% of a core), ` +
+      `event-loop lag p99 ${fmt(result.load_lag_p99_ms, 1)} ms`,
+      "",
+    ]);
+  }
+  return rows;
+}
+
+/** The rows of the single-call measure. */
+function singleCallRows(result: BenchResult): Row[] {
+  if (result.baseline_calls_per_s === null) return [];
+  const rows: Row[] = [
+    [`raw Deno.serve, ${result.connections} connections`, `${fmt(result.baseline_calls_per_s)} calls/s`, ""],
+    [
+      `${result.single_call_method}, ${result.connections} connections`,
+      `${fmt(result.single_call_per_s)} calls/s = ${fmt((result.single_call_fraction ?? 0) * 100)}% of raw`,
+      `≥ 40%: ${verdict((result.single_call_fraction ?? 0) >= 0.4)}`,
+    ],
+  ];
+  if (result.server_cpu_us_per_call !== null) {
+    rows.push([
+      `server CPU per ${result.single_call_method}`,
+      `${fmt(result.server_cpu_us_per_call)} µs`,
+      "",
+    ]);
+  }
+  return rows;
+}
+
+/** The figures as a Markdown table, with the targets of the issue and whether they are met. */
+export function formatTable(result: BenchResult): string {
+  const rows = [...deliveryRows(result), ...processRows(result), ...singleCallRows(result)];
+  const header: Row = ["figure", "value", "target"];
+  const widths = [0, 1, 2].map((i) => Math.max(...[header, ...rows].map((row) => row[i]!.length)));
+  const line = (row: string[]) => `| ${row.map((cell, i) => cell.padEnd(widths[i]!)).join(" | ")} |`;
+  return [line(header), line(widths.map((w) => "-".repeat(w))), ...rows.map(line)].join("\n");
+}
