@@ -8,16 +8,9 @@
  * @module
  */
 
-import { ChildProgram, endpointUrl, XmlRpcClient } from "../deps.ts";
+import { ChildProgram, endpointUrl, PERMISSIONS, XmlRpcClient } from "../deps.ts";
 import { sleep } from "./loadgen.ts";
 
-/** The server's permissions, as the README gives them. */
-const SERVER_PERMISSIONS = [
-  "--allow-net",
-  "--allow-sys=networkInterfaces",
-  "--allow-read=chat.db",
-  "--allow-write=chat_server.log,chat.db",
-];
 const READY_TIMEOUT_MS = 30_000;
 
 /** A binder and a server of our own, ready and registered. */
@@ -41,12 +34,12 @@ export async function startServer(
   defer: (cleanup: () => Promise<unknown>) => void,
 ): Promise<StartedServer> {
   const loopback = ["--host", "127.0.0.1", "--port", "0"];
-  const binder = ChildProgram.deno(new URL("../binder.ts", import.meta.url), ["--allow-net"], loopback, {
+  const binder = ChildProgram.deno(new URL("../binder.ts", import.meta.url), PERMISSIONS.binder, loopback, {
     stderr: "inherit",
   });
   defer(() => binder.stop());
   const binderPort = (await binder.ready(READY_TIMEOUT_MS)).porta;
-  const server = ChildProgram.deno(new URL("../server.ts", import.meta.url), SERVER_PERMISSIONS, [
+  const server = ChildProgram.deno(new URL("../server.ts", import.meta.url), PERMISSIONS.server, [
     ...loopback,
     "--binder",
     `127.0.0.1:${binderPort}`,
