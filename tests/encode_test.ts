@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import * as codec from "npm:xmlrpc@1.3.2/lib/serializer.js";
+import XmlRpcDeserializer from "npm:xmlrpc@1.3.2/lib/deserializer.js";
 import { encodeCall, encodeFault, encodeOnce, encodeResponse, parseXmlRpc, xmlRpcHandler } from "../deps.ts";
 import { runPython } from "./test_helpers.ts";
 
@@ -73,6 +74,84 @@ Deno.test("responses and calls are byte for byte what the xmlrpc codec wrote, fo
       reference.serializeFault({ faultCode: -32601, faultString: message }),
     );
   }
+});
+
+/** The codec's deserializer (what XmlRpcClient used before): the reference our response decoder must match. */
+function referenceDecode(xml: string): Promise<{ value: unknown } | { code: number; message: string }> {
+  type Callback = (
+    error: (Error & { faultCode?: number; faultString?: string }) | null,
+    value?: unknown,
+  ) => void;
+  const Deserializer = XmlRpcDeserializer as unknown as new () => {
+    deserializeMethodResponse(stream: unknown, callback: Callback): void;
+  };
+  // The codec reads a stream; hand it the whole document at once.
+  const stream = {
+    setEncoding() {},
+    on() {},
+    pipe(parser: { write(text: string): void; end(): void }) {
+      parser.write(xml);
+      parser.end();
+    },
+  };
+  return new Promise((resolve, reject) => {
+    new Deserializer().deserializeMethodResponse(stream, (error, value) => {
+      if (!error) resolve({ value });
+      else if (error.faultCode !== undefined) {
+        resolve({ code: Number(error.faultCode), message: String(error.faultString) });
+      } else reject(error);
+    });
+  });
+}
+
+/** What our decoder makes of a response, in the reference's terms. */
+function ourDecode(xml: string): { value: unknown } | { code: number; message: string } {
+  const document = parseXmlRpc(xml, "methodResponse");
+  return document.kind === "fault"
+    ? { code: document.code, message: document.message }
+    : { value: (document as { value: unknown }).value };
+}
+
+Deno.test("responses decode as the xmlrpc codec decoded them, for 5,000 random values and faults", async () => {
+  const value = generator(20261128);
+  for (let i = 0, compared = 0; compared < 5000 && i < 100_000; i++) {
+    const v = value(0);
+    const xml = encodeResponse(v);
+    // What no decoder should read back: NaN, Infinity, `undefined` (an empty <value/>), and integers past
+    // 32 bits written as <int> (the codec wrote 2 ** 40 and 1e21 so; ours refuses them as the spec says).
+    const ints = [...xml.matchAll(/<int>([^<]*)<\/int>/g)].map((m) => Number(m[1]));
+    if (/NaN|Infinity|<value\/>/.test(xml) || ints.some((n) => !(n >= -(2 ** 31) && n < 2 ** 31))) continue;
+    const expected = await referenceDecode(xml);
+    const actual = ourDecode(xml);
+    // Compared as JSON: base64 as its bytes, dates as their instants.
+    const bytes = (_: string, x: unknown) => x instanceof Uint8Array ? [...x] : x;
+    assert.deepEqual(
+      JSON.stringify(actual, bytes),
+      JSON.stringify(expected, bytes),
+      `value #${i}: ${Deno.inspect(v)}`,
+    );
+    compared++;
+  }
+  for (const message of ["", "x", "a < b & c", "]]>", "fim\r\n", "Método não encontrado: x"]) {
+    const xml = encodeFault(-32601, message);
+    assert.deepEqual(ourDecode(xml), await referenceDecode(xml));
+  }
+});
+
+Deno.test("responses written by Python's xmlrpc.client decode as the codec decoded them", async () => {
+  const documents = JSON.parse(
+    await runPython(`
+import json, xmlrpc.client
+values = [[True, "Mensagem enviada."], [False, "A sala 'x' não existe.", "sala_inexistente"],
+          [True, {"mensagens": [{"id": 7, "tipo": "broadcast", "origem": "SERVER", "destino": "todos",
+                   "conteudo": "ana <entrou> & saiu ]]>", "timestamp": xmlrpc.client.DateTime("20261124T15:28:12")}],
+                  "cursor": 7}], [True, []], [True, None], 3.25, -7]
+docs = [xmlrpc.client.dumps((v,), methodresponse=True, allow_none=True) for v in values]
+docs.append(xmlrpc.client.dumps(xmlrpc.client.Fault(-32602, "Parâmetros inválidos"), methodresponse=True))
+print(json.dumps(docs))
+`),
+  ) as string[];
+  for (const xml of documents) assert.deepEqual(ourDecode(xml), await referenceDecode(xml), xml);
 });
 
 Deno.test("Python's xmlrpc.client reads what we write, text with several ]]> too", async () => {
