@@ -142,9 +142,26 @@ const SCHEMA_VERSION = 1;
 /** The database could not be used: one clear line for the operator. */
 export class StoreError extends Error {}
 
-/** Rooms and messages, durable before they are acknowledged. */
+/** A write waiting for the next commit. */
+type Write =
+  | { kind: "message"; message: Omit<Message, "id">; stored: (message: Message) => void }
+  | { kind: "room"; name: string; creator: string | null; createdAt: number }
+  | { kind: "deleteRoom"; name: string };
+
+/**
+ * Rooms and messages, durable before they are acknowledged.
+ *
+ * Writes are committed in groups: every write asked for during one turn of
+ * the event loop goes into one transaction, committed once the turn's calls
+ * have been read (`setImmediate`), so a busy server pays for one commit per
+ * turn, not one per message. A write's promise settles only after its
+ * transaction committed (or failed: then every write of the group fails and
+ * nothing of it is applied).
+ */
 export class MessageStore {
   readonly #db: DatabaseSync;
+  #queue: { write: Write; settle: (error?: Error) => void }[] = [];
+  #commitScheduled = false;
   readonly #insertMessage;
   readonly #insertRoom;
   readonly #deleteRoom;
@@ -250,35 +267,71 @@ export class MessageStore {
     return Number(row?.seq ?? 0);
   }
 
-  /** Stores a message; it has its id once this returns. */
-  addMessage(message: Omit<Message, "id">): Message {
-    const { lastInsertRowid } = this.#insertMessage.run(
-      message.room,
-      message.tipo,
-      message.origem,
-      message.destino,
-      message.conteudo,
-      message.timestamp,
-    );
-    return { ...message, id: Number(lastInsertRowid) };
+  /**
+   * Stores a message with the next commit; `stored` runs with it, id given,
+   * right after that commit and in commit order (before the promise settles).
+   */
+  addMessage(message: Omit<Message, "id">, stored: (message: Message) => void): Promise<void> {
+    return this.#enqueue({ kind: "message", message, stored });
   }
 
-  /** Stores a new room. */
-  addRoom(name: string, creator: string | null, createdAt: number): void {
-    this.#insertRoom.run(name, creator, createdAt);
+  /** Stores a new room with the next commit. */
+  addRoom(name: string, creator: string | null, createdAt: number): Promise<void> {
+    return this.#enqueue({ kind: "room", name, creator, createdAt });
   }
 
-  /** Removes a room and its messages, together. */
-  deleteRoom(name: string): void {
-    this.#db.exec("BEGIN");
+  /** Removes a room and its messages with the next commit (after the writes queued before). */
+  deleteRoom(name: string): Promise<void> {
+    return this.#enqueue({ kind: "deleteRoom", name });
+  }
+
+  #enqueue(write: Write): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.#queue.push({ write, settle: (error) => error ? reject(error) : resolve() });
+      if (!this.#commitScheduled) {
+        this.#commitScheduled = true;
+        setImmediate(() => this.commit());
+      }
+    });
+  }
+
+  /** Commits every queued write in one transaction now (it also happens by itself, once per turn). */
+  commit(): void {
+    this.#commitScheduled = false;
+    const group = this.#queue;
+    if (group.length === 0) return;
+    this.#queue = [];
+    const stored: [(message: Message) => void, Message][] = [];
     try {
-      this.#deleteMessages.run(name);
-      this.#deleteRoom.run(name);
+      this.#db.exec("BEGIN");
+      for (const { write } of group) {
+        if (write.kind === "message") {
+          const m = write.message;
+          const { lastInsertRowid } = this.#insertMessage.run(
+            m.room,
+            m.tipo,
+            m.origem,
+            m.destino,
+            m.conteudo,
+            m.timestamp,
+          );
+          stored.push([write.stored, { ...m, id: Number(lastInsertRowid) }]);
+        } else if (write.kind === "room") {
+          this.#insertRoom.run(write.name, write.creator, write.createdAt);
+        } else {
+          this.#deleteMessages.run(write.name);
+          this.#deleteRoom.run(write.name);
+        }
+      }
       this.#db.exec("COMMIT");
     } catch (error) {
-      this.#db.exec("ROLLBACK");
-      throw error;
+      if (this.#db.isTransaction) this.#db.exec("ROLLBACK");
+      const failure = new StoreError(`não foi possível gravar no banco: ${(error as Error).message}`);
+      for (const { settle } of group) settle(failure);
+      return;
     }
+    for (const [apply, message] of stored) apply(message);
+    for (const { settle } of group) settle();
   }
 
   /** Messages of a room after an id that a user may see, oldest first. */
@@ -291,8 +344,9 @@ export class MessageStore {
     return (this.#selectLatest.all(room, user, user, limit) as unknown as Message[]).map(toMessage);
   }
 
-  /** Closes the database. */
+  /** Commits what is queued and closes the database. */
   close(): void {
+    this.commit();
     this.#db.close();
   }
 }
@@ -463,25 +517,26 @@ export class ChatService {
   }
 
   /** Ends a session: leaves the room with the usual notice and frees the name; `why` goes to the log. */
-  unregister(user: User, why: string): Outcome<string> {
-    if (user.room !== undefined) this.#leave(user);
+  async unregister(user: User, why: string): Promise<Outcome<string>> {
+    const notice = user.room !== undefined ? this.#leave(user) : undefined;
     this.#users.delete(user.name);
     this.#usersByToken.delete(user.token);
     this.#log.info(`Usuário saiu (${why}): ${user.name}`);
+    await notice;
     return [true, `Até logo, ${user.name}.`];
   }
 
   // --- rooms ------------------------------------------------------------------
 
   /** Creates a room; `creator` (a user's name, when the call proved one) may delete it. */
-  createRoom(rawName: string, creator: string | null): Outcome<string> {
+  async createRoom(rawName: string, creator: string | null): Promise<Outcome<string>> {
     const checked = checkName("sala", rawName);
     if (!checked[0]) return checked;
     const name = checked[1];
     if (this.#rooms.has(name)) return refuse(Reason.ROOM_EXISTS, `A sala '${name}' já existe.`);
     const now = Date.now();
-    this.#store.addRoom(name, creator, now);
-    this.#rooms.set(name, {
+    // In the map at once, so a second creation is refused while this one is being stored.
+    const room: Room = {
       name,
       creator,
       members: new Set(),
@@ -489,25 +544,35 @@ export class ChatService {
       recentIsComplete: true,
       lastActivity: now,
       waiters: new Set(),
-    });
+    };
+    this.#rooms.set(name, room);
+    try {
+      await this.#store.addRoom(name, creator, now);
+    } catch (error) {
+      if (this.#rooms.get(name) === room) this.#rooms.delete(name);
+      throw error;
+    }
     this.#log.info(`Sala criada: ${name}${creator ? ` (por ${creator})` : ""}`);
     return [true, `Sala '${name}' criada com sucesso.`];
   }
 
   /** Deletes a room its creator asks to delete: its members get a notice and are out. */
-  deleteRoom(user: User, roomName: string): Outcome<string> {
+  async deleteRoom(user: User, roomName: string): Promise<Outcome<string>> {
     const room = this.#rooms.get(roomName.trim());
     if (!room) return refuse(Reason.ROOM_MISSING, `A sala '${roomName}' não existe.`);
     if (room.creator !== user.name) {
       return refuse(Reason.NOT_CREATOR, `Só quem criou a sala '${room.name}' pode excluí-la.`);
     }
-    this.#post(room, SERVER, EVERYONE, `Sala ${room.name} excluída por ${user.name}.`);
+    const notice = this.#post(room, SERVER, EVERYONE, `Sala ${room.name} excluída por ${user.name}.`);
     for (const member of room.members) {
       const gone = this.#users.get(member);
       if (gone) gone.room = undefined;
     }
     room.members.clear();
-    this.#removeRoom(room);
+    // Gone from the map now (nobody joins a room being deleted); from the database with the notice's
+    // commit, after it. The committed notice wakes the members' waits.
+    this.#rooms.delete(room.name);
+    await Promise.all([notice, this.#store.deleteRoom(room.name)]);
     this.#log.info(`Sala excluída: ${room.name} (por ${user.name})`);
     return [true, `Sala '${room.name}' excluída.`];
   }
@@ -525,15 +590,16 @@ export class ChatService {
   }
 
   /** Joins a room (leaving the current one first): members, recent history and the cursor. */
-  join(user: User, roomName: string): Outcome<Joined> {
+  async join(user: User, roomName: string): Promise<Outcome<Joined>> {
     const room = this.#rooms.get(roomName.trim());
     if (!room) return refuse(Reason.ROOM_MISSING, `A sala '${roomName}' não existe. Crie-a antes de entrar.`);
     if (user.room !== room.name) {
-      if (user.room !== undefined) this.#leave(user);
+      const left = user.room !== undefined ? this.#leave(user) : undefined;
       user.room = room.name;
       room.members.add(user.name);
-      this.#post(room, SERVER, EVERYONE, `${user.name} entrou na sala.`);
       this.#log.info(`${user.name} entrou na sala ${room.name}`);
+      // Stored before the answer, so the cursor it gives covers the notice.
+      await Promise.all([left, this.#post(room, SERVER, EVERYONE, `${user.name} entrou na sala.`)]);
     }
     return [true, {
       usuarios: [...room.members].sort((a, b) => a.localeCompare(b)),
@@ -543,17 +609,22 @@ export class ChatService {
   }
 
   /** Leaves the current room, with the usual notice. */
-  leave(user: User): Outcome<string> {
+  async leave(user: User): Promise<Outcome<string>> {
     const room = user.room;
     if (room === undefined) return refuse(Reason.NOT_IN_ROOM, "Você não está em nenhuma sala.");
-    this.#leave(user);
+    await this.#leave(user);
     return [true, `Você saiu da sala '${room}'.`];
   }
 
   // --- messages ---------------------------------------------------------------
 
   /** Posts to the user's room, or privately to one member (`recipient`); durable once it answers. */
-  send(user: User, roomName: string, rawText: string, recipient: string | null): Outcome<string> {
+  async send(
+    user: User,
+    roomName: string,
+    rawText: string,
+    recipient: string | null,
+  ): Promise<Outcome<string>> {
     const room = this.#memberRoom(user, roomName);
     if (Array.isArray(room)) return room;
     const checked = checkText(rawText);
@@ -571,7 +642,7 @@ export class ChatService {
         `Devagar: no máximo ${this.#options.maxRate} mensagens por segundo.`,
       );
     }
-    this.#post(room, user.name, to, text);
+    await this.#post(room, user.name, to, text);
     if (to === EVERYONE) this.#log.info(`Mensagem de ${user.name} na sala ${room.name}`);
     else this.#log.info(`Mensagem privada de ${user.name} para ${to} na sala ${room.name}`);
     return [true, "Mensagem enviada."];
@@ -630,12 +701,13 @@ export class ChatService {
   sweep(now = Date.now()): void {
     for (const user of this.#users.values()) {
       if (user.waiting === 0 && now - user.lastSeen >= this.#options.sessionTtlMs) {
-        this.unregister(user, "sessão expirada");
+        this.unregister(user, "sessão expirada").catch((error) => this.#logStoreError(error));
       }
     }
     for (const room of this.#rooms.values()) {
       if (room.members.size === 0 && now - room.lastActivity >= this.#options.roomTtlMs) {
         this.#removeRoom(room);
+        this.#store.deleteRoom(room.name).catch((error) => this.#logStoreError(error));
         this.#log.info(`Sala removida por inatividade: ${room.name}`);
       }
     }
@@ -664,33 +736,38 @@ export class ChatService {
   }
 
   /** Out of the user's room, with the usual notice. */
-  #leave(user: User): void {
+  #leave(user: User): Promise<void> {
     const room = this.#rooms.get(user.room!)!;
     room.members.delete(user.name);
     user.room = undefined;
-    this.#post(room, SERVER, EVERYONE, `${user.name} saiu da sala.`);
     this.#log.info(`${user.name} saiu da sala ${room.name}`);
+    return this.#post(room, SERVER, EVERYONE, `${user.name} saiu da sala.`);
   }
 
-  /** Stores a message (durable before anyone is told), then wakes whoever may see it. */
-  #post(room: Room, from: string, to: string, text: string): Message {
-    const message = this.#store.addMessage({
+  /**
+   * Stores a message with the next commit; once committed (durable before
+   * anyone is told), it joins the room's recent messages and wakes whoever
+   * may see it. Settles after that.
+   */
+  #post(room: Room, from: string, to: string, text: string): Promise<void> {
+    const now = Date.now();
+    room.lastActivity = now;
+    return this.#store.addMessage({
       room: room.name,
       tipo: to === EVERYONE ? "broadcast" : "unicast",
       origem: from,
       destino: to,
       conteudo: text,
-      timestamp: Date.now(),
+      timestamp: now,
+    }, (message) => {
+      this.#lastId = message.id;
+      room.recent.push(message);
+      if (room.recent.length > RECENT_KEPT) {
+        room.recent.shift();
+        room.recentIsComplete = false;
+      }
+      for (const waiter of room.waiters) if (visibleTo(message, waiter.user)) waiter.wake();
     });
-    this.#lastId = message.id;
-    room.recent.push(message);
-    if (room.recent.length > RECENT_KEPT) {
-      room.recent.shift();
-      room.recentIsComplete = false;
-    }
-    room.lastActivity = message.timestamp;
-    for (const waiter of room.waiters) if (visibleTo(message, waiter.user)) waiter.wake();
-    return message;
   }
 
   #after(room: Room, user: string, cursor: number): Message[] {
@@ -717,10 +794,15 @@ export class ChatService {
     return visible.reverse();
   }
 
+  /** Forgets an idle room and ends any wait left in it (its removal from the database is the caller's). */
   #removeRoom(room: Room): void {
-    this.#store.deleteRoom(room.name);
     this.#rooms.delete(room.name);
     for (const waiter of room.waiters) waiter.wake();
+  }
+
+  /** A write a timer asked for failed: the operator hears of it; nobody waits for an answer. */
+  #logStoreError(error: unknown): void {
+    this.#log.error(`Erro do banco: ${(error as Error).message}`);
   }
 
   #takeToken(user: User): boolean {
@@ -818,14 +900,14 @@ export function chatMethods(chat: ChatService): MethodTable {
       (call, nome) => {
         // The creator is whoever the session proves, if anyone (the original call names no user).
         const creator = call.session === undefined ? null : chat.userOfSession(call.session);
-        return answer(call, chat.createRoom(nome, creator));
+        return chat.createRoom(nome, creator).then((outcome) => answer(call, outcome));
       },
     ),
     entrar_na_sala: rpc(
       "Entra numa sala, saindo da atual: [true, {usuarios, mensagens, cursor}].",
       [["usuario", "string"], ["sala", "string"]],
       (call, usuario, sala) =>
-        asUser(call, usuario, (user) => mapOutcome(chat.join(user, sala), withWireMessages)),
+        asUser(call, usuario, async (user) => mapOutcome(await chat.join(user, sala), withWireMessages)),
     ),
     sair_da_sala: rpc(
       "Sai da sala atual: [true, msg] ou [false, msg].",

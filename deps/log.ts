@@ -50,9 +50,18 @@ interface LogTape {
 interface LogTapeFile {
   getFileSink(
     path: string,
-    options: { formatter: (record: LogTapeRecord) => string; bufferSize: number },
+    options: {
+      formatter: (record: LogTapeRecord) => string;
+      bufferSize: number;
+      flushInterval: number;
+      nonBlocking: boolean;
+    },
   ): LogTapeSink;
 }
+
+/** Bytes of log lines the file sink holds before it writes them (it also writes every `FILE_FLUSH_MS`). */
+const FILE_BUFFER_BYTES = 64 * 1024;
+const FILE_FLUSH_MS = 1000;
 
 function pad(n: number): string {
   return String(n).padStart(2, "0");
@@ -75,8 +84,37 @@ function formatRecord(record: LogTapeRecord): string {
 
 const stdoutEncoder = new TextEncoder();
 
-/** Writes all of `text` to stdout at once (a short write is continued); quiet once nobody reads. */
+/** Log lines not yet on stdout: written together once per turn of the event loop, not one write each. */
+let pendingLines: string[] = [];
+let flushScheduled = false;
+
+function queueStdout(line: string): void {
+  pendingLines.push(line);
+  if (!flushScheduled) {
+    flushScheduled = true;
+    setImmediate(flushStdout);
+  }
+}
+
+/** Writes the log lines still queued for stdout (a program does before it exits). */
+export function flushStdout(): void {
+  flushScheduled = false;
+  if (pendingLines.length === 0) return;
+  const text = pendingLines.join("");
+  pendingLines = [];
+  writeAll(text);
+}
+
+/**
+ * Writes all of `text` to stdout at once (a short write is continued), after
+ * the log lines queued before it; quiet once nobody reads.
+ */
 export function writeStdout(text: string): void {
+  flushStdout();
+  writeAll(text);
+}
+
+function writeAll(text: string): void {
   const bytes = stdoutEncoder.encode(text);
   let offset = 0;
   while (offset < bytes.length) {
@@ -91,13 +129,13 @@ export function writeStdout(text: string): void {
 /** A log on the console only (or nowhere, when `quiet`). */
 function consoleLog(quiet: boolean): Log {
   const write = (level: string) => (message: string) => {
-    if (!quiet) writeStdout(formatLine(Date.now(), level, message));
+    if (!quiet) queueStdout(formatLine(Date.now(), level, message));
   };
   return {
     info: write("info"),
     warn: write("warning"),
     error: write("error"),
-    close: () => Promise.resolve(),
+    close: () => Promise.resolve(flushStdout()),
   };
 }
 
@@ -114,10 +152,16 @@ export async function openLog(
   const logtape: LogTape = await import(LOGTAPE);
   const { getFileSink }: LogTapeFile = await import(LOGTAPE_FILE);
   const sinks: Record<string, LogTapeSink> = {
-    // No buffer: an operator tailing the log sees each line at once, and a crash loses none.
-    file: getFileSink(options.file, { formatter: formatRecord, bufferSize: 0 }),
+    // Off the hot path: lines are written in batches, without blocking the event loop, at least every
+    // second; a kill -9 can lose what was not yet written (never a message: those are in the database).
+    file: getFileSink(options.file, {
+      formatter: formatRecord,
+      nonBlocking: true,
+      bufferSize: FILE_BUFFER_BYTES,
+      flushInterval: FILE_FLUSH_MS,
+    }),
   };
-  if (!options.quiet) sinks.console = (record) => writeStdout(formatRecord(record));
+  if (!options.quiet) sinks.console = (record) => queueStdout(formatRecord(record));
   await logtape.configure({
     reset: true,
     sinks,
@@ -131,6 +175,9 @@ export async function openLog(
     info: (message) => logger.info(message),
     warn: (message) => logger.warn(message),
     error: (message) => logger.error(message),
-    close: () => logtape.dispose(),
+    close: async () => {
+      await logtape.dispose();
+      flushStdout();
+    },
   };
 }

@@ -47,9 +47,9 @@ function texts(messages: readonly (Message | ChatMessage)[]): string[] {
 }
 
 /** Creates `geral` as ana and puts the given users in it, in order. */
-function inGeral(chat: ChatService, ...users: User[]): void {
-  assert.equal(chat.createRoom("geral", users[0]!.name)[0], true);
-  for (const user of users) assert.equal(chat.join(user, "geral")[0], true);
+async function inGeral(chat: ChatService, ...users: User[]): Promise<void> {
+  assert.equal((await chat.createRoom("geral", users[0]!.name))[0], true);
+  for (const user of users) assert.equal((await chat.join(user, "geral"))[0], true);
 }
 
 Deno.test("register: names are trimmed and unique; reserved, empty, long and control names are refused with reasons", () => {
@@ -99,38 +99,38 @@ Deno.test("authorize: only the session's own user; none without a session unless
   }
 });
 
-Deno.test("rooms: create, list, join (leaving the last one), leave, members, and the refusals' reasons", () => {
+Deno.test("rooms: create, list, join (leaving the last one), leave, members, and the refusals' reasons", async () => {
   using chatted = chatOn();
   const { chat } = chatted;
   const ana = userOf(chat, "ana");
   const bia = userOf(chat, "bia");
-  assert.deepEqual(chat.createRoom(" b ", "ana"), [true, "Sala 'b' criada com sucesso."]);
-  assert.deepEqual(chat.createRoom("b", null), [false, "A sala 'b' já existe.", Reason.ROOM_EXISTS]);
-  assert.equal(reasonOf(chat.createRoom("x".repeat(33), null)), Reason.NAME_INVALID);
-  chat.createRoom("a", null);
+  assert.deepEqual(await chat.createRoom(" b ", "ana"), [true, "Sala 'b' criada com sucesso."]);
+  assert.deepEqual(await chat.createRoom("b", null), [false, "A sala 'b' já existe.", Reason.ROOM_EXISTS]);
+  assert.equal(reasonOf(await chat.createRoom("x".repeat(33), null)), Reason.NAME_INVALID);
+  await chat.createRoom("a", null);
   assert.deepEqual(chat.listRooms(), [true, ["a", "b"]]);
   assert.equal(chat.roomCount, 2);
 
-  assert.equal(reasonOf(chat.join(ana, "c")), Reason.ROOM_MISSING);
-  const joined = chat.join(ana, "a");
+  assert.equal(reasonOf(await chat.join(ana, "c")), Reason.ROOM_MISSING);
+  const joined = await chat.join(ana, "a");
   assert(joined[0]);
   assert.deepEqual(joined[1].usuarios, ["ana"]);
   assert.deepEqual(texts(joined[1].mensagens), ["SERVER: ana entrou na sala."]);
   assert.equal(joined[1].cursor, joined[1].mensagens[0]!.id);
-  chat.join(bia, "a");
+  await chat.join(bia, "a");
   // Joining again the room one is in changes nothing.
-  assert.equal(chat.join(bia, "a")[0], true);
+  assert.equal((await chat.join(bia, "a"))[0], true);
   assert.deepEqual(chat.listMembers("a"), [true, ["ana", "bia"]]);
 
-  const moved = chat.join(bia, "b");
+  const moved = await chat.join(bia, "b");
   assert(moved[0]);
   assert.deepEqual(texts(moved[1].mensagens), ["SERVER: bia entrou na sala."]);
   const inA = chat.recentMessages(ana, "a");
   assert(inA[0]);
   assert.deepEqual(texts(inA[1]).slice(-2), ["SERVER: bia entrou na sala.", "SERVER: bia saiu da sala."]);
 
-  assert.deepEqual(chat.leave(bia), [true, "Você saiu da sala 'b'."]);
-  assert.deepEqual(chat.leave(bia), [false, "Você não está em nenhuma sala.", Reason.NOT_IN_ROOM]);
+  assert.deepEqual(await chat.leave(bia), [true, "Você saiu da sala 'b'."]);
+  assert.deepEqual(await chat.leave(bia), [false, "Você não está em nenhuma sala.", Reason.NOT_IN_ROOM]);
   assert.deepEqual(chat.listMembers("b"), [true, []]);
   assert.equal(reasonOf(chat.listMembers("c")), Reason.ROOM_MISSING);
   assert.equal(reasonOf(chat.recentMessages(bia, "a")), Reason.NOT_IN_ROOM);
@@ -142,33 +142,33 @@ Deno.test("only the creator deletes a room: members get the notice and are out; 
   const { chat } = chatted;
   const ana = userOf(chat, "ana");
   const bia = userOf(chat, "bia");
-  inGeral(chat, ana, bia);
-  assert.equal(reasonOf(chat.deleteRoom(bia, "geral")), Reason.NOT_CREATOR);
-  assert.equal(reasonOf(chat.deleteRoom(ana, "nenhuma")), Reason.ROOM_MISSING);
-  const joined = chat.join(bia, "geral");
+  await inGeral(chat, ana, bia);
+  assert.equal(reasonOf(await chat.deleteRoom(bia, "geral")), Reason.NOT_CREATOR);
+  assert.equal(reasonOf(await chat.deleteRoom(ana, "nenhuma")), Reason.ROOM_MISSING);
+  const joined = await chat.join(bia, "geral");
   assert(joined[0]);
   const waiting = chat.waitMessages(bia, "geral", joined[1].cursor, 10_000);
-  assert.deepEqual(chat.deleteRoom(ana, "geral"), [true, "Sala 'geral' excluída."]);
+  assert.deepEqual(await chat.deleteRoom(ana, "geral"), [true, "Sala 'geral' excluída."]);
   const woken = await waiting;
   assert(woken[0]);
   assert.deepEqual(texts(woken[1].mensagens), ["SERVER: Sala geral excluída por ana."]);
   assert.deepEqual(chat.listRooms(), [true, []]);
-  assert.equal(reasonOf(chat.leave(bia)), Reason.NOT_IN_ROOM);
+  assert.equal(reasonOf(await chat.leave(bia)), Reason.NOT_IN_ROOM);
   // Out of the room, bia may join another.
-  chat.createRoom("outra", null);
-  assert.equal(chat.join(bia, "outra")[0], true);
+  await chat.createRoom("outra", null);
+  assert.equal((await chat.join(bia, "outra"))[0], true);
 });
 
 Deno.test("send: to the room or to one member; private messages only to their two ends; checked text", async () => {
   using chatted = chatOn();
   const { chat } = chatted;
   const [ana, bia, caio] = ["ana", "bia", "caio"].map((name) => userOf(chat, name)) as [User, User, User];
-  inGeral(chat, ana, bia, caio);
-  const cursor = chat.join(caio, "geral")[1] as { cursor: number };
-  assert.deepEqual(chat.send(ana, "geral", "para todos", null), [true, "Mensagem enviada."]);
-  assert.deepEqual(chat.send(ana, "geral", "só para a bia", " bia "), [true, "Mensagem enviada."]);
-  assert.deepEqual(chat.send(caio, "geral", "oi", "todos"), [true, "Mensagem enviada."]);
-  assert.deepEqual(chat.send(caio, "geral", "de novo", ""), [true, "Mensagem enviada."]);
+  await inGeral(chat, ana, bia, caio);
+  const cursor = (await chat.join(caio, "geral"))[1] as { cursor: number };
+  assert.deepEqual(await chat.send(ana, "geral", "para todos", null), [true, "Mensagem enviada."]);
+  assert.deepEqual(await chat.send(ana, "geral", "só para a bia", " bia "), [true, "Mensagem enviada."]);
+  assert.deepEqual(await chat.send(caio, "geral", "oi", "todos"), [true, "Mensagem enviada."]);
+  assert.deepEqual(await chat.send(caio, "geral", "de novo", ""), [true, "Mensagem enviada."]);
   const after = ["ana: para todos", "ana -> bia: só para a bia", "caio: oi", "caio: de novo"];
   for (
     const [user, expected] of [[ana, after], [bia, after], [caio, [after[0], after[2], after[3]]]] as const
@@ -182,37 +182,37 @@ Deno.test("send: to the room or to one member; private messages only to their tw
     assert.equal(batch[1].cursor, batch[1].mensagens.at(-1)!.id);
   }
 
-  assert.deepEqual(chat.send(ana, "geral", "x", "ninguem"), [
+  assert.deepEqual(await chat.send(ana, "geral", "x", "ninguem"), [
     false,
     "O usuário 'ninguem' não está na sala 'geral'.",
     Reason.RECIPIENT_ABSENT,
   ]);
-  chat.createRoom("outra", null);
-  assert.equal(reasonOf(chat.send(ana, "outra", "x", null)), Reason.NOT_IN_ROOM);
-  assert.equal(reasonOf(chat.send(ana, "nenhuma", "x", null)), Reason.ROOM_MISSING);
-  assert.equal(reasonOf(chat.send(ana, "geral", "  \n ", null)), Reason.TEXT_EMPTY);
-  assert.equal(reasonOf(chat.send(ana, "geral", "x".repeat(2001), null)), Reason.TEXT_TOO_LONG);
-  assert.equal(reasonOf(chat.send(ana, "geral", "a\u009bb", null)), Reason.TEXT_INVALID);
-  assert.equal(reasonOf(chat.send(ana, "geral", "a\ud800b", null)), Reason.TEXT_INVALID);
-  assert.equal(chat.send(ana, "geral", "x".repeat(2000), null)[0], true);
-  assert.equal(chat.send(ana, "geral", "tab\te\nlinhas\r\n", null)[0], true);
+  await chat.createRoom("outra", null);
+  assert.equal(reasonOf(await chat.send(ana, "outra", "x", null)), Reason.NOT_IN_ROOM);
+  assert.equal(reasonOf(await chat.send(ana, "nenhuma", "x", null)), Reason.ROOM_MISSING);
+  assert.equal(reasonOf(await chat.send(ana, "geral", "  \n ", null)), Reason.TEXT_EMPTY);
+  assert.equal(reasonOf(await chat.send(ana, "geral", "x".repeat(2001), null)), Reason.TEXT_TOO_LONG);
+  assert.equal(reasonOf(await chat.send(ana, "geral", "a\u009bb", null)), Reason.TEXT_INVALID);
+  assert.equal(reasonOf(await chat.send(ana, "geral", "a\ud800b", null)), Reason.TEXT_INVALID);
+  assert.equal((await chat.send(ana, "geral", "x".repeat(2000), null))[0], true);
+  assert.equal((await chat.send(ana, "geral", "tab\te\nlinhas\r\n", null))[0], true);
 });
 
 Deno.test("a long wait returns the moment a message it may see arrives, not for one it may not", async () => {
   using chatted = chatOn();
   const { chat } = chatted;
   const [ana, bia, caio] = ["ana", "bia", "caio"].map((name) => userOf(chat, name)) as [User, User, User];
-  inGeral(chat, ana, bia, caio);
-  const joined = chat.join(caio, "geral");
+  await inGeral(chat, ana, bia, caio);
+  const joined = await chat.join(caio, "geral");
   assert(joined[0]);
   const started = performance.now();
   let settled = false;
   const waiting = chat.waitMessages(caio, "geral", joined[1].cursor, 10_000).finally(() => settled = true);
   // A private message between the others does not wake caio.
-  chat.send(ana, "geral", "segredo", "bia");
+  await chat.send(ana, "geral", "segredo", "bia");
   await new Promise((resolve) => setTimeout(resolve, 30));
   assert.equal(settled, false);
-  chat.send(bia, "geral", "para todos", null);
+  await chat.send(bia, "geral", "para todos", null);
   const batch = await waiting;
   assert(batch[0]);
   assert.deepEqual(texts(batch[1].mensagens), ["bia: para todos"]);
@@ -234,12 +234,14 @@ Deno.test("a long wait returns the moment a message it may see arrives, not for 
   assert(performance.now() - at < 100);
 });
 
-Deno.test("the rate limit: a burst of twice the rate passes, then `devagar`", () => {
+Deno.test("the rate limit: a burst of twice the rate passes, then `devagar`", async () => {
   using chatted = chatOn({ maxRate: 5 });
   const { chat } = chatted;
   const ana = userOf(chat, "ana");
-  inGeral(chat, ana);
-  const results = Array.from({ length: 12 }, (_, i) => chat.send(ana, "geral", `flood ${i}`, null));
+  await inGeral(chat, ana);
+  const results = await Promise.all(
+    Array.from({ length: 12 }, (_, i) => chat.send(ana, "geral", `flood ${i}`, null)),
+  );
   assert(results.slice(0, 10).every(([ok]) => ok));
   assert.deepEqual(results[10], [
     false,
@@ -253,9 +255,9 @@ Deno.test("the sweep (start's interval): silent sessions end with a notice, wait
   const { chat } = chatted;
   const ana = userOf(chat, "ana");
   const bia = userOf(chat, "bia");
-  inGeral(chat, ana, bia);
-  chat.createRoom("vazia", null);
-  const joined = chat.join(ana, "geral");
+  await inGeral(chat, ana, bia);
+  await chat.createRoom("vazia", null);
+  const joined = await chat.join(ana, "geral");
   assert(joined[0]);
   chat.start(10);
   // Ana waits (a sign of life) until bia's silent session ends.
@@ -275,20 +277,20 @@ Deno.test("the sweep (start's interval): silent sessions end with a notice, wait
   assert.equal(chat.register("bia", "token-bia2")[0], true);
 });
 
-Deno.test("rooms and messages outlive the service on the same database; ids go on growing", () => {
+Deno.test("rooms and messages outlive the service on the same database; ids go on growing", async () => {
   const path = Deno.makeTempFileSync({ prefix: "rpc-chat-core-", suffix: ".db" });
   try {
     let last: number;
     {
       using first = chatOn({}, path);
       const ana = userOf(first.chat, "ana");
-      inGeral(first.chat, ana);
-      first.chat.send(ana, "geral", "guardada", null);
+      await inGeral(first.chat, ana);
+      await first.chat.send(ana, "geral", "guardada", null);
       last = first.store.lastId();
     }
     using again = chatOn({}, path);
     assert.deepEqual(again.chat.listRooms(), [true, ["geral"]]);
-    const joined = again.chat.join(userOf(again.chat, "ana"), "geral");
+    const joined = await again.chat.join(userOf(again.chat, "ana"), "geral");
     assert(joined[0]);
     assert.deepEqual(texts(joined[1].mensagens), [
       "SERVER: ana entrou na sala.",
