@@ -59,6 +59,7 @@ export {
   type ChatMessage,
   EVERYONE,
   forCaller,
+  misleadingName,
   type Outcome,
   Reason,
   reasonOf,

@@ -29,6 +29,7 @@ import {
   type Log,
   type Logger,
   type MethodTable,
+  misleadingName,
   numberFlag,
   onTerminate,
   openLog,
@@ -133,6 +134,8 @@ const MAX_BATCH = 500;
 export const MAX_WAIT_MS = 25_000;
 const MAX_NAME = 32;
 const MAX_TEXT = 2000;
+/** How long after a start a user of before the stop may rejoin without a join notice (at least). */
+const RETURN_WINDOW_MS = 60_000;
 const SCHEMA_VERSION = 1;
 
 // ---------------------------------------------------------------------------
@@ -428,6 +431,9 @@ export class ChatService {
   readonly #log: Logger;
   #lastId: number;
   #sweeper: ReturnType<typeof setInterval> | undefined;
+  /** Who was in each room when the server last stopped, as the notices tell: they come back quietly. */
+  readonly #present = new Map<string, Set<string>>();
+  readonly #startedAt = Date.now();
   #stopped = false;
 
   /** The chat over a store, with the rooms and recent messages the store holds. */
@@ -448,6 +454,7 @@ export class ChatService {
         lastActivity: now,
         waiters: new Set(),
       });
+      this.#present.set(room.name, presentAtStop(room.recent));
     }
   }
 
@@ -465,6 +472,12 @@ export class ChatService {
     const name = checked[1];
     if (RESERVED_NAMES.has(name.toLowerCase())) {
       return refuse(Reason.NAME_RESERVED, `O nome '${name}' é reservado.`);
+    }
+    if (misleadingName(name)) {
+      return refuse(
+        Reason.NAME_INVALID,
+        "Nome de usuário inválido: não use ':', '<', '>', colchetes nem setas.",
+      );
     }
     if (this.#users.has(name)) {
       return refuse(Reason.NAME_TAKEN, `O nome '${name}' já está em uso. Escolha outro.`);
@@ -599,7 +612,10 @@ export class ChatService {
       room.members.add(user.name);
       this.#log.info(`${user.name} entrou na sala ${room.name}`);
       // Stored before the answer, so the cursor it gives covers the notice.
-      await Promise.all([left, this.#post(room, SERVER, EVERYONE, `${user.name} entrou na sala.`)]);
+      const notice = this.#returns(room.name, user.name)
+        ? undefined
+        : this.#post(room, SERVER, EVERYONE, `${user.name} entrou na sala.`);
+      await Promise.all([left, notice]);
     }
     return [true, {
       usuarios: [...room.members].sort((a, b) => a.localeCompare(b)),
@@ -645,6 +661,34 @@ export class ChatService {
     await this.#post(room, user.name, to, text);
     if (to === EVERYONE) this.#log.info(`Mensagem de ${user.name} na sala ${room.name}`);
     else this.#log.info(`Mensagem privada de ${user.name} para ${to} na sala ${room.name}`);
+    return [true, "Mensagem enviada."];
+  }
+
+  /**
+   * A private message to anyone online (our extension; `send` keeps the
+   * original rule, a member of the sender's room): stored in the recipient's
+   * room and, when it is another, in the sender's, so each sees it where they
+   * are. Durable once it answers.
+   */
+  async sendPrivate(user: User, rawRecipient: string, rawText: string): Promise<Outcome<string>> {
+    const to = this.#users.get(rawRecipient.trim());
+    if (!to) return refuse(Reason.RECIPIENT_ABSENT, `O usuário '${rawRecipient.trim()}' não está online.`);
+    if (to.room === undefined) {
+      return refuse(Reason.RECIPIENT_ABSENT, `O usuário '${to.name}' não está em nenhuma sala.`);
+    }
+    const checked = checkText(rawText);
+    if (!checked[0]) return checked;
+    if (!this.#takeToken(user)) {
+      return refuse(
+        Reason.RATE_LIMITED,
+        `Devagar: no máximo ${this.#options.maxRate} mensagens por segundo.`,
+      );
+    }
+    const rooms = new Set([to.room, user.room].filter((name) => name !== undefined));
+    await Promise.all(
+      [...rooms].map((name) => this.#post(this.#rooms.get(name)!, user.name, to.name, checked[1])),
+    );
+    this.#log.info(`Mensagem privada de ${user.name} para ${to.name} (${[...rooms].join(", ")})`);
     return [true, "Mensagem enviada."];
   }
 
@@ -735,6 +779,16 @@ export class ChatService {
     return room;
   }
 
+  /**
+   * Whether a user comes back, soon after a start, to the room they were in
+   * when the server stopped: their client rejoining after a restart, which
+   * needs no new join notice (they never left). Once per user and room.
+   */
+  #returns(room: string, user: string): boolean {
+    if (!this.#present.get(room)?.delete(user)) return false;
+    return Date.now() - this.#startedAt < Math.max(this.#options.sessionTtlMs, RETURN_WINDOW_MS);
+  }
+
   /** Out of the user's room, with the usual notice. */
   #leave(user: User): Promise<void> {
     const room = this.#rooms.get(user.room!)!;
@@ -814,6 +868,19 @@ export class ChatService {
     user.tokens -= 1;
     return true;
   }
+}
+
+/** The users in a room when its history ends, as its join and leave notices tell. */
+function presentAtStop(messages: readonly Message[]): Set<string> {
+  const present = new Set<string>();
+  for (const message of messages) {
+    if (message.origem !== SERVER) continue;
+    const joined = /^(.+) entrou na sala\.$/.exec(message.conteudo)?.[1];
+    const left = /^(.+) saiu da sala\.$/.exec(message.conteudo)?.[1];
+    if (joined !== undefined) present.add(joined);
+    else if (left !== undefined) present.delete(left);
+  }
+  return present;
 }
 
 /** Index of the first message with an id above `cursor` (ids are sorted). */
@@ -957,6 +1024,12 @@ export function chatMethods(chat: ChatService): MethodTable {
       "Exclui uma sala (só quem a criou); os membros são avisados e saem: [true, msg] ou [false, msg].",
       [["usuario", "string"], ["sala", "string"]],
       (call, usuario, sala) => asUser(call, usuario, (user) => chat.deleteRoom(user, sala)),
+    ),
+    enviar_privada: rpc(
+      "Mensagem privada a qualquer usuário online, esteja em que sala estiver: [true, msg] ou [false, msg].",
+      [["usuario", "string"], ["destinatario", "string"], ["texto", "string"]],
+      (call, usuario, destinatario, texto) =>
+        asUser(call, usuario, (user) => chat.sendPrivate(user, destinatario, texto)),
     ),
   };
 }

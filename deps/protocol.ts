@@ -103,3 +103,23 @@ export interface ChatMessage {
   /** When the server stored it. */
   timestamp: Date;
 }
+
+/**
+ * Characters that would let a user name pass for part of a chat line's
+ * format: `:` ends a name in `origem: texto`, `>` makes the arrow of
+ * `origem -> destino`, brackets frame times and tags; and the characters
+ * that look like them (fullwidth forms fold to these under NFKC; the rest
+ * are listed: modifier letters, ratio, arrows, angle quotes and brackets).
+ */
+const MISLEADING =
+  /[:<>\[\]\u00ab\u00bb\u02c2-\u02c5\u02d0\u02d1\u02f8\u0589\u05c3\u0703\u0704\u1433\u1438\u16ec\u1804\u1808\u2039\u203a\u2045\u2046\u205a\u2190-\u21ff\u2236\u226a\u226b\u22d8\u22d9\u2329\u232a\u2768-\u2775\u2794-\u27bf\u27e6-\u27ef\u27f0-\u27ff\u2900-\u297f\u2b00-\u2bff\u3008-\u3011\u3014-\u301b\ua4fd\ua789\ufe47\ufe48\uffe9-\uffec\u{1f800}-\u{1f8ff}]/u;
+
+/**
+ * Whether a user name holds something that could make a line look like
+ * another kind of line (`carlos -> bia` posting what looks like a private
+ * message to bia). The server refuses such names ({@linkcode Reason.NAME_INVALID});
+ * the client quotes them when an original server let one through.
+ */
+export function misleadingName(name: string): boolean {
+  return MISLEADING.test(name.normalize("NFKC"));
+}
