@@ -31,6 +31,7 @@ import {
   endpointUrl,
   EVERYONE,
   Fault,
+  misleadingName,
   numberFlag,
   onTerminate,
   parseFlags,
@@ -65,14 +66,18 @@ interface Joined {
 
 /** What the session shows; the terminal UI implements it. */
 export interface ChatView {
-  /** A chat message, from the server or our own. */
-  message(message: ChatMessage): void;
+  /** A chat message, from the server or our own; `history` when it is from before joining. */
+  message(message: ChatMessage, history?: boolean): void;
   /** A line from the client itself: what happened, what went wrong. */
   notice(text: string, kind?: NoticeKind): void;
-  /** Clears the screen (on a terminal only). */
-  clear(): void;
   /** The session is now in this room (null: in none). */
   roomChanged(room: string | null): void;
+  /** The server cannot be reached (false) until it can again (true). */
+  connection?(online: boolean): void;
+  /** A message waits for the server's rate limit (true) until it went out (false). */
+  throttled?(waiting: boolean): void;
+  /** Shows the help (`/ajuda`); without it, the commands as a notice. */
+  help?(): void;
 }
 
 /** How a notice is shown: `error` in red, `warn` in yellow, `info` in cyan. */
@@ -106,21 +111,35 @@ Opções:
   --lang pt|en         idioma (padrão: pt; en com um locale inglês)
   --retry S            segundos entre tentativas de alcançar binder e servidor (padrão: 2)
   --attempts N         tentativas ao iniciar antes de desistir (padrão: 10; 0 = sem limite)
+  --no-bell            não toca o sino do terminal (privadas e menções só ficam destacadas)
   -h, --help           mostra esta ajuda
 
 Comandos: /criar /entrar /sair /salas /usuarios /msg /excluir /ajuda /fim (veja /ajuda)`,
   help: `Comandos:
   /criar SALA          cria uma sala
-  /entrar SALA         entra na sala (saindo da atual)
+  /entrar SALA         entra na sala (saindo da atual); cria a sala se ela não existir
   /sair                sai da sala atual
   /salas               lista as salas
   /usuarios [SALA]     lista quem está na sala
-  /msg NOME TEXTO      mensagem privada para NOME, na sala atual
+  /msg NOME TEXTO      mensagem privada para NOME, em qualquer sala ("nome com espaço" entre aspas)
   /excluir SALA        exclui uma sala que você criou
   /ajuda               mostra esta ajuda
   /fim                 sai do chat
 Qualquer outra linha vai para a sala atual (comece com // para enviar uma linha que começa com /).
 Também em inglês: /create /join /leave /rooms /users /msg /delete /help /quit`,
+  keys: `Teclas:
+  Tab                  completa nomes, comandos e salas; Tab de novo: a próxima opção
+  ↑ ↓                  linhas já enviadas; Ctrl-R busca nelas (de novo: mais antiga; Esc cancela)
+  ← →  Home End        move o cursor; Ctrl-← → ou Alt-b Alt-f: palavra a palavra
+  Ctrl-W  Alt-d        apaga a palavra antes / depois do cursor; Ctrl-U Ctrl-K: até o início / fim
+  Ctrl-Y               devolve o que foi apagado
+  Ctrl-L               redesenha a conversa
+  Ctrl-C               limpa a linha; numa linha vazia pede confirmação, e um segundo Ctrl-C sai
+  Ctrl-D               numa linha vazia, sai
+Colar várias linhas envia uma só mensagem (acima de 5 linhas o cliente pergunta antes).
+Linhas à espera (sem conexão, ou no limite de mensagens do servidor) aparecem acima da linha de
+digitação e saem em ordem, nenhuma se perde. Privadas e menções ao seu nome ficam destacadas e tocam
+o sino (--no-bell silencia). A conversa anterior fica na rolagem do próprio terminal.`,
   badLang: (value: string) => `--lang deve ser pt ou en, não '${value}'`,
   badBinder: (message: string) => `--binder: ${message}`,
   looking: (binder: string) => `Procurando o ChatService no binder ${binder}...`,
@@ -139,6 +158,18 @@ Também em inglês: /create /join /leave /rooms /users /msg /delete /help /quit`
   askName: "Escolha seu nome de usuário:",
   namePrompt: "nome: ",
   nameFirst: "Escolha um nome antes (ou /fim para sair).",
+  notInRoomKept:
+    "Você não está em nenhuma sala: a linha continua aí. Entre numa com /entrar SALA e tecle Enter de novo.",
+  offline: "sem conexão",
+  pendingTag: "pendente",
+  waitingTag: "aguardando",
+  privateTag: "privada",
+  confirmQuit: "Ctrl-C de novo para sair (qualquer outra tecla continua aqui).",
+  pasteQuestion: (lines: number) =>
+    `Colar ${lines} linhas? Enter: uma mensagem, l: linha a linha, Esc: cancela`,
+  searchPrompt: (query: string, found: boolean) => `(busca${found ? "" : " sem resultado"} '${query}'): `,
+  locale: "pt-BR",
+  commands: ["/criar", "/entrar", "/sair", "/salas", "/usuarios", "/msg", "/excluir", "/ajuda", "/fim"],
   welcome: (name: string) => `Olá, ${name}! Digite /ajuda para ver os comandos.`,
   connectionLost: (reason: string) =>
     `Conexão com o servidor perdida (${reason}). Procurando o ChatService de novo...`,
@@ -188,21 +219,35 @@ Options:
   --lang pt|en         language (default: pt; en with an English locale)
   --retry S            seconds between attempts to reach binder and server (default: 2)
   --attempts N         attempts on start before giving up (default: 10; 0 = no limit)
+  --no-bell            never rings the terminal bell (private messages and mentions stay highlighted)
   -h, --help           shows this help
 
 Commands: /create /join /leave /rooms /users /msg /delete /help /quit (see /help)`,
   help: `Commands:
   /create ROOM         creates a room
-  /join ROOM           joins the room (leaving the current one)
+  /join ROOM           joins the room (leaving the current one); creates it if it does not exist
   /leave               leaves the current room
   /rooms               lists the rooms
   /users [ROOM]        lists who is in the room
-  /msg NAME TEXT       private message to NAME, in the current room
+  /msg NAME TEXT       private message to NAME, in any room ("a name with spaces" in quotes)
   /delete ROOM         deletes a room you created
   /help                shows this help
   /quit                leaves the chat
 Any other line goes to the current room (start it with // to send a line that begins with /).
 Also in Portuguese: /criar /entrar /sair /salas /usuarios /msg /excluir /ajuda /fim`,
+  keys: `Keys:
+  Tab                  completes names, commands and rooms; Tab again: the next option
+  ↑ ↓                  lines sent before; Ctrl-R searches them (again: older; Esc cancels)
+  ← →  Home End        move the cursor; Ctrl-← → or Alt-b Alt-f: word by word
+  Ctrl-W  Alt-d        delete the word before / after the cursor; Ctrl-U Ctrl-K: to the start / end
+  Ctrl-Y               puts back what was deleted
+  Ctrl-L               redraws the conversation
+  Ctrl-C               clears the line; on an empty line asks first, and a second Ctrl-C leaves
+  Ctrl-D               on an empty line, leaves
+Pasting several lines sends one message (above 5 lines the client asks first).
+Lines waiting (offline, or at the server's message limit) show above the input line and go out in
+order; none is lost. Private messages and mentions of your name stand out and ring the bell
+(--no-bell silences it). The earlier conversation stays in the terminal's own scrollback.`,
   badLang: (value) => `--lang must be pt or en, not '${value}'`,
   badBinder: (message) => `--binder: ${message}`,
   looking: (binder) => `Looking for ChatService at the binder ${binder}...`,
@@ -218,6 +263,17 @@ Also in Portuguese: /criar /entrar /sair /salas /usuarios /msg /excluir /ajuda /
   askName: "Choose your user name:",
   namePrompt: "name: ",
   nameFirst: "Choose a name first (or /quit to leave).",
+  notInRoomKept:
+    "You are not in a room: the line is still there. Join one with /join ROOM and press Enter again.",
+  offline: "offline",
+  pendingTag: "pending",
+  waitingTag: "waiting",
+  privateTag: "private",
+  confirmQuit: "Ctrl-C again to leave (any other key stays here).",
+  pasteQuestion: (lines) => `Paste ${lines} lines? Enter: one message, l: line by line, Esc: cancel`,
+  searchPrompt: (query, found) => `(${found ? "" : "failing "}search '${query}'): `,
+  locale: "en-US",
+  commands: ["/create", "/join", "/leave", "/rooms", "/users", "/msg", "/delete", "/help", "/quit"],
   welcome: (name) => `Hello, ${name}! Type /help to see the commands.`,
   connectionLost: (reason) =>
     `Lost the connection to the server (${reason}). Looking for ChatService again...`,
@@ -406,14 +462,55 @@ function nameColour(name: string): number {
  */
 export function formatMessage(message: ChatMessage, colour = false): string {
   const time = `[${clockOf(message.timestamp)}]`;
-  const from = sanitize(message.origem);
+  const from = displayName(message.origem);
   const text = sanitize(message.conteudo);
   if (isPrivate(message)) {
-    const line = `${time} ${from} -> ${sanitize(message.destino)}: ${text}`;
+    const line = `${time} ${from} -> ${displayName(message.destino)}: ${text}`;
     return paint(colour, "magenta", paint(colour, "bold", line));
   }
   if (from === SERVER) return paint(colour, "dim", `${time} ${from}: ${text}`);
   return `${paint(colour, "dim", time)} ${paint(colour, nameColour(from), from)}: ${text}`;
+}
+
+/**
+ * A name as lines show it, made safe: in quotes when it could pass for part
+ * of a line's format (an original server lets `carlos -> bia` register), or
+ * holds quotes or spaces at its ends.
+ */
+export function displayName(name: string): string {
+  const safe = sanitize(name);
+  if (safe && safe === safe.trim() && !safe.includes('"') && !misleadingName(safe)) return safe;
+  return `"${safe.replaceAll("\\", "\\\\").replaceAll('"', '\\"')}"`;
+}
+
+/** The longest message the server takes, in UTF-16 units. */
+const MAX_TEXT = 2000;
+
+/**
+ * A message in parts the server takes (at most `max` UTF-16 units each):
+ * cut at line breaks where it can, a line too long on its own at `max`
+ * (never inside a character). Parts of nothing but spaces are dropped.
+ */
+export function splitMessage(text: string, max = MAX_TEXT): string[] {
+  if (text.length <= max) return [text];
+  const parts: string[] = [];
+  let current: string | undefined;
+  for (let line of text.split("\n")) {
+    while (line.length > max) {
+      const cut = /[\ud800-\udbff]/.test(line[max - 1]!) ? max - 1 : max;
+      if (current !== undefined) parts.push(current);
+      current = undefined;
+      parts.push(line.slice(0, cut));
+      line = line.slice(cut);
+    }
+    if (current !== undefined && current.length + 1 + line.length > max) {
+      parts.push(current);
+      current = undefined;
+    }
+    current = current === undefined ? line : `${current}\n${line}`;
+  }
+  if (current !== undefined) parts.push(current);
+  return parts.filter((part) => part.trim());
 }
 
 /** A private message we showed ourselves, whatever time the server stamps on its copy. */
@@ -476,6 +573,763 @@ function sleep(ms: number, signal?: AbortSignal): Promise<void> {
 }
 
 // ---------------------------------------------------------------------------
+// The terminal's pure pieces: keys, the line editor, completion, layout
+// ---------------------------------------------------------------------------
+
+/** Columns a character takes on a terminal (East Asian wide and emoji take two). */
+function charWidth(char: string): number {
+  const cp = char.codePointAt(0)!;
+  if ((cp >= 0x300 && cp <= 0x36f) || (cp >= 0x200b && cp <= 0x200f) || cp === 0xfe0f) return 0;
+  if (
+    (cp >= 0x1100 && cp <= 0x115f) || (cp >= 0x2e80 && cp <= 0xa4cf) || (cp >= 0xac00 && cp <= 0xd7a3) ||
+    (cp >= 0xf900 && cp <= 0xfaff) || (cp >= 0xfe30 && cp <= 0xfe4f) || (cp >= 0xff00 && cp <= 0xff60) ||
+    (cp >= 0xffe0 && cp <= 0xffe6) || (cp >= 0x1f300 && cp <= 0x1faff) || (cp >= 0x20000 && cp <= 0x3fffd)
+  ) return 2;
+  return 1;
+}
+
+/** Columns a text takes on a terminal (no escape sequences in it). */
+export function textWidth(text: string | readonly string[]): number {
+  let width = 0;
+  for (const char of text) width += charWidth(char);
+  return width;
+}
+
+/** A text cut to at most `width` columns, ending in `…` when cut. */
+export function truncate(text: string, width: number): string {
+  if (textWidth(text) <= width) return text;
+  let out = "";
+  let used = 0;
+  for (const char of text) {
+    if (used + charWidth(char) > width - 1) break;
+    out += char;
+    used += charWidth(char);
+  }
+  return width > 0 ? `${out}…` : "";
+}
+
+/**
+ * A key read from the terminal: `name` is `char` (a character typed, in
+ * `text`), `paste` (a bracketed paste, in `text`), or a key's name: `enter`,
+ * `tab`, `shift-tab`, `backspace`, `delete`, `escape`, `left`, `right`, `up`,
+ * `down`, `home`, `end`, `pageup`, `pagedown`, `ctrl-left`, `ctrl-right`,
+ * `ctrl-delete`, `ctrl-a` to `ctrl-z`, `alt-b` (Alt and a character),
+ * `alt-backspace`, `focus-in`, `focus-out`, `unknown`.
+ */
+export interface Key {
+  /** What was pressed. */
+  name: string;
+  /** The character typed, or the text pasted. */
+  text?: string;
+}
+
+const PASTE_START = "\x1b[200~";
+const PASTE_END = "\x1b[201~";
+// deno-lint-ignore no-control-regex -- the escape sequences a terminal sends for keys
+const KEY_SEQUENCE = /^\x1b(?:\[([0-9;]*)([~A-Za-z])|O([A-Za-z]))/;
+// deno-lint-ignore no-control-regex -- the start of one, split across reads
+const PARTIAL_SEQUENCE = /^\x1b(?:\[[0-9;]*|O)?$/;
+const ARROWS: Record<string, string> = { A: "up", B: "down", C: "right", D: "left", H: "home", F: "end" };
+const TILDE_KEYS: Record<string, string> = {
+  "1": "home",
+  "7": "home",
+  "4": "end",
+  "8": "end",
+  "3": "delete",
+  "5": "pageup",
+  "6": "pagedown",
+  "2": "insert",
+};
+
+/** A character typed alone: Enter, Tab, Backspace, Ctrl and a letter, or text. */
+function plainKey(char: string): Key {
+  if (char === "\r" || char === "\n") return { name: "enter" };
+  if (char === "\t") return { name: "tab" };
+  if (char === "\x7f" || char === "\b") return { name: "backspace" };
+  const code = char.codePointAt(0)!;
+  if (code >= 1 && code <= 26) return { name: `ctrl-${String.fromCharCode(code + 96)}` };
+  if (code < 32) return { name: "unknown" };
+  return { name: "char", text: char };
+}
+
+/** Escape and then a character: Alt and that key. */
+function altKey(char: string): Key {
+  if (char === "\x7f" || char === "\b") return { name: "alt-backspace" };
+  if (char === "\r") return { name: "alt-enter" };
+  return { name: `alt-${char.toLowerCase()}` };
+}
+
+/** `ESC [ params final` or `ESC O final`. */
+function sequenceKey(params: string, final: string, ss3: boolean): Key {
+  const modifier = Number(params.split(";")[1] ?? 1);
+  if (final === "~") {
+    const name = TILDE_KEYS[params.split(";")[0]!] ?? "unknown";
+    return { name: name === "delete" && modifier >= 5 ? "ctrl-delete" : name };
+  }
+  if (!ss3 && final === "I") return { name: "focus-in" };
+  if (!ss3 && final === "O") return { name: "focus-out" };
+  if (final === "Z") return { name: "shift-tab" };
+  // rxvt: ESC O c / ESC O d are Ctrl-→ / Ctrl-←.
+  if (ss3 && (final === "c" || final === "d")) return { name: final === "c" ? "ctrl-right" : "ctrl-left" };
+  const name = ARROWS[final];
+  if (!name) return { name: "unknown" };
+  // xterm: ESC [ 1 ; 5 C is Ctrl-→, ; 3 is Alt: both move by words.
+  if ((name === "left" || name === "right") && (modifier === 3 || modifier === 5)) {
+    return { name: `ctrl-${name}` };
+  }
+  return { name };
+}
+
+/**
+ * Turns what a terminal in raw mode sends into {@linkcode Key}s: characters,
+ * escape sequences (arrows, Ctrl and Alt combinations, focus changes), and a
+ * bracketed paste as one key however many reads it spans. A sequence cut by
+ * the end of a read waits for the next; a lone Escape waits for
+ * {@linkcode KeyDecoder.flush}.
+ */
+export class KeyDecoder {
+  #pending = "";
+  #paste: string | undefined;
+
+  /** The keys in what was read. */
+  feed(input: string): Key[] {
+    const text = this.#pending + input;
+    this.#pending = "";
+    const keys: Key[] = [];
+    let i = 0;
+    while (i < text.length) {
+      if (this.#paste !== undefined) {
+        const end = text.indexOf(PASTE_END, i);
+        if (end < 0) {
+          // Keep what could be the start of the end marker for the next read.
+          let keep = Math.min(PASTE_END.length - 1, text.length - i);
+          while (keep > 0 && !PASTE_END.startsWith(text.slice(text.length - keep))) keep--;
+          this.#paste += text.slice(i, text.length - keep);
+          this.#pending = text.slice(text.length - keep);
+          return keys;
+        }
+        keys.push({ name: "paste", text: this.#paste + text.slice(i, end) });
+        this.#paste = undefined;
+        i = end + PASTE_END.length;
+        continue;
+      }
+      const char = String.fromCodePoint(text.codePointAt(i)!);
+      if (char !== "\x1b") {
+        i += char.length;
+        if (char === "\r" && text[i] === "\n") i++;
+        keys.push(plainKey(char));
+        continue;
+      }
+      const rest = text.slice(i);
+      if (rest.startsWith(PASTE_START)) {
+        this.#paste = "";
+        i += PASTE_START.length;
+        continue;
+      }
+      const sequence = KEY_SEQUENCE.exec(rest);
+      if (sequence) {
+        keys.push(
+          sequenceKey(sequence[1] ?? "", sequence[2] ?? sequence[3] ?? "", sequence[3] !== undefined),
+        );
+        i += sequence[0].length;
+        continue;
+      }
+      if (PARTIAL_SEQUENCE.test(rest) || PASTE_START.startsWith(rest)) {
+        this.#pending = rest;
+        return keys;
+      }
+      const next = String.fromCodePoint(rest.codePointAt(1)!);
+      if (next === "\x1b") {
+        keys.push({ name: "escape" });
+        i += 1;
+      } else {
+        keys.push(altKey(next));
+        i += 1 + next.length;
+      }
+    }
+    return keys;
+  }
+
+  /** Whether the start of a sequence waits for more (after a pause, {@linkcode KeyDecoder.flush}). */
+  get waiting(): boolean {
+    return this.#pending !== "" && this.#paste === undefined;
+  }
+
+  /** No more came: what waited was an Escape (or Alt and a key). */
+  flush(): Key[] {
+    const pending = this.#pending;
+    this.#pending = "";
+    if (!pending || this.#paste !== undefined) return [];
+    if (pending === "\x1b") return [{ name: "escape" }];
+    return [altKey(pending[1]!), ...this.feed(pending.slice(2))];
+  }
+}
+
+/** How many lines a paste may have before the client asks what to do with it. */
+export const PASTE_ASK_LINES = 5;
+
+/** A paste made fit for the input line: line breaks as `\n`, tabs as spaces, no control characters. */
+export function cleanPaste(raw: string): string {
+  return raw.replace(ESCAPES, "").replace(/\r\n?/g, "\n").replaceAll("\t", "    ")
+    .replace(UNSAFE, (char) => char === "\n" ? char : "").replace(/^\n+|\n+$/g, "");
+}
+
+/** What Tab completes: the word from `start` to `end` (in characters) and what may replace it. */
+export interface Completion {
+  /** `command`, `room` or `name`: what the word is. */
+  kind: "command" | "room" | "name";
+  /** Where the word starts. */
+  start: number;
+  /** Where it ends (the cursor). */
+  end: number;
+  /** The replacements, in order. */
+  options: string[];
+}
+
+/** What Tab completes from: commands (the user's language first), people, rooms. */
+export interface CompletionSources {
+  /** Command words. */
+  commands: readonly string[];
+  /** People: the room's members, and whoever wrote privately. */
+  names: readonly string[];
+  /** Rooms. */
+  rooms: readonly string[];
+}
+
+/** The commands whose argument is a room. */
+const ROOM_COMMANDS: ReadonlySet<CommandName> = new Set(["join", "delete", "users"]);
+
+/** A name as it is typed: in quotes when it holds spaces. */
+export function quoteName(name: string): string {
+  return /\s/.test(name) ? `"${name}"` : name;
+}
+
+function startsWithFolded(text: string, prefix: string): boolean {
+  return text.toLocaleLowerCase().startsWith(prefix.toLocaleLowerCase());
+}
+
+function byName(a: string, b: string): number {
+  return a.localeCompare(b, undefined, { sensitivity: "base" });
+}
+
+/**
+ * What Tab completes at `cursor` (in characters) of `line`: the first word,
+ * a command; the argument of `/entrar` (and `/excluir`, `/usuarios`), a room;
+ * any other word, a name (in quotes when it holds spaces; a word that starts
+ * with `"` matches names with spaces), followed by `: ` at the start of a line.
+ */
+export function complete(line: string, cursor: number, sources: CompletionSources): Completion | undefined {
+  const before = [...line].slice(0, cursor).join("");
+  if (/^\/\S*$/.test(before)) {
+    const options = [...new Set(sources.commands.filter((word) => startsWithFolded(word, before)))];
+    return { kind: "command", start: 0, end: cursor, options: options.map((word) => `${word} `) };
+  }
+  const command = /^(\/\S+)\s+/.exec(before);
+  if (command && ROOM_COMMANDS.has(COMMANDS[command[1]!.toLowerCase()]!)) {
+    const prefix = before.slice(command[0].length);
+    const options = sources.rooms.filter((room) => startsWithFolded(room, prefix)).sort(byName);
+    return { kind: "room", start: [...command[0]].length, end: cursor, options };
+  }
+  const quoted = (before.match(/"/g) ?? []).length % 2 === 1;
+  const word = quoted ? before.slice(before.lastIndexOf('"')) : /\S*$/.exec(before)![0];
+  const start = cursor - [...word].length;
+  const prefix = quoted ? word.slice(1) : word;
+  const suffix = before.slice(0, before.length - word.length).trim() === "" ? ": " : " ";
+  const options = [...new Set(sources.names)].filter((name) => startsWithFolded(name, prefix)).sort(byName);
+  return { kind: "name", start, end: cursor, options: options.map((name) => `${quoteName(name)}${suffix}`) };
+}
+
+/** What a key asks of the screen besides editing: see {@linkcode LineEditor.key}. */
+export type EditorAction = "none" | "submit" | "eof" | "confirm-quit" | "quit" | "redraw" | "ask-paste";
+
+/** Letters, digits and marks: what Alt-b, Alt-f and Alt-d take as a word. */
+const WORD_CHAR = /[\p{L}\p{N}\p{M}_]/u;
+const HISTORY_KEPT = 500;
+
+/**
+ * The input line, without a terminal: the text and cursor, the history and
+ * its reverse search (Ctrl-R), completion (Tab, cycling), word motions, what
+ * was deleted (Ctrl-Y puts it back), pastes, and Ctrl-C's two steps. The
+ * screen feeds it {@linkcode Key}s and draws {@linkcode LineEditor.chars}.
+ */
+export class LineEditor {
+  #chars: string[] = [];
+  #cursor = 0;
+  readonly #history: string[] = [];
+  #historyIndex = 0;
+  #draft: string[] = [];
+  #search: { query: string; match: number; saved: string[]; savedCursor: number } | undefined;
+  #cycle: { start: number; options: string[]; index: number } | undefined;
+  #killed = "";
+  #quitArmed = false;
+  /** The paste waiting for an answer, after `ask-paste`. */
+  pasted = "";
+
+  /** The line as typed. */
+  get line(): string {
+    return this.#chars.join("");
+  }
+
+  /** Its characters (code points). */
+  get chars(): readonly string[] {
+    return this.#chars;
+  }
+
+  /** Where the cursor is, in characters. */
+  get cursor(): number {
+    return this.#cursor;
+  }
+
+  /** The reverse search under way: what is sought, and whether a line has it. */
+  get search(): { query: string; found: boolean } | undefined {
+    const search = this.#search;
+    return search && { query: search.query, found: search.query === "" || search.match >= 0 };
+  }
+
+  /** Replaces the line; the cursor goes to its end. */
+  set(text: string): void {
+    this.#chars = [...text];
+    this.#cursor = this.#chars.length;
+  }
+
+  /** Inserts text at the cursor. */
+  insert(text: string): void {
+    const chars = [...text];
+    this.#chars.splice(this.#cursor, 0, ...chars);
+    this.#cursor += chars.length;
+  }
+
+  /** The line was sent: it goes into the history, and the line is empty again. */
+  accept(): void {
+    const line = this.line;
+    if (line.trim() && this.#history.at(-1) !== line) this.#history.push(line);
+    if (this.#history.length > HISTORY_KEPT) this.#history.shift();
+    this.#historyIndex = this.#history.length;
+    this.#draft = [];
+    this.set("");
+  }
+
+  /**
+   * Handles one key. Editing keys answer `none`; `submit` (Enter: send
+   * {@linkcode LineEditor.line}), `eof` (Ctrl-D on an empty line), `confirm-quit`
+   * (a first Ctrl-C on an empty line), `quit` (the second, right after),
+   * `redraw` (Ctrl-L) and `ask-paste` (a paste of more than
+   * {@linkcode PASTE_ASK_LINES} lines, in {@linkcode LineEditor.pasted}) are
+   * for the screen to act on.
+   */
+  key(key: Key, complete?: (line: string, cursor: number) => Completion | undefined): EditorAction {
+    const armed = this.#quitArmed;
+    this.#quitArmed = false;
+    if (key.name !== "tab" && key.name !== "shift-tab") this.#cycle = undefined;
+    if (this.#search) {
+      const action = this.#searchKey(key);
+      if (action !== undefined) return action;
+    }
+    const chars = this.#chars;
+    switch (key.name) {
+      case "char":
+        if (!UNSAFE_CHAR.test(key.text!)) this.insert(key.text!);
+        break;
+      case "paste":
+        return this.#paste(key.text ?? "");
+      case "enter":
+        return "submit";
+      case "tab":
+      case "shift-tab":
+        this.#complete(key.name === "tab" ? 1 : -1, complete);
+        break;
+      case "backspace":
+      case "ctrl-h":
+        if (this.#cursor > 0) chars.splice(--this.#cursor, 1);
+        break;
+      case "ctrl-d":
+        if (chars.length === 0) return "eof";
+        chars.splice(this.#cursor, 1);
+        break;
+      case "delete":
+        chars.splice(this.#cursor, 1);
+        break;
+      case "left":
+      case "ctrl-b":
+        this.#cursor = Math.max(0, this.#cursor - 1);
+        break;
+      case "right":
+      case "ctrl-f":
+        this.#cursor = Math.min(chars.length, this.#cursor + 1);
+        break;
+      case "home":
+      case "ctrl-a":
+        this.#cursor = 0;
+        break;
+      case "end":
+      case "ctrl-e":
+        this.#cursor = chars.length;
+        break;
+      case "ctrl-left":
+      case "alt-b":
+        this.#cursor = this.#wordStart();
+        break;
+      case "ctrl-right":
+      case "alt-f":
+        this.#cursor = this.#wordEnd();
+        break;
+      case "alt-d":
+      case "ctrl-delete":
+        this.#kill(this.#cursor, this.#wordEnd());
+        break;
+      case "alt-backspace":
+        this.#kill(this.#wordStart(), this.#cursor);
+        break;
+      case "ctrl-w": {
+        let start = this.#cursor;
+        while (start > 0 && /\s/.test(chars[start - 1]!)) start--;
+        while (start > 0 && !/\s/.test(chars[start - 1]!)) start--;
+        this.#kill(start, this.#cursor);
+        break;
+      }
+      case "ctrl-u":
+        this.#kill(0, this.#cursor);
+        break;
+      case "ctrl-k":
+        this.#kill(this.#cursor, chars.length);
+        break;
+      case "ctrl-y":
+        this.insert(this.#killed);
+        break;
+      case "up":
+      case "ctrl-p":
+        this.#recall(-1);
+        break;
+      case "down":
+      case "ctrl-n":
+        this.#recall(1);
+        break;
+      case "ctrl-r":
+        this.#search = { query: "", match: -1, saved: [...chars], savedCursor: this.#cursor };
+        break;
+      case "ctrl-l":
+        return "redraw";
+      case "ctrl-c":
+        if (chars.length > 0) {
+          this.#kill(0, chars.length);
+          return "none";
+        }
+        if (armed) return "quit";
+        this.#quitArmed = true;
+        return "confirm-quit";
+    }
+    return "none";
+  }
+
+  /** A key during the reverse search; undefined when the search ends and the key edits the line found. */
+  #searchKey(key: Key): EditorAction | undefined {
+    const search = this.#search!;
+    switch (key.name) {
+      case "char":
+        search.query += key.text;
+        this.#find(search.match >= 0 ? search.match : this.#history.length - 1);
+        return "none";
+      case "backspace":
+      case "ctrl-h":
+        search.query = [...search.query].slice(0, -1).join("");
+        search.match = -1;
+        if (search.query) this.#find(this.#history.length - 1);
+        else this.#show(search.saved, search.savedCursor);
+        return "none";
+      case "ctrl-r":
+        if (search.query) this.#find((search.match >= 0 ? search.match : this.#history.length) - 1);
+        return "none";
+      case "escape":
+      case "ctrl-g":
+      case "ctrl-c":
+        this.#show(search.saved, search.savedCursor);
+        this.#search = undefined;
+        return "none";
+      case "focus-in":
+      case "focus-out":
+        return "none";
+      default:
+        // Any other key takes the line found, and does its work on it.
+        this.#search = undefined;
+        return undefined;
+    }
+  }
+
+  /** The newest history line at or before `from` that holds the query (any case); shown if found. */
+  #find(from: number): void {
+    const search = this.#search!;
+    const query = search.query.toLocaleLowerCase();
+    for (let i = Math.min(from, this.#history.length - 1); i >= 0; i--) {
+      const at = this.#history[i]!.toLocaleLowerCase().indexOf(query);
+      if (at < 0) continue;
+      search.match = i;
+      this.#show([...this.#history[i]!], [...this.#history[i]!.slice(0, at)].length);
+      this.#historyIndex = i;
+      return;
+    }
+    search.match = -1;
+  }
+
+  #show(chars: string[], cursor: number): void {
+    this.#chars = [...chars];
+    this.#cursor = cursor;
+  }
+
+  #recall(step: number): void {
+    const index = this.#historyIndex + step;
+    if (index < 0 || index > this.#history.length) return;
+    if (this.#historyIndex === this.#history.length) this.#draft = [...this.#chars];
+    this.#historyIndex = index;
+    this.#show(index === this.#history.length ? this.#draft : [...this.#history[index]!], 0);
+    this.#cursor = this.#chars.length;
+  }
+
+  #kill(from: number, to: number): void {
+    if (to <= from) return;
+    this.#killed = this.#chars.splice(from, to - from).join("");
+    this.#cursor = from;
+  }
+
+  #wordStart(): number {
+    let i = this.#cursor;
+    while (i > 0 && !WORD_CHAR.test(this.#chars[i - 1]!)) i--;
+    while (i > 0 && WORD_CHAR.test(this.#chars[i - 1]!)) i--;
+    return i;
+  }
+
+  #wordEnd(): number {
+    let i = this.#cursor;
+    const length = this.#chars.length;
+    while (i < length && !WORD_CHAR.test(this.#chars[i]!)) i++;
+    while (i < length && WORD_CHAR.test(this.#chars[i]!)) i++;
+    return i;
+  }
+
+  /** Tab: the first option; Tab again, the next (Shift-Tab, the previous), around and around. */
+  #complete(step: number, complete?: (line: string, cursor: number) => Completion | undefined): void {
+    let cycle = this.#cycle;
+    if (cycle) {
+      cycle.index = (cycle.index + step + cycle.options.length) % cycle.options.length;
+    } else {
+      const found = complete?.(this.line, this.#cursor);
+      if (!found || found.options.length === 0) return;
+      this.#chars.splice(found.start, found.end - found.start);
+      this.#cursor = found.start;
+      // One option: done (the next Tab completes afresh, say the room after a command).
+      if (found.options.length === 1) return this.insert(found.options[0]!);
+      cycle = this.#cycle = { start: found.start, options: found.options, index: step > 0 ? 0 : -1 };
+      cycle.index = (cycle.index + found.options.length) % found.options.length;
+      this.#chars.splice(found.start, 0, ...[...found.options[cycle.index]!]);
+      this.#cursor = found.start + [...found.options[cycle.index]!].length;
+      return;
+    }
+    const previous = [...cycle.options[(cycle.index - step + cycle.options.length) % cycle.options.length]!];
+    const next = [...cycle.options[cycle.index]!];
+    this.#chars.splice(cycle.start, previous.length, ...next);
+    this.#cursor = cycle.start + next.length;
+  }
+
+  #paste(raw: string): EditorAction {
+    const text = cleanPaste(raw);
+    if (text.split("\n").length > PASTE_ASK_LINES) {
+      this.pasted = text;
+      return "ask-paste";
+    }
+    this.insert(text);
+    return "none";
+  }
+}
+
+/** What the input line shows in `width` columns: its visible part, where the cursor is, the scroll kept. */
+export interface FittedInput {
+  /** The visible characters (a line break shows as `↵`). */
+  text: string;
+  /** The cursor's column within `text`. */
+  column: number;
+  /** The first character shown: pass it back on the next call, so the line does not jump. */
+  scroll: number;
+}
+
+/**
+ * Fits the input line into `width` columns, scrolling sideways so the cursor
+ * is always visible (and never past the last column): the line never wraps,
+ * whatever the terminal's width.
+ */
+export function fitInput(chars: readonly string[], cursor: number, width: number, scroll = 0): FittedInput {
+  const shown = chars.map((char) => char === "\n" ? "↵" : char);
+  const cells = shown.map(charWidth);
+  width = Math.max(1, width);
+  const total = cells.reduce((sum, w) => sum + w, 0);
+  if (total < width) scroll = 0;
+  scroll = Math.max(0, Math.min(scroll, cursor));
+  // The cursor needs its own cell: the character under it, or one past the end.
+  const cursorCell = Math.max(1, cells[cursor] ?? 1);
+  let before = 0;
+  for (let i = scroll; i < cursor; i++) before += cells[i]!;
+  while (scroll < cursor && before + cursorCell > width) before -= cells[scroll++]!;
+  // No room left empty on the right while text is hidden on the left (after deleting at the end, say).
+  let tail = 1;
+  for (let i = scroll; i < cells.length; i++) tail += cells[i]!;
+  while (scroll > 0 && tail + cells[scroll - 1]! <= width) {
+    tail += cells[--scroll]!;
+    before += cells[scroll]!;
+  }
+  let end = scroll;
+  let used = 0;
+  while (end < shown.length && used + cells[end]! <= width) used += cells[end++]!;
+  return { text: shown.slice(scroll, end).join(""), column: before, scroll };
+}
+
+/**
+ * The prompt for a room and a connection status (`[geral] > `,
+ * `[geral] (sem conexão) > `), at most half of `columns`: a long room name
+ * is shortened with `…`, then the status becomes `!`, then the room goes.
+ */
+export function promptFor(room: string | null, status: string | undefined, columns: number): string {
+  const max = Math.max(2, Math.floor((columns - 1) / 2));
+  const make = (name: string, tag: string) => {
+    const parts = [name ? `[${name}]` : "", tag ? `(${tag})` : ""].filter(Boolean);
+    return parts.length ? `${parts.join(" ")} > ` : "> ";
+  };
+  const name = room ?? "";
+  const full = make(name, status ?? "");
+  if (textWidth(full) <= max) return full;
+  for (const tag of status ? [status, "!"] : [""]) {
+    const spare = max - (textWidth(make("x", tag)) - 1);
+    if (name && spare >= 3) return make(truncate(name, spare), tag);
+  }
+  const short = make("", status ? "!" : "");
+  return textWidth(short) <= max ? short : "> ";
+}
+
+/**
+ * Text in rows of at most `width` columns, broken at spaces (a word longer
+ * than a row is cut): each line of `lines` starts a row; the first row has
+ * `first` columns (the rest of a row after a prefix), the others `width`.
+ */
+export function wrapRows(lines: readonly string[], first: number, width: number): string[] {
+  const rows: string[] = [];
+  let room = Math.max(1, first);
+  for (const line of lines) {
+    const chars = [...line];
+    let i = 0;
+    for (;;) {
+      let used = 0;
+      let j = i;
+      let space = -1;
+      while (j < chars.length && used + charWidth(chars[j]!) <= room) {
+        if (chars[j] === " ") space = j;
+        used += charWidth(chars[j++]!);
+      }
+      let end = j;
+      if (j < chars.length && chars[j] !== " ") {
+        // The row is full in the middle of a word: back to the last space, or cut a word too long.
+        if (space > i) end = space;
+        else if (j === i) end = i + 1;
+      }
+      rows.push(chars.slice(i, end).join("").trimEnd());
+      room = Math.max(1, width);
+      i = end;
+      while (i < chars.length && chars[i] === " ") i++;
+      if (i >= chars.length) break;
+    }
+  }
+  return rows;
+}
+
+// ---------------------------------------------------------------------------
+// Lines on a terminal: messages wrapped and marked, notices, days
+// ---------------------------------------------------------------------------
+
+/** The local calendar day of a date, as a key (`2026-11-24`). */
+function dayOf(date: Date): string {
+  return `${date.getFullYear()}-${pad2(date.getMonth() + 1)}-${pad2(date.getDate())}`;
+}
+
+/** When a message was stored: a Date, or the original `YYYYMMDDTHH:MM:SS` text. */
+export function dateOf(timestamp: Date | string): Date | undefined {
+  if (timestamp instanceof Date) return Number.isNaN(timestamp.getTime()) ? undefined : timestamp;
+  const match = /^(\d{4})(\d\d)(\d\d)T(\d\d):?(\d\d):?(\d\d)/.exec(String(timestamp));
+  if (!match) return undefined;
+  const [y, mo, d, h, mi, s] = match.slice(1).map(Number) as [number, number, number, number, number, number];
+  return new Date(y, mo - 1, d, h, mi, s);
+}
+
+/** Whether `text` names `name` as a word (any case): a mention. */
+export function mentions(text: string, name: string | undefined): boolean {
+  if (!name) return false;
+  const escaped = name.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+  return new RegExp(`(?<![\\p{L}\\p{N}_])${escaped}(?![\\p{L}\\p{N}_])`, "iu").test(text);
+}
+
+/** How a message shows on a terminal (see {@linkcode renderMessage}). */
+export interface RenderOptions {
+  /** Columns of the terminal. */
+  width: number;
+  /** Colours and bold (never with NO_COLOR). */
+  colour?: boolean;
+  /** A private message or a mention of the user: it stands out. */
+  attention?: boolean;
+  /** The texts, for the private tag and dates. */
+  texts?: Texts;
+  /** Today, for dates on older messages. */
+  now?: Date;
+}
+
+/**
+ * A message as a terminal shows it, in rows of at most `width - 1` columns:
+ * `[HH:MM:SS] origem: texto` (with the date before the time when older than
+ * today); a private one `[HH:MM:SS] [privada] origem -> destino: texto`, the
+ * tag marking it beyond its colour; the text's own line breaks and the
+ * wrapped rows indented under the text, so nothing in a text can pass for a
+ * line of its own. Names that could pass for a line's format are quoted.
+ */
+export function renderMessage(message: ChatMessage, options: RenderOptions): string[] {
+  const t = options.texts ?? PT;
+  const colour = options.colour ?? false;
+  const width = Math.max(2, options.width - 1);
+  const date = dateOf(message.timestamp);
+  const old = date !== undefined && dayOf(date) !== dayOf(options.now ?? new Date());
+  const day = old ? `${date.toLocaleDateString(t.locale, { day: "2-digit", month: "2-digit" })} ` : "";
+  const time = `[${day}${clockOf(message.timestamp)}]`;
+  const from = displayName(message.origem);
+  const body = String(message.conteudo).split(/\r\n|\r|\n/).map(sanitize);
+  const priv = isPrivate(message);
+  const head = priv
+    ? `${time} [${t.privateTag}] ${from} -> ${displayName(message.destino)}: `
+    : `${time} ${from}: `;
+  const style: Style | undefined = priv ? "magenta" : from === SERVER ? "dim" : undefined;
+  const line = (text: string) => (style ? paint(colour, style, text) : text);
+  const strong = (text: string) =>
+    options.attention ? paint(colour, "bold", paint(colour, priv ? "magenta" : "yellow", text)) : line(text);
+  const headWidth = textWidth(head);
+  if (headWidth > width * 0.6) {
+    // A narrow terminal: the whole line wraps, indented by two.
+    const rows = wrapRows([head + body[0], ...body.slice(1)], width, width - 2);
+    return rows.map((row, i) => (i ? `  ${strong(row)}` : strong(row)));
+  }
+  const rows = wrapRows(body, width - headWidth, width - headWidth);
+  const indent = " ".repeat(headWidth);
+  const first = priv || from === SERVER
+    ? line(head)
+    : `${paint(colour, "dim", time)} ${paint(colour, nameColour(from), from)}: `;
+  return rows.map((row, i) => (i ? `${indent}${strong(row)}` : `${first}${strong(row)}`));
+}
+
+/** A notice of the client on a terminal: `* texto`, its lines and wrapped rows indented by two. */
+export function renderNotice(text: string, kind: NoticeKind, colour: boolean, width: number): string[] {
+  const style = kind === "error" ? "red" : kind === "warn" ? "yellow" : "cyan";
+  const rows = wrapRows(text.split("\n"), Math.max(2, width - 3), Math.max(2, width - 3));
+  return rows.map((row, i) => paint(colour, style, `${i ? " " : "*"} ${row}`));
+}
+
+/** The line that separates days: `── terça-feira, 24 de novembro de 2026 ──`. */
+export function renderDay(date: Date, texts: Texts, colour: boolean, width: number): string {
+  const label = date.toLocaleDateString(texts.locale, { dateStyle: "full" });
+  return paint(colour, "dim", truncate(`── ${label} ──`, Math.max(2, width - 1)));
+}
+
+// ---------------------------------------------------------------------------
 // The chat session: connection, name, room, receiving, recovery
 // ---------------------------------------------------------------------------
 
@@ -526,6 +1380,12 @@ export class ChatSession {
   #window: ChatMessage[] = [];
   /** Polling: private messages we sent and showed ourselves, to skip if the server echoes them. */
   #ownPrivate: string[] = [];
+  /** Who is in the room, as the join and the notices since tell: for completing names. */
+  readonly #members = new Set<string>();
+  /** Whoever we exchanged private messages with. */
+  readonly #partners = new Set<string>();
+  /** The rooms, as last listed. */
+  #rooms: string[] = [];
   /** Bumped on every room change: answers for an older epoch are dropped. */
   #epoch = 0;
   #wake = new AbortController();
@@ -553,6 +1413,16 @@ export class ChatSession {
   /** The room the session follows (null: none). */
   get room(): string | null {
     return this.#room;
+  }
+
+  /** The people the user may address: the room's members and private partners, not the user. */
+  get people(): string[] {
+    return [...new Set([...this.#members, ...this.#partners])].filter((name) => name !== this.#name);
+  }
+
+  /** The rooms, as last listed (by /salas, on joining, or {@linkcode ChatSession.refreshRooms}). */
+  get rooms(): string[] {
+    return this.#rooms;
   }
 
   /** The server has live delivery (our extensions); false against an original server. */
@@ -587,7 +1457,14 @@ export class ChatSession {
     this.#name = name;
     this.#view.notice(this.#t.welcome(sanitize(name)));
     this.#receiving ??= this.#receive();
+    this.refreshRooms().catch(() => {});
     return true;
+  }
+
+  /** Lists the rooms again, quietly (for completing room names). */
+  async refreshRooms(): Promise<void> {
+    const [ok, rooms] = await this.#call<Result<string[]>>("listar_salas", []);
+    if (ok) this.#rooms = rooms;
   }
 
   /** Runs one line typed by the user; `"quit"` when the user is done. */
@@ -628,7 +1505,8 @@ export class ChatSession {
         if (needs(t.syntax.create)) await this.create(rest);
         return;
       case "join":
-        if (needs(t.syntax.join)) await this.join(rest);
+        // As IRC's /join: a room that does not exist is created (and the server says so).
+        if (needs(t.syntax.join)) await this.join(rest, { create: true });
         return;
       case "leave":
         await this.leave();
@@ -649,7 +1527,8 @@ export class ChatSession {
         if (needs(t.syntax.delete)) await this.deleteRoom(rest);
         return;
       case "help":
-        this.#view.notice(t.help);
+        if (this.#view.help) this.#view.help();
+        else this.#view.notice(t.help);
         return;
       case "quit":
         return "quit";
@@ -665,8 +1544,8 @@ export class ChatSession {
 
   /**
    * Joins a room (with `create`, creating it first if it does not exist):
-   * clears the screen, shows who is there and the recent history, then
-   * follows it live. False (and the reason shown) when refused.
+   * shows who is there and the recent history, then follows it live. False
+   * (and the reason shown) when refused.
    */
   async join(room: string, options: { create?: boolean } = {}): Promise<boolean> {
     const previous = this.#room;
@@ -691,10 +1570,12 @@ export class ChatSession {
     }
     const { usuarios, mensagens, cursor } = result[1];
     const name = room.trim();
-    this.#view.clear();
+    this.#members.clear();
+    for (const user of usuarios) this.#members.add(user);
+    if (!this.#rooms.includes(name)) this.#rooms = [...this.#rooms, name];
     this.#setRoom(name);
     this.#view.notice(this.#t.joined(sanitize(name), usuarios.map(sanitize)));
-    for (const message of mensagens) this.#view.message(message);
+    for (const message of mensagens) this.#show(message, true);
     this.#window = mensagens;
     this.#ownPrivate = [];
     this.#cursor = typeof cursor === "number" ? cursor : maxId(mensagens);
@@ -714,7 +1595,7 @@ export class ChatSession {
   async listRooms(): Promise<void> {
     const [ok, rooms] = await this.#call<Result<string[]>>("listar_salas", []);
     if (!ok) return this.#view.notice(sanitize(rooms), "error");
-    this.#view.clear();
+    this.#rooms = rooms;
     this.#view.notice(rooms.length ? this.#t.rooms(rooms.map(sanitize)) : this.#t.noRooms);
   }
 
@@ -727,28 +1608,53 @@ export class ChatSession {
     this.#view.notice(users.length ? this.#t.users(name, users.map(sanitize)) : this.#t.emptyRoom(name));
   }
 
-  /** Sends to the current room, or privately to `to`. Our own message shows when the server echoes it. */
+  /**
+   * Sends to the current room, or privately to `to` (anyone online, with our
+   * extension `enviar_privada`; else a member of the room). Our own message
+   * shows when the server echoes it. A text over the server's limit goes in
+   * parts; while the server says `devagar`, it waits and tries again:
+   * nothing typed is dropped by the rate limit.
+   */
   async say(text: string, to?: string): Promise<void> {
-    const room = this.#room;
-    if (room === null) return this.#view.notice(this.#t.notInRoom, "error");
-    const [ok, message] = await this.#userCall<Result<string>>("enviar_mensagem", [
-      this.#name!,
-      room,
-      text,
-      to ?? null,
-    ]);
-    if (!ok) return this.#view.notice(sanitize(message), "error");
-    if (to !== undefined && !this.live) {
-      // The original server never echoes a private message to its sender: show it now.
-      const own: ChatMessage = {
-        tipo: "unicast",
-        origem: this.#name!,
-        destino: to,
-        conteudo: text,
-        timestamp: new Date(),
-      };
-      this.#ownPrivate.push(privateKey(own));
-      this.#view.message(own);
+    const anywhere = to !== undefined && this.#methods.has("enviar_privada");
+    if (this.#room === null && !anywhere) return this.#view.notice(this.#t.notInRoom, "error");
+    if (to !== undefined) this.#partners.add(to);
+    for (const part of splitMessage(text)) {
+      const [ok, message] = await this.#patiently(() => {
+        if (anywhere) return this.#userCall<Result<string>>("enviar_privada", [this.#name!, to, part]);
+        if (this.#room === null) return Promise.resolve<Result<string>>([false, this.#t.notInRoom]);
+        return this.#userCall<Result<string>>("enviar_mensagem", [this.#name!, this.#room, part, to ?? null]);
+      });
+      if (!ok) return this.#view.notice(sanitize(message), "error");
+      if (to !== undefined && !this.live) {
+        // The original server never echoes a private message to its sender: show it now.
+        const own: ChatMessage = {
+          tipo: "unicast",
+          origem: this.#name!,
+          destino: to,
+          conteudo: part,
+          timestamp: new Date(),
+        };
+        this.#ownPrivate.push(privateKey(own));
+        this.#view.message(own);
+      }
+    }
+  }
+
+  /** Sends, and while the server answers `devagar` waits (longer each time, up to a second) and sends again. */
+  async #patiently(send: () => Promise<Result<string>>): Promise<Result<string>> {
+    let delayMs = 100;
+    try {
+      for (;;) {
+        const result = await send();
+        if (reasonOf(result) !== Reason.RATE_LIMITED) return result;
+        this.#view.throttled?.(true);
+        await sleep(delayMs, this.#closing.signal);
+        if (this.closed) throw new Closed();
+        delayMs = Math.min(delayMs * 2, 1000);
+      }
+    } finally {
+      this.#view.throttled?.(false);
     }
   }
 
@@ -812,7 +1718,7 @@ export class ChatSession {
             if (typeof message.id === "number" && this.#cursor !== undefined && message.id <= this.#cursor) {
               continue;
             }
-            this.#view.message(message);
+            this.#show(message);
             if (typeof message.id === "number") this.#cursor = Math.max(this.#cursor ?? 0, message.id);
           }
           this.#cursor = Math.max(this.#cursor ?? 0, result[1].cursor);
@@ -857,8 +1763,23 @@ export class ChatSession {
         this.#ownPrivate.splice(own, 1);
         continue;
       }
-      this.#view.message(message);
+      this.#show(message);
     }
+  }
+
+  /** Shows a message, and keeps track of who is in the room and who writes privately. */
+  #show(message: ChatMessage, history = false): void {
+    if (message.origem === SERVER) {
+      const joined = /^(.+) entrou na sala\.$/.exec(message.conteudo)?.[1];
+      const left = /^(.+) saiu da sala\.$/.exec(message.conteudo)?.[1];
+      if (joined !== undefined) this.#members.add(joined);
+      else if (left !== undefined) this.#members.delete(left);
+    } else if (isPrivate(message)) {
+      this.#partners.add(message.origem === this.#name ? message.destino : message.origem);
+    } else {
+      this.#members.add(message.origem);
+    }
+    this.#view.message(message, history);
   }
 
   /** The server says we are not in the room we follow: our session is gone, or the room is. */
@@ -928,10 +1849,12 @@ export class ChatSession {
   async #reconnect(reason: string, sessionOnly: boolean): Promise<void> {
     const t = this.#t;
     this.#view.notice(sessionOnly ? t.sessionLost(reason) : t.connectionLost(reason), "warn");
+    if (!sessionOnly) this.#view.connection?.(false);
     await this.#retrying(async (attempt) => {
       if (!sessionOnly || attempt > 1) await this.#locate();
       if (this.#name !== undefined) await this.#restore();
     }, 0);
+    this.#view.connection?.(true);
     this.#view.notice(t.reconnected(this.#address, sanitize(this.#name ?? ""), this.#room));
   }
 
@@ -1050,15 +1973,28 @@ function maxId(messages: ChatMessage[]): number | undefined {
 // The terminal UI
 // ---------------------------------------------------------------------------
 
+/** What a screen prints: a line (which may hold line breaks), or rows drawn for a width. */
+type Printable = string | ((width: number) => string[]);
+
 /** Where lines are read from and written to. */
 interface Screen {
   start(): void;
-  /** Writes a line (which may hold line breaks) without disturbing the line being typed. */
-  print(text: string): void;
-  clear(): void;
-  setPrompt(prompt: string): void;
-  /** The next line typed, or null at the end of input (Ctrl-D, Ctrl-C, end of the pipe). */
+  /** Writes above the line being typed, without disturbing it. */
+  print(item: Printable): void;
+  /** A prompt of its own (the name question), or undefined for the room's. */
+  setPrompt(label?: string): void;
+  /** The room the prompt and the title show. */
+  setRoom(room: string | null): void;
+  /** The server cannot be reached: the prompt says so and lines typed show as pending. */
+  setOffline(offline: boolean): void;
+  /** A line waits for the server's rate limit: the lines typed show as waiting. */
+  setThrottled(waiting: boolean): void;
+  /** A message from someone else arrived: unread while away; the bell when it asks for attention. */
+  arrived(attention: boolean): void;
+  /** The next line typed, or null at the end of input (Ctrl-D, Ctrl-C twice, end of the pipe). */
   readLine(): Promise<string | null>;
+  /** The line {@linkcode Screen.readLine} gave is done with: no longer pending. */
+  settled(): void;
   close(): void;
 }
 
@@ -1070,13 +2006,16 @@ class PlainScreen implements Screen {
     this.#lines = readLines(Deno.stdin.readable).getReader();
   }
 
-  print(text: string): void {
-    writeStdout(`${text}\n`);
+  print(item: Printable): void {
+    writeStdout(`${typeof item === "string" ? item : item(Infinity).join("\n")}\n`);
   }
 
-  clear(): void {}
-
   setPrompt(): void {}
+  setRoom(): void {}
+  setOffline(): void {}
+  setThrottled(): void {}
+  arrived(): void {}
+  settled(): void {}
 
   async readLine(): Promise<string | null> {
     const next = await this.#lines!.read();
@@ -1086,48 +2025,73 @@ class PlainScreen implements Screen {
   close(): void {}
 }
 
-/** Columns a character takes on a terminal (East Asian wide and emoji take two). */
-function charWidth(char: string): number {
-  const cp = char.codePointAt(0)!;
-  if ((cp >= 0x300 && cp <= 0x36f) || (cp >= 0x200b && cp <= 0x200f) || cp === 0xfe0f) return 0;
-  if (
-    (cp >= 0x1100 && cp <= 0x115f) || (cp >= 0x2e80 && cp <= 0xa4cf) || (cp >= 0xac00 && cp <= 0xd7a3) ||
-    (cp >= 0xf900 && cp <= 0xfaff) || (cp >= 0xfe30 && cp <= 0xfe4f) || (cp >= 0xff00 && cp <= 0xff60) ||
-    (cp >= 0xffe0 && cp <= 0xffe6) || (cp >= 0x1f300 && cp <= 0x1faff) || (cp >= 0x20000 && cp <= 0x3fffd)
-  ) return 2;
-  return 1;
-}
+/** Lines the terminal keeps to draw the conversation again (Ctrl-L, a resize). */
+const TRANSCRIPT_KEPT = 1000;
+/** Pending lines shown above the input line, at most. */
+const PENDING_SHOWN = 5;
+/** After this long a line being sent shows as waiting. */
+const SLOW_MS = 300;
+/** A lone Escape is the Escape key once nothing follows it for this long. */
+const ESCAPE_WAIT_MS = 50;
 
-function widthOf(chars: string[]): number {
-  return chars.reduce((sum, char) => sum + charWidth(char), 0);
+/** How a {@linkcode TerminalScreen} behaves. */
+interface TerminalOptions {
+  texts: Texts;
+  colour: boolean;
+  /** Ring the bell for private messages and mentions. */
+  bell: boolean;
 }
-
-// deno-lint-ignore no-control-regex -- the escape sequences a terminal sends for keys
-const KEY_SEQUENCE = /^\x1b(?:\[([0-9;]*)([~A-Za-z])|O([A-Za-z]))/;
-// deno-lint-ignore no-control-regex -- the start of one, split across reads
-const PARTIAL_SEQUENCE = /^\x1b(?:\[[0-9;]*|O)?$/;
 
 /**
- * A terminal in raw mode with a one-line editor at the bottom: arriving
- * lines are written above it and the line being typed is drawn again, intact.
+ * A terminal in raw mode. At the bottom, the lines waiting to go (when the
+ * server is away or the rate limit holds them) and the input line, which
+ * scrolls sideways and never wraps; arriving lines are written above them,
+ * into the terminal's own scrollback, and the bottom is drawn again, intact.
+ * Bracketed paste and focus reports are turned on while it runs; the title
+ * shows the room and, while the terminal is away, the unread count.
  */
 class TerminalScreen implements Screen {
-  #buffer: string[] = [];
-  #cursor = 0;
-  #scroll = 0;
-  #prompt = "> ";
-  #promptWidth = 2;
+  readonly #editor = new LineEditor();
+  readonly #keys = new KeyDecoder();
+  readonly #t: Texts;
   readonly #colour: boolean;
-  readonly #history: string[] = [];
-  #historyIndex = 0;
+  readonly #bell: boolean;
+  /** Whether a line may go (false: it stays in the input line, and the hook said why). */
+  accept: (line: string) => boolean = () => true;
+  /** What Tab completes. */
+  completer: (line: string, cursor: number) => Completion | undefined = () => undefined;
+  #label: string | undefined;
+  #room: string | null = null;
+  #offline = false;
+  #throttled = false;
+  /** A paste of many lines, waiting for the user to say how to send it. */
+  #asking: string | undefined;
+  #scroll = 0;
   readonly #queue: string[] = [];
+  #current: string | undefined;
+  #slow = false;
+  #slowTimer: ReturnType<typeof setTimeout> | undefined;
+  #escapeTimer: ReturnType<typeof setTimeout> | undefined;
   #waiter: ((line: string | null) => void) | undefined;
   #ended = false;
-  #pending = "";
-  readonly #onResize = () => this.#redraw();
+  #closed = false;
+  /** Rows drawn above the input line (the pending lines), to erase before writing. */
+  #above = 0;
+  readonly #transcript: ((width: number) => string[])[] = [];
+  #focused = true;
+  #unread = 0;
+  #title = "";
+  readonly #onResize = () => this.#repaint();
 
-  constructor(colour: boolean) {
-    this.#colour = colour;
+  constructor(options: TerminalOptions) {
+    this.#t = options.texts;
+    this.#colour = options.colour;
+    this.#bell = options.bell;
+  }
+
+  /** Nothing typed is waiting or being sent. */
+  get idle(): boolean {
+    return this.#current === undefined && this.#queue.length === 0;
   }
 
   start(): void {
@@ -1135,36 +2099,72 @@ class TerminalScreen implements Screen {
     try {
       Deno.addSignalListener("SIGWINCH", this.#onResize);
     } catch {
-      // No SIGWINCH here (Windows): the next keystroke redraws.
+      // No SIGWINCH here (Windows): Ctrl-L draws again.
     }
-    this.#redraw();
+    // Bracketed paste on, focus reports on, the title saved to give it back at the end.
+    writeStdout("\x1b[?2004h\x1b[?1004h\x1b[22;0t");
+    this.#updateTitle();
+    this.#draw();
     this.#readKeys();
   }
 
-  print(text: string): void {
-    writeStdout(`\r\x1b[2K${text.replaceAll("\n", "\r\n")}\r\n`);
-    this.#redraw();
+  print(item: Printable): void {
+    const render = typeof item === "string" ? () => item.split("\n") : item;
+    this.#transcript.push(render);
+    if (this.#transcript.length > TRANSCRIPT_KEPT) this.#transcript.shift();
+    if (this.#closed) return writeStdout(`${render(this.#size().columns).join("\n")}\n`);
+    writeStdout(`${this.#erase()}${render(this.#size().columns).join("\r\n")}\r\n${this.#bottom()}`);
   }
 
-  clear(): void {
-    writeStdout("\x1b[2J\x1b[H");
-    this.#redraw();
+  setPrompt(label?: string): void {
+    this.#label = label;
+    this.#draw();
   }
 
-  setPrompt(prompt: string): void {
-    this.#promptWidth = widthOf([...prompt]);
-    this.#prompt = paint(this.#colour, "bold", prompt);
-    this.#redraw();
+  setRoom(room: string | null): void {
+    this.#room = room;
+    this.#updateTitle();
+    this.#draw();
+  }
+
+  setOffline(offline: boolean): void {
+    this.#offline = offline;
+    this.#draw();
+  }
+
+  setThrottled(waiting: boolean): void {
+    if (this.#throttled === waiting) return;
+    this.#throttled = waiting;
+    this.#draw();
+  }
+
+  arrived(attention: boolean): void {
+    if (!this.#focused) {
+      this.#unread++;
+      this.#updateTitle();
+    }
+    if (attention && this.#bell) writeStdout("\x07");
   }
 
   readLine(): Promise<string | null> {
-    if (this.#queue.length) return Promise.resolve(this.#queue.shift()!);
+    if (this.#queue.length) return Promise.resolve(this.#take(this.#queue.shift()!));
     if (this.#ended) return Promise.resolve(null);
     return new Promise((resolve) => this.#waiter = resolve);
   }
 
+  settled(): void {
+    this.#current = undefined;
+    clearTimeout(this.#slowTimer);
+    this.#slow = false;
+    this.#draw();
+  }
+
   close(): void {
-    writeStdout("\r\x1b[2K");
+    if (this.#closed) return;
+    this.#closed = true;
+    clearTimeout(this.#slowTimer);
+    clearTimeout(this.#escapeTimer);
+    writeStdout(`${this.#erase()}\x1b[?2004l\x1b[?1004l\x1b[23;0t`);
     try {
       Deno.removeSignalListener("SIGWINCH", this.#onResize);
     } catch {
@@ -1177,6 +2177,8 @@ class TerminalScreen implements Screen {
     }
   }
 
+  // --- input --------------------------------------------------------------------
+
   async #readKeys(): Promise<void> {
     const decoder = new TextDecoder();
     const bytes = new Uint8Array(4096);
@@ -1188,206 +2190,251 @@ class TerminalScreen implements Screen {
         read = null;
       }
       if (read === null) return this.#end();
-      this.#keys(decoder.decode(bytes.subarray(0, read), { stream: true }));
-    }
-  }
-
-  #keys(text: string): void {
-    text = this.#pending + text;
-    this.#pending = "";
-    let i = 0;
-    while (i < text.length) {
-      const char = String.fromCodePoint(text.codePointAt(i)!);
-      if (char === "\x1b") {
-        const rest = text.slice(i);
-        const sequence = KEY_SEQUENCE.exec(rest);
-        if (sequence) {
-          this.#sequence(sequence[1] ?? "", sequence[2] ?? sequence[3] ?? "");
-          i += sequence[0].length;
-          continue;
-        }
-        if (PARTIAL_SEQUENCE.test(rest)) {
-          this.#pending = rest;
-          return;
-        }
-        i += 1; // A lone Escape (or Alt+key): ignored.
-        continue;
+      clearTimeout(this.#escapeTimer);
+      this.#handle(this.#keys.feed(decoder.decode(bytes.subarray(0, read), { stream: true })));
+      if (this.#keys.waiting) {
+        this.#escapeTimer = setTimeout(() => this.#handle(this.#keys.flush()), ESCAPE_WAIT_MS);
       }
-      i += char.length;
-      this.#key(char);
-      if (char === "\r" && text[i] === "\n") i++;
     }
   }
 
-  #key(char: string): void {
-    switch (char) {
-      case "\r":
-      case "\n":
+  #handle(keys: Key[]): void {
+    if (this.#closed) return;
+    for (const key of keys) this.#key(key);
+    this.#draw();
+  }
+
+  #key(key: Key): void {
+    if (key.name === "focus-in" || key.name === "focus-out") {
+      this.#focused = key.name === "focus-in";
+      if (this.#focused) this.#markRead();
+      return;
+    }
+    // A key typed: the user is here.
+    this.#focused = true;
+    this.#markRead();
+    if (this.#asking !== undefined) return this.#answer(key);
+    switch (this.#editor.key(key, (line, cursor) => this.completer(line, cursor))) {
+      case "submit":
         return this.#submit();
-      case "\x7f":
-      case "\b":
-        if (this.#cursor > 0) this.#buffer.splice(--this.#cursor, 1);
-        break;
-      case "\x03": // Ctrl-C: leave, as /fim does.
-        this.#buffer = [];
-        this.#cursor = 0;
+      case "eof":
+      case "quit":
         return this.#end();
-      case "\x04": // Ctrl-D: leave on an empty line, else delete.
-        if (this.#buffer.length === 0) return this.#end();
-        this.#buffer.splice(this.#cursor, 1);
-        break;
-      case "\x01":
-        this.#cursor = 0;
-        break;
-      case "\x05":
-        this.#cursor = this.#buffer.length;
-        break;
-      case "\x02":
-        this.#cursor = Math.max(0, this.#cursor - 1);
-        break;
-      case "\x06":
-        this.#cursor = Math.min(this.#buffer.length, this.#cursor + 1);
-        break;
-      case "\x15": // Ctrl-U
-        this.#buffer.splice(0, this.#cursor);
-        this.#cursor = 0;
-        break;
-      case "\x0b": // Ctrl-K
-        this.#buffer.length = this.#cursor;
-        break;
-      case "\x17": { // Ctrl-W
-        let start = this.#cursor;
-        while (start > 0 && this.#buffer[start - 1] === " ") start--;
-        while (start > 0 && this.#buffer[start - 1] !== " ") start--;
-        this.#buffer.splice(start, this.#cursor - start);
-        this.#cursor = start;
-        break;
-      }
-      case "\x0c": // Ctrl-L
-        return this.clear();
-      default:
-        if (UNSAFE_CHAR.test(char)) return;
-        this.#buffer.splice(this.#cursor++, 0, char);
+      case "confirm-quit":
+        return this.print((width) => renderNotice(this.#t.confirmQuit, "warn", this.#colour, width));
+      case "redraw":
+        return this.#repaint();
+      case "ask-paste":
+        this.#asking = this.#editor.pasted;
     }
-    this.#redraw();
   }
 
-  #sequence(params: string, final: string): void {
-    switch (final) {
-      case "A":
-        return this.#recall(-1);
-      case "B":
-        return this.#recall(1);
-      case "C":
-        this.#cursor = Math.min(this.#buffer.length, this.#cursor + 1);
-        break;
-      case "D":
-        this.#cursor = Math.max(0, this.#cursor - 1);
-        break;
-      case "H":
-        this.#cursor = 0;
-        break;
-      case "F":
-        this.#cursor = this.#buffer.length;
-        break;
-      case "~":
-        if (params === "1" || params === "7") this.#cursor = 0;
-        else if (params === "4" || params === "8") this.#cursor = this.#buffer.length;
-        else if (params === "3") this.#buffer.splice(this.#cursor, 1);
-        break;
-      default:
-        return;
-    }
-    this.#redraw();
-  }
-
-  #recall(step: number): void {
-    const index = this.#historyIndex + step;
-    if (index < 0 || index > this.#history.length) return;
-    this.#historyIndex = index;
-    this.#buffer = [...(this.#history[index] ?? "")];
-    this.#cursor = this.#buffer.length;
-    this.#redraw();
+  /** The answer to a paste of many lines: Enter sends one message, `l` line by line, Esc cancels. */
+  #answer(key: Key): void {
+    const letter = key.name === "char" ? key.text!.toLowerCase() : "";
+    const one = key.name === "enter" || letter === "s" || letter === "y";
+    const byLine = letter === "l";
+    const cancel = ["escape", "ctrl-c", "ctrl-g"].includes(key.name) || letter === "n";
+    if (!one && !byLine && !cancel) return;
+    const text = this.#asking!;
+    this.#asking = undefined;
+    if (cancel) return;
+    this.#editor.insert(text);
+    if (one) return this.#submit();
+    const lines = this.#editor.line.split("\n").filter((line) => line.trim());
+    if (!this.accept(lines[0] ?? "")) return;
+    this.#editor.accept();
+    for (const line of lines) this.#deliver(line);
   }
 
   #submit(): void {
-    const line = this.#buffer.join("");
-    if (line.trim() && this.#history.at(-1) !== line) this.#history.push(line);
-    this.#historyIndex = this.#history.length;
-    this.#buffer = [];
-    this.#cursor = 0;
+    const line = this.#editor.line;
+    if (!this.accept(line)) return;
+    this.#editor.accept();
     this.#scroll = 0;
-    this.#redraw();
     this.#deliver(line);
   }
 
-  #deliver(line: string | null): void {
+  #deliver(line: string): void {
     const waiter = this.#waiter;
     this.#waiter = undefined;
-    if (waiter) waiter(line);
-    else if (line !== null) this.#queue.push(line);
+    if (waiter) waiter(this.#take(line));
+    else this.#queue.push(line);
+  }
+
+  /** A line handed to the program: pending until settled, shown as waiting if it takes long. */
+  #take(line: string): string {
+    this.#current = line;
+    clearTimeout(this.#slowTimer);
+    this.#slow = false;
+    this.#slowTimer = setTimeout(() => {
+      this.#slow = true;
+      this.#draw();
+    }, SLOW_MS);
+    return line;
   }
 
   #end(): void {
     this.#ended = true;
-    this.#deliver(null);
+    const waiter = this.#waiter;
+    this.#waiter = undefined;
+    waiter?.(null);
   }
 
-  /** Draws the prompt and the line; a line wider than the terminal scrolls sideways around the cursor. */
-  #redraw(): void {
-    let columns = 80;
+  #markRead(): void {
+    if (this.#unread === 0) return;
+    this.#unread = 0;
+    this.#updateTitle();
+  }
+
+  // --- output -------------------------------------------------------------------
+
+  #size(): { columns: number; rows: number } {
     try {
-      columns = Deno.consoleSize().columns || 80;
+      const { columns, rows } = Deno.consoleSize();
+      return { columns: columns || 80, rows: rows || 24 };
     } catch {
-      // Not a terminal: keep 80.
+      return { columns: 80, rows: 24 };
     }
-    const room = Math.max(8, columns - this.#promptWidth - 1);
-    if (this.#cursor < this.#scroll) this.#scroll = this.#cursor;
-    while (this.#scroll < this.#cursor && widthOf(this.#buffer.slice(this.#scroll, this.#cursor)) >= room) {
-      this.#scroll++;
+  }
+
+  /** Back to the start of the bottom block, and everything from there erased. */
+  #erase(): string {
+    const up = this.#above ? `\x1b[${this.#above}A` : "";
+    this.#above = 0;
+    return `\r${up}\x1b[J`;
+  }
+
+  /** The bottom block: the pending lines, then the input line with the cursor in place. */
+  #bottom(): string {
+    const { columns } = this.#size();
+    const pending = this.#pendingRows(columns);
+    this.#above = pending.length;
+    const { text, column } = this.#inputRow(columns);
+    return `${pending.map((row) => `${row}\r\n`).join("")}${text}\x1b[${column + 1}G`;
+  }
+
+  #draw(): void {
+    if (!this.#closed) writeStdout(`${this.#erase()}${this.#bottom()}`);
+  }
+
+  /** The lines typed and not yet gone, while something holds them: one row each, never wrapping. */
+  #pendingRows(columns: number): string[] {
+    const lines = this.#current === undefined ? [...this.#queue] : [this.#current, ...this.#queue];
+    if (!lines.length || !(this.#offline || this.#throttled || this.#slow)) return [];
+    const tag = `[${this.#offline ? this.#t.pendingTag : this.#t.waitingTag}]`;
+    const shown = lines.length > PENDING_SHOWN
+      ? [...lines.slice(0, PENDING_SHOWN - 1), `… +${lines.length - PENDING_SHOWN + 1}`]
+      : lines;
+    return shown.map((line) =>
+      paint(this.#colour, "yellow", truncate(`${tag} ${sanitize(line.replaceAll("\n", " ↵ "))}`, columns - 1))
+    );
+  }
+
+  /** The prompt and the visible part of the line, in less than `columns` columns. */
+  #inputRow(columns: number): { text: string; column: number } {
+    const max = Math.max(1, columns - 1);
+    if (this.#asking !== undefined) {
+      const question = truncate(this.#t.pasteQuestion(this.#asking.split("\n").length), max);
+      return { text: paint(this.#colour, "bold", question), column: textWidth(question) };
     }
-    if (widthOf(this.#buffer) < room) this.#scroll = 0;
-    const visible: string[] = [];
-    let width = 0;
-    for (let i = this.#scroll; i < this.#buffer.length; i++) {
-      const w = charWidth(this.#buffer[i]!);
-      if (width + w > room) break;
-      visible.push(this.#buffer[i]!);
-      width += w;
+    const search = this.#editor.search;
+    const status = this.#offline ? this.#t.offline : undefined;
+    const prompt = truncate(
+      search
+        ? this.#t.searchPrompt(search.query, search.found)
+        : this.#label ?? promptFor(this.#room, status, columns),
+      Math.floor(max / 2),
+    );
+    const width = textWidth(prompt);
+    const fitted = fitInput(this.#editor.chars, this.#editor.cursor, max - width, this.#scroll);
+    this.#scroll = fitted.scroll;
+    return { text: `${paint(this.#colour, "bold", prompt)}${fitted.text}`, column: width + fitted.column };
+  }
+
+  /** The screen cleared and drawn again: the latest of the conversation that fits, then the bottom. */
+  #repaint(): void {
+    if (this.#closed) return;
+    const { columns, rows } = this.#size();
+    const room = Math.max(0, rows - 1 - Math.min(PENDING_SHOWN, this.#pendingRows(columns).length));
+    const lines: string[] = [];
+    for (let i = this.#transcript.length - 1; i >= 0 && lines.length < room; i--) {
+      lines.unshift(...this.#transcript[i]!(columns));
     }
-    const column = this.#promptWidth + widthOf(this.#buffer.slice(this.#scroll, this.#cursor)) + 1;
-    writeStdout(`\r\x1b[2K${this.#prompt}${visible.join("")}\x1b[${column}G`);
+    const visible = lines.slice(Math.max(0, lines.length - room));
+    this.#above = 0;
+    writeStdout(`\x1b[H\x1b[2J${visible.map((line) => `${line}\r\n`).join("")}${this.#bottom()}`);
+  }
+
+  #updateTitle(): void {
+    const room = this.#room === null ? "" : `[${this.#room}] `;
+    const title = `${this.#unread ? `(${this.#unread}) ` : ""}${room}rpc-chat`;
+    if (title === this.#title) return;
+    this.#title = title;
+    writeStdout(`\x1b]2;${title}\x07`);
   }
 }
 
-/** What the session shows, written to a screen: colours only on a terminal and never with NO_COLOR. */
+/** How a {@linkcode ChatUi} shows things. */
+interface UiOptions {
+  texts: Texts;
+  /** Colours (on a terminal, never with NO_COLOR). */
+  colour: boolean;
+  /** A terminal: wrapped rows, days, attention; else plain lines. */
+  interactive: boolean;
+  /** The user's name, once registered (for mentions). */
+  me: () => string | undefined;
+}
+
+/** What the session shows, written to a screen: plain lines, or a terminal's rows. */
 class ChatUi implements ChatView {
   readonly #screen: Screen;
-  readonly #colour: boolean;
-  readonly #interactive: boolean;
+  readonly #options: UiOptions;
+  /** The day of the last message shown: a separator when the next is of another. */
+  #day = dayOf(new Date());
 
-  constructor(screen: Screen, options: { colour: boolean; interactive: boolean }) {
+  constructor(screen: Screen, options: UiOptions) {
     this.#screen = screen;
-    this.#colour = options.colour;
-    this.#interactive = options.interactive;
+    this.#options = options;
   }
 
-  message(message: ChatMessage): void {
-    this.#screen.print(formatMessage(message, this.#colour));
+  message(message: ChatMessage, history = false): void {
+    const { colour, interactive, texts } = this.#options;
+    if (!interactive) return this.#screen.print(formatMessage(message, colour));
+    const date = dateOf(message.timestamp) ?? new Date();
+    if (dayOf(date) !== this.#day) {
+      this.#day = dayOf(date);
+      this.#screen.print((width) => [renderDay(date, texts, colour, width)]);
+    }
+    const me = this.#options.me();
+    const own = message.origem === me;
+    const attention = !own && message.origem !== SERVER &&
+      (isPrivate(message) || mentions(message.conteudo, me));
+    this.#screen.print((width) => renderMessage(message, { width, colour, attention, texts }));
+    if (!history && !own) this.#screen.arrived(attention);
   }
 
   notice(text: string, kind: NoticeKind = "info"): void {
-    const style = kind === "error" ? "red" : kind === "warn" ? "yellow" : "cyan";
-    const lines = text.split("\n").map((line, i) => paint(this.#colour, style, `${i ? " " : "*"} ${line}`));
-    this.#screen.print(lines.join("\n"));
-  }
-
-  clear(): void {
-    if (this.#interactive) this.#screen.clear();
+    const { colour, interactive } = this.#options;
+    if (interactive) return this.#screen.print((width) => renderNotice(text, kind, colour, width));
+    this.#screen.print(text.split("\n").map((line, i) => `${i ? " " : "*"} ${line}`).join("\n"));
   }
 
   roomChanged(room: string | null): void {
-    this.#screen.setPrompt(room === null ? "> " : `[${sanitize(room)}] > `);
+    this.#screen.setRoom(room === null ? null : sanitize(room));
+  }
+
+  connection(online: boolean): void {
+    this.#screen.setOffline(!online);
+  }
+
+  throttled(waiting: boolean): void {
+    this.#screen.setThrottled(waiting);
+  }
+
+  help(): void {
+    this.notice(this.#options.texts.help);
+    if (this.#options.interactive) this.notice(this.#options.texts.keys);
   }
 }
 
@@ -1419,11 +2466,13 @@ export async function main(args: string[] = Deno.args): Promise<number> {
     lang: { type: "string" },
     retry: { type: "string", default: "2" },
     attempts: { type: "string", default: "10" },
+    "no-bell": { type: "boolean", default: false },
   });
   if (flags.lang !== undefined && flags.lang !== "pt" && flags.lang !== "en") {
     usageError(program, TEXTS[detectLang()].badLang(flags.lang));
   }
-  const t = TEXTS[detectLang(flags.lang)];
+  const lang = detectLang(flags.lang);
+  const t = TEXTS[lang];
   let binder: { host: string; port: number };
   try {
     binder = parseHostPort(flags.binder, 5000);
@@ -1435,9 +2484,31 @@ export async function main(args: string[] = Deno.args): Promise<number> {
 
   const interactive = Deno.stdin.isTerminal() && Deno.stdout.isTerminal();
   const colour = interactive && !Deno.noColor;
-  const screen: Screen = interactive ? new TerminalScreen(colour) : new PlainScreen();
-  const ui = new ChatUi(screen, { colour, interactive });
+  const terminal = interactive
+    ? new TerminalScreen({ texts: t, colour, bell: !flags["no-bell"] })
+    : undefined;
+  const screen: Screen = terminal ?? new PlainScreen();
+  const ui = new ChatUi(screen, { texts: t, colour, interactive, me: (): string | undefined => session.name });
   const session = new ChatSession({ binder, view: ui, texts: t, retryMs, attempts });
+  if (terminal) {
+    // A line for the room typed outside any room stays in the input line, with a word on what to do.
+    terminal.accept = (line) => {
+      if (parseInput(line).kind !== "text" || session.name === undefined || session.room !== null) {
+        return true;
+      }
+      if (!terminal.idle) return true;
+      ui.notice(t.notInRoomKept, "error");
+      return false;
+    };
+    const commands = [...t.commands, ...TEXTS[lang === "pt" ? "en" : "pt"].commands];
+    terminal.completer = (line, cursor) => {
+      if (session.name === undefined) return undefined;
+      const found = complete(line, cursor, { commands, names: session.people, rooms: session.rooms });
+      // For the next Tab: rooms come and go.
+      if (found?.kind === "room") session.refreshRooms().catch(() => {});
+      return found;
+    };
+  }
 
   // Leaving the service and giving the terminal back, once: at the end, or on a signal (then exit 0).
   let stopping: Promise<void> | undefined;
@@ -1469,6 +2540,7 @@ export async function main(args: string[] = Deno.args): Promise<number> {
       ui.notice(t.askName);
       screen.setPrompt(t.namePrompt);
       const line = await screen.readLine();
+      screen.settled();
       if (line === null) return await stopped();
       const input = parseInput(line);
       if (input.kind === "command" && input.command === "quit") return await stopped();
@@ -1486,7 +2558,7 @@ export async function main(args: string[] = Deno.args): Promise<number> {
     }
     name = undefined;
   }
-  screen.setPrompt("> ");
+  screen.setPrompt(undefined);
   if (flags.room !== undefined) {
     try {
       await session.join(flags.room, { create: true });
@@ -1495,7 +2567,6 @@ export async function main(args: string[] = Deno.args): Promise<number> {
       ui.notice(t.fault(sanitize(error.message)), "error");
     }
   }
-  // After joining: entering a room clears the screen.
   ui.notice(t.help);
 
   for (;;) {
@@ -1506,6 +2577,8 @@ export async function main(args: string[] = Deno.args): Promise<number> {
     } catch (error) {
       // A bug of ours, not the user's: say it in one line and carry on.
       ui.notice(t.unexpected(sanitize(String((error as Error)?.message ?? error))), "error");
+    } finally {
+      screen.settled();
     }
   }
   return await stopped();
