@@ -817,6 +817,7 @@ function byName(a: string, b: string): number {
  * a command; the argument of `/entrar` (and `/excluir`, `/usuarios`), a room;
  * any other word, a name (in quotes when it holds spaces; a word that starts
  * with `"` matches names with spaces), followed by `: ` at the start of a line.
+ * No word, no completion, but for the recipient of `/msg`.
  */
 export function complete(line: string, cursor: number, sources: CompletionSources): Completion | undefined {
   const before = [...line].slice(0, cursor).join("");
@@ -834,7 +835,11 @@ export function complete(line: string, cursor: number, sources: CompletionSource
   const word = quoted ? before.slice(before.lastIndexOf('"')) : /\S*$/.exec(before)![0];
   const start = cursor - [...word].length;
   const prefix = quoted ? word.slice(1) : word;
-  const suffix = before.slice(0, before.length - word.length).trim() === "" ? ": " : " ";
+  const recipient = command !== null && COMMANDS[command[1]!.toLowerCase()] === "msg" &&
+    before.length - word.length === command[0].length;
+  // Tab on no word at all completes nothing, but the recipient of /msg.
+  if (!word && !recipient) return undefined;
+  const suffix = before.length === word.length ? ": " : " ";
   const options = [...new Set(sources.names)].filter((name) => startsWithFolded(name, prefix)).sort(byName);
   return { kind: "name", start, end: cursor, options: options.map((name) => `${quoteName(name)}${suffix}`) };
 }
@@ -1186,7 +1191,7 @@ export function fitInput(chars: readonly string[], cursor: number, width: number
  * is shortened with `…`, then the status becomes `!`, then the room goes.
  */
 export function promptFor(room: string | null, status: string | undefined, columns: number): string {
-  const max = Math.max(2, Math.floor((columns - 1) / 2));
+  const max = Math.max(2, Math.floor(columns / 2));
   const make = (name: string, tag: string) => {
     const parts = [name ? `[${name}]` : "", tag ? `(${tag})` : ""].filter(Boolean);
     return parts.length ? `${parts.join(" ")} > ` : "> ";
@@ -1316,10 +1321,20 @@ export function renderMessage(message: ChatMessage, options: RenderOptions): str
   return rows.map((row, i) => (i ? `${indent}${strong(row)}` : `${first}${strong(row)}`));
 }
 
-/** A notice of the client on a terminal: `* texto`, its lines and wrapped rows indented by two. */
+/**
+ * A notice of the client on a terminal: `* texto`, its lines indented by two;
+ * a wrapped row hangs under its line's last column (a command's description).
+ */
 export function renderNotice(text: string, kind: NoticeKind, colour: boolean, width: number): string[] {
   const style = kind === "error" ? "red" : kind === "warn" ? "yellow" : "cyan";
-  const rows = wrapRows(text.split("\n"), Math.max(2, width - 3), Math.max(2, width - 3));
+  const room = Math.max(2, width - 3);
+  const rows: string[] = [];
+  for (const line of text.split("\n")) {
+    const leading = textWidth(/^\s*/.exec(line)![0]);
+    const column = textWidth(/^.*\S\s{2,}(?=\S)/.exec(line)?.[0] ?? "");
+    const hang = column && column <= room / 2 ? column : leading && leading + 2 <= room / 2 ? leading + 2 : 0;
+    rows.push(...wrapRows([line], room, room - hang).map((row, i) => (i ? " ".repeat(hang) + row : row)));
+  }
   return rows.map((row, i) => paint(colour, style, `${i ? " " : "*"} ${row}`));
 }
 
@@ -2032,7 +2047,7 @@ const PENDING_SHOWN = 5;
 /** After this long a line being sent shows as waiting. */
 const SLOW_MS = 300;
 /** A lone Escape is the Escape key once nothing follows it for this long. */
-const ESCAPE_WAIT_MS = 50;
+const ESCAPE_WAIT_MS = 100;
 
 /** How a {@linkcode TerminalScreen} behaves. */
 interface TerminalOptions {
@@ -2344,7 +2359,8 @@ class TerminalScreen implements Screen {
       search
         ? this.#t.searchPrompt(search.query, search.found)
         : this.#label ?? promptFor(this.#room, status, columns),
-      Math.floor(max / 2),
+      // The search's prompt holds what is sought: it may take more, leaving ten columns for the line.
+      search ? Math.max(Math.floor(columns / 2), max - 10) : Math.floor(columns / 2),
     );
     const width = textWidth(prompt);
     const fitted = fitInput(this.#editor.chars, this.#editor.cursor, max - width, this.#scroll);
@@ -2488,7 +2504,12 @@ export async function main(args: string[] = Deno.args): Promise<number> {
     ? new TerminalScreen({ texts: t, colour, bell: !flags["no-bell"] })
     : undefined;
   const screen: Screen = terminal ?? new PlainScreen();
-  const ui = new ChatUi(screen, { texts: t, colour, interactive, me: (): string | undefined => session.name });
+  const ui = new ChatUi(screen, {
+    texts: t,
+    colour,
+    interactive,
+    me: (): string | undefined => session.name,
+  });
   const session = new ChatSession({ binder, view: ui, texts: t, retryMs, attempts });
   if (terminal) {
     // A line for the room typed outside any room stays in the input line, with a word on what to do.
