@@ -1641,8 +1641,9 @@ export class ChatSession {
         return this.#userCall<Result<string>>("enviar_mensagem", [this.#name!, this.#room, part, to ?? null]);
       });
       if (!ok) return this.#view.notice(sanitize(message), "error");
-      if (to !== undefined && !this.live) {
-        // The original server never echoes a private message to its sender: show it now.
+      if (to !== undefined && (!this.live || this.#room === null)) {
+        // The original server never echoes a private message to its sender, and outside any room
+        // there is no echo to follow: show it now.
         const own: ChatMessage = {
           tipo: "unicast",
           origem: this.#name!,
@@ -1659,17 +1660,18 @@ export class ChatSession {
   /** Sends, and while the server answers `devagar` waits (longer each time, up to a second) and sends again. */
   async #patiently(send: () => Promise<Result<string>>): Promise<Result<string>> {
     let delayMs = 100;
+    let held = false;
     try {
       for (;;) {
         const result = await send();
         if (reasonOf(result) !== Reason.RATE_LIMITED) return result;
-        this.#view.throttled?.(true);
+        if (!held) this.#view.throttled?.(held = true);
         await sleep(delayMs, this.#closing.signal);
         if (this.closed) throw new Closed();
         delayMs = Math.min(delayMs * 2, 1000);
       }
     } finally {
-      this.#view.throttled?.(false);
+      if (held) this.#view.throttled?.(false);
     }
   }
 

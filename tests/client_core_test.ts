@@ -36,7 +36,12 @@ class Screen implements ChatView {
     this.lines.push(`${kind}: ${text}`);
   }
 
-  clear(): void {}
+  /** Each change of the rate limit's hold, in order. */
+  readonly throttles: boolean[] = [];
+
+  throttled(waiting: boolean): void {
+    if (this.throttles.at(-1) !== waiting) this.throttles.push(waiting);
+  }
 
   roomChanged(room: string | null): void {
     this.rooms.push(room);
@@ -54,8 +59,8 @@ class Screen implements ChatView {
 }
 
 /** A chat service registered in a binder, both in this process; sessions that quit on disposal. */
-function chatWorld() {
-  const core = chatOn();
+function chatWorld(options: Parameters<typeof chatOn>[0] = {}) {
+  const core = chatOn(options);
   const chat = core.chat;
   const chatServer = serveMethods(chatMethods(chat));
   const binder = new Binder({
@@ -216,4 +221,49 @@ Deno.test("quit leaves the service: the others see the notice and the name is fr
   await biaSees.shows("info: Até logo!");
   await anaSees.shows("SERVER: bia saiu da sala.");
   assert.equal(world.chat.register("bia", "outra")[0], true);
+});
+
+Deno.test("nothing is dropped by the rate limit: lines past it wait, shown as held, and go out in order", async () => {
+  await using world = chatWorld({ maxRate: 40 });
+  const [ana, anaSees] = await world.user("ana");
+  const [bia, biaSees] = await world.user("bia");
+  await ana.join("geral", { create: true });
+  await bia.join("geral");
+  // One after another, as typed or pasted: past the burst the server allows (twice the rate).
+  const lines = Array.from({ length: 100 }, (_, i) => `linha ${i + 1}`);
+  for (const line of lines) await ana.say(line);
+  await biaSees.shows("ana: linha 100");
+  assert.deepEqual(
+    biaSees.lines.filter((line) => line.startsWith("ana: linha")),
+    lines.map((l) => `ana: ${l}`),
+  );
+  assert.equal(anaSees.throttles[0], true);
+  assert.equal(anaSees.throttles.at(-1), false);
+  assert.equal(anaSees.lines.some((line) => /Devagar/.test(line)), false);
+});
+
+Deno.test("private messages reach anyone online, in another room or none; /entrar creates a missing room", async () => {
+  await using world = chatWorld();
+  const [ana, anaSees] = await world.user("ana");
+  const [bia, biaSees] = await world.user("bia");
+  const [caio, caioSees] = await world.user("caio");
+  await ana.handle("/entrar geral");
+  await anaSees.shows("info: Sala 'geral' criada com sucesso.");
+  await anaSees.shows("info: Você está na sala geral. Presentes: ana.");
+  await bia.handle("/entrar estudos");
+  await ana.handle("/msg bia oi, de outra sala");
+  await biaSees.shows("ana -> bia: oi, de outra sala");
+  await anaSees.shows("ana -> bia: oi, de outra sala");
+  // Outside any room: sent all the same, and shown by the sender itself.
+  await caio.handle("/msg ana de fora");
+  await anaSees.shows("caio -> ana: de fora");
+  await caioSees.shows("caio -> ana: de fora");
+  await caio.handle("/msg zeca alguém?");
+  await caioSees.shows("error: O usuário 'zeca' não está online.");
+  // Who the session knows, for Tab: members and private partners, not itself; the rooms.
+  await bia.handle("/entrar geral");
+  await anaSees.shows("SERVER: bia entrou na sala.");
+  assert.deepEqual(ana.people.sort(), ["bia", "caio"]);
+  await ana.refreshRooms();
+  assert.deepEqual(ana.rooms, ["estudos", "geral"]);
 });
