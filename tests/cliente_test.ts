@@ -4,8 +4,11 @@ import type { ChatMessage } from "../deps.ts";
 import { clockOf, formatMessage, newMessages, parseInput, sanitize, splitRecipient } from "../cliente.ts";
 import {
   CLIENT_PERMISSIONS,
+  count,
   Program,
   runScript,
+  said,
+  scriptCommand,
   startBinder,
   startClient,
   startOriginalServer,
@@ -14,20 +17,6 @@ import {
 } from "./test_helpers.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
-const TIME = String.raw`\[\d\d:\d\d:\d\d\]`;
-
-/** A chat line as the client prints it: `[HH:MM:SS] text`, matched whole. */
-function said(text: string): RegExp {
-  return new RegExp(`^${TIME} ${escape(text)}$`);
-}
-
-function escape(text: string): string {
-  return text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
-}
-
-function count(program: Program, pattern: RegExp): number {
-  return program.lines.filter((line) => pattern.test(line)).length;
-}
 
 async function quit(program: Program): Promise<number> {
   await program.write("/fim\n");
@@ -309,13 +298,7 @@ Deno.test("an English locale switches the texts without --allow-env; C and unset
       "-u",
       "LANGUAGE",
       ...env,
-      Deno.execPath(),
-      "run",
-      "--no-prompt",
-      ...CLIENT_PERMISSIONS,
-      `${ROOT}cliente.ts`,
-      "--binder",
-      binder.address,
+      ...scriptCommand("cliente.ts", CLIENT_PERMISSIONS, ["--binder", binder.address]),
     ], { stdin: "piped" });
     await program.write("/fim\n");
     await program.closeStdin();

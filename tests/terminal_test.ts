@@ -13,31 +13,19 @@ import assert from "node:assert/strict";
 import { XmlRpcClient } from "../deps.ts";
 import {
   CLIENT_PERMISSIONS,
-  type Program,
+  clientArgs,
+  count,
+  escapeRegExp,
+  said,
+  scriptCommand,
   startBinder,
   startClient,
   startServer,
   waitUntil,
 } from "./test_helpers.ts";
 
-const ROOT = new URL("..", import.meta.url).pathname;
-const TIME = String.raw`\[\d\d:\d\d:\d\d\]`;
-
 const hasTmux = new Deno.Command("sh", { args: ["-c", "command -v tmux"], stdout: "null", stderr: "null" })
   .outputSync().success;
-
-function escape(text: string): string {
-  return text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
-}
-
-/** A chat line as a scripted client prints it: `[HH:MM:SS] text`, matched whole. */
-function said(text: string): RegExp {
-  return new RegExp(`^${TIME} ${escape(text)}$`);
-}
-
-function count(program: Program, pattern: RegExp): number {
-  return program.lines.filter((line) => pattern.test(line)).length;
-}
 
 /**
  * A tmux server of our own (its own socket): each session runs one client in
@@ -164,20 +152,7 @@ function terminalClient(binder: { address: string }, name: string, args: string[
     "NO_COLOR",
     "TERM=xterm-256color",
     ...env,
-    Deno.execPath(),
-    "run",
-    "--no-prompt",
-    ...CLIENT_PERMISSIONS,
-    `${ROOT}cliente.ts`,
-    "--binder",
-    binder.address,
-    "--retry",
-    "0.2",
-    "--lang",
-    "pt",
-    "--name",
-    name,
-    ...args,
+    ...scriptCommand("cliente.ts", CLIENT_PERMISSIONS, clientArgs(binder, ["--name", name, ...args])),
   ];
 }
 
@@ -213,7 +188,7 @@ Deno.test({
     const long = "uma frase muito comprida que não cabe de jeito nenhum em trinta colunas";
     for (const piece of long.match(/.{1,9}/g)!) {
       await ana.type(piece);
-      await ana.waitForBottom(new RegExp(`${escape(piece.trimEnd())}$`));
+      await ana.waitForBottom(new RegExp(`${escapeRegExp(piece.trimEnd())}$`));
       const rows = await ana.rows();
       assert.equal(rows.filter((row) => row.startsWith("[sala-de-e…] >")).length, 1, rows.join("\n"));
       assert(rows.every((row) => row.length <= 30));

@@ -32,6 +32,11 @@ export class Program extends ChildProgram {
   }
 }
 
+/** The command line of a Deno script of this repository with exactly these permissions (and --no-prompt). */
+export function scriptCommand(script: string, permissions: readonly string[], args: string[] = []): string[] {
+  return [Deno.execPath(), "run", "--no-prompt", ...permissions, `${ROOT}${script}`, ...args];
+}
+
 /** Starts a Deno script of this repository with exactly these permissions (and --no-prompt). */
 export function startScript(
   script: string,
@@ -39,9 +44,10 @@ export function startScript(
   args: string[] = [],
   options: { stdin?: boolean; cwd?: string; env?: Record<string, string> } = {},
 ): Program {
+  const [command, ...rest] = scriptCommand(script, permissions, args);
   return new Program(
-    Deno.execPath(),
-    ["run", "--no-prompt", ...permissions, `${ROOT}${script}`, ...args],
+    command!,
+    rest,
     { cwd: ROOT, ...options, stdin: options.stdin ? "piped" : "null" },
   );
 }
@@ -213,15 +219,29 @@ export function startClient(
   args: string[] = [],
   options: { cwd?: string; env?: Record<string, string> } = {},
 ): Program {
-  return startScript("cliente.ts", CLIENT_PERMISSIONS, [
-    "--binder",
-    binder.address,
-    "--retry",
-    "0.2",
-    "--lang",
-    "pt",
-    ...args,
-  ], { stdin: true, ...options });
+  return startScript("cliente.ts", CLIENT_PERMISSIONS, clientArgs(binder, args), { stdin: true, ...options });
+}
+
+/** cliente.ts's arguments for tests: this binder, Portuguese, quick retries, then `args`. */
+export function clientArgs(binder: { address: string }, args: string[] = []): string[] {
+  return ["--binder", binder.address, "--retry", "0.2", "--lang", "pt", ...args];
+}
+
+const TIME = String.raw`\[\d\d:\d\d:\d\d\]`;
+
+/** A text as a regular expression that matches exactly it. */
+export function escapeRegExp(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+}
+
+/** A chat line as a scripted client prints it: `[HH:MM:SS] text`, matched whole. */
+export function said(text: string): RegExp {
+  return new RegExp(`^${TIME} ${escapeRegExp(text)}$`);
+}
+
+/** How many of a program's lines match. */
+export function count(program: Program, pattern: RegExp): number {
+  return program.lines.filter((line) => pattern.test(line)).length;
 }
 
 /** The Python stand-in for the original server (only the original methods), registered in the binder. */
