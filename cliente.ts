@@ -17,8 +17,14 @@
  * name, rejoins the room and carries on, with no message shown twice.
  *
  * On a terminal it edits the line in raw mode, so arriving messages never
- * mangle what is being typed; otherwise it reads commands line by line and
- * prints plain lines, so it can be scripted.
+ * mangle what is being typed: the line scrolls sideways at any width, with
+ * word motions, history search, Tab completion and bracketed paste; lines
+ * waiting for the server (away, or holding them at its rate limit) show above
+ * it and go out in order; private messages and mentions ring the bell.
+ * Otherwise it reads commands line by line and prints plain lines, so it can
+ * be scripted. The pure pieces ({@linkcode LineEditor}, {@linkcode KeyDecoder},
+ * {@linkcode complete}, {@linkcode fitInput}, {@linkcode renderMessage}) are
+ * exported for tests.
  *
  * Needs `--allow-net` only: it reads no environment variable unless allowed
  * (the locale comes from `navigator.language`) and never prompts.
@@ -2077,6 +2083,8 @@ class TerminalScreen implements Screen {
   accept: (line: string) => boolean = () => true;
   /** What Tab completes. */
   completer: (line: string, cursor: number) => Completion | undefined = () => undefined;
+  /** The user leaves (Ctrl-C twice, Ctrl-D, the end of input): at once, even with a line still being sent. */
+  onEnd: () => void = () => {};
   #label: string | undefined;
   #room: string | null = null;
   #offline = false;
@@ -2296,6 +2304,7 @@ class TerminalScreen implements Screen {
     const waiter = this.#waiter;
     this.#waiter = undefined;
     waiter?.(null);
+    this.onEnd();
   }
 
   #markRead(): void {
@@ -2545,6 +2554,8 @@ export async function main(args: string[] = Deno.args): Promise<number> {
     return 0;
   };
   onTerminate(stop, { hangup: true });
+  // Leaving does not wait for a line stuck on a server that is away.
+  if (terminal) terminal.onEnd = () => void stop();
 
   screen.start();
   ui.notice(t.looking(`${binder.host}:${binder.port}`));

@@ -425,7 +425,7 @@ Deno.test({
         /^\[pendente\] primeira na queda\n\[pendente\] segunda na queda\n\[pendente\] \/usuarios\n\[nova\] \(sem conexão\) >$/m,
       );
 
-      await using _second = await startServer(binder, [], { dir });
+      await using second = await startServer(binder, [], { dir });
       await ana.waitFor(/Na sala nova \(1\): ana/, { timeoutMs: 15_000 });
       await ana.waitFor(/ana: primeira na queda\n(.*\n)*.*ana: segunda na queda/);
       await ana.waitForBottom(/^\[nova\] >$/);
@@ -434,8 +434,13 @@ Deno.test({
       for (const line of ["ana: primeira na queda", "ana: segunda na queda"]) {
         assert.equal(screen.split(line).length - 1, 1, `${line} once in\n${screen}`);
       }
-      await ana.type("/fim");
+      // Server gone again: Ctrl-C twice leaves at once, with a line still waiting.
+      await second.program.stop("SIGKILL");
+      await ana.waitForBottom(/^\[nova\] \(sem conexão\) >$/);
+      await ana.type("nunca enviada");
       await ana.keys("Enter");
+      await ana.waitFor(/\[pendente\] nunca enviada/);
+      await ana.keys("C-c", "C-c");
       await ana.waitFor(/^\[saiu: 0\]$/m);
     } finally {
       await first.program.stop("SIGKILL");
