@@ -143,9 +143,10 @@ Também em inglês: /create /join /leave /rooms /users /msg /delete /help /quit`
   Ctrl-C               limpa a linha; numa linha vazia pede confirmação, e um segundo Ctrl-C sai
   Ctrl-D               numa linha vazia, sai
 Colar várias linhas envia uma só mensagem (acima de 5 linhas o cliente pergunta antes).
-Linhas à espera (sem conexão, ou no limite de mensagens do servidor) aparecem acima da linha de
-digitação e saem em ordem, nenhuma se perde. Privadas e menções ao seu nome ficam destacadas e tocam
-o sino (--no-bell silencia). A conversa anterior fica na rolagem do próprio terminal.`,
+Linhas à espera (sem conexão, ou no limite de mensagens do servidor) aparecem acima da linha de \
+digitação e saem em ordem, nenhuma se perde.
+Privadas e menções ao seu nome ficam destacadas e tocam o sino (--no-bell silencia).
+A conversa anterior fica na rolagem do próprio terminal.`,
   badLang: (value: string) => `--lang deve ser pt ou en, não '${value}'`,
   badBinder: (message: string) => `--binder: ${message}`,
   looking: (binder: string) => `Procurando o ChatService no binder ${binder}...`,
@@ -251,9 +252,10 @@ Also in Portuguese: /criar /entrar /sair /salas /usuarios /msg /excluir /ajuda /
   Ctrl-C               clears the line; on an empty line asks first, and a second Ctrl-C leaves
   Ctrl-D               on an empty line, leaves
 Pasting several lines sends one message (above 5 lines the client asks first).
-Lines waiting (offline, or at the server's message limit) show above the input line and go out in
-order; none is lost. Private messages and mentions of your name stand out and ring the bell
-(--no-bell silences it). The earlier conversation stays in the terminal's own scrollback.`,
+Lines waiting (offline, or at the server's message limit) show above the input line and go out in \
+order; none is lost.
+Private messages and mentions of your name stand out and ring the bell (--no-bell silences it).
+The earlier conversation stays in the terminal's own scrollback.`,
   badLang: (value) => `--lang must be pt or en, not '${value}'`,
   badBinder: (message) => `--binder: ${message}`,
   looking: (binder) => `Looking for ChatService at the binder ${binder}...`,
