@@ -269,7 +269,11 @@ export function xmlRpcHandler(
     };
     let bytes: Uint8Array;
     try {
-      bytes = await readBody(request, maxBody, bodyTimeoutMs, reserve);
+      // The common case, one small body of a declared size, read whole: a chunk-by-chunk read with its
+      // accounting costs about a fifth of a cheap call. Small bodies never count against the budget.
+      bytes = declared > 0 && declared <= SMALL_BODY
+        ? await withDeadline(request.bytes(), bodyTimeoutMs)
+        : await readBody(request, maxBody, bodyTimeoutMs, reserve);
     } catch (error) {
       release();
       if (error instanceof BodyTooLarge) return tooLarge(maxBody);
@@ -336,6 +340,19 @@ function tooLarge(maxBody: number): Response {
 class BodyTooLarge extends Error {}
 class BodyTimeout extends Error {}
 class Busy extends Error {}
+
+/** `promise`, or a {@linkcode BodyTimeout} after `timeoutMs`. */
+async function withDeadline<T>(promise: Promise<T>, timeoutMs: number): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new BodyTimeout()), timeoutMs);
+  });
+  try {
+    return await Promise.race([promise, deadline]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
 
 /**
  * Reads a request body with a size limit and a deadline, so stalled or huge

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { type ChatMessage, XmlRpcClient } from "../deps.ts";
+import { type ChatMessage, DatabaseSync, XmlRpcClient } from "../deps.ts";
 import {
   runPython,
   runScript,
@@ -500,15 +500,56 @@ Deno.test("after kill -9 and a restart every acknowledged message and room is th
   }
 });
 
+Deno.test("kill -9 during a burst from 20 concurrent senders: every acknowledged message is in the database", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "rpc-chat-burst-" });
+  try {
+    const server = await startServer(undefined, ["--max-rate", "100000"], { dir });
+    const senders = await Promise.all(Array.from({ length: 20 }, (_, i) => user(server, `u${i}`)));
+    await senders[0]!.call("criar_sala", ["geral"]);
+    for (const [i, sender] of senders.entries()) await sender.call("entrar_na_sala", [`u${i}`, "geral"]);
+    // Each sender sends as fast as its answers come; the group commits put many of them in one transaction.
+    const acknowledged: string[] = [];
+    let killed = false;
+    const sending = senders.map(async (sender, i) => {
+      for (let n = 0; !killed; n++) {
+        const text = `u${i} mensagem ${n}`;
+        try {
+          const [ok] = await sender.call<[boolean]>("enviar_mensagem", [`u${i}`, "geral", text, null]);
+          if (ok) acknowledged.push(text);
+        } catch {
+          return; // The server is gone: this one was not acknowledged.
+        }
+      }
+    });
+    await waitUntil(() => acknowledged.length >= 2000, "2,000 acknowledged messages");
+    server.program.kill("SIGKILL");
+    killed = true;
+    await server.program.status;
+    await Promise.all(sending);
+    // The database file as the dead server left it, read by SQLite itself.
+    const db = new DatabaseSync(`${dir}/chat.db`, { readOnly: true });
+    const stored = new Set(
+      (db.prepare("SELECT conteudo FROM messages WHERE origem != 'SERVER'").all() as { conteudo: string }[])
+        .map((row) => row.conteudo),
+    );
+    db.close();
+    const lost = acknowledged.filter((text) => !stored.has(text));
+    assert.deepEqual(lost, [], `${lost.length} of ${acknowledged.length} acknowledged messages lost`);
+    assert.ok(stored.size >= acknowledged.length);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("a database from a newer schema or a corrupt file stops the server with one clear line", async () => {
   for (
     const [setup, pattern] of [
-      [async (dir: string) => {
+      [(dir: string) => {
         // A newer schema: user_version 99, written by sqlite itself.
-        const { DatabaseSync } = await import("node:sqlite");
         const db = new DatabaseSync(`${dir}/chat.db`);
         db.exec("PRAGMA user_version = 99");
         db.close();
+        return Promise.resolve();
       }, /esquema 99, mais novo/],
       [
         (dir: string) => Deno.writeTextFile(`${dir}/chat.db`, "isto não é um banco ".repeat(100)),
