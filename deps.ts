@@ -96,5 +96,8 @@ export {
 // Networks: who may register in the binder (`--allow-register`).
 export { BlockList, isIP } from "node:net";
 
+// Many deadlines on few timers (request bodies, long waits).
+export { Deadlines } from "./deps/deadlines.ts";
+
 // Storage: the embedded database of the chat server.
 export { DatabaseSync } from "node:sqlite";

@@ -22,6 +22,7 @@ import {
   type Call,
   type ChatMessage,
   DatabaseSync,
+  Deadlines,
   encodeOnce,
   endpointUrl,
   EVERYONE,
@@ -429,6 +430,8 @@ export class ChatService {
   #lastId: number;
   #sweeper: ReturnType<typeof setInterval> | undefined;
   #stopped = false;
+  /** When long waits end: a wait may last up to 50 ms past its espera_ms, and thousands share few timers. */
+  readonly #waitDeadlines = new Deadlines(50);
 
   /** The chat over a store, with the rooms and recent messages the store holds. */
   constructor(store: MessageStore, options: ChatOptions) {
@@ -677,10 +680,10 @@ export class ChatService {
       try {
         await new Promise<void>((resolve) => {
           const waiter = { user: user.name, wake: done };
-          const timer = setTimeout(done, Math.min(waitMs, MAX_WAIT_MS));
+          const cancel = this.#waitDeadlines.after(Math.min(waitMs, MAX_WAIT_MS), done);
           room.waiters.add(waiter);
           function done() {
-            clearTimeout(timer);
+            cancel();
             room.waiters.delete(waiter);
             resolve();
           }

@@ -7,6 +7,7 @@
  * @module
  */
 
+import { Deadlines } from "./deadlines.ts";
 import type { Logger } from "./log.ts";
 import { REASONS_HEADER } from "./protocol.ts";
 import {
@@ -341,16 +342,19 @@ class BodyTooLarge extends Error {}
 class BodyTimeout extends Error {}
 class Busy extends Error {}
 
-/** `promise`, or a {@linkcode BodyTimeout} after `timeoutMs`. */
+/** The deadlines of small bodies: a second late at most is fine for a timeout of seconds. */
+const bodyDeadlines = new Deadlines(1000);
+
+/** `promise`, or a {@linkcode BodyTimeout} after `timeoutMs` (or up to a second later). */
 async function withDeadline<T>(promise: Promise<T>, timeoutMs: number): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
+  let cancel: () => void = () => {};
   const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new BodyTimeout()), timeoutMs);
+    cancel = bodyDeadlines.after(timeoutMs, () => reject(new BodyTimeout()));
   });
   try {
     return await Promise.race([promise, deadline]);
   } finally {
-    clearTimeout(timer);
+    cancel();
   }
 }
 
