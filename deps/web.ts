@@ -5,8 +5,8 @@
  *
  * Exactly `cliente.ts` and the modules it imports, and nothing else: no
  * database, no log, no listing, no other path. Their text is embedded when
- * the binder loads (`import ... with { type: "text" }`, stable in Deno 2.9
- * with no flag and no `deno.json`), so the binder reads no file and keeps
+ * the binder loads (`import ... with { type: "text" }`, stable since Deno
+ * 2.8: no flag, no `deno.json`), so the binder reads no file and keeps
  * `--allow-net` as its only permission, whether it runs from the checkout,
  * from a URL or as a binary (`deno compile` embeds them with its graph).
  * tests/binder_test.ts checks this list against `deno info cliente.ts`.
