@@ -219,7 +219,7 @@ function joinInstructions(options: StartOptions, binderPort: number): string[] {
   ];
 }
 
-/** How many users are in a room of the server (the host's client has left by then); undefined if it does not answer. */
+/** How many users are in the server's rooms (the host's client has left by then); undefined if it is gone. */
 async function othersConnected(serverPort: number): Promise<number | undefined> {
   try {
     const server = new XmlRpcClient(endpointUrl("127.0.0.1", serverPort), { timeoutMs: 2000 });

@@ -52,7 +52,7 @@ const BODIES = new Map([...CLIENT_MODULES].map(([path, text]) => [`/${path}`, en
  * characters, a query, a second slash, another file) is 404.
  */
 export function serveClientModule(request: Request): Response {
-  // The path as the client wrote it: `new URL()` would resolve `..` and decode nothing, hiding what was asked.
+  // The path exactly as sent: `new URL()` would resolve `..` and `.` segments before we could see them.
   const afterScheme = request.url.indexOf("//") + 2;
   const slash = request.url.indexOf("/", afterScheme);
   const body = slash < 0 ? undefined : BODIES.get(request.url.slice(slash));

@@ -12,6 +12,7 @@ import {
   runScript,
   startBinder,
   startClient,
+  startScript,
   startServer,
   waitUntil,
 } from "./test_helpers.ts";
@@ -295,16 +296,9 @@ Deno.test("binder serves the client's modules over GET as TypeScript, and nothin
   const dir = await Deno.makeTempDir({ prefix: "rpc-chat-binder-" });
   await Deno.writeTextFile(`${dir}/chat.db`, "segredo");
   await Deno.writeTextFile(`${dir}/binder.log`, "segredo");
-  const program = new Program(Deno.execPath(), [
-    "run",
-    "--no-prompt",
-    ...BINDER_PERMISSIONS,
-    `${ROOT}binder.ts`,
-    "--host",
-    "127.0.0.1",
-    "--port",
-    "0",
-  ], { cwd: dir });
+  const program = startScript("binder.ts", BINDER_PERMISSIONS, ["--host", "127.0.0.1", "--port", "0"], {
+    cwd: dir,
+  });
   try {
     const { porta: port } = await program.ready();
     const base = `http://127.0.0.1:${port}`;

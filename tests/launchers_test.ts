@@ -47,17 +47,18 @@ async function refused(port: number): Promise<boolean> {
 // deno task start
 // ---------------------------------------------------------------------------
 
-/** start.ts as `deno task start` runs it (same permissions), in a directory of its own. */
-async function startAll(args: string[]): Promise<{ program: Program; dir: string } & AsyncDisposable> {
+/**
+ * start.ts as `deno task start` runs it (same permissions) in `dir`: on
+ * 127.0.0.1 and free ports unless `args` say otherwise.
+ */
+async function startIn(dir: string, args: string[], options: { stdin?: "piped" } = {}): Promise<Program> {
   const command = (await task("start")).split(" ");
   assert.deepEqual(command.slice(0, 2), ["deno", "run"]);
   assert.deepEqual(command.at(-1), "start.ts");
-  const permissions = command.slice(2, -1);
-  const dir = await Deno.makeTempDir({ prefix: "rpc-chat-start-" });
-  const program = new Program(Deno.execPath(), [
+  return new Program(Deno.execPath(), [
     "run",
     "--no-prompt",
-    ...permissions,
+    ...command.slice(2, -1),
     `${ROOT}start.ts`,
     "--local",
     "--binder-port",
@@ -65,7 +66,13 @@ async function startAll(args: string[]): Promise<{ program: Program; dir: string
     "--server-port",
     "0",
     ...args,
-  ], { stdin: "piped", cwd: dir });
+  ], { ...options, cwd: dir });
+}
+
+/** {@linkcode startIn} a directory of its own, its client on a pipe. */
+async function startAll(args: string[]): Promise<{ program: Program; dir: string } & AsyncDisposable> {
+  const dir = await Deno.makeTempDir({ prefix: "rpc-chat-start-" });
+  const program = await startIn(dir, args, { stdin: "piped" });
   return {
     program,
     dir,
@@ -150,7 +157,6 @@ Deno.test("deno task start exits with the client's code and still stops everythi
 });
 
 Deno.test("deno task start refuses in one line when a port is taken, and leaves the logs alone", async () => {
-  const command = (await task("start")).split(" ");
   const taken = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const dir = await Deno.makeTempDir({ prefix: "rpc-chat-start-" });
   try {
@@ -158,19 +164,7 @@ Deno.test("deno task start refuses in one line when a port is taken, and leaves 
       // What a system already running wrote.
       await Deno.writeTextFile(`${dir}/binder.log`, "o binder que já roda\n");
       await Deno.writeTextFile(`${dir}/server.log`, "o servidor que já roda\n");
-      const program = new Program(Deno.execPath(), [
-        "run",
-        "--no-prompt",
-        ...command.slice(2, -1),
-        `${ROOT}start.ts`,
-        "--local",
-        "--binder-port",
-        "0",
-        "--server-port",
-        "0",
-        flag,
-        String(taken.addr.port),
-      ], { cwd: dir });
+      const program = await startIn(dir, [flag, String(taken.addr.port)]);
       const status = await program.status;
       assert.deepEqual(status.code, 1);
       assert.deepEqual(program.stderrLines, [
