@@ -8,6 +8,11 @@
  * deno run --allow-net binder.ts --port 0        # a free port, printed on start
  * ```
  *
+ * It also serves the client over HTTP GET on the same port, so a classmate
+ * runs it from there with one line and no `--binder`
+ * (`deno run --allow-net http://192.168.0.10:5000/cliente.ts`): exactly
+ * `cliente.ts` and the modules it imports, embedded at load, nothing else.
+ *
  * Better than the original, which refused a second registration: registering
  * again succeeds, several endpoints may share a name (lookups rotate among the
  * live ones), endpoints are probed and dropped when they stop answering, and
@@ -32,6 +37,8 @@ import {
   serveXmlRpc,
   usageError,
 } from "./deps.ts";
+// Not through deps.ts: this module holds the client's source, which the client itself must not load.
+import { serveClientModule } from "./deps/web.ts";
 
 // ---------------------------------------------------------------------------
 // Types
@@ -347,7 +354,10 @@ Opções:
   --request-timeout S      prazo para um cliente enviar a requisição (padrão: 10)
   --allow-register REDE    aceita registros também desta rede, em CIDR (ex.: 192.168.0.0/24);
                            repetível. Sem ela, só da própria máquina (loopback). Buscas são livres.
-  -h, --help               mostra esta ajuda`;
+  -h, --help               mostra esta ajuda
+
+Na mesma porta, por HTTP GET, o binder serve o cliente e só ele: na rede, um colega entra com
+  deno run --allow-net http://ESTE_IP:5000/cliente.ts`;
 
 function printUsage(): void {
   console.log(USAGE);
@@ -384,7 +394,13 @@ export async function main(args: string[] = Deno.args): Promise<void> {
   });
   let server;
   try {
-    server = serveXmlRpc(binderMethods(binder), { host: flags.host, port, bodyTimeoutMs, log });
+    server = serveXmlRpc(binderMethods(binder), {
+      host: flags.host,
+      port,
+      bodyTimeoutMs,
+      log,
+      get: serveClientModule,
+    });
   } catch (error) {
     console.error(
       `${program}: não foi possível escutar em ${flags.host}:${port}: ${(error as Error).message}`,

@@ -100,7 +100,7 @@ export const PT = {
 Uso: deno run --allow-net cliente.ts [opções]
 
 Opções:
-  --binder H:P         onde está o binder (padrão: 127.0.0.1:5000)
+  --binder H:P         onde está o binder (padrão: 127.0.0.1:5000, ou o de onde veio este cliente)
   --name NOME          seu nome de usuário (sem ele, o cliente pergunta)
   --room SALA          entra na sala ao conectar (e a cria se não existir)
   --lang pt|en         idioma (padrão: pt; en com um locale inglês)
@@ -182,7 +182,7 @@ const EN: Texts = {
 Usage: deno run --allow-net cliente.ts [options]
 
 Options:
-  --binder H:P         where the binder is (default: 127.0.0.1:5000)
+  --binder H:P         where the binder is (default: 127.0.0.1:5000, or the one this client came from)
   --name NAME          your user name (without it, the client asks)
   --room ROOM          joins the room on connecting (creating it if missing)
   --lang pt|en         language (default: pt; en with an English locale)
@@ -1409,11 +1409,21 @@ function printUsage(args: string[]): void {
   console.log(TEXTS[detectLang(langArgument(args))].usage);
 }
 
+/**
+ * Where the binder is unless `--binder` says: loaded from a binder's address
+ * (`http://192.168.0.10:5000/cliente.ts`), that binder; else this machine's.
+ */
+function defaultBinder(moduleUrl: string = import.meta.url): string {
+  const url = new URL(moduleUrl);
+  if (url.protocol !== "http:") return "127.0.0.1:5000";
+  return url.port ? url.host : `${url.host}:80`;
+}
+
 /** Runs the client; resolves to its exit code (0 after /fim or the end of input). */
 export async function main(args: string[] = Deno.args): Promise<number> {
   const program = "cliente.ts";
   const flags = parseFlags(program, () => printUsage(args), args, {
-    binder: { type: "string", default: "127.0.0.1:5000" },
+    binder: { type: "string", default: defaultBinder() },
     name: { type: "string" },
     room: { type: "string" },
     lang: { type: "string" },

@@ -721,6 +721,17 @@ export class ChatService {
     this.#sweeper ??= setInterval(() => this.sweep(), sweepEveryMs);
   }
 
+  /** Tells every room with members that the service is stopping; returns how many rooms were told. */
+  announceStop(): number {
+    let told = 0;
+    for (const room of this.#rooms.values()) {
+      if (room.members.size === 0) continue;
+      this.#post(room, SERVER, EVERYONE, "O servidor de chat foi encerrado.");
+      told++;
+    }
+    return told;
+  }
+
   /** Ends every wait, now and from now on, and the sweeping. */
   stop(): void {
     this.#stopped = true;
@@ -1199,6 +1210,9 @@ export async function main(args: string[] = Deno.args): Promise<void> {
   // Set before the ready line: whoever waits for it may send SIGTERM at once.
   onTerminate(async () => {
     log.info("Servidor encerrando...");
+    // Before the waits end: whoever waits gets the notice in its answer.
+    const told = chat.announceStop();
+    if (told) log.info(`Aviso de encerramento enviado a ${told} sala${told === 1 ? "" : "s"}`);
     chat.stop();
     await registration.stop();
     await server.shutdown();

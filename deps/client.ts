@@ -96,6 +96,11 @@ function describeNetworkError(error: unknown): string {
   const message = cause + (error instanceof Error ? error.message : String(error));
   if (/refused/i.test(message)) return "conexão recusada";
   if (/dns|lookup|resolve/i.test(message)) return "endereço não encontrado";
+  // The server went away mid-call (it stopped, say): no transport jargon for the user.
+  if (/connection closed|connection reset|reset by peer|broken pipe/i.test(message)) {
+    return "conexão encerrada";
+  }
+  if (/unreachable|no route to host/i.test(message)) return "endereço inalcançável";
   return message.split("\n", 1)[0]!;
 }
 

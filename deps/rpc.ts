@@ -223,6 +223,8 @@ export interface HandlerOptions {
   maxInFlightBytes?: number;
   /** Where internal errors (bugs) go: the operator log. Default: stderr. */
   log?: Logger;
+  /** Answers GET and HEAD requests (the binder serves the client's modules); without it they get 405. */
+  get?: (request: Request) => Response | Promise<Response>;
 }
 
 /** The cookie that carries the session `registrar_usuario` hands out. */
@@ -248,9 +250,12 @@ export function xmlRpcHandler(
 
   return async (request, info) => {
     if (request.method !== "POST") {
+      if (options.get && (request.method === "GET" || request.method === "HEAD")) {
+        return await options.get(request);
+      }
       return new Response("Este é um serviço XML-RPC: use POST.\n", {
         status: 405,
-        headers: { allow: "POST" },
+        headers: { allow: options.get ? "GET, HEAD, POST" : "POST" },
       });
     }
     const declared = Number(request.headers.get("content-length") ?? "0");

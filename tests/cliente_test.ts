@@ -485,58 +485,6 @@ Deno.test("a server that sends raw escape sequences cannot drive the terminal", 
 });
 
 // ---------------------------------------------------------------------------
-// From a URL
-// ---------------------------------------------------------------------------
-
-Deno.test("the client runs from a URL with --allow-net and --allow-import for that host only", async () => {
-  await using binder = await startBinder();
-  await using _server = await startServer(binder);
-  const files = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, async (request) => {
-    const path = decodeURIComponent(new URL(request.url).pathname);
-    if (path.includes("..")) return new Response("no", { status: 400 });
-    try {
-      const body = await Deno.readFile(`${ROOT}${path.slice(1)}`);
-      return new Response(body, { headers: { "content-type": "application/typescript" } });
-    } catch {
-      return new Response("not found", { status: 404 });
-    }
-  });
-  const host = `127.0.0.1:${files.addr.port}`;
-  // Far from the repository: no deno.json, no import map, no lock file to lean on.
-  const elsewhere = await Deno.makeTempDir({ prefix: "rpc-chat-url-" });
-  try {
-    const remote = new Program(Deno.execPath(), [
-      "run",
-      "--no-prompt",
-      ...CLIENT_PERMISSIONS,
-      `--allow-import=${host}`,
-      `http://${host}/cliente.ts`,
-      "--binder",
-      binder.address,
-      "--lang",
-      "pt",
-      "--name",
-      "remota",
-      "--room",
-      "geral",
-    ], { stdin: "piped", cwd: elsewhere });
-    await using _remote = remote;
-    await remote.waitForLine(/Você está na sala geral/, 60_000);
-    await using local = startClient(binder, ["--name", "local", "--room", "geral"]);
-    await remote.waitForLine(said("SERVER: local entrou na sala."));
-    await local.write("oi, remota\n");
-    await remote.waitForLine(said("local: oi, remota"));
-    await remote.write("oi, local\n");
-    await local.waitForLine(said("remota: oi, local"));
-    assert.deepEqual(await quit(remote), 0);
-    assert.deepEqual(await quit(local), 0);
-  } finally {
-    await files.shutdown();
-    await Deno.remove(elsewhere, { recursive: true });
-  }
-});
-
-// ---------------------------------------------------------------------------
 // In a real terminal (tmux)
 // ---------------------------------------------------------------------------
 
