@@ -722,14 +722,16 @@ export class ChatService {
   }
 
   /** Tells every room with members that the service is stopping; returns how many rooms were told. */
-  announceStop(): number {
-    let told = 0;
+  async announceStop(): Promise<number> {
+    const notices: Promise<void>[] = [];
     for (const room of this.#rooms.values()) {
-      if (room.members.size === 0) continue;
-      this.#post(room, SERVER, EVERYONE, "O servidor de chat foi encerrado.");
-      told++;
+      if (room.members.size > 0) {
+        notices.push(this.#post(room, SERVER, EVERYONE, "O servidor de chat foi encerrado."));
+      }
     }
-    return told;
+    // Committed (and the waits woken with them) before the waits are ended.
+    await Promise.all(notices);
+    return notices.length;
   }
 
   /** Ends every wait, now and from now on, and the sweeping. */
@@ -1211,7 +1213,7 @@ export async function main(args: string[] = Deno.args): Promise<void> {
   onTerminate(async () => {
     log.info("Servidor encerrando...");
     // Before the waits end: whoever waits gets the notice in its answer.
-    const told = chat.announceStop();
+    const told = await chat.announceStop().catch(() => 0);
     if (told) log.info(`Aviso de encerramento enviado a ${told} sala${told === 1 ? "" : "s"}`);
     chat.stop();
     await registration.stop();

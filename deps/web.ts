@@ -23,6 +23,7 @@ import child from "./child.ts" with { type: "text" };
 import cli from "./cli.ts" with { type: "text" };
 import client from "./client.ts" with { type: "text" };
 import codec from "./codec.ts" with { type: "text" };
+import deadlines from "./deadlines.ts" with { type: "text" };
 import log from "./log.ts" with { type: "text" };
 import protocol from "./protocol.ts" with { type: "text" };
 import rpc from "./rpc.ts" with { type: "text" };
@@ -35,6 +36,7 @@ export const CLIENT_MODULES: ReadonlyMap<string, string> = new Map([
   ["deps/cli.ts", cli],
   ["deps/client.ts", client],
   ["deps/codec.ts", codec],
+  ["deps/deadlines.ts", deadlines],
   ["deps/log.ts", log],
   ["deps/protocol.ts", protocol],
   ["deps/rpc.ts", rpc],
