@@ -143,6 +143,45 @@ const SCHEMA_VERSION = 1;
 /** The database could not be used: one clear line for the operator. */
 export class StoreError extends Error {}
 
+/**
+ * A user's reads use these, so a room full of other people's private
+ * messages costs no more to read than a quiet one: public messages, and
+ * those to or from the reader, each found by an index, never by scanning.
+ */
+export const VISIBILITY_INDEXES = `
+  CREATE INDEX IF NOT EXISTS messages_public ON messages (room, tipo, id);
+  CREATE INDEX IF NOT EXISTS messages_to ON messages (room, destino, id);
+  CREATE INDEX IF NOT EXISTS messages_from ON messages (room, origem, id);
+`;
+
+/** What a reader (?3) may see in a room (?1), by id: public, to them, from them; each part ordered and cut. */
+function visibleParts(idCondition: string, order: "ASC" | "DESC"): string {
+  const part = (where: string) =>
+    `SELECT * FROM (SELECT * FROM messages WHERE room = ?1 AND ${where} AND ${idCondition} ` +
+    `ORDER BY id ${order} LIMIT ?4)`;
+  return `${part("tipo = 'broadcast'")} UNION ALL ${part("destino = ?3 AND tipo = 'unicast'")} UNION ALL ` +
+    part("origem = ?3 AND destino != ?3 AND tipo = 'unicast'");
+}
+
+/** The messages after a cursor (?2) a reader may see, oldest first, at most ?4. */
+export const VISIBLE_AFTER = `SELECT * FROM (${visibleParts("id > ?2", "ASC")}) ORDER BY id LIMIT ?4`;
+
+/** The newest messages a reader may see, oldest first, at most ?4 (?2 unused). */
+export const LATEST_VISIBLE = `SELECT * FROM (SELECT * FROM (${
+  visibleParts("?2 IS NULL", "DESC")
+}) ORDER BY id DESC LIMIT ?4) ORDER BY id`;
+
+/** A file's inode and device, or undefined when it is gone (or the database is in memory). */
+function fileIdentity(path: string): { ino: number | null; dev: number } | undefined {
+  if (path === ":memory:" || path === "") return undefined;
+  try {
+    const { ino, dev } = Deno.statSync(path);
+    return { ino, dev };
+  } catch {
+    return undefined;
+  }
+}
+
 /** A write waiting for the next commit. */
 type Write =
   | { kind: "message"; message: Omit<Message, "id">; stored: (message: Message) => void }
@@ -169,6 +208,9 @@ export class MessageStore {
   readonly #deleteMessages;
   readonly #selectAfter;
   readonly #selectLatest;
+  readonly #path: string;
+  /** The opened file's identity, to notice it deleted or replaced (undefined: in memory). */
+  readonly #file: { ino: number | null; dev: number } | undefined;
 
   /**
    * Opens (or creates) the database at `path` (`:memory:` for a throwaway
@@ -177,6 +219,9 @@ export class MessageStore {
   constructor(path: string, options: { synchronous?: "normal" | "full" } = {}) {
     try {
       this.#db = new DatabaseSync(path);
+      // One server per database: the lock taken by the first write (below) is held until the server ends, so a
+      // second server on the same file is refused at once instead of keeping a separate world.
+      this.#db.exec("PRAGMA locking_mode = EXCLUSIVE");
       const version = Number(
         (this.#db.prepare("PRAGMA user_version").get() as { user_version: number }).user_version,
       );
@@ -206,9 +251,15 @@ export class MessageStore {
         CREATE INDEX IF NOT EXISTS messages_by_room ON messages (room, id);
         PRAGMA user_version = ${SCHEMA_VERSION};
       `);
+      this.#db.exec(VISIBILITY_INDEXES);
     } catch (error) {
       if (error instanceof StoreError) throw error;
       const message = (error as Error).message;
+      if (/database is locked|busy/i.test(message)) {
+        throw new StoreError(
+          `o banco ${path} está em uso por outro servidor (um banco, um servidor); use outro --db`,
+        );
+      }
       if (/not a database|malformed|corrupt/i.test(message)) {
         throw new StoreError(`o arquivo ${path} não é um banco SQLite válido (corrompido?): ${message}`);
       }
@@ -226,14 +277,21 @@ export class MessageStore {
     this.#insertRoom = db.prepare("INSERT INTO rooms (name, creator, created_at) VALUES (?, ?, ?)");
     this.#deleteRoom = db.prepare("DELETE FROM rooms WHERE name = ?");
     this.#deleteMessages = db.prepare("DELETE FROM messages WHERE room = ?");
-    this.#selectAfter = db.prepare(
-      `SELECT * FROM messages WHERE room = ? AND id > ? AND (tipo = 'broadcast' OR destino = ? OR origem = ?)
-       ORDER BY id LIMIT ?`,
-    );
-    this.#selectLatest = db.prepare(
-      `SELECT * FROM (SELECT * FROM messages WHERE room = ? AND (tipo = 'broadcast' OR destino = ? OR origem = ?)
-       ORDER BY id DESC LIMIT ?) ORDER BY id`,
-    );
+    this.#selectAfter = db.prepare(VISIBLE_AFTER);
+    this.#selectLatest = db.prepare(LATEST_VISIBLE);
+    this.#path = path;
+    this.#file = fileIdentity(path);
+  }
+
+  /**
+   * Whether the database file is still the one opened: false once it was
+   * deleted or replaced under the running server (whose writes would then go
+   * nowhere anyone can read). Always true for `:memory:`.
+   */
+  stillOnDisk(): boolean {
+    if (!this.#file) return true;
+    const now = fileIdentity(this.#path);
+    return now !== undefined && now.ino === this.#file.ino && now.dev === this.#file.dev;
   }
 
   /** Every room with its newest messages, to rebuild the state at start. */
@@ -337,12 +395,12 @@ export class MessageStore {
 
   /** Messages of a room after an id that a user may see, oldest first. */
   visibleAfter(room: string, user: string, cursor: number, limit: number): Message[] {
-    return (this.#selectAfter.all(room, cursor, user, user, limit) as unknown as Message[]).map(toMessage);
+    return (this.#selectAfter.all(room, cursor, user, limit) as unknown as Message[]).map(toMessage);
   }
 
   /** The newest messages of a room that a user may see, oldest first. */
   latestVisible(room: string, user: string, limit: number): Message[] {
-    return (this.#selectLatest.all(room, user, user, limit) as unknown as Message[]).map(toMessage);
+    return (this.#selectLatest.all(room, null, user, limit) as unknown as Message[]).map(toMessage);
   }
 
   /** Commits what is queued and closes the database. */
@@ -1209,8 +1267,7 @@ export async function main(args: string[] = Deno.args): Promise<void> {
   }
   chat.start(Math.min(1000, sessionTtlMs / 4, roomTtlMs / 4));
   const registration = new BinderRegistration(binder, server.addr.port, registerEveryMs, log);
-  // Set before the ready line: whoever waits for it may send SIGTERM at once.
-  onTerminate(async () => {
+  const shutdown = async () => {
     log.info("Servidor encerrando...");
     // Before the waits end: whoever waits gets the notice in its answer.
     const told = await chat.announceStop().catch(() => 0);
@@ -1221,7 +1278,19 @@ export async function main(args: string[] = Deno.args): Promise<void> {
     store.close();
     log.info("Servidor encerrado.");
     await log.close();
-  });
+  };
+  // Set before the ready line: whoever waits for it may send SIGTERM at once.
+  onTerminate(shutdown);
+  // A database deleted or replaced under us would take every later message with it: stop and say so.
+  const watchdog = setInterval(async () => {
+    if (store.stillOnDisk()) return;
+    clearInterval(watchdog);
+    const problem = `o banco ${dbPath} foi apagado ou trocado enquanto o servidor rodava; encerrando`;
+    log.error(problem);
+    console.error(`${program}: ${problem}`);
+    await shutdown().catch(() => {});
+    Deno.exit(1);
+  }, 1000);
   log.info(
     `Servidor ouvindo em ${flags.host}:${server.addr.port} (banco: ${dbPath}, ${chat.roomCount} salas` +
       `${flags.compat ? ", modo compatível" : ""})`,

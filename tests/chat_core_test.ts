@@ -11,6 +11,7 @@ import assert from "node:assert/strict";
 import {
   type Call,
   type ChatMessage,
+  DatabaseSync,
   endpointUrl,
   Reason,
   REASONS_HEADER,
@@ -18,7 +19,16 @@ import {
   type Result,
   XmlRpcClient,
 } from "../deps.ts";
-import { chatMethods, type ChatService, type Message, type User } from "../server.ts";
+import {
+  chatMethods,
+  type ChatService,
+  LATEST_VISIBLE,
+  type Message,
+  MessageStore,
+  type User,
+  VISIBILITY_INDEXES,
+  VISIBLE_AFTER,
+} from "../server.ts";
 import { chatOn, serveMethods } from "./core_helpers.ts";
 import { waitUntil } from "./test_helpers.ts";
 
@@ -424,4 +434,70 @@ Deno.test("the method table hands the very same frozen struct to every member wh
     { mensagens: ChatMessage[] },
   ];
   assert.equal(delivered.mensagens[0], forAna);
+});
+
+Deno.test("reads from the database: what a reader may see, by index, however many private messages others have", async () => {
+  const store = new MessageStore(":memory:");
+  try {
+    const post = (origem: string, destino: string, conteudo: string) =>
+      store.addMessage({
+        room: "geral",
+        tipo: destino === "todos" ? "broadcast" : "unicast",
+        origem,
+        destino,
+        conteudo,
+        timestamp: 0,
+      }, () => {});
+    const writes = [
+      post("ana", "todos", "1 público"),
+      post("ana", "caio", "2 ana para caio"),
+      post("bia", "caio", "3 bia para caio"),
+      post("caio", "bia", "4 caio para bia"),
+      post("bia", "bia", "5 bia para si"),
+      post("caio", "todos", "6 público"),
+      post("ana", "caio", "7 ana para caio"),
+    ];
+    store.commit();
+    await Promise.all(writes);
+    const seen = (messages: { conteudo: string }[]) => messages.map((m) => m.conteudo);
+    assert.deepEqual(seen(store.visibleAfter("geral", "bia", 0, 100)), [
+      "1 público",
+      "3 bia para caio",
+      "4 caio para bia",
+      "5 bia para si",
+      "6 público",
+    ]);
+    assert.deepEqual(seen(store.visibleAfter("geral", "bia", 3, 2)), ["4 caio para bia", "5 bia para si"]);
+    assert.deepEqual(seen(store.latestVisible("geral", "bia", 3)), [
+      "4 caio para bia",
+      "5 bia para si",
+      "6 público",
+    ]);
+    assert.deepEqual(seen(store.latestVisible("geral", "ana", 10)), [
+      "1 público",
+      "2 ana para caio",
+      "6 público",
+      "7 ana para caio",
+    ]);
+  } finally {
+    store.close();
+  }
+  // How SQLite runs those reads: each part through its index, never a scan of the room's messages.
+  const db = new DatabaseSync(":memory:");
+  try {
+    db.exec(`CREATE TABLE messages (id INTEGER PRIMARY KEY, room TEXT, tipo TEXT, origem TEXT, destino TEXT,
+      conteudo TEXT, timestamp INTEGER)`);
+    db.exec(VISIBILITY_INDEXES);
+    for (const sql of [VISIBLE_AFTER, LATEST_VISIBLE]) {
+      const plan =
+        (db.prepare(`EXPLAIN QUERY PLAN ${sql}`).all("geral", 0, "bia", 50) as { detail: string }[])
+          .map((row) => row.detail);
+      assert.ok(plan.some((d) => /USING (COVERING )?INDEX messages_public/.test(d)), plan.join("\n"));
+      assert.ok(plan.some((d) => /USING (COVERING )?INDEX messages_to/.test(d)), plan.join("\n"));
+      assert.ok(plan.some((d) => /USING (COVERING )?INDEX messages_from/.test(d)), plan.join("\n"));
+      assert.ok(!plan.some((d) => /^SCAN messages\b/.test(d)), plan.join("\n"));
+    }
+  } finally {
+    db.close();
+  }
 });

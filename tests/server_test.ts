@@ -541,6 +541,29 @@ Deno.test("kill -9 during a burst from 20 concurrent senders: every acknowledged
   }
 });
 
+Deno.test("one server per database: a second on the same file is refused; a file deleted under it stops it", async () => {
+  await using first = await startServer(undefined);
+  // The second, on the same chat.db (its working directory), stops at once with one line.
+  const second = startScript("server.ts", SERVER_PERMISSIONS, ["--port", "0", "--binder", "127.0.0.1:1"], {
+    cwd: first.dir,
+  });
+  const { code } = await second.status;
+  assert.equal(code, 1);
+  assert.deepEqual(second.stderrLines, [
+    "server.ts: o banco chat.db está em uso por outro servidor (um banco, um servidor); use outro --db",
+  ]);
+  // The first serves on; then its database file is deleted: it says so and stops, exit code 1.
+  const ana = await user(first, "ana");
+  assert.equal((await ana.call<[boolean]>("criar_sala", ["geral"]))[0], true);
+  await Deno.remove(`${first.dir}/chat.db`);
+  const status = await first.program.status;
+  assert.equal(status.code, 1);
+  assert.match(
+    first.program.stderrLines.join("\n"),
+    /o banco chat\.db foi apagado ou trocado enquanto o servidor rodava/,
+  );
+});
+
 Deno.test("a database from a newer schema or a corrupt file stops the server with one clear line", async () => {
   for (
     const [setup, pattern] of [
