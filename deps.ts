@@ -14,6 +14,7 @@
 
 // The codec: XML-RPC documents to values and back, for calls and responses.
 export {
+  clip,
   encodeCall,
   encodeFault,
   encodeOnce,

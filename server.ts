@@ -21,11 +21,14 @@ import {
   announceReady,
   type Call,
   type ChatMessage,
+  clip,
   DatabaseSync,
   Deadlines,
   encodeOnce,
   endpointUrl,
   EVERYONE,
+  Fault,
+  FaultCode,
   forCaller,
   type Log,
   type Logger,
@@ -140,8 +143,17 @@ const SCHEMA_VERSION = 1;
 // Storage: rooms and messages in SQLite
 // ---------------------------------------------------------------------------
 
-/** The database could not be used: one clear line for the operator. */
-export class StoreError extends Error {}
+/**
+ * The database could not be used: one clear line for the operator at start;
+ * later, the fault a caller gets (-32603 with this message, not an HTTP 500).
+ */
+export class StoreError extends Fault {
+  /** The problem, in words for people. */
+  constructor(message: string) {
+    super(FaultCode.INTERNAL_ERROR, message);
+    this.name = "StoreError";
+  }
+}
 
 /**
  * A user's reads use these, so a room full of other people's private
@@ -209,6 +221,7 @@ export class MessageStore {
   readonly #selectAfter;
   readonly #selectLatest;
   readonly #path: string;
+  readonly #log: Logger | undefined;
   /** The opened file's identity, to notice it deleted or replaced (undefined: in memory). */
   readonly #file: { ino: number | null; dev: number } | undefined;
 
@@ -216,7 +229,8 @@ export class MessageStore {
    * Opens (or creates) the database at `path` (`:memory:` for a throwaway
    * one); throws a {@linkcode StoreError} that says what is wrong.
    */
-  constructor(path: string, options: { synchronous?: "normal" | "full" } = {}) {
+  constructor(path: string, options: { synchronous?: "normal" | "full"; log?: Logger } = {}) {
+    this.#log = options.log;
     try {
       this.#db = new DatabaseSync(path);
       // One server per database: the lock taken by the first write (below) is held until the server ends, so a
@@ -385,7 +399,12 @@ export class MessageStore {
       this.#db.exec("COMMIT");
     } catch (error) {
       if (this.#db.isTransaction) this.#db.exec("ROLLBACK");
-      const failure = new StoreError(`não foi possível gravar no banco: ${(error as Error).message}`);
+      const failure = new StoreError(
+        `O servidor não conseguiu gravar no banco (${
+          clip((error as Error).message, 120)
+        }); nada foi gravado.`,
+      );
+      this.#log?.error(`Gravação no banco falhou (${group.length} escritas): ${(error as Error).message}`);
       for (const { settle } of group) settle(failure);
       return;
     }
@@ -1242,7 +1261,7 @@ export async function main(args: string[] = Deno.args): Promise<void> {
 
   let store: MessageStore;
   try {
-    store = new MessageStore(dbPath, { synchronous: flags.sync });
+    store = new MessageStore(dbPath, { synchronous: flags.sync, log });
   } catch (error) {
     console.error(`${program}: ${(error as Error).message}`);
     await log.close();
