@@ -59,6 +59,8 @@ export {
   type ChatMessage,
   EVERYONE,
   forCaller,
+  type Lang,
+  languageOf,
   type Outcome,
   Reason,
   reasonOf,
@@ -69,6 +71,19 @@ export {
   type Result,
   SERVER,
 } from "./deps/protocol.ts";
+
+// The servers' texts in Portuguese and English: the core says a Text, the method tables render it.
+export {
+  everyText,
+  loadText,
+  type NameKind,
+  noticeOf,
+  render,
+  storeText,
+  type Text,
+  text,
+  type TextKey,
+} from "./deps/texts.ts";
 
 // Programs: flags, the log, signals, child programs and their ready lines.
 export {
