@@ -48,7 +48,9 @@ export {
 export {
   type CallOptions,
   type ClientOptions,
+  describeNetworkError,
   endpointUrl,
+  type NetworkError,
   parseHostPort,
   Unreachable,
   XmlRpcClient,
