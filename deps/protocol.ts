@@ -102,7 +102,8 @@ export function languageOf(header: string | null): Lang {
     lang = "pt";
     const ranges = header.split(",").map((part, order) => {
       const [range = "", ...params] = part.split(";");
-      const q = params.map((p) => /^\s*q\s*=\s*([\d.]+)\s*$/i.exec(p)?.[1]).find((v) => v !== undefined);
+      // A q that is no number (`q=x`) is no preference: left out, as q=0 is.
+      const q = params.map((p) => /^\s*q\s*=(.*)$/i.exec(p)?.[1]).find((v) => v !== undefined);
       return { tag: range.trim().toLowerCase(), q: q === undefined ? 1 : Number(q), order };
     }).filter(({ q }) => q > 0).sort((a, b) => b.q - a.q || a.order - b.order);
     for (const { tag } of ranges) {

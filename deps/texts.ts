@@ -142,7 +142,7 @@ export function render(said: Text, lang: Lang): string {
   return (CATALOGUES[lang][said.key] as (...args: unknown[]) => string)(...said.args);
 }
 
-/** The Portuguese texts as written with `args` (the tests list the words an English reader must never see). */
+/** Every text of a language by key (the tests list from them the words an English reader must never see). */
 export function everyText(lang: Lang): Readonly<Record<TextKey, (...args: never[]) => string>> {
   return CATALOGUES[lang];
 }
