@@ -76,10 +76,12 @@ export {
 
 // The servers' texts in Portuguese and English: the core says a Text, the method tables render it.
 export {
+  type Catalogue,
   everyText,
   loadText,
   type NameKind,
   noticeOf,
+  PORTUGUESE_TEXTS,
   render,
   storeText,
   type Text,

@@ -24,8 +24,11 @@ export type NameKind = "user" | "room";
 
 const KIND_PT: Record<NameKind, string> = { user: "usuário", room: "sala" };
 
-/** The Portuguese texts: what the original programs said, word for word (the original clients see these). */
-const PT = {
+/**
+ * The Portuguese texts: what the original programs said, word for word (the
+ * original clients see these); their keys and arguments are every table's.
+ */
+export const PORTUGUESE_TEXTS = {
   // Names.
   nameLength: (kind: NameKind, max: number) =>
     `Nome de ${KIND_PT[kind]} inválido: use de 1 a ${max} caracteres.`,
@@ -77,7 +80,10 @@ const PT = {
     `pode liberar uma rede com --allow-register (ex.: --allow-register 192.168.0.0/24).`,
 };
 
-type Catalogue = { readonly [K in keyof typeof PT]: (...args: Parameters<typeof PT[K]>) => string };
+/** Every text in one language: by key, a function of the text's arguments. */
+export type Catalogue = {
+  readonly [K in keyof typeof PORTUGUESE_TEXTS]: (...args: Parameters<typeof PORTUGUESE_TEXTS[K]>) => string;
+};
 
 const EN: Catalogue = {
   nameLength: (kind, max) => `Invalid ${kind} name: use 1 to ${max} characters.`,
@@ -122,7 +128,7 @@ const EN: Catalogue = {
     `it can allow a network with --allow-register (e.g. --allow-register 192.168.0.0/24).`,
 };
 
-const CATALOGUES: Readonly<Record<Lang, Catalogue>> = { pt: PT, en: EN };
+const CATALOGUES: Readonly<Record<Lang, Catalogue>> = { pt: PORTUGUESE_TEXTS, en: EN };
 
 /** The key of a text in the catalogue. */
 export type TextKey = keyof Catalogue;
@@ -157,9 +163,11 @@ export function loadText(stored: string | null | undefined): Text | undefined {
   if (!stored) return undefined;
   try {
     const [key, ...args] = JSON.parse(stored);
-    const known = typeof key === "string" && Object.hasOwn(PT, key) &&
+    const known = typeof key === "string" && Object.hasOwn(PORTUGUESE_TEXTS, key) &&
       args.every((arg: unknown) => typeof arg === "string" || typeof arg === "number");
-    return known && PT[key as TextKey].length === args.length ? { key, args } as unknown as Text : undefined;
+    return known && PORTUGUESE_TEXTS[key as TextKey].length === args.length
+      ? { key, args } as unknown as Text
+      : undefined;
   } catch {
     return undefined;
   }
@@ -170,7 +178,7 @@ export function loadText(stored: string | null | undefined): Text | undefined {
  * Portuguese `conteudo` read back; undefined for any other text.
  */
 export function noticeOf(conteudo: string): Text | undefined {
-  if (conteudo === PT.stoppedNotice()) return text("stoppedNotice");
+  if (conteudo === PORTUGUESE_TEXTS.stoppedNotice()) return text("stoppedNotice");
   const joined = /^(.+) entrou na sala\.$/s.exec(conteudo);
   if (joined) return text("joinedNotice", joined[1]!);
   const left = /^(.+) saiu da sala\.$/s.exec(conteudo);
