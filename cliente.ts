@@ -31,7 +31,7 @@ import {
   endpointUrl,
   EVERYONE,
   Fault,
-  type NetworkError,
+  NETWORK_ERRORS_PT,
   numberFlag,
   onTerminate,
   parseFlags,
@@ -168,14 +168,8 @@ Também em inglês: /create /join /leave /rooms /users /msg /delete /help /quit`
   unexpected: (message: string) => `Erro inesperado: ${message}`,
   couldNotLeave: (problem: string) => `Não foi possível avisar o servidor da saída: ${problem}`,
   bye: "Até logo!",
-  network: {
-    refused: "conexão recusada",
-    timeout: "tempo esgotado",
-    notFound: "endereço não encontrado",
-    closed: "conexão encerrada",
-    unreachable: "endereço inalcançável",
-    other: "erro de rede",
-  } satisfies Record<NetworkError, string>,
+  /** Why the binder or the server did not answer (the library's words). */
+  network: NETWORK_ERRORS_PT,
   syntax: {
     create: "/criar SALA",
     join: "/entrar SALA",

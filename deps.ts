@@ -51,6 +51,7 @@ export {
   describeNetworkError,
   endpointUrl,
   type NetworkError,
+  NETWORK_ERRORS_PT,
   parseHostPort,
   Unreachable,
   XmlRpcClient,

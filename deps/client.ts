@@ -15,8 +15,8 @@ import { encodeCall, Fault, parseXmlRpc, type XmlRpcValue } from "./codec.ts";
 /** Why a service did not answer, for each program to say in its own words. */
 export type NetworkError = "refused" | "timeout" | "notFound" | "closed" | "unreachable" | "other";
 
-/** The kinds in the words of the programs' logs (Portuguese, like the logs). */
-const IN_WORDS: Readonly<Record<NetworkError, string>> = {
+/** The kinds in Portuguese: the words of the programs' logs, and of the Portuguese client. */
+export const NETWORK_ERRORS_PT: Readonly<Record<NetworkError, string>> = {
   refused: "conexão recusada",
   timeout: "tempo esgotado",
   notFound: "endereço não encontrado",
@@ -33,7 +33,7 @@ export class Unreachable extends Error {
    * an `other` (for a log, never for a user).
    */
   constructor(readonly url: string, readonly kind: NetworkError, readonly detail = "") {
-    super(`${url}: ${IN_WORDS[kind]}${kind === "other" && detail ? ` (${detail})` : ""}`);
+    super(`${url}: ${NETWORK_ERRORS_PT[kind]}${kind === "other" && detail ? ` (${detail})` : ""}`);
     this.name = "Unreachable";
   }
 }

@@ -22,7 +22,7 @@ import {
   XmlRpcClient,
 } from "../deps.ts";
 import { chatMethods, type ChatService, type Message, type User } from "../server.ts";
-import { chatOn, serveMethods } from "./core_helpers.ts";
+import { caller, chatOn, serveMethods } from "./core_helpers.ts";
 import { waitUntil } from "./test_helpers.ts";
 
 /** Registers `name` with the token `token-NAME` and returns the user as a call proves it. */
@@ -401,20 +401,6 @@ Deno.test("over the wire: a message is the original struct plus id, its timestam
   assert(last.timestamp instanceof Date);
   assert(Math.abs(last.timestamp.getTime() - Date.now()) < 5000);
 });
-
-/** A caller of the method table as the HTTP handler makes it, keeping the session it is given. */
-function caller(): Call {
-  const call = {
-    remoteAddress: "127.0.0.1",
-    session: undefined as string | undefined,
-    wantsReasons: false,
-    language: "pt" as const,
-    setSession(token: string) {
-      call.session = token;
-    },
-  };
-  return call;
-}
 
 Deno.test("the method table hands the very same frozen struct to every member who receives a message", async () => {
   using chatted = chatOn();

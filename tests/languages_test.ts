@@ -31,7 +31,7 @@ import {
 } from "../deps.ts";
 import { TEXTS } from "../cliente.ts";
 import { chatMethods } from "../server.ts";
-import { chatOn, serveMethods } from "./core_helpers.ts";
+import { caller, chatOn, serveMethods } from "./core_helpers.ts";
 import { runPython, startBinder, startClient, startServer } from "./test_helpers.ts";
 
 // ---------------------------------------------------------------------------
@@ -230,20 +230,6 @@ Deno.test("over the wire: refusals, successes and notices in each caller's langu
     await server.shutdown();
   }
 });
-
-/** A caller of the method table as the HTTP handler makes it, in a language. */
-function caller(language: "pt" | "en"): Call {
-  const call = {
-    remoteAddress: "127.0.0.1",
-    session: undefined as string | undefined,
-    wantsReasons: false,
-    language,
-    setSession(token: string) {
-      call.session = token;
-    },
-  };
-  return call;
-}
 
 Deno.test("a message is encoded once per language: a notice once per language, any other once", async () => {
   using chatted = chatOn();
