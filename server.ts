@@ -461,8 +461,10 @@ export interface Delivery {
 
 /**
  * The chat: users, sessions, rooms, messages and live delivery. No XML, no
- * HTTP: it answers {@linkcode Outcome}s holding {@linkcode Message}s, and
- * every refusal carries its {@linkcode Reason}.
+ * HTTP, no language: it answers {@linkcode Outcome}s holding
+ * {@linkcode Message}s, and what it says to people (refusals, with their
+ * {@linkcode Reason}; successes; notices) is a {@linkcode Text} that
+ * {@linkcode chatMethods} renders in each caller's language.
  */
 export class ChatService {
   readonly #users = new Map<string, User>();
