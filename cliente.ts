@@ -31,6 +31,7 @@ import {
   endpointUrl,
   EVERYONE,
   Fault,
+  NETWORK_ERRORS_PT,
   numberFlag,
   onTerminate,
   parseFlags,
@@ -95,6 +96,8 @@ class Closed extends Error {
 
 /** The Portuguese texts, the default (their shape is {@linkcode Texts}). */
 export const PT = {
+  /** The `Accept-Language` this client sends: the servers answer in it. */
+  language: "pt-BR",
   usage: `cliente.ts: o cliente de terminal do rpc-chat
 
 Uso: deno run --allow-net cliente.ts [opções]
@@ -122,7 +125,7 @@ Comandos: /criar /entrar /sair /salas /usuarios /msg /excluir /ajuda /fim (veja 
 Qualquer outra linha vai para a sala atual (comece com // para enviar uma linha que começa com /).
 Também em inglês: /create /join /leave /rooms /users /msg /delete /help /quit`,
   badLang: (value: string) => `--lang deve ser pt ou en, não '${value}'`,
-  badBinder: (message: string) => `--binder: ${message}`,
+  badBinder: (value: string) => `--binder: endereço inválido '${value}' (use HOST:PORTA)`,
   looking: (binder: string) => `Procurando o ChatService no binder ${binder}...`,
   binderUnreachable: (binder: string, reason: string) => `O binder em ${binder} não responde (${reason}).`,
   binderFault: (binder: string, message: string) => `O binder em ${binder} respondeu com erro: ${message}.`,
@@ -165,6 +168,8 @@ Também em inglês: /create /join /leave /rooms /users /msg /delete /help /quit`
   unexpected: (message: string) => `Erro inesperado: ${message}`,
   couldNotLeave: (problem: string) => `Não foi possível avisar o servidor da saída: ${problem}`,
   bye: "Até logo!",
+  /** Why the binder or the server did not answer (the library's words). */
+  network: NETWORK_ERRORS_PT,
   syntax: {
     create: "/criar SALA",
     join: "/entrar SALA",
@@ -177,6 +182,7 @@ Também em inglês: /create /join /leave /rooms /users /msg /delete /help /quit`
 export type Texts = typeof PT;
 
 const EN: Texts = {
+  language: "en",
   usage: `cliente.ts: the rpc-chat terminal client
 
 Usage: deno run --allow-net cliente.ts [options]
@@ -204,7 +210,7 @@ Commands: /create /join /leave /rooms /users /msg /delete /help /quit (see /help
 Any other line goes to the current room (start it with // to send a line that begins with /).
 Also in Portuguese: /criar /entrar /sair /salas /usuarios /msg /excluir /ajuda /fim`,
   badLang: (value) => `--lang must be pt or en, not '${value}'`,
-  badBinder: (message) => `--binder: ${message}`,
+  badBinder: (value) => `--binder: invalid address '${value}' (use HOST:PORT)`,
   looking: (binder) => `Looking for ChatService at the binder ${binder}...`,
   binderUnreachable: (binder, reason) => `The binder at ${binder} does not answer (${reason}).`,
   binderFault: (binder, message) => `The binder at ${binder} answered with an error: ${message}.`,
@@ -242,6 +248,14 @@ Also in Portuguese: /criar /entrar /sair /salas /usuarios /msg /excluir /ajuda /
   unexpected: (message) => `Unexpected error: ${message}`,
   couldNotLeave: (problem) => `Could not tell the server you left: ${problem}`,
   bye: "Bye!",
+  network: {
+    refused: "connection refused",
+    timeout: "timed out",
+    notFound: "address not found",
+    closed: "connection closed",
+    unreachable: "address unreachable",
+    other: "network error",
+  },
   syntax: {
     create: "/create ROOM",
     join: "/join ROOM",
@@ -542,6 +556,7 @@ export class ChatSession {
     this.#binderAddress = `${options.binder.host}:${options.binder.port}`;
     this.#binder = new XmlRpcClient(endpointUrl(options.binder.host, options.binder.port), {
       timeoutMs: this.#options.callTimeoutMs,
+      headers: { "accept-language": this.#t.language },
     });
   }
 
@@ -831,7 +846,7 @@ export class ChatSession {
       } catch (error) {
         if (wake.aborted || this.closed) continue;
         if (error instanceof Unreachable) {
-          await this.#recover(error.reason).catch(() => {});
+          await this.#recover(this.#t.network[error.kind]).catch(() => {});
           continue;
         }
         this.#view.notice(this.#t.receiveFailed(sanitize((error as Error).message)), "error");
@@ -904,7 +919,7 @@ export class ChatSession {
       } catch (error) {
         if (this.closed) throw new Closed();
         if (!(error instanceof Unreachable)) throw error;
-        await this.#recover(error.reason);
+        await this.#recover(this.#t.network[error.kind]);
       }
     }
   }
@@ -1004,7 +1019,7 @@ export class ChatSession {
       });
     } catch (error) {
       if (error instanceof Unreachable) {
-        throw new Problem(this.#t.binderUnreachable(this.#binderAddress, error.reason));
+        throw new Problem(this.#t.binderUnreachable(this.#binderAddress, this.#t.network[error.kind]));
       }
       if (error instanceof Fault) {
         throw new Problem(this.#t.binderFault(this.#binderAddress, sanitize(error.message)));
@@ -1016,14 +1031,17 @@ export class ChatSession {
     const address = sanitize(`${endereco}:${porta}`);
     const url = endpointUrl(String(endereco), Number(porta));
     // The same address keeps its client, and with it our session cookie.
-    const client = this.#client?.url === url
-      ? this.#client
-      : new XmlRpcClient(url, { timeoutMs: this.#options.callTimeoutMs, headers: ASK_REASONS });
+    const client = this.#client?.url === url ? this.#client : new XmlRpcClient(url, {
+      timeoutMs: this.#options.callTimeoutMs,
+      headers: { ...ASK_REASONS, "accept-language": this.#t.language },
+    });
     let methods: string[] = [];
     try {
       methods = await client.call<string[]>("system.listMethods", [], { signal: this.#closing.signal });
     } catch (error) {
-      if (error instanceof Unreachable) throw new Problem(this.#t.serviceUnreachable(address, error.reason));
+      if (error instanceof Unreachable) {
+        throw new Problem(this.#t.serviceUnreachable(address, this.#t.network[error.kind]));
+      }
       // A fault: an original server, with no introspection and no extensions.
       if (!(error instanceof Fault)) throw error;
     }
@@ -1034,7 +1052,9 @@ export class ChatSession {
 
   #problemOf(error: unknown): string {
     if (error instanceof Problem) return error.message;
-    if (error instanceof Unreachable) return this.#t.serviceUnreachable(this.#address, error.reason);
+    if (error instanceof Unreachable) {
+      return this.#t.serviceUnreachable(this.#address, this.#t.network[error.kind]);
+    }
     if (error instanceof Fault) return this.#t.fault(sanitize(error.message));
     if (error instanceof Closed) return error.message;
     return sanitize(String((error as Error)?.message ?? error));
@@ -1437,8 +1457,8 @@ export async function main(args: string[] = Deno.args): Promise<number> {
   let binder: { host: string; port: number };
   try {
     binder = parseHostPort(flags.binder, 5000);
-  } catch (error) {
-    usageError(program, t.badBinder((error as Error).message));
+  } catch {
+    usageError(program, t.badBinder(flags.binder));
   }
   const retryMs = secondsFlag(program, "--retry", flags.retry, 3600);
   const attempts = numberFlag(program, "--attempts", flags.attempts, { min: 0, max: 1e6, integer: true });

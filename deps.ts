@@ -49,7 +49,10 @@ export {
 export {
   type CallOptions,
   type ClientOptions,
+  describeNetworkError,
   endpointUrl,
+  NETWORK_ERRORS_PT,
+  type NetworkError,
   parseHostPort,
   Unreachable,
   XmlRpcClient,
@@ -60,6 +63,8 @@ export {
   type ChatMessage,
   EVERYONE,
   forCaller,
+  type Lang,
+  languageOf,
   type Outcome,
   Reason,
   reasonOf,
@@ -70,6 +75,21 @@ export {
   type Result,
   SERVER,
 } from "./deps/protocol.ts";
+
+// The servers' texts in Portuguese and English: the core says a Text, the method tables render it.
+export {
+  type Catalogue,
+  everyText,
+  loadText,
+  type NameKind,
+  noticeOf,
+  PORTUGUESE_TEXTS,
+  render,
+  storeText,
+  type Text,
+  text,
+  type TextKey,
+} from "./deps/texts.ts";
 
 // Programs: flags, the log, signals, child programs and their ready lines.
 export {

@@ -30,9 +30,13 @@ import {
   Fault,
   FaultCode,
   forCaller,
+  type Lang,
+  loadText,
   type Log,
   type Logger,
   type MethodTable,
+  type NameKind,
+  noticeOf,
   numberFlag,
   onTerminate,
   openLog,
@@ -42,12 +46,16 @@ import {
   Reason,
   type Refusal,
   refuse,
+  render,
   RESERVED_NAMES,
   type Result,
   rpc,
   secondsFlag,
   SERVER,
   serveXmlRpc,
+  storeText,
+  type Text,
+  text,
   usageError,
   XmlRpcClient,
 } from "./deps.ts";
@@ -68,10 +76,12 @@ export interface Message {
   readonly origem: string;
   /** `todos`, or the one member it is for. */
   readonly destino: string;
-  /** The text. */
+  /** The text; a notice's in Portuguese, for the original clients. */
   readonly conteudo: string;
   /** Milliseconds since the epoch. */
   readonly timestamp: number;
+  /** A notice's text in no language yet: each reader gets it in theirs. */
+  readonly notice?: Text;
 }
 
 /** A registered user, as {@linkcode ChatService.authorize} hands it to the calls that act as them. */
@@ -137,7 +147,8 @@ const MAX_BATCH = 500;
 export const MAX_WAIT_MS = 25_000;
 const MAX_NAME = 32;
 const MAX_TEXT = 2000;
-const SCHEMA_VERSION = 1;
+/** 2: notices keep their {@linkcode Text} (`notice`), so each reader gets them in their language. */
+const SCHEMA_VERSION = 2;
 
 // ---------------------------------------------------------------------------
 // Storage: rooms and messages in SQLite
@@ -260,11 +271,13 @@ export class MessageStore {
           origem TEXT NOT NULL,
           destino TEXT NOT NULL,
           conteudo TEXT NOT NULL,
-          timestamp INTEGER NOT NULL
+          timestamp INTEGER NOT NULL,
+          notice TEXT
         );
         CREATE INDEX IF NOT EXISTS messages_by_room ON messages (room, id);
-        PRAGMA user_version = ${SCHEMA_VERSION};
       `);
+      migrateNotices(this.#db);
+      this.#db.exec(`PRAGMA user_version = ${SCHEMA_VERSION}`);
       this.#db.exec(VISIBILITY_INDEXES);
     } catch (error) {
       if (error instanceof StoreError) throw error;
@@ -286,7 +299,7 @@ export class MessageStore {
     }
     const db = this.#db;
     this.#insertMessage = db.prepare(
-      "INSERT INTO messages (room, tipo, origem, destino, conteudo, timestamp) VALUES (?, ?, ?, ?, ?, ?)",
+      "INSERT INTO messages (room, tipo, origem, destino, conteudo, timestamp, notice) VALUES (?, ?, ?, ?, ?, ?, ?)",
     );
     this.#insertRoom = db.prepare("INSERT INTO rooms (name, creator, created_at) VALUES (?, ?, ?)");
     this.#deleteRoom = db.prepare("DELETE FROM rooms WHERE name = ?");
@@ -325,7 +338,8 @@ export class MessageStore {
       "SELECT * FROM (SELECT * FROM messages WHERE room = ? ORDER BY id DESC LIMIT ?) ORDER BY id",
     );
     return rooms.map((room) => {
-      const recent = (latest.all(room.name, RECENT_KEPT + 1) as unknown as Message[]).map(toMessage);
+      const recent = (latest.all(room.name, RECENT_KEPT + 1) as unknown as Parameters<typeof toMessage>[0][])
+        .map(toMessage);
       const complete = recent.length <= RECENT_KEPT;
       if (!complete) recent.shift();
       return { name: room.name, creator: room.creator, createdAt: Number(room.created_at), recent, complete };
@@ -387,6 +401,7 @@ export class MessageStore {
             m.destino,
             m.conteudo,
             m.timestamp,
+            m.notice ? storeText(m.notice) : null,
           );
           stored.push([write.stored, { ...m, id: Number(lastInsertRowid) }]);
         } else if (write.kind === "room") {
@@ -414,12 +429,14 @@ export class MessageStore {
 
   /** Messages of a room after an id that a user may see, oldest first. */
   visibleAfter(room: string, user: string, cursor: number, limit: number): Message[] {
-    return (this.#selectAfter.all(room, cursor, user, limit) as unknown as Message[]).map(toMessage);
+    return (this.#selectAfter.all(room, cursor, user, limit) as unknown as Parameters<typeof toMessage>[0][])
+      .map(toMessage);
   }
 
   /** The newest messages of a room that a user may see, oldest first. */
   latestVisible(room: string, user: string, limit: number): Message[] {
-    return (this.#selectLatest.all(room, null, user, limit) as unknown as Message[]).map(toMessage);
+    return (this.#selectLatest.all(room, null, user, limit) as unknown as Parameters<typeof toMessage>[0][])
+      .map(toMessage);
   }
 
   /** Commits what is queued and closes the database. */
@@ -429,7 +446,7 @@ export class MessageStore {
   }
 }
 
-function toMessage(row: Message): Message {
+function toMessage(row: Omit<Message, "notice"> & { notice: string | null }): Message {
   return {
     id: Number(row.id),
     room: row.room,
@@ -438,7 +455,35 @@ function toMessage(row: Message): Message {
     destino: row.destino,
     conteudo: row.conteudo,
     timestamp: Number(row.timestamp),
+    notice: loadText(row.notice),
   };
+}
+
+/**
+ * Schema 1 kept a notice as its Portuguese text only: the column for its
+ * {@linkcode Text}, and the Text of every notice read back from its words
+ * (a text no notice of ours ever had stays Portuguese for everyone).
+ */
+function migrateNotices(db: DatabaseSync): void {
+  const columns = db.prepare("PRAGMA table_info(messages)").all() as { name: string }[];
+  if (columns.some((column) => column.name === "notice")) return;
+  db.exec("BEGIN");
+  try {
+    db.exec("ALTER TABLE messages ADD COLUMN notice TEXT");
+    const update = db.prepare("UPDATE messages SET notice = ? WHERE id = ?");
+    const notices = db.prepare("SELECT id, conteudo FROM messages WHERE origem = ?").all(SERVER) as {
+      id: number;
+      conteudo: string;
+    }[];
+    for (const { id, conteudo } of notices) {
+      const said = noticeOf(conteudo);
+      if (said) update.run(storeText(said), id);
+    }
+    db.exec("COMMIT");
+  } catch (error) {
+    if (db.isTransaction) db.exec("ROLLBACK");
+    throw error;
+  }
 }
 
 // ---------------------------------------------------------------------------
@@ -450,28 +495,26 @@ function visibleTo(message: Message, user: string): boolean {
 }
 
 /** Trimmed, 1 to 32 characters, no control characters; or why not. */
-function checkName(kind: "usuário" | "sala", raw: string): Outcome<string> {
+function checkName(kind: NameKind, raw: string): Outcome<string> {
   const name = raw.trim();
   if (name.length < 1 || name.length > MAX_NAME) {
-    return refuse(Reason.NAME_INVALID, `Nome de ${kind} inválido: use de 1 a ${MAX_NAME} caracteres.`);
+    return refuse(Reason.NAME_INVALID, text("nameLength", kind, MAX_NAME));
   }
   if (/[\p{Cc}\p{Cf}\p{Zl}\p{Zp}]/u.test(name) || !name.isWellFormed()) {
-    return refuse(Reason.NAME_INVALID, `Nome de ${kind} inválido: não use caracteres de controle.`);
+    return refuse(Reason.NAME_INVALID, text("nameControl", kind));
   }
   return [true, name];
 }
 
-function checkText(text: string): Outcome<string> {
-  if (text.trim().length === 0) return refuse(Reason.TEXT_EMPTY, "Mensagem vazia.");
-  if (text.length > MAX_TEXT) {
-    return refuse(Reason.TEXT_TOO_LONG, `Mensagem longa demais: no máximo ${MAX_TEXT} caracteres.`);
-  }
+function checkText(message: string): Outcome<string> {
+  if (message.trim().length === 0) return refuse(Reason.TEXT_EMPTY, text("textEmpty"));
+  if (message.length > MAX_TEXT) return refuse(Reason.TEXT_TOO_LONG, text("textTooLong", MAX_TEXT));
   // Control characters (but tab and line breaks) could drive other users' terminals, and most
   // cannot even travel in XML 1.0.
-  if (/[^\P{Cc}\t\n\r]|[\ufffe\uffff]/u.test(text) || !text.isWellFormed()) {
-    return refuse(Reason.TEXT_INVALID, "Mensagem com caracteres de controle não é aceita.");
+  if (/[^\P{Cc}\t\n\r]|[\ufffe\uffff]/u.test(message) || !message.isWellFormed()) {
+    return refuse(Reason.TEXT_INVALID, text("textInvalid"));
   }
-  return [true, text];
+  return [true, message];
 }
 
 /** What joining a room gives: who is there, the latest messages the user may see, and the cursor. */
@@ -494,8 +537,10 @@ export interface Delivery {
 
 /**
  * The chat: users, sessions, rooms, messages and live delivery. No XML, no
- * HTTP: it answers {@linkcode Outcome}s holding {@linkcode Message}s, and
- * every refusal carries its {@linkcode Reason}.
+ * HTTP, no language: it answers {@linkcode Outcome}s holding
+ * {@linkcode Message}s, and what it says to people (refusals, with their
+ * {@linkcode Reason}; successes; notices) is a {@linkcode Text} that
+ * {@linkcode chatMethods} renders in each caller's language.
  */
 export class ChatService {
   readonly #users = new Map<string, User>();
@@ -539,16 +584,14 @@ export class ChatService {
   // --- users and sessions ---------------------------------------------------
 
   /** Registers a unique name; the token is the proof the caller will present. */
-  register(rawName: string, token: string): Outcome<string> {
-    const checked = checkName("usuário", rawName);
+  register(rawName: string, token: string): Outcome<Text> {
+    const checked = checkName("user", rawName);
     if (!checked[0]) return checked;
     const name = checked[1];
     if (RESERVED_NAMES.has(name.toLowerCase())) {
-      return refuse(Reason.NAME_RESERVED, `O nome '${name}' é reservado.`);
+      return refuse(Reason.NAME_RESERVED, text("nameReserved", name));
     }
-    if (this.#users.has(name)) {
-      return refuse(Reason.NAME_TAKEN, `O nome '${name}' já está em uso. Escolha outro.`);
-    }
+    if (this.#users.has(name)) return refuse(Reason.NAME_TAKEN, text("nameTaken", name));
     const now = Date.now();
     const user: User = {
       name,
@@ -563,22 +606,19 @@ export class ChatService {
     this.#users.set(name, user);
     this.#usersByToken.set(token, user);
     this.#log.info(`Usuário registrado: ${name}`);
-    return [true, `Usuário '${name}' registrado com sucesso.`];
+    return [true, text("registered", name)];
   }
 
   /** The user a caller may act as, or the refusal. Every authorized call is a sign of life. */
   authorize(session: string | undefined, rawName: string): User | Refusal {
     const user = this.#users.get(rawName.trim());
-    if (!user) return refuse(Reason.NOT_REGISTERED, `Usuário '${rawName}' não está registrado.`);
+    if (!user) return refuse(Reason.NOT_REGISTERED, text("notRegistered", rawName));
     if (session === undefined) {
       if (!this.#options.compat || user.provedBySession) {
-        return refuse(
-          Reason.SESSION_INVALID,
-          "Sessão inválida: registre-se com registrar_usuario e envie o cookie de sessão.",
-        );
+        return refuse(Reason.SESSION_INVALID, text("noSession"));
       }
     } else if (session !== user.token) {
-      return refuse(Reason.SESSION_INVALID, `Sessão inválida: você não é '${user.name}'.`);
+      return refuse(Reason.SESSION_INVALID, text("otherSession", user.name));
     } else {
       user.provedBySession = true;
     }
@@ -592,28 +632,28 @@ export class ChatService {
   }
 
   /** Nothing to do: authorizing the call was the sign of life. */
-  keepAlive(): Outcome<string> {
-    return [true, "Sessão mantida."];
+  keepAlive(): Outcome<Text> {
+    return [true, text("sessionKept")];
   }
 
   /** Ends a session: leaves the room with the usual notice and frees the name; `why` goes to the log. */
-  async unregister(user: User, why: string): Promise<Outcome<string>> {
+  async unregister(user: User, why: string): Promise<Outcome<Text>> {
     const notice = user.room !== undefined ? this.#leave(user) : undefined;
     this.#users.delete(user.name);
     this.#usersByToken.delete(user.token);
     this.#log.info(`Usuário saiu (${why}): ${user.name}`);
     await notice;
-    return [true, `Até logo, ${user.name}.`];
+    return [true, text("goodbye", user.name)];
   }
 
   // --- rooms ------------------------------------------------------------------
 
   /** Creates a room; `creator` (a user's name, when the call proved one) may delete it. */
-  async createRoom(rawName: string, creator: string | null): Promise<Outcome<string>> {
-    const checked = checkName("sala", rawName);
+  async createRoom(rawName: string, creator: string | null): Promise<Outcome<Text>> {
+    const checked = checkName("room", rawName);
     if (!checked[0]) return checked;
     const name = checked[1];
-    if (this.#rooms.has(name)) return refuse(Reason.ROOM_EXISTS, `A sala '${name}' já existe.`);
+    if (this.#rooms.has(name)) return refuse(Reason.ROOM_EXISTS, text("roomExists", name));
     const now = Date.now();
     // In the map at once, so a second creation is refused while this one is being stored.
     const room: Room = {
@@ -633,17 +673,15 @@ export class ChatService {
       throw error;
     }
     this.#log.info(`Sala criada: ${name}${creator ? ` (por ${creator})` : ""}`);
-    return [true, `Sala '${name}' criada com sucesso.`];
+    return [true, text("roomCreated", name)];
   }
 
   /** Deletes a room its creator asks to delete: its members get a notice and are out. */
-  async deleteRoom(user: User, roomName: string): Promise<Outcome<string>> {
+  async deleteRoom(user: User, roomName: string): Promise<Outcome<Text>> {
     const room = this.#rooms.get(roomName.trim());
-    if (!room) return refuse(Reason.ROOM_MISSING, `A sala '${roomName}' não existe.`);
-    if (room.creator !== user.name) {
-      return refuse(Reason.NOT_CREATOR, `Só quem criou a sala '${room.name}' pode excluí-la.`);
-    }
-    const notice = this.#post(room, SERVER, EVERYONE, `Sala ${room.name} excluída por ${user.name}.`);
+    if (!room) return refuse(Reason.ROOM_MISSING, text("roomMissing", roomName));
+    if (room.creator !== user.name) return refuse(Reason.NOT_CREATOR, text("notCreator", room.name));
+    const notice = this.#notice(room, text("roomDeletedNotice", room.name, user.name));
     for (const member of room.members) {
       const gone = this.#users.get(member);
       if (gone) gone.room = undefined;
@@ -654,7 +692,7 @@ export class ChatService {
     this.#rooms.delete(room.name);
     await Promise.all([notice, this.#store.deleteRoom(room.name)]);
     this.#log.info(`Sala excluída: ${room.name} (por ${user.name})`);
-    return [true, `Sala '${room.name}' excluída.`];
+    return [true, text("roomDeleted", room.name)];
   }
 
   /** The rooms' names, sorted. */
@@ -665,21 +703,21 @@ export class ChatService {
   /** Who is in a room, sorted. */
   listMembers(roomName: string): Outcome<string[]> {
     const room = this.#rooms.get(roomName.trim());
-    if (!room) return refuse(Reason.ROOM_MISSING, `A sala '${roomName}' não existe.`);
+    if (!room) return refuse(Reason.ROOM_MISSING, text("roomMissing", roomName));
     return [true, [...room.members].sort((a, b) => a.localeCompare(b))];
   }
 
   /** Joins a room (leaving the current one first): members, recent history and the cursor. */
   async join(user: User, roomName: string): Promise<Outcome<Joined>> {
     const room = this.#rooms.get(roomName.trim());
-    if (!room) return refuse(Reason.ROOM_MISSING, `A sala '${roomName}' não existe. Crie-a antes de entrar.`);
+    if (!room) return refuse(Reason.ROOM_MISSING, text("roomMissingToJoin", roomName));
     if (user.room !== room.name) {
       const left = user.room !== undefined ? this.#leave(user) : undefined;
       user.room = room.name;
       room.members.add(user.name);
       this.#log.info(`${user.name} entrou na sala ${room.name}`);
       // Stored before the answer, so the cursor it gives covers the notice.
-      await Promise.all([left, this.#post(room, SERVER, EVERYONE, `${user.name} entrou na sala.`)]);
+      await Promise.all([left, this.#notice(room, text("joinedNotice", user.name))]);
     }
     return [true, {
       usuarios: [...room.members].sort((a, b) => a.localeCompare(b)),
@@ -689,11 +727,11 @@ export class ChatService {
   }
 
   /** Leaves the current room, with the usual notice. */
-  async leave(user: User): Promise<Outcome<string>> {
+  async leave(user: User): Promise<Outcome<Text>> {
     const room = user.room;
-    if (room === undefined) return refuse(Reason.NOT_IN_ROOM, "Você não está em nenhuma sala.");
+    if (room === undefined) return refuse(Reason.NOT_IN_ROOM, text("inNoRoom"));
     await this.#leave(user);
-    return [true, `Você saiu da sala '${room}'.`];
+    return [true, text("leftRoom", room)];
   }
 
   // --- messages ---------------------------------------------------------------
@@ -704,28 +742,25 @@ export class ChatService {
     roomName: string,
     rawText: string,
     recipient: string | null,
-  ): Promise<Outcome<string>> {
+  ): Promise<Outcome<Text>> {
     const room = this.#memberRoom(user, roomName);
     if (Array.isArray(room)) return room;
     const checked = checkText(rawText);
     if (!checked[0]) return checked;
-    const text = checked[1];
+    const message = checked[1];
     const to = recipient === null || recipient.trim() === "" || recipient.trim() === EVERYONE
       ? EVERYONE
       : recipient.trim();
     if (to !== EVERYONE && !room.members.has(to)) {
-      return refuse(Reason.RECIPIENT_ABSENT, `O usuário '${to}' não está na sala '${room.name}'.`);
+      return refuse(Reason.RECIPIENT_ABSENT, text("recipientAbsent", to, room.name));
     }
     if (!this.#takeToken(user)) {
-      return refuse(
-        Reason.RATE_LIMITED,
-        `Devagar: no máximo ${this.#options.maxRate} mensagens por segundo.`,
-      );
+      return refuse(Reason.RATE_LIMITED, text("rateLimited", this.#options.maxRate));
     }
-    await this.#post(room, user.name, to, text);
+    await this.#post(room, user.name, to, message);
     if (to === EVERYONE) this.#log.info(`Mensagem de ${user.name} na sala ${room.name}`);
     else this.#log.info(`Mensagem privada de ${user.name} para ${to} na sala ${room.name}`);
-    return [true, "Mensagem enviada."];
+    return [true, text("sent")];
   }
 
   /** The original receive: a bounded recent window, so its cost does not grow with the history. */
@@ -803,7 +838,7 @@ export class ChatService {
     const notices: Promise<void>[] = [];
     for (const room of this.#rooms.values()) {
       if (room.members.size > 0) {
-        notices.push(this.#post(room, SERVER, EVERYONE, "O servidor de chat foi encerrado."));
+        notices.push(this.#notice(room, text("stoppedNotice")));
       }
     }
     // Committed (and the waits woken with them) before the waits are ended.
@@ -823,8 +858,8 @@ export class ChatService {
 
   #memberRoom(user: User, roomName: string): Room | Refusal {
     const room = this.#rooms.get(roomName.trim());
-    if (!room) return refuse(Reason.ROOM_MISSING, `A sala '${roomName}' não existe.`);
-    if (user.room !== room.name) return refuse(Reason.NOT_IN_ROOM, `Você não está na sala '${room.name}'.`);
+    if (!room) return refuse(Reason.ROOM_MISSING, text("roomMissing", roomName));
+    if (user.room !== room.name) return refuse(Reason.NOT_IN_ROOM, text("notInRoom", room.name));
     return room;
   }
 
@@ -834,7 +869,12 @@ export class ChatService {
     room.members.delete(user.name);
     user.room = undefined;
     this.#log.info(`${user.name} saiu da sala ${room.name}`);
-    return this.#post(room, SERVER, EVERYONE, `${user.name} saiu da sala.`);
+    return this.#notice(room, text("leftNotice", user.name));
+  }
+
+  /** A notice from SERVER to the room: stored in Portuguese for the original clients, and as its Text. */
+  #notice(room: Room, said: Text): Promise<void> {
+    return this.#post(room, SERVER, EVERYONE, render(said, "pt"), said);
   }
 
   /**
@@ -842,7 +882,7 @@ export class ChatService {
    * anyone is told), it joins the room's recent messages and wakes whoever
    * may see it. Settles after that.
    */
-  #post(room: Room, from: string, to: string, text: string): Promise<void> {
+  #post(room: Room, from: string, to: string, conteudo: string, notice?: Text): Promise<void> {
     const now = Date.now();
     room.lastActivity = now;
     return this.#store.addMessage({
@@ -850,8 +890,9 @@ export class ChatService {
       tipo: to === EVERYONE ? "broadcast" : "unicast",
       origem: from,
       destino: to,
-      conteudo: text,
+      conteudo,
       timestamp: now,
+      notice,
     }, (message) => {
       this.#lastId = message.id;
       room.recent.push(message);
@@ -925,31 +966,44 @@ function firstAfter(messages: Message[], cursor: number): number {
 // RPC methods
 // ---------------------------------------------------------------------------
 
-/** Each message's wire struct, built and encoded once however many members receive it. */
-const wireForms = new WeakMap<Message, Readonly<ChatMessage>>();
+/**
+ * Each message's wire struct, built and encoded once however many members
+ * receive it: once per language for a notice, once for any other message
+ * (it reads the same in every language, so it uses the Portuguese form).
+ */
+const wireForms: Readonly<Record<Lang, WeakMap<Message, Readonly<ChatMessage>>>> = {
+  pt: new WeakMap(),
+  en: new WeakMap(),
+};
 
-/** A stored message as the wire carries it: the original struct plus `id`, frozen and encoded once. */
-function toWire(message: Message): Readonly<ChatMessage> {
-  let wire = wireForms.get(message);
+/**
+ * A stored message as the wire carries it, in the reader's language: the
+ * original struct plus `id`, frozen and encoded once. A notice reads in the
+ * reader's language; in Portuguese, exactly as stored.
+ */
+function toWire(message: Message, language: Lang): Readonly<ChatMessage> {
+  const lang = message.notice ? language : "pt";
+  let wire = wireForms[lang].get(message);
   if (!wire) {
     wire = encodeOnce<ChatMessage>({
       id: message.id,
       tipo: message.tipo,
       origem: message.origem,
       destino: message.destino,
-      conteudo: message.conteudo,
+      conteudo: message.notice && lang !== "pt" ? render(message.notice, lang) : message.conteudo,
       timestamp: new Date(message.timestamp),
     });
-    wireForms.set(message, wire);
+    wireForms[lang].set(message, wire);
   }
   return wire;
 }
 
-/** A payload holding messages, with their wire structs in their place. */
+/** A payload holding messages, with their wire structs (in the reader's language) in their place. */
 function withWireMessages<T extends { mensagens: Message[] }>(
   payload: T,
+  language: Lang,
 ): Omit<T, "mensagens"> & { mensagens: Readonly<ChatMessage>[] } {
-  return { ...payload, mensagens: payload.mensagens.map(toWire) };
+  return { ...payload, mensagens: payload.mensagens.map((message) => toWire(message, language)) };
 }
 
 /** An outcome with its payload mapped; a refusal as it is. */
@@ -959,22 +1013,31 @@ function mapOutcome<T, U>(outcome: Outcome<T>, map: (payload: T) => U): Outcome<
 
 /**
  * The ChatService method table: the original methods and our extensions.
- * Here the chat's outcomes become wire results: messages become
+ * Here the chat's outcomes become wire results in the caller's language
+ * ({@linkcode Call.language}): texts are rendered, messages become
  * {@linkcode ChatMessage} structs, and refusals lose their reason unless the
  * caller asked for reasons ({@linkcode Call.wantsReasons}).
  */
 export function chatMethods(chat: ChatService): MethodTable {
-  const answer = <T>(call: Call, outcome: Outcome<T>): Result<T> => forCaller(outcome, call.wantsReasons);
-  /** Runs `action` as the named user if the caller may act as them. */
-  const asUser = <T>(
+  /** An outcome as the caller gets it: a refusal in its language, with its reason if it asked. */
+  const answer = <T>(call: Call, outcome: Outcome<T>): Result<T> =>
+    outcome[0]
+      ? outcome
+      : forCaller([false, render(outcome[1], call.language), outcome[2]], call.wantsReasons);
+  /** An outcome whose payload is a text, too, in the caller's language. */
+  const say = (call: Call, outcome: Outcome<Text>): Result<string> =>
+    answer(call, mapOutcome(outcome, (said) => render(said, call.language)));
+  /** Runs `action` as the named user if the caller may act as them; `reply` makes the answer. */
+  const asUser = <T, R>(
     call: Call,
     name: string,
     action: (user: User) => Outcome<T> | Promise<Outcome<T>>,
-  ): Result<T> | Promise<Result<T>> => {
+    reply: (call: Call, outcome: Outcome<T>) => Result<R>,
+  ): Result<R> | Promise<Result<R>> => {
     const user = chat.authorize(call.session, name);
-    if (Array.isArray(user)) return answer(call, user);
+    if (Array.isArray(user)) return reply(call, user);
     const outcome = action(user);
-    return outcome instanceof Promise ? outcome.then((done) => answer(call, done)) : answer(call, outcome);
+    return outcome instanceof Promise ? outcome.then((done) => reply(call, done)) : reply(call, outcome);
   };
   return {
     registrar_usuario: rpc(
@@ -984,7 +1047,7 @@ export function chatMethods(chat: ChatService): MethodTable {
         const token = crypto.randomUUID();
         const outcome = chat.register(nome, token);
         if (outcome[0]) call.setSession(token);
-        return answer(call, outcome);
+        return say(call, outcome);
       },
     ),
     criar_sala: rpc(
@@ -993,31 +1056,43 @@ export function chatMethods(chat: ChatService): MethodTable {
       (call, nome) => {
         // The creator is whoever the session proves, if anyone (the original call names no user).
         const creator = call.session === undefined ? null : chat.userOfSession(call.session);
-        return chat.createRoom(nome, creator).then((outcome) => answer(call, outcome));
+        return chat.createRoom(nome, creator).then((outcome) => say(call, outcome));
       },
     ),
     entrar_na_sala: rpc(
       "Entra numa sala, saindo da atual: [true, {usuarios, mensagens, cursor}].",
       [["usuario", "string"], ["sala", "string"]],
       (call, usuario, sala) =>
-        asUser(call, usuario, async (user) => mapOutcome(await chat.join(user, sala), withWireMessages)),
+        asUser(
+          call,
+          usuario,
+          async (user) =>
+            mapOutcome(await chat.join(user, sala), (joined) => withWireMessages(joined, call.language)),
+          answer,
+        ),
     ),
     sair_da_sala: rpc(
       "Sai da sala atual: [true, msg] ou [false, msg].",
       [["usuario", "string"]],
-      (call, usuario) => asUser(call, usuario, (user) => chat.leave(user)),
+      (call, usuario) => asUser(call, usuario, (user) => chat.leave(user), say),
     ),
     enviar_mensagem: rpc(
       "Envia à sala (destinatario nil) ou a um membro: [true, msg] ou [false, msg].",
       [["usuario", "string"], ["sala", "string"], ["texto", "string"], ["destinatario", "nil|string"]],
       (call, usuario, sala, texto, destinatario) =>
-        asUser(call, usuario, (user) => chat.send(user, sala, texto, destinatario)),
+        asUser(call, usuario, (user) => chat.send(user, sala, texto, destinatario), say),
     ),
     receber_mensagens: rpc(
       "As últimas 50 mensagens que o usuário pode ver na sala: [true, [mensagem...]].",
       [["usuario", "string"], ["sala", "string"]],
       (call, usuario, sala) =>
-        asUser(call, usuario, (user) => mapOutcome(chat.recentMessages(user, sala), (m) => m.map(toWire))),
+        asUser(
+          call,
+          usuario,
+          (user) =>
+            mapOutcome(chat.recentMessages(user, sala), (m) => m.map((one) => toWire(one, call.language))),
+          answer,
+        ),
     ),
     listar_salas: rpc("As salas: [true, [nome...]].", [], () => chat.listRooms()),
     listar_usuarios: rpc(
@@ -1033,23 +1108,28 @@ export function chatMethods(chat: ChatService): MethodTable {
         asUser(
           call,
           usuario,
-          async (user) => mapOutcome(await chat.waitMessages(user, sala, cursor, espera), withWireMessages),
+          async (user) =>
+            mapOutcome(
+              await chat.waitMessages(user, sala, cursor, espera),
+              (delivery) => withWireMessages(delivery, call.language),
+            ),
+          answer,
         ),
     ),
     manter_sessao: rpc(
       "Sinal de vida de um usuário fora de salas: [true, msg].",
       [["usuario", "string"]],
-      (call, usuario) => asUser(call, usuario, () => chat.keepAlive()),
+      (call, usuario) => asUser(call, usuario, () => chat.keepAlive(), say),
     ),
     sair_do_servico: rpc(
       "Sai da sala e libera o nome: [true, msg].",
       [["usuario", "string"]],
-      (call, usuario) => asUser(call, usuario, (user) => chat.unregister(user, "a pedido")),
+      (call, usuario) => asUser(call, usuario, (user) => chat.unregister(user, "a pedido"), say),
     ),
     excluir_sala: rpc(
       "Exclui uma sala (só quem a criou); os membros são avisados e saem: [true, msg] ou [false, msg].",
       [["usuario", "string"], ["sala", "string"]],
-      (call, usuario, sala) => asUser(call, usuario, (user) => chat.deleteRoom(user, sala)),
+      (call, usuario, sala) => asUser(call, usuario, (user) => chat.deleteRoom(user, sala), say),
     ),
   };
 }

@@ -9,7 +9,7 @@
 
 import { Deadlines } from "./deadlines.ts";
 import type { Logger } from "./log.ts";
-import { REASONS_HEADER } from "./protocol.ts";
+import { type Lang, languageOf, REASONS_HEADER } from "./protocol.ts";
 import {
   clip,
   encodeFault,
@@ -50,6 +50,8 @@ export interface Call {
   readonly session: string | undefined;
   /** The caller asked for the reason of every refusal (the header `X-Chat-Motivos: 1`). */
   readonly wantsReasons: boolean;
+  /** The caller's language (its `Accept-Language` header): what its messages are written in. */
+  readonly language: Lang;
   /** Hands the caller a session token it will present from now on. */
   setSession(token: string): void;
 }
@@ -300,6 +302,7 @@ export function xmlRpcHandler(
       remoteAddress: info.remoteAddr.hostname,
       session: readCookie(request.headers.get("cookie"), SESSION_COOKIE),
       wantsReasons: request.headers.get(REASONS_HEADER)?.trim() === "1",
+      language: languageOf(request.headers.get("accept-language")),
       setSession(token) {
         newSession = token;
       },

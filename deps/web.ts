@@ -27,6 +27,7 @@ import deadlines from "./deadlines.ts" with { type: "text" };
 import log from "./log.ts" with { type: "text" };
 import protocol from "./protocol.ts" with { type: "text" };
 import rpc from "./rpc.ts" with { type: "text" };
+import texts from "./texts.ts" with { type: "text" };
 
 /** The served paths (relative to the binder's address) and their text: the client's module graph. */
 export const CLIENT_MODULES: ReadonlyMap<string, string> = new Map([
@@ -40,6 +41,7 @@ export const CLIENT_MODULES: ReadonlyMap<string, string> = new Map([
   ["deps/log.ts", log],
   ["deps/protocol.ts", protocol],
   ["deps/rpc.ts", rpc],
+  ["deps/texts.ts", texts],
 ]);
 
 /** The content type they are served with: Deno runs a module sent so as TypeScript. */

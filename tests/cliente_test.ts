@@ -254,13 +254,13 @@ Deno.test("commands: create, join, rooms, leave, delete, help, unknown; English 
   await bia.write("/join estudos\n");
   await bia.waitForLine(/^\* You are in room estudos\. Here: ana, bia\.$/);
   await bia.write("/delete estudos\n");
-  await bia.waitForLine(/Só quem criou a sala 'estudos' pode excluí-la/);
+  await bia.waitForLine(/^\* Only the creator of room 'estudos' can delete it\.$/);
   await bia.write("/rooms\n/users estudos\n");
   await bia.waitForLine(/^\* Rooms \(1\): estudos$/);
   await bia.waitForLine(/^\* In room estudos \(2\): ana, bia$/);
   await ana.write("/excluir estudos\n");
   await ana.waitForLine(/^\* Sala 'estudos' excluída\.$/);
-  await bia.waitForLine(said("SERVER: Sala estudos excluída por ana."));
+  await bia.waitForLine(said("SERVER: Room estudos deleted by ana."));
   await bia.waitForLine(/^\* You are no longer in room estudos: /);
   await bia.write("still here?\n");
   await bia.waitForLine(/^\* You are not in a room\./);
