@@ -8,6 +8,11 @@
  * deno run --allow-net binder.ts --port 0        # a free port, printed on start
  * ```
  *
+ * It also serves the client over HTTP GET on the same port, so a classmate
+ * runs it from there with one line and no `--binder`
+ * (`deno run --allow-net http://192.168.0.10:5000/cliente.ts`): exactly
+ * `cliente.ts` and the modules it imports, embedded at load, nothing else.
+ *
  * Better than the original, which refused a second registration: registering
  * again succeeds, several endpoints may share a name (lookups rotate among the
  * live ones), endpoints are probed and dropped when they stop answering, and
@@ -19,6 +24,7 @@
 import {
   announceReady,
   BlockList,
+  type Call,
   isIP,
   type Logger,
   type MethodTable,
@@ -26,12 +32,17 @@ import {
   onTerminate,
   openLog,
   parseFlags,
+  render,
   type Result,
   rpc,
   secondsFlag,
   serveXmlRpc,
+  type Text,
+  text,
   usageError,
 } from "./deps.ts";
+// Not through deps.ts: this module holds the client's source, which the client itself must not load.
+import { serveClientModule } from "./deps/web.ts";
 
 // ---------------------------------------------------------------------------
 // Types
@@ -55,6 +66,9 @@ export interface Endpoint {
   /** What the last probe found. */
   state: EndpointState;
 }
+
+/** What the registry answers: its texts in no language yet ({@linkcode binderMethods} renders them per caller). */
+export type Answer<T> = [ok: true, payload: T] | [ok: false, message: Text];
 
 /** How a {@linkcode Binder} probes, drops, admits and logs. */
 export interface BinderOptions {
@@ -101,7 +115,7 @@ export class Binder {
   }
 
   /** Registers `name -> host:port`, or renews that registration; refuses bad names, hosts and ports. */
-  register(name: string, host: string, port: number): Result<string> {
+  register(name: string, host: string, port: number): Answer<Text> {
     name = name.trim();
     host = host.trim();
     const invalid = invalidEndpoint(name, host, port);
@@ -112,21 +126,21 @@ export class Binder {
     if (known) {
       known.lastSeen = now;
       known.state = "vivo";
-      return [true, `Procedimento '${name}' já estava registrado em ${host}:${port}; registro renovado.`];
+      return [true, text("serviceRenewed", name, `${host}:${port}`)];
     }
     endpoints.push({ name, host, port, registeredAt: now, lastSeen: now, state: "novo" });
     this.#services.set(name, endpoints);
     this.#options.log.info(`Registrado: ${name} -> ${host}:${port}`);
-    return [true, `Procedimento '${name}' registrado em ${host}:${port}.`];
+    return [true, text("serviceRegistered", name, `${host}:${port}`)];
   }
 
   /** A live endpoint of the name, rotating among them. */
-  lookup(name: string): Result<{ endereco: string; porta: number }> {
+  lookup(name: string): Answer<{ endereco: string; porta: number }> {
     name = name.trim();
     const live = (this.#services.get(name) ?? []).filter((e) => e.state !== "sem resposta");
     if (live.length === 0) {
       this.#options.log.info(`Busca sem resultado: ${name}`);
-      return [false, `Procedimento '${name}' não encontrado.`];
+      return [false, text("serviceNotFound", name)];
     }
     const turn = this.#rotation.get(name) ?? 0;
     this.#rotation.set(name, turn + 1);
@@ -135,14 +149,14 @@ export class Binder {
   }
 
   /** Removes one registration of the name. */
-  unregister(name: string, host: string, port: number): Result<string> {
+  unregister(name: string, host: string, port: number): Answer<Text> {
     name = name.trim();
     host = host.trim();
     if (!this.#remove(name, (e) => e.host === host && e.port === port)) {
-      return [false, `Procedimento '${name}' não está registrado em ${host}:${port}.`];
+      return [false, text("serviceNotAt", name, `${host}:${port}`)];
     }
     this.#options.log.info(`Removido a pedido: ${name} -> ${host}:${port}`);
-    return [true, `Procedimento '${name}' em ${host}:${port} removido.`];
+    return [true, text("serviceRemoved", name, `${host}:${port}`)];
   }
 
   /** Every registration, of every name. */
@@ -212,14 +226,10 @@ export class Binder {
   }
 }
 
-function invalidEndpoint(name: string, host: string, port: number): string | undefined {
-  if (!name || name.length > MAX_NAME || CONTROL.test(name)) {
-    return `Nome inválido: use de 1 a ${MAX_NAME} caracteres, sem caracteres de controle.`;
-  }
-  if (!host || host.length > MAX_HOST || /[\s\p{Cc}/]/u.test(host)) return `Endereço inválido: '${host}'.`;
-  if (!Number.isInteger(port) || port < 1 || port > 65535) {
-    return `Porta inválida: ${port} (use de 1 a 65535).`;
-  }
+function invalidEndpoint(name: string, host: string, port: number): Text | undefined {
+  if (!name || name.length > MAX_NAME || CONTROL.test(name)) return text("serviceNameInvalid", MAX_NAME);
+  if (!host || host.length > MAX_HOST || /[\s\p{Cc}/]/u.test(host)) return text("serviceHostInvalid", host);
+  if (!Number.isInteger(port) || port < 1 || port > 65535) return text("servicePortInvalid", port);
   return undefined;
 }
 
@@ -278,12 +288,20 @@ function listed(list: BlockList, address: string): boolean {
 // RPC methods
 // ---------------------------------------------------------------------------
 
-function refusal(address: string): [false, string] {
-  return [
-    false,
-    `Registro recusado: ${address} não pode registrar nem remover serviços neste binder. Quem o inicia ` +
-    `pode liberar uma rede com --allow-register (ex.: --allow-register 192.168.0.0/24).`,
-  ];
+/** An answer in the caller's language: a refusal's text rendered. */
+function inWords<T>(call: Call, answer: Answer<T>): Result<T> {
+  return answer[0] ? answer : [false, render(answer[1], call.language)];
+}
+
+/** An answer whose payload is a text too (either way a text), in the caller's language. */
+function saying(call: Call, answer: Answer<Text>): Result<string> {
+  return [answer[0], render(answer[1], call.language)] as Result<string>;
+}
+
+/** Registers or unregisters, if the caller's address may; in the caller's language. */
+function ifAllowed(binder: Binder, call: Call, change: () => Answer<Text>): Result<string> {
+  const allowed = binder.mayRegister(call.remoteAddress);
+  return saying(call, allowed ? change() : [false, text("registrationRefused", call.remoteAddress)]);
 }
 
 /** The binder's method table: the two original methods and our extensions. */
@@ -292,23 +310,18 @@ export function binderMethods(binder: Binder): MethodTable {
     registrar_procedimento: rpc(
       "Registra (ou renova) um serviço: [true, msg] ou [false, msg].",
       [["nome", "string"], ["endereco", "string"], ["porta", "int"]],
-      (call, nome, endereco, porta) =>
-        binder.mayRegister(call.remoteAddress)
-          ? binder.register(nome, endereco, porta)
-          : refusal(call.remoteAddress),
+      (call, nome, endereco, porta) => ifAllowed(binder, call, () => binder.register(nome, endereco, porta)),
     ),
     buscar_procedimento: rpc(
       "Busca um serviço vivo: [true, {endereco, porta}] ou [false, msg]. Com vários, alterna entre eles.",
       [["nome", "string"]],
-      (_call, nome) => binder.lookup(nome),
+      (call, nome) => inWords(call, binder.lookup(nome)),
     ),
     remover_procedimento: rpc(
       "Remove o registro de um serviço: [true, msg] ou [false, msg].",
       [["nome", "string"], ["endereco", "string"], ["porta", "int"]],
       (call, nome, endereco, porta) =>
-        binder.mayRegister(call.remoteAddress)
-          ? binder.unregister(nome, endereco, porta)
-          : refusal(call.remoteAddress),
+        ifAllowed(binder, call, () => binder.unregister(nome, endereco, porta)),
     ),
     listar_procedimentos: rpc(
       "Lista os registros: [true, [{nome, endereco, porta, idade_s, visto_ha_s, estado}...]].",
@@ -347,7 +360,10 @@ Opções:
   --request-timeout S      prazo para um cliente enviar a requisição (padrão: 10)
   --allow-register REDE    aceita registros também desta rede, em CIDR (ex.: 192.168.0.0/24);
                            repetível. Sem ela, só da própria máquina (loopback). Buscas são livres.
-  -h, --help               mostra esta ajuda`;
+  -h, --help               mostra esta ajuda
+
+Na mesma porta, por HTTP GET, o binder serve o cliente e só ele: na rede, um colega entra com
+  deno run --allow-net http://ESTE_IP:5000/cliente.ts`;
 
 function printUsage(): void {
   console.log(USAGE);
@@ -384,7 +400,13 @@ export async function main(args: string[] = Deno.args): Promise<void> {
   });
   let server;
   try {
-    server = serveXmlRpc(binderMethods(binder), { host: flags.host, port, bodyTimeoutMs, log });
+    server = serveXmlRpc(binderMethods(binder), {
+      host: flags.host,
+      port,
+      bodyTimeoutMs,
+      log,
+      get: serveClientModule,
+    });
   } catch (error) {
     console.error(
       `${program}: não foi possível escutar em ${flags.host}:${port}: ${(error as Error).message}`,

@@ -38,6 +38,7 @@ import {
   EVERYONE,
   Fault,
   misleadingName,
+  NETWORK_ERRORS_PT,
   numberFlag,
   onTerminate,
   parseFlags,
@@ -106,12 +107,14 @@ class Closed extends Error {
 
 /** The Portuguese texts, the default (their shape is {@linkcode Texts}). */
 export const PT = {
+  /** The `Accept-Language` this client sends: the servers answer in it. */
+  language: "pt-BR",
   usage: `cliente.ts: o cliente de terminal do rpc-chat
 
 Uso: deno run --allow-net cliente.ts [opções]
 
 Opções:
-  --binder H:P         onde está o binder (padrão: 127.0.0.1:5000)
+  --binder H:P         onde está o binder (padrão: 127.0.0.1:5000, ou o de onde veio este cliente)
   --name NOME          seu nome de usuário (sem ele, o cliente pergunta)
   --room SALA          entra na sala ao conectar (e a cria se não existir)
   --lang pt|en         idioma (padrão: pt; en com um locale inglês)
@@ -148,7 +151,7 @@ digitação e saem em ordem, nenhuma se perde.
 Privadas e menções ao seu nome ficam destacadas e tocam o sino (--no-bell silencia).
 A conversa anterior fica na rolagem do próprio terminal.`,
   badLang: (value: string) => `--lang deve ser pt ou en, não '${value}'`,
-  badBinder: (message: string) => `--binder: ${message}`,
+  badBinder: (value: string) => `--binder: endereço inválido '${value}' (use HOST:PORTA)`,
   looking: (binder: string) => `Procurando o ChatService no binder ${binder}...`,
   binderUnreachable: (binder: string, reason: string) => `O binder em ${binder} não responde (${reason}).`,
   binderFault: (binder: string, message: string) => `O binder em ${binder} respondeu com erro: ${message}.`,
@@ -203,6 +206,8 @@ A conversa anterior fica na rolagem do próprio terminal.`,
   unexpected: (message: string) => `Erro inesperado: ${message}`,
   couldNotLeave: (problem: string) => `Não foi possível avisar o servidor da saída: ${problem}`,
   bye: "Até logo!",
+  /** Why the binder or the server did not answer (the library's words). */
+  network: NETWORK_ERRORS_PT,
   syntax: {
     create: "/criar SALA",
     join: "/entrar SALA",
@@ -215,12 +220,13 @@ A conversa anterior fica na rolagem do próprio terminal.`,
 export type Texts = typeof PT;
 
 const EN: Texts = {
+  language: "en",
   usage: `cliente.ts: the rpc-chat terminal client
 
 Usage: deno run --allow-net cliente.ts [options]
 
 Options:
-  --binder H:P         where the binder is (default: 127.0.0.1:5000)
+  --binder H:P         where the binder is (default: 127.0.0.1:5000, or the one this client came from)
   --name NAME          your user name (without it, the client asks)
   --room ROOM          joins the room on connecting (creating it if missing)
   --lang pt|en         language (default: pt; en with an English locale)
@@ -257,7 +263,7 @@ order; none is lost.
 Private messages and mentions of your name stand out and ring the bell (--no-bell silences it).
 The earlier conversation stays in the terminal's own scrollback.`,
   badLang: (value) => `--lang must be pt or en, not '${value}'`,
-  badBinder: (message) => `--binder: ${message}`,
+  badBinder: (value) => `--binder: invalid address '${value}' (use HOST:PORT)`,
   looking: (binder) => `Looking for ChatService at the binder ${binder}...`,
   binderUnreachable: (binder, reason) => `The binder at ${binder} does not answer (${reason}).`,
   binderFault: (binder, message) => `The binder at ${binder} answered with an error: ${message}.`,
@@ -306,6 +312,14 @@ The earlier conversation stays in the terminal's own scrollback.`,
   unexpected: (message) => `Unexpected error: ${message}`,
   couldNotLeave: (problem) => `Could not tell the server you left: ${problem}`,
   bye: "Bye!",
+  network: {
+    refused: "connection refused",
+    timeout: "timed out",
+    notFound: "address not found",
+    closed: "connection closed",
+    unreachable: "address unreachable",
+    other: "network error",
+  },
   syntax: {
     create: "/create ROOM",
     join: "/join ROOM",
@@ -495,12 +509,14 @@ export function displayName(name: string): string {
 const MAX_TEXT = 2000;
 
 /**
- * A message in parts the server takes (at most `max` UTF-16 units each):
- * cut at line breaks where it can, a line too long on its own at `max`
- * (never inside a character). Parts of nothing but spaces are dropped.
+ * A text of several lines (a paste) in parts the server takes (at most `max`
+ * UTF-16 units each): cut at line breaks where it can, a line too long on its
+ * own at `max` (never inside a character); parts of nothing but spaces are
+ * dropped. A single line stays whole, whatever its length.
  */
 export function splitMessage(text: string, max = MAX_TEXT): string[] {
-  if (text.length <= max) return [text];
+  // One line typed goes as it is: over the limit, the server says so.
+  if (text.length <= max || !text.includes("\n")) return [text];
   const parts: string[] = [];
   let current: string | undefined;
   for (let line of text.split("\n")) {
@@ -1425,6 +1441,7 @@ export class ChatSession {
     this.#binderAddress = `${options.binder.host}:${options.binder.port}`;
     this.#binder = new XmlRpcClient(endpointUrl(options.binder.host, options.binder.port), {
       timeoutMs: this.#options.callTimeoutMs,
+      headers: { "accept-language": this.#t.language },
     });
   }
 
@@ -1762,7 +1779,7 @@ export class ChatSession {
       } catch (error) {
         if (wake.aborted || this.closed) continue;
         if (error instanceof Unreachable) {
-          await this.#recover(error.reason).catch(() => {});
+          await this.#recover(this.#t.network[error.kind]).catch(() => {});
           continue;
         }
         this.#view.notice(this.#t.receiveFailed(sanitize((error as Error).message)), "error");
@@ -1850,7 +1867,7 @@ export class ChatSession {
       } catch (error) {
         if (this.closed) throw new Closed();
         if (!(error instanceof Unreachable)) throw error;
-        await this.#recover(error.reason);
+        await this.#recover(this.#t.network[error.kind]);
       }
     }
   }
@@ -1952,7 +1969,7 @@ export class ChatSession {
       });
     } catch (error) {
       if (error instanceof Unreachable) {
-        throw new Problem(this.#t.binderUnreachable(this.#binderAddress, error.reason));
+        throw new Problem(this.#t.binderUnreachable(this.#binderAddress, this.#t.network[error.kind]));
       }
       if (error instanceof Fault) {
         throw new Problem(this.#t.binderFault(this.#binderAddress, sanitize(error.message)));
@@ -1964,14 +1981,17 @@ export class ChatSession {
     const address = sanitize(`${endereco}:${porta}`);
     const url = endpointUrl(String(endereco), Number(porta));
     // The same address keeps its client, and with it our session cookie.
-    const client = this.#client?.url === url
-      ? this.#client
-      : new XmlRpcClient(url, { timeoutMs: this.#options.callTimeoutMs, headers: ASK_REASONS });
+    const client = this.#client?.url === url ? this.#client : new XmlRpcClient(url, {
+      timeoutMs: this.#options.callTimeoutMs,
+      headers: { ...ASK_REASONS, "accept-language": this.#t.language },
+    });
     let methods: string[] = [];
     try {
       methods = await client.call<string[]>("system.listMethods", [], { signal: this.#closing.signal });
     } catch (error) {
-      if (error instanceof Unreachable) throw new Problem(this.#t.serviceUnreachable(address, error.reason));
+      if (error instanceof Unreachable) {
+        throw new Problem(this.#t.serviceUnreachable(address, this.#t.network[error.kind]));
+      }
       // A fault: an original server, with no introspection and no extensions.
       if (!(error instanceof Fault)) throw error;
     }
@@ -1982,7 +2002,9 @@ export class ChatSession {
 
   #problemOf(error: unknown): string {
     if (error instanceof Problem) return error.message;
-    if (error instanceof Unreachable) return this.#t.serviceUnreachable(this.#address, error.reason);
+    if (error instanceof Unreachable) {
+      return this.#t.serviceUnreachable(this.#address, this.#t.network[error.kind]);
+    }
     if (error instanceof Fault) return this.#t.fault(sanitize(error.message));
     if (error instanceof Closed) return error.message;
     return sanitize(String((error as Error)?.message ?? error));
@@ -2485,11 +2507,21 @@ function printUsage(args: string[]): void {
   console.log(TEXTS[detectLang(langArgument(args))].usage);
 }
 
+/**
+ * Where the binder is unless `--binder` says: loaded from a binder's address
+ * (`http://192.168.0.10:5000/cliente.ts`), that binder; else this machine's.
+ */
+function defaultBinder(moduleUrl: string = import.meta.url): string {
+  const url = new URL(moduleUrl);
+  if (url.protocol !== "http:") return "127.0.0.1:5000";
+  return url.port ? url.host : `${url.host}:80`;
+}
+
 /** Runs the client; resolves to its exit code (0 after /fim or the end of input). */
 export async function main(args: string[] = Deno.args): Promise<number> {
   const program = "cliente.ts";
   const flags = parseFlags(program, () => printUsage(args), args, {
-    binder: { type: "string", default: "127.0.0.1:5000" },
+    binder: { type: "string", default: defaultBinder() },
     name: { type: "string" },
     room: { type: "string" },
     lang: { type: "string" },
@@ -2505,8 +2537,8 @@ export async function main(args: string[] = Deno.args): Promise<number> {
   let binder: { host: string; port: number };
   try {
     binder = parseHostPort(flags.binder, 5000);
-  } catch (error) {
-    usageError(program, t.badBinder((error as Error).message));
+  } catch {
+    usageError(program, t.badBinder(flags.binder));
   }
   const retryMs = secondsFlag(program, "--retry", flags.retry, 3600);
   const attempts = numberFlag(program, "--attempts", flags.attempts, { min: 0, max: 1e6, integer: true });

@@ -14,6 +14,7 @@
 
 // The codec: XML-RPC documents to values and back, for calls and responses.
 export {
+  clip,
   encodeCall,
   encodeFault,
   encodeOnce,
@@ -48,7 +49,10 @@ export {
 export {
   type CallOptions,
   type ClientOptions,
+  describeNetworkError,
   endpointUrl,
+  NETWORK_ERRORS_PT,
+  type NetworkError,
   parseHostPort,
   Unreachable,
   XmlRpcClient,
@@ -59,6 +63,8 @@ export {
   type ChatMessage,
   EVERYONE,
   forCaller,
+  type Lang,
+  languageOf,
   misleadingName,
   type Outcome,
   Reason,
@@ -70,6 +76,21 @@ export {
   type Result,
   SERVER,
 } from "./deps/protocol.ts";
+
+// The servers' texts in Portuguese and English: the core says a Text, the method tables render it.
+export {
+  type Catalogue,
+  everyText,
+  loadText,
+  type NameKind,
+  noticeOf,
+  PORTUGUESE_TEXTS,
+  render,
+  storeText,
+  type Text,
+  text,
+  type TextKey,
+} from "./deps/texts.ts";
 
 // Programs: flags, the log, signals, child programs and their ready lines.
 export {
@@ -96,6 +117,9 @@ export {
 
 // Networks: who may register in the binder (`--allow-register`).
 export { BlockList, isIP } from "node:net";
+
+// Many deadlines on few timers (request bodies, long waits).
+export { Deadlines } from "./deps/deadlines.ts";
 
 // Storage: the embedded database of the chat server.
 export { DatabaseSync } from "node:sqlite";

@@ -21,15 +21,23 @@ import {
   announceReady,
   type Call,
   type ChatMessage,
+  clip,
   DatabaseSync,
+  Deadlines,
   encodeOnce,
   endpointUrl,
   EVERYONE,
+  Fault,
+  FaultCode,
   forCaller,
+  type Lang,
+  loadText,
   type Log,
   type Logger,
   type MethodTable,
   misleadingName,
+  type NameKind,
+  noticeOf,
   numberFlag,
   onTerminate,
   openLog,
@@ -39,12 +47,16 @@ import {
   Reason,
   type Refusal,
   refuse,
+  render,
   RESERVED_NAMES,
   type Result,
   rpc,
   secondsFlag,
   SERVER,
   serveXmlRpc,
+  storeText,
+  type Text,
+  text,
   usageError,
   XmlRpcClient,
 } from "./deps.ts";
@@ -65,10 +77,12 @@ export interface Message {
   readonly origem: string;
   /** `todos`, or the one member it is for. */
   readonly destino: string;
-  /** The text. */
+  /** The text; a notice's in Portuguese, for the original clients. */
   readonly conteudo: string;
   /** Milliseconds since the epoch. */
   readonly timestamp: number;
+  /** A notice's text in no language yet: each reader gets it in theirs. */
+  readonly notice?: Text;
 }
 
 /** A registered user, as {@linkcode ChatService.authorize} hands it to the calls that act as them. */
@@ -136,14 +150,63 @@ const MAX_NAME = 32;
 const MAX_TEXT = 2000;
 /** How long after a start a user of before the stop may rejoin without a join notice (at least). */
 const RETURN_WINDOW_MS = 60_000;
-const SCHEMA_VERSION = 1;
+/** 2: notices keep their {@linkcode Text} (`notice`), so each reader gets them in their language. */
+const SCHEMA_VERSION = 2;
 
 // ---------------------------------------------------------------------------
 // Storage: rooms and messages in SQLite
 // ---------------------------------------------------------------------------
 
-/** The database could not be used: one clear line for the operator. */
-export class StoreError extends Error {}
+/**
+ * The database could not be used: one clear line for the operator at start;
+ * later, the fault a caller gets (-32603 with this message, not an HTTP 500).
+ */
+export class StoreError extends Fault {
+  /** The problem, in words for people. */
+  constructor(message: string) {
+    super(FaultCode.INTERNAL_ERROR, message);
+    this.name = "StoreError";
+  }
+}
+
+/**
+ * A user's reads use these, so a room full of other people's private
+ * messages costs no more to read than a quiet one: public messages, and
+ * those to or from the reader, each found by an index, never by scanning.
+ */
+export const VISIBILITY_INDEXES = `
+  CREATE INDEX IF NOT EXISTS messages_public ON messages (room, tipo, id);
+  CREATE INDEX IF NOT EXISTS messages_to ON messages (room, destino, id);
+  CREATE INDEX IF NOT EXISTS messages_from ON messages (room, origem, id);
+`;
+
+/** What a reader (?3) may see in a room (?1), by id: public, to them, from them; each part ordered and cut. */
+function visibleParts(idCondition: string, order: "ASC" | "DESC"): string {
+  const part = (where: string) =>
+    `SELECT * FROM (SELECT * FROM messages WHERE room = ?1 AND ${where} AND ${idCondition} ` +
+    `ORDER BY id ${order} LIMIT ?4)`;
+  return `${part("tipo = 'broadcast'")} UNION ALL ${part("destino = ?3 AND tipo = 'unicast'")} UNION ALL ` +
+    part("origem = ?3 AND destino != ?3 AND tipo = 'unicast'");
+}
+
+/** The messages after a cursor (?2) a reader may see, oldest first, at most ?4. */
+export const VISIBLE_AFTER = `SELECT * FROM (${visibleParts("id > ?2", "ASC")}) ORDER BY id LIMIT ?4`;
+
+/** The newest messages a reader may see, oldest first, at most ?4 (?2 unused). */
+export const LATEST_VISIBLE = `SELECT * FROM (SELECT * FROM (${
+  visibleParts("?2 IS NULL", "DESC")
+}) ORDER BY id DESC LIMIT ?4) ORDER BY id`;
+
+/** A file's inode and device, or undefined when it is gone (or the database is in memory). */
+function fileIdentity(path: string): { ino: number | null; dev: number } | undefined {
+  if (path === ":memory:" || path === "") return undefined;
+  try {
+    const { ino, dev } = Deno.statSync(path);
+    return { ino, dev };
+  } catch {
+    return undefined;
+  }
+}
 
 /** A write waiting for the next commit. */
 type Write =
@@ -171,14 +234,22 @@ export class MessageStore {
   readonly #deleteMessages;
   readonly #selectAfter;
   readonly #selectLatest;
+  readonly #path: string;
+  readonly #log: Logger | undefined;
+  /** The opened file's identity, to notice it deleted or replaced (undefined: in memory). */
+  readonly #file: { ino: number | null; dev: number } | undefined;
 
   /**
    * Opens (or creates) the database at `path` (`:memory:` for a throwaway
    * one); throws a {@linkcode StoreError} that says what is wrong.
    */
-  constructor(path: string, options: { synchronous?: "normal" | "full" } = {}) {
+  constructor(path: string, options: { synchronous?: "normal" | "full"; log?: Logger } = {}) {
+    this.#log = options.log;
     try {
       this.#db = new DatabaseSync(path);
+      // One server per database: the lock taken by the first write (below) is held until the server ends, so a
+      // second server on the same file is refused at once instead of keeping a separate world.
+      this.#db.exec("PRAGMA locking_mode = EXCLUSIVE");
       const version = Number(
         (this.#db.prepare("PRAGMA user_version").get() as { user_version: number }).user_version,
       );
@@ -203,14 +274,22 @@ export class MessageStore {
           origem TEXT NOT NULL,
           destino TEXT NOT NULL,
           conteudo TEXT NOT NULL,
-          timestamp INTEGER NOT NULL
+          timestamp INTEGER NOT NULL,
+          notice TEXT
         );
         CREATE INDEX IF NOT EXISTS messages_by_room ON messages (room, id);
-        PRAGMA user_version = ${SCHEMA_VERSION};
       `);
+      migrateNotices(this.#db);
+      this.#db.exec(`PRAGMA user_version = ${SCHEMA_VERSION}`);
+      this.#db.exec(VISIBILITY_INDEXES);
     } catch (error) {
       if (error instanceof StoreError) throw error;
       const message = (error as Error).message;
+      if (/database is locked|busy/i.test(message)) {
+        throw new StoreError(
+          `o banco ${path} está em uso por outro servidor (um banco, um servidor); use outro --db`,
+        );
+      }
       if (/not a database|malformed|corrupt/i.test(message)) {
         throw new StoreError(`o arquivo ${path} não é um banco SQLite válido (corrompido?): ${message}`);
       }
@@ -223,19 +302,26 @@ export class MessageStore {
     }
     const db = this.#db;
     this.#insertMessage = db.prepare(
-      "INSERT INTO messages (room, tipo, origem, destino, conteudo, timestamp) VALUES (?, ?, ?, ?, ?, ?)",
+      "INSERT INTO messages (room, tipo, origem, destino, conteudo, timestamp, notice) VALUES (?, ?, ?, ?, ?, ?, ?)",
     );
     this.#insertRoom = db.prepare("INSERT INTO rooms (name, creator, created_at) VALUES (?, ?, ?)");
     this.#deleteRoom = db.prepare("DELETE FROM rooms WHERE name = ?");
     this.#deleteMessages = db.prepare("DELETE FROM messages WHERE room = ?");
-    this.#selectAfter = db.prepare(
-      `SELECT * FROM messages WHERE room = ? AND id > ? AND (tipo = 'broadcast' OR destino = ? OR origem = ?)
-       ORDER BY id LIMIT ?`,
-    );
-    this.#selectLatest = db.prepare(
-      `SELECT * FROM (SELECT * FROM messages WHERE room = ? AND (tipo = 'broadcast' OR destino = ? OR origem = ?)
-       ORDER BY id DESC LIMIT ?) ORDER BY id`,
-    );
+    this.#selectAfter = db.prepare(VISIBLE_AFTER);
+    this.#selectLatest = db.prepare(LATEST_VISIBLE);
+    this.#path = path;
+    this.#file = fileIdentity(path);
+  }
+
+  /**
+   * Whether the database file is still the one opened: false once it was
+   * deleted or replaced under the running server (whose writes would then go
+   * nowhere anyone can read). Always true for `:memory:`.
+   */
+  stillOnDisk(): boolean {
+    if (!this.#file) return true;
+    const now = fileIdentity(this.#path);
+    return now !== undefined && now.ino === this.#file.ino && now.dev === this.#file.dev;
   }
 
   /** Every room with its newest messages, to rebuild the state at start. */
@@ -255,7 +341,8 @@ export class MessageStore {
       "SELECT * FROM (SELECT * FROM messages WHERE room = ? ORDER BY id DESC LIMIT ?) ORDER BY id",
     );
     return rooms.map((room) => {
-      const recent = (latest.all(room.name, RECENT_KEPT + 1) as unknown as Message[]).map(toMessage);
+      const recent = (latest.all(room.name, RECENT_KEPT + 1) as unknown as Parameters<typeof toMessage>[0][])
+        .map(toMessage);
       const complete = recent.length <= RECENT_KEPT;
       if (!complete) recent.shift();
       return { name: room.name, creator: room.creator, createdAt: Number(room.created_at), recent, complete };
@@ -317,6 +404,7 @@ export class MessageStore {
             m.destino,
             m.conteudo,
             m.timestamp,
+            m.notice ? storeText(m.notice) : null,
           );
           stored.push([write.stored, { ...m, id: Number(lastInsertRowid) }]);
         } else if (write.kind === "room") {
@@ -329,7 +417,12 @@ export class MessageStore {
       this.#db.exec("COMMIT");
     } catch (error) {
       if (this.#db.isTransaction) this.#db.exec("ROLLBACK");
-      const failure = new StoreError(`não foi possível gravar no banco: ${(error as Error).message}`);
+      const failure = new StoreError(
+        `O servidor não conseguiu gravar no banco (${
+          clip((error as Error).message, 120)
+        }); nada foi gravado.`,
+      );
+      this.#log?.error(`Gravação no banco falhou (${group.length} escritas): ${(error as Error).message}`);
       for (const { settle } of group) settle(failure);
       return;
     }
@@ -339,12 +432,14 @@ export class MessageStore {
 
   /** Messages of a room after an id that a user may see, oldest first. */
   visibleAfter(room: string, user: string, cursor: number, limit: number): Message[] {
-    return (this.#selectAfter.all(room, cursor, user, user, limit) as unknown as Message[]).map(toMessage);
+    return (this.#selectAfter.all(room, cursor, user, limit) as unknown as Parameters<typeof toMessage>[0][])
+      .map(toMessage);
   }
 
   /** The newest messages of a room that a user may see, oldest first. */
   latestVisible(room: string, user: string, limit: number): Message[] {
-    return (this.#selectLatest.all(room, user, user, limit) as unknown as Message[]).map(toMessage);
+    return (this.#selectLatest.all(room, null, user, limit) as unknown as Parameters<typeof toMessage>[0][])
+      .map(toMessage);
   }
 
   /** Commits what is queued and closes the database. */
@@ -354,7 +449,7 @@ export class MessageStore {
   }
 }
 
-function toMessage(row: Message): Message {
+function toMessage(row: Omit<Message, "notice"> & { notice: string | null }): Message {
   return {
     id: Number(row.id),
     room: row.room,
@@ -363,7 +458,35 @@ function toMessage(row: Message): Message {
     destino: row.destino,
     conteudo: row.conteudo,
     timestamp: Number(row.timestamp),
+    notice: loadText(row.notice),
   };
+}
+
+/**
+ * Schema 1 kept a notice as its Portuguese text only: the column for its
+ * {@linkcode Text}, and the Text of every notice read back from its words
+ * (a text no notice of ours ever had stays Portuguese for everyone).
+ */
+function migrateNotices(db: DatabaseSync): void {
+  const columns = db.prepare("PRAGMA table_info(messages)").all() as { name: string }[];
+  if (columns.some((column) => column.name === "notice")) return;
+  db.exec("BEGIN");
+  try {
+    db.exec("ALTER TABLE messages ADD COLUMN notice TEXT");
+    const update = db.prepare("UPDATE messages SET notice = ? WHERE id = ?");
+    const notices = db.prepare("SELECT id, conteudo FROM messages WHERE origem = ?").all(SERVER) as {
+      id: number;
+      conteudo: string;
+    }[];
+    for (const { id, conteudo } of notices) {
+      const said = noticeOf(conteudo);
+      if (said) update.run(storeText(said), id);
+    }
+    db.exec("COMMIT");
+  } catch (error) {
+    if (db.isTransaction) db.exec("ROLLBACK");
+    throw error;
+  }
 }
 
 // ---------------------------------------------------------------------------
@@ -375,28 +498,26 @@ function visibleTo(message: Message, user: string): boolean {
 }
 
 /** Trimmed, 1 to 32 characters, no control characters; or why not. */
-function checkName(kind: "usuário" | "sala", raw: string): Outcome<string> {
+function checkName(kind: NameKind, raw: string): Outcome<string> {
   const name = raw.trim();
   if (name.length < 1 || name.length > MAX_NAME) {
-    return refuse(Reason.NAME_INVALID, `Nome de ${kind} inválido: use de 1 a ${MAX_NAME} caracteres.`);
+    return refuse(Reason.NAME_INVALID, text("nameLength", kind, MAX_NAME));
   }
   if (/[\p{Cc}\p{Cf}\p{Zl}\p{Zp}]/u.test(name) || !name.isWellFormed()) {
-    return refuse(Reason.NAME_INVALID, `Nome de ${kind} inválido: não use caracteres de controle.`);
+    return refuse(Reason.NAME_INVALID, text("nameControl", kind));
   }
   return [true, name];
 }
 
-function checkText(text: string): Outcome<string> {
-  if (text.trim().length === 0) return refuse(Reason.TEXT_EMPTY, "Mensagem vazia.");
-  if (text.length > MAX_TEXT) {
-    return refuse(Reason.TEXT_TOO_LONG, `Mensagem longa demais: no máximo ${MAX_TEXT} caracteres.`);
-  }
+function checkText(message: string): Outcome<string> {
+  if (message.trim().length === 0) return refuse(Reason.TEXT_EMPTY, text("textEmpty"));
+  if (message.length > MAX_TEXT) return refuse(Reason.TEXT_TOO_LONG, text("textTooLong", MAX_TEXT));
   // Control characters (but tab and line breaks) could drive other users' terminals, and most
   // cannot even travel in XML 1.0.
-  if (/[^\P{Cc}\t\n\r]|[\ufffe\uffff]/u.test(text) || !text.isWellFormed()) {
-    return refuse(Reason.TEXT_INVALID, "Mensagem com caracteres de controle não é aceita.");
+  if (/[^\P{Cc}\t\n\r]|[\ufffe\uffff]/u.test(message) || !message.isWellFormed()) {
+    return refuse(Reason.TEXT_INVALID, text("textInvalid"));
   }
-  return [true, text];
+  return [true, message];
 }
 
 /** What joining a room gives: who is there, the latest messages the user may see, and the cursor. */
@@ -419,8 +540,10 @@ export interface Delivery {
 
 /**
  * The chat: users, sessions, rooms, messages and live delivery. No XML, no
- * HTTP: it answers {@linkcode Outcome}s holding {@linkcode Message}s, and
- * every refusal carries its {@linkcode Reason}.
+ * HTTP, no language: it answers {@linkcode Outcome}s holding
+ * {@linkcode Message}s, and what it says to people (refusals, with their
+ * {@linkcode Reason}; successes; notices) is a {@linkcode Text} that
+ * {@linkcode chatMethods} renders in each caller's language.
  */
 export class ChatService {
   readonly #users = new Map<string, User>();
@@ -435,6 +558,8 @@ export class ChatService {
   readonly #present = new Map<string, Set<string>>();
   readonly #startedAt = Date.now();
   #stopped = false;
+  /** When long waits end: a wait may last up to 50 ms past its espera_ms, and thousands share few timers. */
+  readonly #waitDeadlines = new Deadlines(50);
 
   /** The chat over a store, with the rooms and recent messages the store holds. */
   constructor(store: MessageStore, options: ChatOptions) {
@@ -466,22 +591,17 @@ export class ChatService {
   // --- users and sessions ---------------------------------------------------
 
   /** Registers a unique name; the token is the proof the caller will present. */
-  register(rawName: string, token: string): Outcome<string> {
-    const checked = checkName("usuário", rawName);
+  register(rawName: string, token: string): Outcome<Text> {
+    const checked = checkName("user", rawName);
     if (!checked[0]) return checked;
     const name = checked[1];
     if (RESERVED_NAMES.has(name.toLowerCase())) {
-      return refuse(Reason.NAME_RESERVED, `O nome '${name}' é reservado.`);
+      return refuse(Reason.NAME_RESERVED, text("nameReserved", name));
     }
     if (misleadingName(name)) {
-      return refuse(
-        Reason.NAME_INVALID,
-        "Nome de usuário inválido: não use ':', '<', '>', colchetes nem setas.",
-      );
+      return refuse(Reason.NAME_INVALID, text("nameMisleading"));
     }
-    if (this.#users.has(name)) {
-      return refuse(Reason.NAME_TAKEN, `O nome '${name}' já está em uso. Escolha outro.`);
-    }
+    if (this.#users.has(name)) return refuse(Reason.NAME_TAKEN, text("nameTaken", name));
     const now = Date.now();
     const user: User = {
       name,
@@ -496,22 +616,19 @@ export class ChatService {
     this.#users.set(name, user);
     this.#usersByToken.set(token, user);
     this.#log.info(`Usuário registrado: ${name}`);
-    return [true, `Usuário '${name}' registrado com sucesso.`];
+    return [true, text("registered", name)];
   }
 
   /** The user a caller may act as, or the refusal. Every authorized call is a sign of life. */
   authorize(session: string | undefined, rawName: string): User | Refusal {
     const user = this.#users.get(rawName.trim());
-    if (!user) return refuse(Reason.NOT_REGISTERED, `Usuário '${rawName}' não está registrado.`);
+    if (!user) return refuse(Reason.NOT_REGISTERED, text("notRegistered", rawName));
     if (session === undefined) {
       if (!this.#options.compat || user.provedBySession) {
-        return refuse(
-          Reason.SESSION_INVALID,
-          "Sessão inválida: registre-se com registrar_usuario e envie o cookie de sessão.",
-        );
+        return refuse(Reason.SESSION_INVALID, text("noSession"));
       }
     } else if (session !== user.token) {
-      return refuse(Reason.SESSION_INVALID, `Sessão inválida: você não é '${user.name}'.`);
+      return refuse(Reason.SESSION_INVALID, text("otherSession", user.name));
     } else {
       user.provedBySession = true;
     }
@@ -525,28 +642,28 @@ export class ChatService {
   }
 
   /** Nothing to do: authorizing the call was the sign of life. */
-  keepAlive(): Outcome<string> {
-    return [true, "Sessão mantida."];
+  keepAlive(): Outcome<Text> {
+    return [true, text("sessionKept")];
   }
 
   /** Ends a session: leaves the room with the usual notice and frees the name; `why` goes to the log. */
-  async unregister(user: User, why: string): Promise<Outcome<string>> {
+  async unregister(user: User, why: string): Promise<Outcome<Text>> {
     const notice = user.room !== undefined ? this.#leave(user) : undefined;
     this.#users.delete(user.name);
     this.#usersByToken.delete(user.token);
     this.#log.info(`Usuário saiu (${why}): ${user.name}`);
     await notice;
-    return [true, `Até logo, ${user.name}.`];
+    return [true, text("goodbye", user.name)];
   }
 
   // --- rooms ------------------------------------------------------------------
 
   /** Creates a room; `creator` (a user's name, when the call proved one) may delete it. */
-  async createRoom(rawName: string, creator: string | null): Promise<Outcome<string>> {
-    const checked = checkName("sala", rawName);
+  async createRoom(rawName: string, creator: string | null): Promise<Outcome<Text>> {
+    const checked = checkName("room", rawName);
     if (!checked[0]) return checked;
     const name = checked[1];
-    if (this.#rooms.has(name)) return refuse(Reason.ROOM_EXISTS, `A sala '${name}' já existe.`);
+    if (this.#rooms.has(name)) return refuse(Reason.ROOM_EXISTS, text("roomExists", name));
     const now = Date.now();
     // In the map at once, so a second creation is refused while this one is being stored.
     const room: Room = {
@@ -566,17 +683,15 @@ export class ChatService {
       throw error;
     }
     this.#log.info(`Sala criada: ${name}${creator ? ` (por ${creator})` : ""}`);
-    return [true, `Sala '${name}' criada com sucesso.`];
+    return [true, text("roomCreated", name)];
   }
 
   /** Deletes a room its creator asks to delete: its members get a notice and are out. */
-  async deleteRoom(user: User, roomName: string): Promise<Outcome<string>> {
+  async deleteRoom(user: User, roomName: string): Promise<Outcome<Text>> {
     const room = this.#rooms.get(roomName.trim());
-    if (!room) return refuse(Reason.ROOM_MISSING, `A sala '${roomName}' não existe.`);
-    if (room.creator !== user.name) {
-      return refuse(Reason.NOT_CREATOR, `Só quem criou a sala '${room.name}' pode excluí-la.`);
-    }
-    const notice = this.#post(room, SERVER, EVERYONE, `Sala ${room.name} excluída por ${user.name}.`);
+    if (!room) return refuse(Reason.ROOM_MISSING, text("roomMissing", roomName));
+    if (room.creator !== user.name) return refuse(Reason.NOT_CREATOR, text("notCreator", room.name));
+    const notice = this.#notice(room, text("roomDeletedNotice", room.name, user.name));
     for (const member of room.members) {
       const gone = this.#users.get(member);
       if (gone) gone.room = undefined;
@@ -587,7 +702,7 @@ export class ChatService {
     this.#rooms.delete(room.name);
     await Promise.all([notice, this.#store.deleteRoom(room.name)]);
     this.#log.info(`Sala excluída: ${room.name} (por ${user.name})`);
-    return [true, `Sala '${room.name}' excluída.`];
+    return [true, text("roomDeleted", room.name)];
   }
 
   /** The rooms' names, sorted. */
@@ -598,14 +713,14 @@ export class ChatService {
   /** Who is in a room, sorted. */
   listMembers(roomName: string): Outcome<string[]> {
     const room = this.#rooms.get(roomName.trim());
-    if (!room) return refuse(Reason.ROOM_MISSING, `A sala '${roomName}' não existe.`);
+    if (!room) return refuse(Reason.ROOM_MISSING, text("roomMissing", roomName));
     return [true, [...room.members].sort((a, b) => a.localeCompare(b))];
   }
 
   /** Joins a room (leaving the current one first): members, recent history and the cursor. */
   async join(user: User, roomName: string): Promise<Outcome<Joined>> {
     const room = this.#rooms.get(roomName.trim());
-    if (!room) return refuse(Reason.ROOM_MISSING, `A sala '${roomName}' não existe. Crie-a antes de entrar.`);
+    if (!room) return refuse(Reason.ROOM_MISSING, text("roomMissingToJoin", roomName));
     if (user.room !== room.name) {
       const left = user.room !== undefined ? this.#leave(user) : undefined;
       user.room = room.name;
@@ -614,7 +729,7 @@ export class ChatService {
       // Stored before the answer, so the cursor it gives covers the notice.
       const notice = this.#returns(room.name, user.name)
         ? undefined
-        : this.#post(room, SERVER, EVERYONE, `${user.name} entrou na sala.`);
+        : this.#notice(room, text("joinedNotice", user.name));
       await Promise.all([left, notice]);
     }
     return [true, {
@@ -625,11 +740,11 @@ export class ChatService {
   }
 
   /** Leaves the current room, with the usual notice. */
-  async leave(user: User): Promise<Outcome<string>> {
+  async leave(user: User): Promise<Outcome<Text>> {
     const room = user.room;
-    if (room === undefined) return refuse(Reason.NOT_IN_ROOM, "Você não está em nenhuma sala.");
+    if (room === undefined) return refuse(Reason.NOT_IN_ROOM, text("inNoRoom"));
     await this.#leave(user);
-    return [true, `Você saiu da sala '${room}'.`];
+    return [true, text("leftRoom", room)];
   }
 
   // --- messages ---------------------------------------------------------------
@@ -640,28 +755,25 @@ export class ChatService {
     roomName: string,
     rawText: string,
     recipient: string | null,
-  ): Promise<Outcome<string>> {
+  ): Promise<Outcome<Text>> {
     const room = this.#memberRoom(user, roomName);
     if (Array.isArray(room)) return room;
     const checked = checkText(rawText);
     if (!checked[0]) return checked;
-    const text = checked[1];
+    const message = checked[1];
     const to = recipient === null || recipient.trim() === "" || recipient.trim() === EVERYONE
       ? EVERYONE
       : recipient.trim();
     if (to !== EVERYONE && !room.members.has(to)) {
-      return refuse(Reason.RECIPIENT_ABSENT, `O usuário '${to}' não está na sala '${room.name}'.`);
+      return refuse(Reason.RECIPIENT_ABSENT, text("recipientAbsent", to, room.name));
     }
     if (!this.#takeToken(user)) {
-      return refuse(
-        Reason.RATE_LIMITED,
-        `Devagar: no máximo ${this.#options.maxRate} mensagens por segundo.`,
-      );
+      return refuse(Reason.RATE_LIMITED, text("rateLimited", this.#options.maxRate));
     }
-    await this.#post(room, user.name, to, text);
+    await this.#post(room, user.name, to, message);
     if (to === EVERYONE) this.#log.info(`Mensagem de ${user.name} na sala ${room.name}`);
     else this.#log.info(`Mensagem privada de ${user.name} para ${to} na sala ${room.name}`);
-    return [true, "Mensagem enviada."];
+    return [true, text("sent")];
   }
 
   /**
@@ -670,26 +782,21 @@ export class ChatService {
    * room and, when it is another, in the sender's, so each sees it where they
    * are. Durable once it answers.
    */
-  async sendPrivate(user: User, rawRecipient: string, rawText: string): Promise<Outcome<string>> {
+  async sendPrivate(user: User, rawRecipient: string, rawText: string): Promise<Outcome<Text>> {
     const to = this.#users.get(rawRecipient.trim());
-    if (!to) return refuse(Reason.RECIPIENT_ABSENT, `O usuário '${rawRecipient.trim()}' não está online.`);
-    if (to.room === undefined) {
-      return refuse(Reason.RECIPIENT_ABSENT, `O usuário '${to.name}' não está em nenhuma sala.`);
-    }
+    if (!to) return refuse(Reason.RECIPIENT_ABSENT, text("recipientOffline", rawRecipient.trim()));
+    if (to.room === undefined) return refuse(Reason.RECIPIENT_ABSENT, text("recipientInNoRoom", to.name));
     const checked = checkText(rawText);
     if (!checked[0]) return checked;
     if (!this.#takeToken(user)) {
-      return refuse(
-        Reason.RATE_LIMITED,
-        `Devagar: no máximo ${this.#options.maxRate} mensagens por segundo.`,
-      );
+      return refuse(Reason.RATE_LIMITED, text("rateLimited", this.#options.maxRate));
     }
     const rooms = new Set([to.room, user.room].filter((name) => name !== undefined));
     await Promise.all(
       [...rooms].map((name) => this.#post(this.#rooms.get(name)!, user.name, to.name, checked[1])),
     );
     this.#log.info(`Mensagem privada de ${user.name} para ${to.name} (${[...rooms].join(", ")})`);
-    return [true, "Mensagem enviada."];
+    return [true, text("sent")];
   }
 
   /** The original receive: a bounded recent window, so its cost does not grow with the history. */
@@ -721,10 +828,10 @@ export class ChatService {
       try {
         await new Promise<void>((resolve) => {
           const waiter = { user: user.name, wake: done };
-          const timer = setTimeout(done, Math.min(waitMs, MAX_WAIT_MS));
+          const cancel = this.#waitDeadlines.after(Math.min(waitMs, MAX_WAIT_MS), done);
           room.waiters.add(waiter);
           function done() {
-            clearTimeout(timer);
+            cancel();
             room.waiters.delete(waiter);
             resolve();
           }
@@ -762,6 +869,19 @@ export class ChatService {
     this.#sweeper ??= setInterval(() => this.sweep(), sweepEveryMs);
   }
 
+  /** Tells every room with members that the service is stopping; returns how many rooms were told. */
+  async announceStop(): Promise<number> {
+    const notices: Promise<void>[] = [];
+    for (const room of this.#rooms.values()) {
+      if (room.members.size > 0) {
+        notices.push(this.#notice(room, text("stoppedNotice")));
+      }
+    }
+    // Committed (and the waits woken with them) before the waits are ended.
+    await Promise.all(notices);
+    return notices.length;
+  }
+
   /** Ends every wait, now and from now on, and the sweeping. */
   stop(): void {
     this.#stopped = true;
@@ -774,8 +894,8 @@ export class ChatService {
 
   #memberRoom(user: User, roomName: string): Room | Refusal {
     const room = this.#rooms.get(roomName.trim());
-    if (!room) return refuse(Reason.ROOM_MISSING, `A sala '${roomName}' não existe.`);
-    if (user.room !== room.name) return refuse(Reason.NOT_IN_ROOM, `Você não está na sala '${room.name}'.`);
+    if (!room) return refuse(Reason.ROOM_MISSING, text("roomMissing", roomName));
+    if (user.room !== room.name) return refuse(Reason.NOT_IN_ROOM, text("notInRoom", room.name));
     return room;
   }
 
@@ -795,7 +915,12 @@ export class ChatService {
     room.members.delete(user.name);
     user.room = undefined;
     this.#log.info(`${user.name} saiu da sala ${room.name}`);
-    return this.#post(room, SERVER, EVERYONE, `${user.name} saiu da sala.`);
+    return this.#notice(room, text("leftNotice", user.name));
+  }
+
+  /** A notice from SERVER to the room: stored in Portuguese for the original clients, and as its Text. */
+  #notice(room: Room, said: Text): Promise<void> {
+    return this.#post(room, SERVER, EVERYONE, render(said, "pt"), said);
   }
 
   /**
@@ -803,7 +928,7 @@ export class ChatService {
    * anyone is told), it joins the room's recent messages and wakes whoever
    * may see it. Settles after that.
    */
-  #post(room: Room, from: string, to: string, text: string): Promise<void> {
+  #post(room: Room, from: string, to: string, conteudo: string, notice?: Text): Promise<void> {
     const now = Date.now();
     room.lastActivity = now;
     return this.#store.addMessage({
@@ -811,8 +936,9 @@ export class ChatService {
       tipo: to === EVERYONE ? "broadcast" : "unicast",
       origem: from,
       destino: to,
-      conteudo: text,
+      conteudo,
       timestamp: now,
+      notice,
     }, (message) => {
       this.#lastId = message.id;
       room.recent.push(message);
@@ -873,12 +999,10 @@ export class ChatService {
 /** The users in a room when its history ends, as its join and leave notices tell. */
 function presentAtStop(messages: readonly Message[]): Set<string> {
   const present = new Set<string>();
-  for (const message of messages) {
-    if (message.origem !== SERVER) continue;
-    const joined = /^(.+) entrou na sala\.$/.exec(message.conteudo)?.[1];
-    const left = /^(.+) saiu da sala\.$/.exec(message.conteudo)?.[1];
-    if (joined !== undefined) present.add(joined);
-    else if (left !== undefined) present.delete(left);
+  for (const { origem, notice } of messages) {
+    if (origem !== SERVER || !notice) continue;
+    if (notice.key === "joinedNotice") present.add(notice.args[0]);
+    else if (notice.key === "leftNotice") present.delete(notice.args[0]);
   }
   return present;
 }
@@ -899,31 +1023,44 @@ function firstAfter(messages: Message[], cursor: number): number {
 // RPC methods
 // ---------------------------------------------------------------------------
 
-/** Each message's wire struct, built and encoded once however many members receive it. */
-const wireForms = new WeakMap<Message, Readonly<ChatMessage>>();
+/**
+ * Each message's wire struct, built and encoded once however many members
+ * receive it: once per language for a notice, once for any other message
+ * (it reads the same in every language, so it uses the Portuguese form).
+ */
+const wireForms: Readonly<Record<Lang, WeakMap<Message, Readonly<ChatMessage>>>> = {
+  pt: new WeakMap(),
+  en: new WeakMap(),
+};
 
-/** A stored message as the wire carries it: the original struct plus `id`, frozen and encoded once. */
-function toWire(message: Message): Readonly<ChatMessage> {
-  let wire = wireForms.get(message);
+/**
+ * A stored message as the wire carries it, in the reader's language: the
+ * original struct plus `id`, frozen and encoded once. A notice reads in the
+ * reader's language; in Portuguese, exactly as stored.
+ */
+function toWire(message: Message, language: Lang): Readonly<ChatMessage> {
+  const lang = message.notice ? language : "pt";
+  let wire = wireForms[lang].get(message);
   if (!wire) {
     wire = encodeOnce<ChatMessage>({
       id: message.id,
       tipo: message.tipo,
       origem: message.origem,
       destino: message.destino,
-      conteudo: message.conteudo,
+      conteudo: message.notice && lang !== "pt" ? render(message.notice, lang) : message.conteudo,
       timestamp: new Date(message.timestamp),
     });
-    wireForms.set(message, wire);
+    wireForms[lang].set(message, wire);
   }
   return wire;
 }
 
-/** A payload holding messages, with their wire structs in their place. */
+/** A payload holding messages, with their wire structs (in the reader's language) in their place. */
 function withWireMessages<T extends { mensagens: Message[] }>(
   payload: T,
+  language: Lang,
 ): Omit<T, "mensagens"> & { mensagens: Readonly<ChatMessage>[] } {
-  return { ...payload, mensagens: payload.mensagens.map(toWire) };
+  return { ...payload, mensagens: payload.mensagens.map((message) => toWire(message, language)) };
 }
 
 /** An outcome with its payload mapped; a refusal as it is. */
@@ -933,22 +1070,31 @@ function mapOutcome<T, U>(outcome: Outcome<T>, map: (payload: T) => U): Outcome<
 
 /**
  * The ChatService method table: the original methods and our extensions.
- * Here the chat's outcomes become wire results: messages become
+ * Here the chat's outcomes become wire results in the caller's language
+ * ({@linkcode Call.language}): texts are rendered, messages become
  * {@linkcode ChatMessage} structs, and refusals lose their reason unless the
  * caller asked for reasons ({@linkcode Call.wantsReasons}).
  */
 export function chatMethods(chat: ChatService): MethodTable {
-  const answer = <T>(call: Call, outcome: Outcome<T>): Result<T> => forCaller(outcome, call.wantsReasons);
-  /** Runs `action` as the named user if the caller may act as them. */
-  const asUser = <T>(
+  /** An outcome as the caller gets it: a refusal in its language, with its reason if it asked. */
+  const answer = <T>(call: Call, outcome: Outcome<T>): Result<T> =>
+    outcome[0]
+      ? outcome
+      : forCaller([false, render(outcome[1], call.language), outcome[2]], call.wantsReasons);
+  /** An outcome whose payload is a text, too, in the caller's language. */
+  const say = (call: Call, outcome: Outcome<Text>): Result<string> =>
+    answer(call, mapOutcome(outcome, (said) => render(said, call.language)));
+  /** Runs `action` as the named user if the caller may act as them; `reply` makes the answer. */
+  const asUser = <T, R>(
     call: Call,
     name: string,
     action: (user: User) => Outcome<T> | Promise<Outcome<T>>,
-  ): Result<T> | Promise<Result<T>> => {
+    reply: (call: Call, outcome: Outcome<T>) => Result<R>,
+  ): Result<R> | Promise<Result<R>> => {
     const user = chat.authorize(call.session, name);
-    if (Array.isArray(user)) return answer(call, user);
+    if (Array.isArray(user)) return reply(call, user);
     const outcome = action(user);
-    return outcome instanceof Promise ? outcome.then((done) => answer(call, done)) : answer(call, outcome);
+    return outcome instanceof Promise ? outcome.then((done) => reply(call, done)) : reply(call, outcome);
   };
   return {
     registrar_usuario: rpc(
@@ -958,7 +1104,7 @@ export function chatMethods(chat: ChatService): MethodTable {
         const token = crypto.randomUUID();
         const outcome = chat.register(nome, token);
         if (outcome[0]) call.setSession(token);
-        return answer(call, outcome);
+        return say(call, outcome);
       },
     ),
     criar_sala: rpc(
@@ -967,31 +1113,43 @@ export function chatMethods(chat: ChatService): MethodTable {
       (call, nome) => {
         // The creator is whoever the session proves, if anyone (the original call names no user).
         const creator = call.session === undefined ? null : chat.userOfSession(call.session);
-        return chat.createRoom(nome, creator).then((outcome) => answer(call, outcome));
+        return chat.createRoom(nome, creator).then((outcome) => say(call, outcome));
       },
     ),
     entrar_na_sala: rpc(
       "Entra numa sala, saindo da atual: [true, {usuarios, mensagens, cursor}].",
       [["usuario", "string"], ["sala", "string"]],
       (call, usuario, sala) =>
-        asUser(call, usuario, async (user) => mapOutcome(await chat.join(user, sala), withWireMessages)),
+        asUser(
+          call,
+          usuario,
+          async (user) =>
+            mapOutcome(await chat.join(user, sala), (joined) => withWireMessages(joined, call.language)),
+          answer,
+        ),
     ),
     sair_da_sala: rpc(
       "Sai da sala atual: [true, msg] ou [false, msg].",
       [["usuario", "string"]],
-      (call, usuario) => asUser(call, usuario, (user) => chat.leave(user)),
+      (call, usuario) => asUser(call, usuario, (user) => chat.leave(user), say),
     ),
     enviar_mensagem: rpc(
       "Envia à sala (destinatario nil) ou a um membro: [true, msg] ou [false, msg].",
       [["usuario", "string"], ["sala", "string"], ["texto", "string"], ["destinatario", "nil|string"]],
       (call, usuario, sala, texto, destinatario) =>
-        asUser(call, usuario, (user) => chat.send(user, sala, texto, destinatario)),
+        asUser(call, usuario, (user) => chat.send(user, sala, texto, destinatario), say),
     ),
     receber_mensagens: rpc(
       "As últimas 50 mensagens que o usuário pode ver na sala: [true, [mensagem...]].",
       [["usuario", "string"], ["sala", "string"]],
       (call, usuario, sala) =>
-        asUser(call, usuario, (user) => mapOutcome(chat.recentMessages(user, sala), (m) => m.map(toWire))),
+        asUser(
+          call,
+          usuario,
+          (user) =>
+            mapOutcome(chat.recentMessages(user, sala), (m) => m.map((one) => toWire(one, call.language))),
+          answer,
+        ),
     ),
     listar_salas: rpc("As salas: [true, [nome...]].", [], () => chat.listRooms()),
     listar_usuarios: rpc(
@@ -1007,29 +1165,34 @@ export function chatMethods(chat: ChatService): MethodTable {
         asUser(
           call,
           usuario,
-          async (user) => mapOutcome(await chat.waitMessages(user, sala, cursor, espera), withWireMessages),
+          async (user) =>
+            mapOutcome(
+              await chat.waitMessages(user, sala, cursor, espera),
+              (delivery) => withWireMessages(delivery, call.language),
+            ),
+          answer,
         ),
     ),
     manter_sessao: rpc(
       "Sinal de vida de um usuário fora de salas: [true, msg].",
       [["usuario", "string"]],
-      (call, usuario) => asUser(call, usuario, () => chat.keepAlive()),
+      (call, usuario) => asUser(call, usuario, () => chat.keepAlive(), say),
     ),
     sair_do_servico: rpc(
       "Sai da sala e libera o nome: [true, msg].",
       [["usuario", "string"]],
-      (call, usuario) => asUser(call, usuario, (user) => chat.unregister(user, "a pedido")),
+      (call, usuario) => asUser(call, usuario, (user) => chat.unregister(user, "a pedido"), say),
     ),
     excluir_sala: rpc(
       "Exclui uma sala (só quem a criou); os membros são avisados e saem: [true, msg] ou [false, msg].",
       [["usuario", "string"], ["sala", "string"]],
-      (call, usuario, sala) => asUser(call, usuario, (user) => chat.deleteRoom(user, sala)),
+      (call, usuario, sala) => asUser(call, usuario, (user) => chat.deleteRoom(user, sala), say),
     ),
     enviar_privada: rpc(
       "Mensagem privada a qualquer usuário online, esteja em que sala estiver: [true, msg] ou [false, msg].",
       [["usuario", "string"], ["destinatario", "string"], ["texto", "string"]],
       (call, usuario, destinatario, texto) =>
-        asUser(call, usuario, (user) => chat.sendPrivate(user, destinatario, texto)),
+        asUser(call, usuario, (user) => chat.sendPrivate(user, destinatario, texto), say),
     ),
   };
 }
@@ -1241,7 +1404,7 @@ export async function main(args: string[] = Deno.args): Promise<void> {
 
   let store: MessageStore;
   try {
-    store = new MessageStore(dbPath, { synchronous: flags.sync });
+    store = new MessageStore(dbPath, { synchronous: flags.sync, log });
   } catch (error) {
     console.error(`${program}: ${(error as Error).message}`);
     await log.close();
@@ -1266,16 +1429,30 @@ export async function main(args: string[] = Deno.args): Promise<void> {
   }
   chat.start(Math.min(1000, sessionTtlMs / 4, roomTtlMs / 4));
   const registration = new BinderRegistration(binder, server.addr.port, registerEveryMs, log);
-  // Set before the ready line: whoever waits for it may send SIGTERM at once.
-  onTerminate(async () => {
+  const shutdown = async () => {
     log.info("Servidor encerrando...");
+    // Before the waits end: whoever waits gets the notice in its answer.
+    const told = await chat.announceStop().catch(() => 0);
+    if (told) log.info(`Aviso de encerramento enviado a ${told} sala${told === 1 ? "" : "s"}`);
     chat.stop();
     await registration.stop();
     await server.shutdown();
     store.close();
     log.info("Servidor encerrado.");
     await log.close();
-  });
+  };
+  // Set before the ready line: whoever waits for it may send SIGTERM at once.
+  onTerminate(shutdown);
+  // A database deleted or replaced under us would take every later message with it: stop and say so.
+  const watchdog = setInterval(async () => {
+    if (store.stillOnDisk()) return;
+    clearInterval(watchdog);
+    const problem = `o banco ${dbPath} foi apagado ou trocado enquanto o servidor rodava; encerrando`;
+    log.error(problem);
+    console.error(`${program}: ${problem}`);
+    await shutdown().catch(() => {});
+    Deno.exit(1);
+  }, 1000);
   log.info(
     `Servidor ouvindo em ${flags.host}:${server.addr.port} (banco: ${dbPath}, ${chat.roomCount} salas` +
       `${flags.compat ? ", modo compatível" : ""})`,

@@ -1,11 +1,17 @@
-#!/usr/bin/env -S deno run --allow-run=deno --allow-net=127.0.0.1 --allow-write=binder.log,server.log
+#!/usr/bin/env -S deno run --allow-run=deno --allow-net=127.0.0.1,0.0.0.0 --allow-sys=networkInterfaces --allow-write=binder.log,server.log
 /**
- * `deno task start`: the whole system on one machine. Starts the binder and
- * the chat server in the background (their output in `binder.log` and
- * `server.log`), waits until each is ready, runs one client in the
- * foreground, and when the client ends stops both, leaving nothing running;
- * the exit code is the client's. Every argument that is not start.ts's own
- * goes to the client.
+ * `deno task start`: the whole system on one machine. Refuses at once, in
+ * one line and before touching any file, when the binder's or the server's
+ * port is taken (a second start leaves the running system's logs alone).
+ * Starts the binder and the chat server in the background (their output in
+ * `binder.log` and `server.log`), waits until each is ready, prints the line
+ * classmates type to join from the LAN (with this machine's addresses: the
+ * binder serves them the client), and runs one client in the foreground.
+ * When that client ends and nobody else is in the chat, it stops both,
+ * leaving nothing running; when others still are, it says how many and asks
+ * (on a terminal) whether to stop, or serves on until a signal or the end of
+ * input. The exit code is the client's. Every argument that is not
+ * start.ts's own goes to the client.
  *
  * ```sh
  * deno task start                          # binder :5000, server :8001, a client
@@ -14,8 +20,10 @@
  * ```
  *
  * Each program runs with its own exact permissions (see the README); this
- * script needs to run `deno`, reach 127.0.0.1 (to see that the server is
- * registered) and write its two log files.
+ * script needs to run `deno`, bind its two ports for a moment (on 0.0.0.0,
+ * or 127.0.0.1 with `--local`) to see that they are free, reach 127.0.0.1
+ * (the binder and the server), list the network interfaces (the LAN
+ * addresses it prints) and write its two log files.
  *
  * @module
  */
@@ -23,10 +31,12 @@
 import {
   ChildProgram,
   endpointUrl,
+  LineStream,
   numberFlag,
   PERMISSIONS,
   type ReadyLine,
   usageError,
+  writeStdout,
   XmlRpcClient,
 } from "./deps.ts";
 
@@ -66,7 +76,9 @@ Opções:
 
 Todas as outras opções vão para o cliente (--name, --room, --lang...).
 A saída do binder e do servidor fica em binder.log e server.log.
-Quando o cliente termina, binder e servidor são encerrados.`;
+Mostra a linha que os colegas digitam na rede local (o binder serve o cliente).
+Quando o cliente termina, binder e servidor são encerrados; se ainda há gente no chat,
+pergunta antes (num terminal) ou continua até Ctrl-C, SIGTERM ou o fim da entrada.`;
 
 /** Splits start.ts's own flags from the client's. */
 export function parseStartArgs(args: string[]): StartOptions {
@@ -142,6 +154,94 @@ async function registered(binderPort: number, serverPort: number): Promise<boole
 }
 
 // ---------------------------------------------------------------------------
+// The ports, the LAN, who is still there
+// ---------------------------------------------------------------------------
+
+/**
+ * Why the port cannot be ours, or undefined when it is free (port 0: any
+ * free one will do). Asked before anything starts, so a second start leaves
+ * the running system and its log files alone.
+ */
+function portTaken(host: string, port: number, what: string): string | undefined {
+  if (port === 0) return undefined;
+  try {
+    Deno.listen({ hostname: host, port }).close();
+    return undefined;
+  } catch (error) {
+    if (error instanceof Deno.errors.AddrInUse) {
+      return `a porta ${port} (${what}) já está em uso: o rpc-chat já roda nesta máquina? Nada foi iniciado ` +
+        `e binder.log e server.log ficaram como estavam (outras portas: --binder-port, --server-port).`;
+    }
+    return `não é possível escutar em ${host}:${port} (${what}): ${(error as Error).message}`;
+  }
+}
+
+/** The addresses classmates can reach: IPv4, neither loopback nor link-local, each once. */
+export function lanAddresses(interfaces: readonly Deno.NetworkInterfaceInfo[]): string[] {
+  const addresses = interfaces
+    .filter((i) => i.family === "IPv4" && !i.address.startsWith("127.") && !i.address.startsWith("169.254."))
+    .map((i) => i.address);
+  return [...new Set(addresses)];
+}
+
+/** This machine's LAN addresses; none without `--allow-sys=networkInterfaces`. */
+function ownLanAddresses(): string[] {
+  try {
+    return lanAddresses(Deno.networkInterfaces());
+  } catch {
+    return [];
+  }
+}
+
+/** The line a classmate types to join: the client, straight from the binder. */
+export function classmateLine(address: string, binderPort: number): string {
+  return `deno run --allow-net http://${address}:${binderPort}/cliente.ts`;
+}
+
+/** What start.ts says once everything is up: how others join, here and on the LAN. */
+function joinInstructions(options: StartOptions, binderPort: number): string[] {
+  const here = `deno task client${binderPort === 5000 ? "" : ` --binder 127.0.0.1:${binderPort}`}`;
+  if (options.local) return [`Só nesta máquina (--local); outro cliente: ${here}`];
+  const addresses = ownLanAddresses();
+  if (addresses.length === 0) {
+    return [
+      `Nenhum endereço de rede local encontrado. Nesta máquina, outro cliente: ${here}`,
+      `Na rede, com o IP desta máquina: ${classmateLine("IP", binderPort)}`,
+    ];
+  }
+  return [
+    `O binder serve o cliente em ${addresses.map((a) => `http://${a}:${binderPort}/cliente.ts`).join(" e ")}`,
+    addresses.length === 1
+      ? "Colegas na rede local entram com:"
+      : "Colegas na rede local entram com uma destas linhas (a da rede de vocês):",
+    ...addresses.map((address) => `  ${classmateLine(address, binderPort)}`),
+    `Nesta máquina, outro cliente: ${here}`,
+  ];
+}
+
+/** How many users are in the server's rooms (the host's client has left by then); undefined if it is gone. */
+async function othersConnected(serverPort: number): Promise<number | undefined> {
+  try {
+    const server = new XmlRpcClient(endpointUrl("127.0.0.1", serverPort), { timeoutMs: 2000 });
+    const [, rooms] = await server.call<[boolean, string[]]>("listar_salas", []);
+    const names = new Set<string>();
+    for (const room of rooms) {
+      const [ok, members] = await server.call<[boolean, string[]]>("listar_usuarios", [room]);
+      if (ok) { for (const name of members) names.add(name); }
+    }
+    return names.size;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The next line of our stdin, or null at its end. */
+async function readLine(reader: ReadableStreamDefaultReader<string>): Promise<string | null> {
+  const { done, value } = await reader.read();
+  return done ? null : value;
+}
+
+// ---------------------------------------------------------------------------
 // Program
 // ---------------------------------------------------------------------------
 
@@ -149,6 +249,13 @@ async function registered(binderPort: number, serverPort: number): Promise<boole
 export async function main(args: string[] = Deno.args): Promise<number> {
   const options = parseStartArgs(args);
   const host = options.local ? "127.0.0.1" : "0.0.0.0";
+  // Before any file is touched: a system already running keeps its logs.
+  const taken = portTaken(host, options.binderPort, "binder") ??
+    portTaken(host, options.serverPort, "servidor");
+  if (taken) {
+    console.error(`${PROGRAM}: ${taken}`);
+    return 1;
+  }
   const running: ChildProgram[] = [];
   const stopAll = async () => {
     for (const program of running.reverse()) await program.stop();
@@ -192,10 +299,7 @@ export async function main(args: string[] = Deno.args): Promise<number> {
   console.log(
     `Servidor pronto em ${host}:${serverPort}, registrado no binder (saída em server.log, log em chat_server.log).`,
   );
-  console.log(
-    `Outros clientes: deno task client${binderPort === 5000 ? "" : ` --binder 127.0.0.1:${binderPort}`} ` +
-      `(nesta máquina) ou deno run --allow-net cliente.ts --binder IP:${binderPort} (na rede)`,
-  );
+  for (const line of joinInstructions(options, binderPort)) console.log(line);
 
   const client = new Deno.Command("deno", {
     args: [
@@ -211,8 +315,15 @@ export async function main(args: string[] = Deno.args): Promise<number> {
     stdout: "inherit",
     stderr: "inherit",
   }).spawn();
-  // Ctrl-C reaches the client by itself (it shares the terminal); SIGTERM to us ends it cleanly.
-  const forward = () => {
+
+  // A signal to us (SIGTERM, SIGHUP, or SIGINT from `kill`) stops everything: the client leaves
+  // cleanly first. On a terminal, Ctrl-C in the client is a key the client reads, not a signal.
+  let terminated = false;
+  let stopRequested = () => {};
+  const stopSignal = new Promise<void>((resolve) => stopRequested = resolve);
+  const onSignal = () => {
+    terminated = true;
+    stopRequested();
     try {
       client.kill("SIGTERM");
     } catch {
@@ -220,11 +331,41 @@ export async function main(args: string[] = Deno.args): Promise<number> {
     }
   };
   const signals: Deno.Signal[] = Deno.build.os === "windows" ? ["SIGINT"] : ["SIGINT", "SIGTERM", "SIGHUP"];
-  for (const signal of signals) Deno.addSignalListener(signal, signal === "SIGINT" ? () => {} : forward);
+  for (const signal of signals) Deno.addSignalListener(signal, onSignal);
   const status = await client.status;
+
+  const others = terminated ? undefined : await othersConnected(serverPort);
+  if (others) await keepServing(others, stopSignal);
   await stopAll();
   console.log("Binder e servidor encerrados.");
   return status.code;
+}
+
+/**
+ * The host's client ended while others are still in the chat: says how many
+ * and, on a terminal, asks whether to stop; otherwise (or when told not to)
+ * serves on until a signal or the end of input.
+ */
+async function keepServing(others: number, stopSignal: Promise<void>): Promise<void> {
+  const people = others === 1 ? "1 pessoa" : `${others} pessoas`;
+  console.log(`Ainda há ${people} no chat.`);
+  const lines = Deno.stdin.readable.pipeThrough(new TextDecoderStream()).pipeThrough(new LineStream())
+    .getReader();
+  if (Deno.stdin.isTerminal()) {
+    writeStdout("Encerrar o serviço para todos? [s/N] ");
+    const answer = await Promise.race([readLine(lines), stopSignal.then(() => null)]);
+    // Yes, Ctrl-D or a signal: stop.
+    if (answer === null || /^\s*(s|sim|y|yes)\s*$/i.test(answer)) return;
+    console.log("O serviço continua para os outros; Ctrl-C (ou Ctrl-D) o encerra.");
+  } else {
+    console.log("O serviço continua para os outros até Ctrl-C, SIGTERM ou o fim da entrada.");
+  }
+  const endOfInput = (async () => {
+    while (await readLine(lines) !== null) {
+      // Lines typed meanwhile mean nothing: only the end of input does.
+    }
+  })();
+  await Promise.race([endOfInput, stopSignal]);
 }
 
 if (import.meta.main) Deno.exit(await main());

@@ -129,8 +129,8 @@ async function systemUnderTest(options: BenchOptions, defer: Defer): Promise<Tar
   if (options.server) return parseHostPort(options.server, 8001);
   const dir = await Deno.makeTempDir({ prefix: "rpc-chat-bench-" });
   defer(() => Deno.remove(dir, { recursive: true }));
-  // Every user sends at most rate/clients per second: leave the server's limit far above that.
-  const maxRate = Math.max(10, Math.ceil((4 * options.rate) / Math.max(1, options.clients)));
+  // The workers pace their users themselves; the sending measure is one user as fast as the server goes.
+  const maxRate = 100_000;
   const server = await startServer(dir, { compat: options.compat, maxRate }, defer);
   const perWorker = Math.ceil(options.clients / options.workers);
   const needs = options.clients + options.workers * sendersFor(perWorker) + options.connections + 100;
@@ -332,19 +332,22 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
   const rooms = await createRooms(target, runId, options.rooms);
   const share = { host: target.host, port: target.port, compat: options.compat, runId, rooms };
   const workers = await startWorkers(options, share, defer);
-  const single = await measureSingleCall({
+  const singleRun = {
     ...share,
     serverPid: target.pid,
     workers,
     script: import.meta.url,
     connections: options.connections,
     baselineS: options.baselineS,
-  });
-  if (single.fraction !== null) {
+  };
+  const single = await measureSingleCall(singleRun, "read");
+  const send = await measureSingleCall(singleRun, "send");
+  for (const measured of [single, send]) {
+    if (measured.fraction === null) continue;
     say(
-      `single call (${single.method}, ${options.connections} connections): raw Deno.serve ${
-        fmt(single.baseline)
-      }/s, ours ${fmt(single.ours)}/s = ${fmt(single.fraction * 100)}%`,
+      `single call (${measured.method}, ${options.connections} connections): raw Deno.serve ${
+        fmt(measured.baseline)
+      }/s, ours ${fmt(measured.ours)}/s = ${fmt(measured.fraction * 100)}%`,
     );
   }
   const clients = await connectClients(workers, rooms);
@@ -358,6 +361,7 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
     rate: options.rate,
     durationS: options.durationS,
     single,
+    send,
     connections: options.connections,
     machine,
   }, results);

@@ -83,6 +83,14 @@ export interface BenchResult {
   single_call_fraction: number | null;
   /** The server's CPU microseconds per call. */
   server_cpu_us_per_call: number | null;
+  /** A raw Deno.serve's calls per second, answering as many bytes as `enviar_mensagem`. */
+  send_baseline_calls_per_s: number | null;
+  /** `enviar_mensagem` calls per second (each stored and logged before its answer). */
+  send_calls_per_s: number | null;
+  /** Their share of the raw Deno.serve's. */
+  send_fraction: number | null;
+  /** The server's CPU microseconds per `enviar_mensagem`. */
+  server_cpu_us_per_send: number | null;
   /** The machine, in one line. */
   machine: string;
   /** Every client connected, every delivery made exactly once. */
@@ -109,8 +117,10 @@ export interface RunFacts {
   server: { before: ProcessStats | null; after: ProcessStats | null };
   /** The workers' CPU seconds during the load. */
   loadCpuS: number | null;
-  /** The single-call figures. */
+  /** The single-call figures: the cheap read. */
   single: SingleCall;
+  /** The single-call figures: sending. */
+  send: SingleCall;
   /** Connections of the single-call measure. */
   connections: number;
   /** The machine, in one line. */
@@ -162,7 +172,7 @@ export function buildResult(facts: RunFacts, results: WorkerResult[]): BenchResu
   const calls = sum((r) => r.calls);
   const clientsConnected = facts.roomSize.reduce((a, b) => a + b, 0);
   const { before, after } = facts.server;
-  const { single } = facts;
+  const { single, send } = facts;
   return {
     mode: facts.mode,
     clients: facts.clients,
@@ -198,6 +208,10 @@ export function buildResult(facts: RunFacts, results: WorkerResult[]): BenchResu
     single_call_per_s: single.ours === null ? null : Math.round(single.ours),
     single_call_fraction: round(single.fraction, 3),
     server_cpu_us_per_call: round(single.cpuUsPerCall, 1),
+    send_baseline_calls_per_s: send.baseline === null ? null : Math.round(send.baseline),
+    send_calls_per_s: send.ours === null ? null : Math.round(send.ours),
+    send_fraction: round(send.fraction, 3),
+    server_cpu_us_per_send: round(send.cpuUsPerCall, 1),
     machine: facts.machine,
     ok: clientsConnected === facts.clients && check.missing === 0 && duplicates === 0 &&
       check.unexpected === 0 && deliveries === check.expected,
@@ -304,24 +318,41 @@ function processRows(result: BenchResult): Row[] {
   return rows;
 }
 
-/** The rows of the single-call measure. */
+/** The rows of the single-call measures: the cheap read, then sending. */
 function singleCallRows(result: BenchResult): Row[] {
-  if (result.baseline_calls_per_s === null) return [];
+  return [
+    ...measureRows(result.connections, result.single_call_method, 0.6, {
+      baseline: result.baseline_calls_per_s,
+      ours: result.single_call_per_s,
+      fraction: result.single_call_fraction,
+      cpuUs: result.server_cpu_us_per_call,
+    }),
+    ...measureRows(result.connections, "enviar_mensagem", 0.5, {
+      baseline: result.send_baseline_calls_per_s,
+      ours: result.send_calls_per_s,
+      fraction: result.send_fraction,
+      cpuUs: result.server_cpu_us_per_send,
+    }),
+  ];
+}
+
+/** One call type against the raw Deno.serve answering as many bytes, and its target share. */
+function measureRows(
+  connections: number,
+  method: string,
+  target: number,
+  figures: { baseline: number | null; ours: number | null; fraction: number | null; cpuUs: number | null },
+): Row[] {
+  if (figures.baseline === null) return [];
   const rows: Row[] = [
-    [`raw Deno.serve, ${result.connections} connections`, `${fmt(result.baseline_calls_per_s)} calls/s`, ""],
+    [`raw Deno.serve, ${connections} connections (as many bytes)`, `${fmt(figures.baseline)} calls/s`, ""],
     [
-      `${result.single_call_method}, ${result.connections} connections`,
-      `${fmt(result.single_call_per_s)} calls/s = ${fmt((result.single_call_fraction ?? 0) * 100)}% of raw`,
-      `≥ 40%: ${verdict((result.single_call_fraction ?? 0) >= 0.4)}`,
+      `${method}, ${connections} connections`,
+      `${fmt(figures.ours)} calls/s = ${fmt((figures.fraction ?? 0) * 100)}% of raw`,
+      `≥ ${target * 100}%: ${verdict((figures.fraction ?? 0) >= target)}`,
     ],
   ];
-  if (result.server_cpu_us_per_call !== null) {
-    rows.push([
-      `server CPU per ${result.single_call_method}`,
-      `${fmt(result.server_cpu_us_per_call)} µs`,
-      "",
-    ]);
-  }
+  if (figures.cpuUs !== null) rows.push([`server CPU per ${method}`, `${fmt(figures.cpuUs)} µs`, ""]);
   return rows;
 }
 

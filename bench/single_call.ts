@@ -3,7 +3,9 @@
  * `--connections` connections, against a raw `Deno.serve` (a trivial handler
  * answering as many bytes as the server does, in a process of its own:
  * `bench.ts --baseline-server SIZE`) and against the server, in alternating
- * rounds, the workers sending.
+ * rounds, the workers sending. Two call types are measured: a cheap read
+ * (`aguardar_mensagens` answering one message, or `receber_mensagens`) and
+ * sending (`enviar_mensagem`, stored and logged before it is answered).
  *
  * @module
  */
@@ -85,11 +87,18 @@ export interface SingleCall {
   cpuUsPerCall: number | null;
 }
 
+/** Which call to measure: the cheap read, or sending. */
+export type SingleCallKind = "read" | "send";
+
 /** One call type at `connections` connections, against a raw Deno.serve and against the server. */
-export async function measureSingleCall(run: SingleCallRun): Promise<SingleCall> {
-  const method = run.compat ? "receber_mensagens" : "aguardar_mensagens";
+export async function measureSingleCall(run: SingleCallRun, kind: SingleCallKind): Promise<SingleCall> {
+  const method = kind === "send"
+    ? "enviar_mensagem"
+    : run.compat
+    ? "receber_mensagens"
+    : "aguardar_mensagens";
   if (run.baselineS <= 0) return { method, baseline: null, ours: null, fraction: null, cpuUsPerCall: null };
-  const probe = await probeCall(run, method);
+  const probe = await probeCall(run, method, kind);
   const baseline = ChildProgram.deno(run.script, ["--allow-net"], ["--baseline-server", String(probe.size)], {
     stdin: "piped",
     stderr: "inherit",
@@ -111,12 +120,13 @@ export async function measureSingleCall(run: SingleCallRun): Promise<SingleCall>
 async function probeCall(
   run: SingleCallRun,
   method: string,
+  kind: SingleCallKind,
 ): Promise<{ body: string; cookie?: string; size: number }> {
   const { host, port, runId } = run;
   const probe = new HttpConnection(host, port);
   try {
-    const name = `b${runId}-probe`;
-    const room = `b${runId}-probe`;
+    const name = `b${runId}-${kind}`;
+    const room = `b${runId}-${kind}`;
     const call = (called: string, params: XmlRpcValue[], cookie?: string) =>
       rawCall(probe, called, params, { cookie, timeoutMs: 10_000 });
     const registered = await call("registrar_usuario", [name]);
@@ -125,7 +135,11 @@ async function probeCall(
     const joined = await call("entrar_na_sala", [name, room], cookie);
     const cursor = Number(((joined.value as XmlRpcValue[])[1] as { cursor?: number }).cursor ?? 0);
     await call("enviar_mensagem", [name, room, messageText("probe", 0, 0), null], cookie);
-    const body = run.compat ? encodeCall(method, [name, room]) : encodeCall(method, [name, room, cursor, 0]);
+    const body = kind === "send"
+      ? encodeCall(method, [name, room, messageText("probe", 0, 1), null])
+      : run.compat
+      ? encodeCall(method, [name, room])
+      : encodeCall(method, [name, room, cursor, 0]);
     const sample = await probe.request(httpRequest(host, port, body, cookie), 10_000);
     const answer = responseValue(new TextDecoder().decode(sample.body)) as [boolean, unknown];
     if (answer[0] !== true) throw new Error(`${method}: ${answer[1]}`);

@@ -12,11 +12,28 @@ import { encodeCall, Fault, parseXmlRpc, type XmlRpcValue } from "./codec.ts";
 // Client side
 // ---------------------------------------------------------------------------
 
+/** Why a service did not answer, for each program to say in its own words. */
+export type NetworkError = "refused" | "timeout" | "notFound" | "closed" | "unreachable" | "other";
+
+/** The kinds in Portuguese: the words of the programs' logs, and of the Portuguese client. */
+export const NETWORK_ERRORS_PT: Readonly<Record<NetworkError, string>> = {
+  refused: "conexão recusada",
+  timeout: "tempo esgotado",
+  notFound: "endereço não encontrado",
+  closed: "conexão encerrada",
+  unreachable: "endereço inalcançável",
+  other: "erro de rede",
+};
+
 /** The service did not answer: refused, unreachable or timed out. */
 export class Unreachable extends Error {
-  /** The endpoint that did not answer, and why, in words for people. */
-  constructor(readonly url: string, readonly reason: string) {
-    super(`${url}: ${reason}`);
+  /**
+   * The endpoint that did not answer, and why: a {@linkcode NetworkError}
+   * (what a user is told, in their language), and the runtime's words for
+   * an `other` (for a log, never for a user).
+   */
+  constructor(readonly url: string, readonly kind: NetworkError, readonly detail = "") {
+    super(`${url}: ${NETWORK_ERRORS_PT[kind]}${kind === "other" && detail ? ` (${detail})` : ""}`);
     this.name = "Unreachable";
   }
 }
@@ -71,8 +88,8 @@ export class XmlRpcClient {
     } catch (error) {
       if (error instanceof Fault) throw error;
       if (options.signal?.aborted) throw options.signal.reason;
-      const reason = timeout.aborted ? "tempo esgotado" : describeNetworkError(error);
-      throw new Unreachable(this.url, reason);
+      const kind = timeout.aborted ? "timeout" : describeNetworkError(error);
+      throw new Unreachable(this.url, kind, networkMessage(error).split("\n", 1)[0]);
     }
     const document = parseXmlRpc(text, "methodResponse");
     if (document.kind === "fault") throw new Fault(document.code, document.message);
@@ -91,12 +108,24 @@ export class XmlRpcClient {
   }
 }
 
-function describeNetworkError(error: unknown): string {
+/** What a failed `fetch` says, with its cause. */
+function networkMessage(error: unknown): string {
   const cause = error instanceof Error && error.cause instanceof Error ? `${error.cause.message} ` : "";
-  const message = cause + (error instanceof Error ? error.message : String(error));
-  if (/refused/i.test(message)) return "conexão recusada";
-  if (/dns|lookup|resolve/i.test(message)) return "endereço não encontrado";
-  return message.split("\n", 1)[0]!;
+  return cause + (error instanceof Error ? error.message : String(error));
+}
+
+/** Why a `fetch` failed, as a kind: the runtime's words (`os error 104`...) are no user's business. */
+export function describeNetworkError(error: unknown): NetworkError {
+  const message = networkMessage(error);
+  if (/refused/i.test(message)) return "refused";
+  if (/dns|lookup|resolve|name or service not known/i.test(message)) return "notFound";
+  // The server went away mid-call (it stopped, say).
+  if (/connection closed|connection reset|reset by peer|broken pipe|os error (104|32)\b/i.test(message)) {
+    return "closed";
+  }
+  if (/unreachable|no route to host/i.test(message)) return "unreachable";
+  if (/timed out|os error 110\b/i.test(message)) return "timeout";
+  return "other";
 }
 
 /** `host:port` or a bare host, with a default port; throws a readable error. */

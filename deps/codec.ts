@@ -108,6 +108,16 @@ const NAME =
 const REFERENCE = /&(?:(lt|gt|amp|quot|apos)|#(\d+)|#x([\dA-Fa-f]+));/y;
 const ENTITIES: Record<string, string> = { lt: "<", gt: ">", amp: "&", quot: '"', apos: "'" };
 
+/** XML-RPC's element names by their first character, longest first (so `param` is not taken for `params`). */
+const KNOWN_NAMES: Record<number, string[]> = {};
+for (
+  const name of [...SCALARS, ...Object.keys(CHILDREN), "methodName", "name"].sort((a, b) =>
+    b.length - a.length
+  )
+) {
+  (KNOWN_NAMES[name.charCodeAt(0)] ??= []).push(name);
+}
+
 const GT = 0x3e, SLASH = 0x2f, BANG = 0x21, QUESTION = 0x3f, EQUALS = 0x3d;
 
 function isXmlSpace(c: number): boolean {
@@ -252,8 +262,17 @@ class XmlScanner {
 
   /** The name at `at`, or undefined when none starts there. */
   #name(at: number): string | undefined {
+    // Most names are XML-RPC's own, followed by '>' or '/': found without the regular expression.
+    const text = this.text;
+    const known = KNOWN_NAMES[text.charCodeAt(at)];
+    if (known) {
+      for (const name of known) {
+        const after = text.charCodeAt(at + name.length);
+        if ((after === GT || after === SLASH) && text.startsWith(name, at)) return name;
+      }
+    }
     NAME.lastIndex = at;
-    return NAME.test(this.text) ? this.text.slice(at, NAME.lastIndex) : undefined;
+    return NAME.test(text) ? text.slice(at, NAME.lastIndex) : undefined;
   }
 
   #skipSpace(at: number): number {

@@ -3,10 +3,19 @@
  * `2026-11-24 15:28:12 [INFO] texto`, on the console and, for the programs
  * that keep a log file (the chat server's `chat_server.log`), in that file.
  *
- * The file sink is LogTape's (`npm:@logtape/file`). It is loaded only when a
- * file is asked for, through a computed specifier, so the client's and the
- * binder's module graphs hold no npm package: a classmate who runs the client
- * from a URL needs nothing but Deno and the address.
+ * Each line is formatted once and leaves the hot path at once: console lines
+ * are written together once per turn of the event loop; file lines go to
+ * LogTape's file sink (`npm:@logtape/file`) in its non-blocking mode, which
+ * buffers them and writes (and syncs) them off the event loop at least every
+ * second. On `kill -9` the file can lose the lines of the last second at most
+ * and the console those of the last turn; never a message (those are in the
+ * database before they are acknowledged). A clean stop ({@linkcode Log.close})
+ * writes everything.
+ *
+ * The file sink is loaded only when a file is asked for, through a computed
+ * specifier, so the client's and the binder's module graphs hold no npm
+ * package: a classmate who runs the client from a URL needs nothing but Deno
+ * and the address.
  *
  * @module
  */
@@ -27,41 +36,39 @@ export interface Log extends Logger {
   close(): Promise<void>;
 }
 
-/** LogTape's packages, pinned; imported only by {@linkcode openLog} with a file. */
-const LOGTAPE = "npm:@logtape/logtape@2.4.2";
+/** LogTape's file sink, pinned; imported only by {@linkcode openLog} with a file. */
 const LOGTAPE_FILE = "npm:@logtape/file@2.3.10";
-
-/** The parts of LogTape we use (declared here: a type import would put LogTape in every module graph). */
-interface LogTapeRecord {
-  readonly level: string;
-  readonly message: readonly unknown[];
-  readonly timestamp: number;
-}
-type LogTapeSink = (record: LogTapeRecord) => void;
-interface LogTape {
-  configure(config: {
-    reset: boolean;
-    sinks: Record<string, LogTapeSink>;
-    loggers: { category: string | string[]; sinks: string[]; lowestLevel: string }[];
-  }): Promise<void>;
-  dispose(): Promise<void>;
-  getLogger(category: string): Logger;
-}
-interface LogTapeFile {
-  getFileSink(
-    path: string,
-    options: {
-      formatter: (record: LogTapeRecord) => string;
-      bufferSize: number;
-      flushInterval: number;
-      nonBlocking: boolean;
-    },
-  ): LogTapeSink;
-}
 
 /** Bytes of log lines the file sink holds before it writes them (it also writes every `FILE_FLUSH_MS`). */
 const FILE_BUFFER_BYTES = 64 * 1024;
 const FILE_FLUSH_MS = 1000;
+
+/**
+ * The record LogTape's sinks take, with our line already formatted in it
+ * (declared here: a type import would put LogTape in every module graph).
+ */
+interface LineRecord {
+  readonly category: readonly string[];
+  readonly level: string;
+  readonly message: readonly unknown[];
+  readonly rawMessage: string;
+  readonly timestamp: number;
+  readonly properties: Record<string, unknown>;
+  /** The whole formatted line, newline included. */
+  readonly line: string;
+}
+type FileSink = ((record: LineRecord) => void) & { [Symbol.asyncDispose](): Promise<void> };
+interface LogTapeFile {
+  getFileSink(
+    path: string,
+    options: {
+      formatter: (record: LineRecord) => string;
+      bufferSize: number;
+      flushInterval: number;
+      nonBlocking: boolean;
+    },
+  ): FileSink;
+}
 
 function pad(n: number): string {
   return String(n).padStart(2, "0");
@@ -73,13 +80,17 @@ export function localTimestamp(date: Date): string {
     `${pad(date.getHours())}:${pad(date.getMinutes())}:${pad(date.getSeconds())}`;
 }
 
-function formatLine(timestamp: number, level: string, message: string): string {
-  return `${localTimestamp(new Date(timestamp))} [${level.toUpperCase()}] ${message}\n`;
-}
+/** The timestamp of the current second, formatted once for all its lines. */
+let stampSecond = -1;
+let stamp = "";
 
-function formatRecord(record: LogTapeRecord): string {
-  const message = record.message.map((part) => typeof part === "string" ? part : String(part)).join("");
-  return formatLine(record.timestamp, record.level, message);
+function formatLine(timestamp: number, level: string, message: string): string {
+  const second = Math.floor(timestamp / 1000);
+  if (second !== stampSecond) {
+    stampSecond = second;
+    stamp = localTimestamp(new Date(timestamp));
+  }
+  return `${stamp} [${level}] ${message}\n`;
 }
 
 const stdoutEncoder = new TextEncoder();
@@ -126,19 +137,6 @@ function writeAll(text: string): void {
   }
 }
 
-/** A log on the console only (or nowhere, when `quiet`). */
-function consoleLog(quiet: boolean): Log {
-  const write = (level: string) => (message: string) => {
-    if (!quiet) queueStdout(formatLine(Date.now(), level, message));
-  };
-  return {
-    info: write("info"),
-    warn: write("warning"),
-    error: write("error"),
-    close: () => Promise.resolve(flushStdout()),
-  };
-}
-
 /**
  * Opens the log of a program: every line to the console (stdout, unless
  * `quiet`) and, when `file` is given, to that file too. Throws when the file
@@ -148,35 +146,37 @@ export async function openLog(
   category: string,
   options: { file?: string; quiet?: boolean } = {},
 ): Promise<Log> {
-  if (!options.file) return consoleLog(options.quiet ?? false);
-  const logtape: LogTape = await import(LOGTAPE);
-  const { getFileSink }: LogTapeFile = await import(LOGTAPE_FILE);
-  const sinks: Record<string, LogTapeSink> = {
-    // Off the hot path: lines are written in batches, without blocking the event loop, at least every
-    // second; a kill -9 can lose what was not yet written (never a message: those are in the database).
-    file: getFileSink(options.file, {
-      formatter: formatRecord,
+  let fileSink: FileSink | undefined;
+  if (options.file) {
+    const { getFileSink }: LogTapeFile = await import(LOGTAPE_FILE);
+    fileSink = getFileSink(options.file, {
+      formatter: (record) => record.line,
       nonBlocking: true,
       bufferSize: FILE_BUFFER_BYTES,
       flushInterval: FILE_FLUSH_MS,
-    }),
+    });
+  }
+  const categories = [category];
+  const write = (level: string, label: string) => (message: string) => {
+    const timestamp = Date.now();
+    const line = formatLine(timestamp, label, message);
+    if (!options.quiet) queueStdout(line);
+    fileSink?.({
+      category: categories,
+      level,
+      message: [message],
+      rawMessage: message,
+      timestamp,
+      properties: {},
+      line,
+    });
   };
-  if (!options.quiet) sinks.console = (record) => queueStdout(formatRecord(record));
-  await logtape.configure({
-    reset: true,
-    sinks,
-    loggers: [
-      { category, sinks: Object.keys(sinks), lowestLevel: "info" },
-      { category: ["logtape", "meta"], sinks: [], lowestLevel: "warning" },
-    ],
-  });
-  const logger = logtape.getLogger(category);
   return {
-    info: (message) => logger.info(message),
-    warn: (message) => logger.warn(message),
-    error: (message) => logger.error(message),
+    info: write("info", "INFO"),
+    warn: write("warning", "WARNING"),
+    error: write("error", "ERROR"),
     close: async () => {
-      await logtape.dispose();
+      await fileSink?.[Symbol.asyncDispose]();
       flushStdout();
     },
   };

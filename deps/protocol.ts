@@ -7,10 +7,13 @@
  * unpack `ok, msg = result`). A caller that sends the HTTP header
  * `X-Chat-Motivos: 1` gets `[false, "mensagem", "motivo"]` instead: the
  * message is for people and may be reworded, the reason ({@linkcode Reason})
- * is for programs and stays.
+ * is for programs and stays. Messages for people come in the caller's
+ * language ({@linkcode Lang}, asked for with `Accept-Language`).
  *
  * @module
  */
+
+import type { Text } from "./texts.ts";
 
 /** The HTTP request header with which a caller asks for reasons in refusals (value `1`). */
 export const REASONS_HEADER = "X-Chat-Motivos";
@@ -50,17 +53,24 @@ export const Reason = {
 /** One of the {@linkcode Reason} codes. */
 export type Reason = typeof Reason[keyof typeof Reason];
 
-/** A refusal with its reason: what the chat's rules decide; callers that did not ask get the first two. */
-export type Refusal = [ok: false, message: string, reason: Reason];
+/**
+ * A refusal as the server's core decides it: its reason, and the message
+ * people read as a {@linkcode Text}, rendered in each caller's language.
+ */
+export type Refusal = [ok: false, message: Text, reason: Reason];
 
 /** What every method answers: `[true, payload]`, or a refusal (with its reason when the caller asked). */
-export type Result<T> = [ok: true, payload: T] | [ok: false, message: string] | Refusal;
+export type Result<T> = [ok: true, payload: T] | [ok: false, message: string] | [
+  ok: false,
+  message: string,
+  reason: Reason,
+];
 
-/** A result whose refusals always carry their reason: what the server's core returns. */
+/** A result of the server's core: its refusals carry their reason and their text, still in no language. */
 export type Outcome<T> = [ok: true, payload: T] | Refusal;
 
-/** A refusal for a reason, with the message people read. */
-export function refuse(reason: Reason, message: string): Refusal {
+/** A refusal for a reason, with the text people read. */
+export function refuse(reason: Reason, message: Text): Refusal {
   return [false, message, reason];
 }
 
@@ -72,6 +82,41 @@ export function reasonOf(result: Result<unknown>): string | undefined {
 /** A refusal as a caller sees it: without the reason unless it asked for reasons. */
 export function forCaller<T>(result: Result<T>, wantsReasons: boolean): Result<T> {
   return result[0] || wantsReasons || result.length < 3 ? result : [false, result[1]];
+}
+
+/** The languages the servers speak: Portuguese (the original's, and the default) and English. */
+export type Lang = "pt" | "en";
+
+const LANGUAGE_CACHE = new Map<string, Lang>();
+
+/**
+ * The language a caller asks for in its `Accept-Language` header: the first
+ * one we speak, in the order of the header's q values (`en-GB;q=0.8, pt`:
+ * Portuguese); Portuguese when it names none (or sends none, as the
+ * original clients do).
+ */
+export function languageOf(header: string | null): Lang {
+  if (!header) return "pt";
+  let lang = LANGUAGE_CACHE.get(header);
+  if (lang === undefined) {
+    lang = "pt";
+    const ranges = header.split(",").map((part, order) => {
+      const [range = "", ...params] = part.split(";");
+      // A q that is no number (`q=x`) is no preference: left out, as q=0 is.
+      const q = params.map((p) => /^\s*q\s*=(.*)$/i.exec(p)?.[1]).find((v) => v !== undefined);
+      return { tag: range.trim().toLowerCase(), q: q === undefined ? 1 : Number(q), order };
+    }).filter(({ q }) => q > 0).sort((a, b) => b.q - a.q || a.order - b.order);
+    for (const { tag } of ranges) {
+      const primary = tag.split("-", 1)[0];
+      if (primary === "pt" || primary === "en" || primary === "*") {
+        lang = primary === "en" ? "en" : "pt";
+        break;
+      }
+    }
+    // Callers send the same few headers over and over: remember them, up to a bound.
+    if (LANGUAGE_CACHE.size < 256) LANGUAGE_CACHE.set(header, lang);
+  }
+  return lang;
 }
 
 /** The sender of join and leave notices. */

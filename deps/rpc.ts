@@ -7,8 +7,9 @@
  * @module
  */
 
+import { Deadlines } from "./deadlines.ts";
 import type { Logger } from "./log.ts";
-import { REASONS_HEADER } from "./protocol.ts";
+import { type Lang, languageOf, REASONS_HEADER } from "./protocol.ts";
 import {
   clip,
   encodeFault,
@@ -49,6 +50,8 @@ export interface Call {
   readonly session: string | undefined;
   /** The caller asked for the reason of every refusal (the header `X-Chat-Motivos: 1`). */
   readonly wantsReasons: boolean;
+  /** The caller's language (its `Accept-Language` header): what its messages are written in. */
+  readonly language: Lang;
   /** Hands the caller a session token it will present from now on. */
   setSession(token: string): void;
 }
@@ -222,6 +225,8 @@ export interface HandlerOptions {
   maxInFlightBytes?: number;
   /** Where internal errors (bugs) go: the operator log. Default: stderr. */
   log?: Logger;
+  /** Answers GET and HEAD requests (the binder serves the client's modules); without it they get 405. */
+  get?: (request: Request) => Response | Promise<Response>;
 }
 
 /** The cookie that carries the session `registrar_usuario` hands out. */
@@ -247,9 +252,12 @@ export function xmlRpcHandler(
 
   return async (request, info) => {
     if (request.method !== "POST") {
+      if (options.get && (request.method === "GET" || request.method === "HEAD")) {
+        return await options.get(request);
+      }
       return new Response("Este é um serviço XML-RPC: use POST.\n", {
         status: 405,
-        headers: { allow: "POST" },
+        headers: { allow: options.get ? "GET, HEAD, POST" : "POST" },
       });
     }
     const declared = Number(request.headers.get("content-length") ?? "0");
@@ -269,7 +277,11 @@ export function xmlRpcHandler(
     };
     let bytes: Uint8Array;
     try {
-      bytes = await readBody(request, maxBody, bodyTimeoutMs, reserve);
+      // The common case, one small body of a declared size, read whole: a chunk-by-chunk read with its
+      // accounting costs about a fifth of a cheap call. Small bodies never count against the budget.
+      bytes = declared > 0 && declared <= SMALL_BODY
+        ? await withDeadline(request.bytes(), bodyTimeoutMs)
+        : await readBody(request, maxBody, bodyTimeoutMs, reserve);
     } catch (error) {
       release();
       if (error instanceof BodyTooLarge) return tooLarge(maxBody);
@@ -290,6 +302,7 @@ export function xmlRpcHandler(
       remoteAddress: info.remoteAddr.hostname,
       session: readCookie(request.headers.get("cookie"), SESSION_COOKIE),
       wantsReasons: request.headers.get(REASONS_HEADER)?.trim() === "1",
+      language: languageOf(request.headers.get("accept-language")),
       setSession(token) {
         newSession = token;
       },
@@ -336,6 +349,22 @@ function tooLarge(maxBody: number): Response {
 class BodyTooLarge extends Error {}
 class BodyTimeout extends Error {}
 class Busy extends Error {}
+
+/** The deadlines of small bodies: a second late at most is fine for a timeout of seconds. */
+const bodyDeadlines = new Deadlines(1000);
+
+/** `promise`, or a {@linkcode BodyTimeout} after `timeoutMs` (or up to a second later). */
+async function withDeadline<T>(promise: Promise<T>, timeoutMs: number): Promise<T> {
+  let cancel: () => void = () => {};
+  const deadline = new Promise<never>((_, reject) => {
+    cancel = bodyDeadlines.after(timeoutMs, () => reject(new BodyTimeout()));
+  });
+  try {
+    return await Promise.race([promise, deadline]);
+  } finally {
+    cancel();
+  }
+}
 
 /**
  * Reads a request body with a size limit and a deadline, so stalled or huge

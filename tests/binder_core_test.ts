@@ -7,7 +7,8 @@
  */
 
 import assert from "node:assert/strict";
-import { Binder, type BinderOptions } from "../binder.ts";
+import { render, type Text } from "../deps.ts";
+import { type Answer, Binder, type BinderOptions } from "../binder.ts";
 import { listenOnFreePort, silentLog, waitUntil } from "./test_helpers.ts";
 
 const HOUR = 3_600_000;
@@ -29,6 +30,17 @@ function closedPort(): number {
   return listener.addr.port;
 }
 
+/** An answer as the original clients read it: its text in Portuguese. */
+function pt<T>(answer: Answer<T>): [boolean, unknown] {
+  const [ok, payload] = answer;
+  return [
+    ok,
+    typeof payload === "object" && payload !== null && "key" in payload
+      ? render(payload as Text, "pt")
+      : payload,
+  ];
+}
+
 /** Each endpoint as `name@port state`, in registration order. */
 function listing(registry: Binder): string[] {
   return registry.list().map((e) => `${e.name}@${e.port} ${e.state}`);
@@ -38,29 +50,30 @@ Deno.test("Binder registers, renews, looks up and unregisters", () => {
   const registry = binder();
   const [ok, message] = registry.register(" ChatService ", " 127.0.0.1 ", 8001);
   assert.equal(ok, true);
-  assert.equal(message, "Procedimento 'ChatService' registrado em 127.0.0.1:8001.");
+  assert.equal(render(message, "pt"), "Procedimento 'ChatService' registrado em 127.0.0.1:8001.");
+  assert.equal(render(message, "en"), "Service 'ChatService' registered at 127.0.0.1:8001.");
   assert.deepEqual(registry.lookup("ChatService"), [true, { endereco: "127.0.0.1", porta: 8001 }]);
   assert.deepEqual(registry.lookup(" ChatService "), [true, { endereco: "127.0.0.1", porta: 8001 }]);
 
   // Registering again renews the one registration.
   const [registered] = registry.list();
   assert.equal(registered!.state, "novo");
-  assert.deepEqual(registry.register("ChatService", "127.0.0.1", 8001), [
+  assert.deepEqual(pt(registry.register("ChatService", "127.0.0.1", 8001)), [
     true,
     "Procedimento 'ChatService' já estava registrado em 127.0.0.1:8001; registro renovado.",
   ]);
   assert.deepEqual(listing(registry), ["ChatService@8001 vivo"]);
   assert(registered!.lastSeen >= registered!.registeredAt);
 
-  assert.deepEqual(registry.lookup("Nada"), [false, "Procedimento 'Nada' não encontrado."]);
+  assert.deepEqual(pt(registry.lookup("Nada")), [false, "Procedimento 'Nada' não encontrado."]);
   // Only the exact endpoint is removed.
   assert.equal(registry.unregister("ChatService", "127.0.0.1", 8002)[0], false);
   assert.equal(registry.unregister("Outro", "127.0.0.1", 8001)[0], false);
-  assert.deepEqual(registry.unregister("ChatService", "127.0.0.1", 8001), [
+  assert.deepEqual(pt(registry.unregister("ChatService", "127.0.0.1", 8001)), [
     true,
     "Procedimento 'ChatService' em 127.0.0.1:8001 removido.",
   ]);
-  assert.deepEqual(registry.unregister("ChatService", "127.0.0.1", 8001), [
+  assert.deepEqual(pt(registry.unregister("ChatService", "127.0.0.1", 8001)), [
     false,
     "Procedimento 'ChatService' não está registrado em 127.0.0.1:8001.",
   ]);
@@ -110,9 +123,9 @@ Deno.test("Binder refuses bad names, hosts and ports, and takes the limits", () 
       ["X", "127.0.0.1", NaN, /^Porta inválida/],
     ] as const
   ) {
-    const [ok, text] = registry.register(name, host, port);
+    const [ok, text] = pt(registry.register(name, host, port));
     assert.equal(ok, false, `${JSON.stringify(name)} ${JSON.stringify(host)} ${port}`);
-    assert.match(text, message);
+    assert.match(String(text), message);
   }
   assert.deepEqual(registry.list(), [], "nothing registered");
   for (
@@ -158,7 +171,7 @@ Deno.test("Binder probes: a live endpoint stays, a silent one is skipped, then d
   // The last endpoint of a name dropped: the name is gone.
   strict.register("Outro", "127.0.0.1", dead);
   await strict.checkLiveness();
-  assert.deepEqual(strict.lookup("Outro"), [false, "Procedimento 'Outro' não encontrado."]);
+  assert.deepEqual(pt(strict.lookup("Outro")), [false, "Procedimento 'Outro' não encontrado."]);
 });
 
 Deno.test("Binder probes on its own between start and stop", async () => {

@@ -1,15 +1,23 @@
 import assert from "node:assert/strict";
 import { Fault, FaultCode, XmlRpcClient } from "../deps.ts";
+import { CLIENT_MODULES, TYPESCRIPT } from "../deps/web.ts";
 import {
   BINDER_PERMISSIONS,
+  CLIENT_PERMISSIONS,
   listenOnFreePort,
   postRaw,
+  Program,
   rejection,
   runPython,
   runScript,
   startBinder,
+  startClient,
+  startScript,
+  startServer,
   waitUntil,
 } from "./test_helpers.ts";
+
+const ROOT = new URL("..", import.meta.url).pathname;
 
 type Listing = [true, { nome: string; endereco: string; porta: number; estado: string; idade_s: number }[]];
 
@@ -256,4 +264,154 @@ Deno.test("a call to a binder that is down fails fast and says so", async () => 
   const client = new XmlRpcClient(`http://127.0.0.1:${port}/`, { timeoutMs: 2000 });
   const error = await rejection(() => client.call("buscar_procedimento", ["ChatService"]));
   assert.match(String(error), /conexão recusada/);
+});
+
+// ---------------------------------------------------------------------------
+// The client, served over HTTP GET
+// ---------------------------------------------------------------------------
+
+Deno.test("the binder's set of modules is exactly the client's module graph (deno info cliente.ts)", async () => {
+  const info = await new Deno.Command(Deno.execPath(), {
+    args: ["info", "--json", `${ROOT}cliente.ts`],
+    cwd: ROOT,
+  }).output();
+  assert(info.success, new TextDecoder().decode(info.stderr));
+  const graph: { modules: { specifier: string }[] } = JSON.parse(new TextDecoder().decode(info.stdout));
+  const root = new URL("..", import.meta.url).href;
+  const local = graph.modules.map((m) => m.specifier).filter((s) => s.startsWith("file:"));
+  // Everything else is the runtime's own (`node:`): nothing to serve, nothing to download.
+  assert.deepEqual(
+    graph.modules.map((m) => m.specifier).filter((s) => !s.startsWith("file:") && !s.startsWith("node:")),
+    [],
+  );
+  assert(local.every((s) => s.startsWith(root)), `modules outside the checkout: ${local}`);
+  assert.deepEqual([...CLIENT_MODULES.keys()].sort(), local.map((s) => s.slice(root.length)).sort());
+  for (const [path, text] of CLIENT_MODULES) {
+    assert.deepEqual(text, await Deno.readTextFile(`${ROOT}${path}`), `${path} as embedded`);
+  }
+});
+
+Deno.test("binder serves the client's modules over GET as TypeScript, and nothing else", async () => {
+  // Its working directory holds what must never be served.
+  const dir = await Deno.makeTempDir({ prefix: "rpc-chat-binder-" });
+  await Deno.writeTextFile(`${dir}/chat.db`, "segredo");
+  await Deno.writeTextFile(`${dir}/binder.log`, "segredo");
+  const program = startScript("binder.ts", BINDER_PERMISSIONS, ["--host", "127.0.0.1", "--port", "0"], {
+    cwd: dir,
+  });
+  try {
+    const { porta: port } = await program.ready();
+    const base = `http://127.0.0.1:${port}`;
+    for (const [path, text] of CLIENT_MODULES) {
+      const response = await fetch(`${base}/${path}`);
+      assert.deepEqual(response.status, 200, path);
+      assert.deepEqual(response.headers.get("content-type"), TYPESCRIPT);
+      assert.deepEqual(await response.text(), text);
+    }
+    const head = await fetch(`${base}/cliente.ts`, { method: "HEAD" });
+    assert.deepEqual([head.status, head.headers.get("content-type")], [200, TYPESCRIPT]);
+
+    // Raw requests, so no client tidies the path first.
+    const get = async (target: string) => {
+      const connection = await Deno.connect({ hostname: "127.0.0.1", port });
+      try {
+        await connection.write(
+          new TextEncoder().encode(`GET ${target} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n`),
+        );
+        let answer = "";
+        const buffer = new Uint8Array(64 * 1024);
+        for (let n; (n = await connection.read(buffer)) !== null;) {
+          answer += new TextDecoder().decode(buffer.subarray(0, n));
+        }
+        return answer;
+      } finally {
+        connection.close();
+      }
+    };
+    assert.match(await get("/cliente.ts"), /^HTTP\/1\.1 200 /);
+    for (
+      const target of [
+        "/",
+        "/chat.db",
+        "/binder.log",
+        "/binder.ts",
+        "/server.ts",
+        "/deno.json",
+        "/deps/web.ts",
+        "/deps/",
+        "/tests/test_helpers.ts",
+        "/../cliente.ts",
+        "/deps/../cliente.ts",
+        "/deps/../chat.db",
+        "/./cliente.ts",
+        "/%2e%2e/chat.db",
+        "/deps/%2e%2e/cliente.ts",
+        "/%63liente.ts",
+        "/deps%2fcodec.ts",
+        "//cliente.ts",
+        `/${dir}/chat.db`,
+        "/etc/passwd",
+        "/cliente.ts?x=1",
+        "/cliente.ts/",
+        "/CLIENTE.TS",
+      ]
+    ) {
+      const answer = await get(target);
+      assert.match(answer, /^HTTP\/1\.1 404 /, `GET ${target}`);
+      assert.doesNotMatch(answer, /segredo|import /, `GET ${target}`);
+    }
+    // Other verbs: not a file server.
+    const put = await fetch(`${base}/cliente.ts`, { method: "PUT", body: "x" });
+    assert.deepEqual(put.status, 405);
+    await put.body?.cancel();
+    // And XML-RPC keeps working on the same port.
+    const client = new XmlRpcClient(`${base}/`, { timeoutMs: 5000 });
+    assert.deepEqual(await client.call("listar_procedimentos"), [true, []]);
+  } finally {
+    await program.stop();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("a client loaded from the binder's address needs no --binder and no --allow-import", async () => {
+  await using binder = await startBinder();
+  await using _server = await startServer(binder);
+  // Far from the repository (no deno.json, no import map, no lock), with a cache of its own.
+  const elsewhere = await Deno.makeTempDir({ prefix: "rpc-chat-url-" });
+  try {
+    // The line a classmate types, as the README gives it.
+    await using remote = new Program(Deno.execPath(), [
+      "run",
+      "--no-prompt",
+      ...CLIENT_PERMISSIONS,
+      `http://${binder.address}/cliente.ts`,
+      "--lang",
+      "pt",
+      "--name",
+      "remota",
+      "--room",
+      "geral",
+    ], { stdin: "piped", cwd: elsewhere, env: { DENO_DIR: `${elsewhere}/cache` } });
+    await remote.waitForLine(
+      new RegExp(`^\\* Procurando o ChatService no binder ${binder.address}\\.\\.\\.$`),
+      30_000,
+    );
+    await remote.waitForLine(/^\* Você está na sala geral\./, 30_000);
+    await using local = startClient(binder, ["--name", "local", "--room", "geral"]);
+    await remote.waitForLine(/\] SERVER: local entrou na sala\.$/);
+    await local.write("oi, remota\n");
+    await remote.waitForLine(/\] local: oi, remota$/);
+    await remote.write("oi, local\n");
+    await local.waitForLine(/\] remota: oi, local$/);
+    await remote.write("/fim\n");
+    assert.deepEqual((await remote.status).code, 0);
+    // Nothing but the served modules was fetched.
+    const fetched = remote.stderrLines.join("\n").match(/http:\/\/\S+/g) ?? [];
+    assert.deepEqual(
+      [...new Set(fetched)].sort(),
+      [...CLIENT_MODULES.keys()].map((path) => `http://${binder.address}/${path}`).sort(),
+    );
+  } finally {
+    await Deno.remove(elsewhere, { recursive: true });
+  }
 });

@@ -11,15 +11,28 @@ import assert from "node:assert/strict";
 import {
   type Call,
   type ChatMessage,
+  DatabaseSync,
   endpointUrl,
+  type Outcome,
   Reason,
   REASONS_HEADER,
   type Refusal,
+  render,
   type Result,
+  type Text,
   XmlRpcClient,
 } from "../deps.ts";
-import { chatMethods, type ChatService, type Message, type User } from "../server.ts";
-import { chatOn, serveMethods } from "./core_helpers.ts";
+import {
+  chatMethods,
+  type ChatService,
+  LATEST_VISIBLE,
+  type Message,
+  MessageStore,
+  type User,
+  VISIBILITY_INDEXES,
+  VISIBLE_AFTER,
+} from "../server.ts";
+import { caller, chatOn, serveMethods } from "./core_helpers.ts";
 import { waitUntil } from "./test_helpers.ts";
 
 /** Registers `name` with the token `token-NAME` and returns the user as a call proves it. */
@@ -32,6 +45,15 @@ function authorized(chat: ChatService, name: string): User {
   const user = chat.authorize(`token-${name}`, name);
   assert(!Array.isArray(user), `authorize ${name}: ${user}`);
   return user;
+}
+
+/** An outcome in Portuguese, as the original clients read it. */
+function pt<T>(outcome: Outcome<T> | User): unknown {
+  if (!Array.isArray(outcome)) return outcome;
+  const [ok, payload] = outcome;
+  if (!ok) return [false, render(payload, "pt"), outcome[2]];
+  const said = payload as Text;
+  return typeof said === "object" && said !== null && "key" in said ? [true, render(said, "pt")] : outcome;
 }
 
 /** The reason of a result that must be a refusal. */
@@ -55,8 +77,8 @@ async function inGeral(chat: ChatService, ...users: User[]): Promise<void> {
 Deno.test("register: names are trimmed and unique; reserved, empty, long and control names are refused with reasons", () => {
   using chatted = chatOn();
   const { chat } = chatted;
-  assert.deepEqual(chat.register("  ana  ", "t1"), [true, "Usuário 'ana' registrado com sucesso."]);
-  assert.deepEqual(chat.register("ana", "t2"), [
+  assert.deepEqual(pt(chat.register("  ana  ", "t1")), [true, "Usuário 'ana' registrado com sucesso."]);
+  assert.deepEqual(pt(chat.register("ana", "t2")), [
     false,
     "O nome 'ana' já está em uso. Escolha outro.",
     Reason.NAME_TAKEN,
@@ -79,7 +101,7 @@ Deno.test("authorize: only the session's own user; none without a session unless
     assert.equal(chat.authorize("token-ana", " ana "), ana);
     assert.equal(reasonOf(chat.authorize("token-bia", "ana")), Reason.SESSION_INVALID);
     assert.equal(reasonOf(chat.authorize(undefined, "ana")), Reason.SESSION_INVALID);
-    assert.deepEqual(chat.authorize("token-ana", "caio"), [
+    assert.deepEqual(pt(chat.authorize("token-ana", "caio")), [
       false,
       "Usuário 'caio' não está registrado.",
       Reason.NOT_REGISTERED,
@@ -104,8 +126,12 @@ Deno.test("rooms: create, list, join (leaving the last one), leave, members, and
   const { chat } = chatted;
   const ana = userOf(chat, "ana");
   const bia = userOf(chat, "bia");
-  assert.deepEqual(await chat.createRoom(" b ", "ana"), [true, "Sala 'b' criada com sucesso."]);
-  assert.deepEqual(await chat.createRoom("b", null), [false, "A sala 'b' já existe.", Reason.ROOM_EXISTS]);
+  assert.deepEqual(pt(await chat.createRoom(" b ", "ana")), [true, "Sala 'b' criada com sucesso."]);
+  assert.deepEqual(pt(await chat.createRoom("b", null)), [
+    false,
+    "A sala 'b' já existe.",
+    Reason.ROOM_EXISTS,
+  ]);
   assert.equal(reasonOf(await chat.createRoom("x".repeat(33), null)), Reason.NAME_INVALID);
   await chat.createRoom("a", null);
   assert.deepEqual(chat.listRooms(), [true, ["a", "b"]]);
@@ -129,8 +155,8 @@ Deno.test("rooms: create, list, join (leaving the last one), leave, members, and
   assert(inA[0]);
   assert.deepEqual(texts(inA[1]).slice(-2), ["SERVER: bia entrou na sala.", "SERVER: bia saiu da sala."]);
 
-  assert.deepEqual(await chat.leave(bia), [true, "Você saiu da sala 'b'."]);
-  assert.deepEqual(await chat.leave(bia), [false, "Você não está em nenhuma sala.", Reason.NOT_IN_ROOM]);
+  assert.deepEqual(pt(await chat.leave(bia)), [true, "Você saiu da sala 'b'."]);
+  assert.deepEqual(pt(await chat.leave(bia)), [false, "Você não está em nenhuma sala.", Reason.NOT_IN_ROOM]);
   assert.deepEqual(chat.listMembers("b"), [true, []]);
   assert.equal(reasonOf(chat.listMembers("c")), Reason.ROOM_MISSING);
   assert.equal(reasonOf(chat.recentMessages(bia, "a")), Reason.NOT_IN_ROOM);
@@ -148,7 +174,7 @@ Deno.test("only the creator deletes a room: members get the notice and are out; 
   const joined = await chat.join(bia, "geral");
   assert(joined[0]);
   const waiting = chat.waitMessages(bia, "geral", joined[1].cursor, 10_000);
-  assert.deepEqual(await chat.deleteRoom(ana, "geral"), [true, "Sala 'geral' excluída."]);
+  assert.deepEqual(pt(await chat.deleteRoom(ana, "geral")), [true, "Sala 'geral' excluída."]);
   const woken = await waiting;
   assert(woken[0]);
   assert.deepEqual(texts(woken[1].mensagens), ["SERVER: Sala geral excluída por ana."]);
@@ -165,10 +191,10 @@ Deno.test("send: to the room or to one member; private messages only to their tw
   const [ana, bia, caio] = ["ana", "bia", "caio"].map((name) => userOf(chat, name)) as [User, User, User];
   await inGeral(chat, ana, bia, caio);
   const cursor = (await chat.join(caio, "geral"))[1] as { cursor: number };
-  assert.deepEqual(await chat.send(ana, "geral", "para todos", null), [true, "Mensagem enviada."]);
-  assert.deepEqual(await chat.send(ana, "geral", "só para a bia", " bia "), [true, "Mensagem enviada."]);
-  assert.deepEqual(await chat.send(caio, "geral", "oi", "todos"), [true, "Mensagem enviada."]);
-  assert.deepEqual(await chat.send(caio, "geral", "de novo", ""), [true, "Mensagem enviada."]);
+  assert.deepEqual(pt(await chat.send(ana, "geral", "para todos", null)), [true, "Mensagem enviada."]);
+  assert.deepEqual(pt(await chat.send(ana, "geral", "só para a bia", " bia ")), [true, "Mensagem enviada."]);
+  assert.deepEqual(pt(await chat.send(caio, "geral", "oi", "todos")), [true, "Mensagem enviada."]);
+  assert.deepEqual(pt(await chat.send(caio, "geral", "de novo", "")), [true, "Mensagem enviada."]);
   const after = ["ana: para todos", "ana -> bia: só para a bia", "caio: oi", "caio: de novo"];
   for (
     const [user, expected] of [[ana, after], [bia, after], [caio, [after[0], after[2], after[3]]]] as const
@@ -182,7 +208,7 @@ Deno.test("send: to the room or to one member; private messages only to their tw
     assert.equal(batch[1].cursor, batch[1].mensagens.at(-1)!.id);
   }
 
-  assert.deepEqual(await chat.send(ana, "geral", "x", "ninguem"), [
+  assert.deepEqual(pt(await chat.send(ana, "geral", "x", "ninguem")), [
     false,
     "O usuário 'ninguem' não está na sala 'geral'.",
     Reason.RECIPIENT_ABSENT,
@@ -243,7 +269,7 @@ Deno.test("the rate limit: a burst of twice the rate passes, then `devagar`", as
     Array.from({ length: 12 }, (_, i) => chat.send(ana, "geral", `flood ${i}`, null)),
   );
   assert(results.slice(0, 10).every(([ok]) => ok));
-  assert.deepEqual(results[10], [
+  assert.deepEqual(pt(results[10]!), [
     false,
     "Devagar: no máximo 5 mensagens por segundo.",
     Reason.RATE_LIMITED,
@@ -385,19 +411,6 @@ Deno.test("over the wire: a message is the original struct plus id, its timestam
   assert(Math.abs(last.timestamp.getTime() - Date.now()) < 5000);
 });
 
-/** A caller of the method table as the HTTP handler makes it, keeping the session it is given. */
-function caller(): Call {
-  const call = {
-    remoteAddress: "127.0.0.1",
-    session: undefined as string | undefined,
-    wantsReasons: false,
-    setSession(token: string) {
-      call.session = token;
-    },
-  };
-  return call;
-}
-
 Deno.test("the method table hands the very same frozen struct to every member who receives a message", async () => {
   using chatted = chatOn();
   const methods = chatMethods(chatted.chat);
@@ -423,4 +436,70 @@ Deno.test("the method table hands the very same frozen struct to every member wh
     { mensagens: ChatMessage[] },
   ];
   assert.equal(delivered.mensagens[0], forAna);
+});
+
+Deno.test("reads from the database: what a reader may see, by index, however many private messages others have", async () => {
+  const store = new MessageStore(":memory:");
+  try {
+    const post = (origem: string, destino: string, conteudo: string) =>
+      store.addMessage({
+        room: "geral",
+        tipo: destino === "todos" ? "broadcast" : "unicast",
+        origem,
+        destino,
+        conteudo,
+        timestamp: 0,
+      }, () => {});
+    const writes = [
+      post("ana", "todos", "1 público"),
+      post("ana", "caio", "2 ana para caio"),
+      post("bia", "caio", "3 bia para caio"),
+      post("caio", "bia", "4 caio para bia"),
+      post("bia", "bia", "5 bia para si"),
+      post("caio", "todos", "6 público"),
+      post("ana", "caio", "7 ana para caio"),
+    ];
+    store.commit();
+    await Promise.all(writes);
+    const seen = (messages: { conteudo: string }[]) => messages.map((m) => m.conteudo);
+    assert.deepEqual(seen(store.visibleAfter("geral", "bia", 0, 100)), [
+      "1 público",
+      "3 bia para caio",
+      "4 caio para bia",
+      "5 bia para si",
+      "6 público",
+    ]);
+    assert.deepEqual(seen(store.visibleAfter("geral", "bia", 3, 2)), ["4 caio para bia", "5 bia para si"]);
+    assert.deepEqual(seen(store.latestVisible("geral", "bia", 3)), [
+      "4 caio para bia",
+      "5 bia para si",
+      "6 público",
+    ]);
+    assert.deepEqual(seen(store.latestVisible("geral", "ana", 10)), [
+      "1 público",
+      "2 ana para caio",
+      "6 público",
+      "7 ana para caio",
+    ]);
+  } finally {
+    store.close();
+  }
+  // How SQLite runs those reads: each part through its index, never a scan of the room's messages.
+  const db = new DatabaseSync(":memory:");
+  try {
+    db.exec(`CREATE TABLE messages (id INTEGER PRIMARY KEY, room TEXT, tipo TEXT, origem TEXT, destino TEXT,
+      conteudo TEXT, timestamp INTEGER)`);
+    db.exec(VISIBILITY_INDEXES);
+    for (const sql of [VISIBLE_AFTER, LATEST_VISIBLE]) {
+      const plan =
+        (db.prepare(`EXPLAIN QUERY PLAN ${sql}`).all("geral", 0, "bia", 50) as { detail: string }[])
+          .map((row) => row.detail);
+      assert.ok(plan.some((d) => /USING (COVERING )?INDEX messages_public/.test(d)), plan.join("\n"));
+      assert.ok(plan.some((d) => /USING (COVERING )?INDEX messages_to/.test(d)), plan.join("\n"));
+      assert.ok(plan.some((d) => /USING (COVERING )?INDEX messages_from/.test(d)), plan.join("\n"));
+      assert.ok(!plan.some((d) => /^SCAN messages\b/.test(d)), plan.join("\n"));
+    }
+  } finally {
+    db.close();
+  }
 });

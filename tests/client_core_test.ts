@@ -171,7 +171,8 @@ Deno.test("a member whose room is deleted sees the notice, is told, and is in no
   await anaSees.shows("SERVER: bia entrou na sala.");
   await ana.handle("/excluir geral");
   await anaSees.shows("info: Sala 'geral' excluída.");
-  await biaSees.shows("SERVER: Sala geral excluída por ana.");
+  // Each in their own language: the notice is stored once, and rendered for each reader.
+  await biaSees.shows("SERVER: Room geral deleted by ana.");
   await biaSees.shows(/^warn: You are no longer in room geral: /);
   assert.equal(bia.room, null);
   assert.equal(biaSees.rooms.at(-1), null);

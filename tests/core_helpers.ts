@@ -6,7 +6,7 @@
  * @module
  */
 
-import { type MethodTable, xmlRpcHandler } from "../deps.ts";
+import { type Call, type Lang, type MethodTable, xmlRpcHandler } from "../deps.ts";
 import { type ChatOptions, ChatService, MessageStore } from "../server.ts";
 import { silentLog } from "./test_helpers.ts";
 
@@ -32,6 +32,20 @@ export function chatOn(
       store.close();
     },
   };
+}
+
+/** A caller of a method table as the HTTP handler makes it, in a language, keeping the session it is given. */
+export function caller(language: Lang = "pt"): Call {
+  const call = {
+    remoteAddress: "127.0.0.1",
+    session: undefined as string | undefined,
+    wantsReasons: false,
+    language,
+    setSession(token: string) {
+      call.session = token;
+    },
+  };
+  return call;
 }
 
 /** Serves a method table with the real handler on a free loopback port of this process. */

@@ -43,6 +43,8 @@ interface Target {
   requestTimeoutMs: number;
   /** Whether the process is still running. */
   running(): boolean;
+  /** What a GET of `/` gets: 405 from the server; 404 from the binder, which serves only the client's modules. */
+  getStatus: number;
 }
 
 /** Interoperable codes a hostile request may get; -32603 (internal error) would be a bug. */
@@ -529,7 +531,8 @@ function hostileCases(target: Target, methods: Map<string, ParamType[]>, trap: s
     minMs: target.requestTimeoutMs * 0.9,
     maxMs: target.requestTimeoutMs + QUICKLY_MS,
   });
-  cases.push({ name: "GET", expect: { status: 405 }, send: () => post(port, null, "GET") });
+  cases.push({ name: "GET", expect: { status: target.getStatus }, send: () => post(port, null, "GET") });
+  cases.push({ name: "PUT", expect: { status: 405 }, send: () => post(port, "<x/>", "PUT") });
   return cases;
 }
 
@@ -874,6 +877,7 @@ async function binderTarget() {
     pid: binder.program.pid,
     requestTimeoutMs: REQUEST_TIMEOUT_S * 1000,
     running: () => running,
+    getStatus: 404,
     samples: [
       { method: "buscar_procedimento", params: ["Fuzz"] },
       { method: "registrar_procedimento", params: ["Fuzz", "127.0.0.1", 9] },
@@ -907,6 +911,7 @@ async function serverTarget() {
     pid: server.program.pid,
     requestTimeoutMs: REQUEST_TIMEOUT_S * 1000,
     running: () => running,
+    getStatus: 405,
     // No session cookie: calls that name a user are refused at once, so none of them waits.
     samples: [
       { method: "listar_salas", params: [] },

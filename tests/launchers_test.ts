@@ -21,6 +21,7 @@ import {
   SERVER_PERMISSIONS,
   startClient,
 } from "./test_helpers.ts";
+import { classmateLine, lanAddresses } from "../start.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 const decoder = new TextDecoder();
@@ -46,17 +47,18 @@ async function refused(port: number): Promise<boolean> {
 // deno task start
 // ---------------------------------------------------------------------------
 
-/** start.ts as `deno task start` runs it (same permissions), in a directory of its own. */
-async function startAll(args: string[]): Promise<{ program: Program; dir: string } & AsyncDisposable> {
+/**
+ * start.ts as `deno task start` runs it (same permissions) in `dir`: on
+ * 127.0.0.1 and free ports unless `args` say otherwise.
+ */
+async function startIn(dir: string, args: string[], options: { stdin?: "piped" } = {}): Promise<Program> {
   const command = (await task("start")).split(" ");
   assert.deepEqual(command.slice(0, 2), ["deno", "run"]);
   assert.deepEqual(command.at(-1), "start.ts");
-  const permissions = command.slice(2, -1);
-  const dir = await Deno.makeTempDir({ prefix: "rpc-chat-start-" });
-  const program = new Program(Deno.execPath(), [
+  return new Program(Deno.execPath(), [
     "run",
     "--no-prompt",
-    ...permissions,
+    ...command.slice(2, -1),
     `${ROOT}start.ts`,
     "--local",
     "--binder-port",
@@ -64,7 +66,13 @@ async function startAll(args: string[]): Promise<{ program: Program; dir: string
     "--server-port",
     "0",
     ...args,
-  ], { stdin: "piped", cwd: dir });
+  ], { ...options, cwd: dir });
+}
+
+/** {@linkcode startIn} a directory of its own, its client on a pipe. */
+async function startAll(args: string[]): Promise<{ program: Program; dir: string } & AsyncDisposable> {
+  const dir = await Deno.makeTempDir({ prefix: "rpc-chat-start-" });
+  const program = await startIn(dir, args, { stdin: "piped" });
   return {
     program,
     dir,
@@ -78,7 +86,8 @@ async function startAll(args: string[]): Promise<{ program: Program; dir: string
 Deno.test("deno task start: binder and server in the background, a client in front, all stopped after", async () => {
   assert.deepEqual(
     await task("start"),
-    "deno run --allow-run=deno --allow-net=127.0.0.1 --allow-write=binder.log,server.log start.ts",
+    "deno run --allow-run=deno --allow-net=127.0.0.1,0.0.0.0 --allow-sys=networkInterfaces " +
+      "--allow-write=binder.log,server.log start.ts",
   );
   await using start = await startAll(["--lang", "pt", "--name", "ana", "--room", "geral"]);
   const { program, dir } = start;
@@ -87,6 +96,11 @@ Deno.test("deno task start: binder and server in the background, a client in fro
   );
   const [, serverPort] = await program.waitForLine(
     /^Servidor pronto em 127\.0\.0\.1:(\d+), registrado no binder/,
+  );
+  await program.waitForLine(
+    new RegExp(
+      `^Só nesta máquina \\(--local\\); outro cliente: deno task client --binder 127\\.0\\.0\\.1:${binderPort}$`,
+    ),
   );
   // The client's arguments went to the client.
   await program.waitForLine(/^\* Você está na sala geral\. Presentes: ana\.$/);
@@ -97,13 +111,24 @@ Deno.test("deno task start: binder and server in the background, a client in fro
   await program.waitForLine(/SERVER: bia entrou na sala\.$/);
   await bia.write("oi, ana\n");
   await program.waitForLine(/\] bia: oi, ana$/);
-  await bia.write("/fim\n");
-  assert.deepEqual((await bia.status).code, 0);
 
+  // The host leaves while bia is still there: told so, and on a pipe the service goes on.
   await program.write("/fim\n");
+  await program.waitForLine(/^Ainda há 1 pessoa no chat\.$/);
+  await program.waitForLine(/^O serviço continua para os outros até Ctrl-C, SIGTERM ou o fim da entrada\.$/);
+  await bia.waitForLine(/\] SERVER: ana saiu da sala\.$/);
+  await bia.write("ainda aqui\n");
+  await bia.waitForLine(/\] bia: ainda aqui$/);
+  assert(!(await refused(Number(serverPort))), "the server must still serve");
+
+  // End of input: the service stops, and bia is told, then says plainly that it cannot reach it.
+  await program.closeStdin();
+  await bia.waitForLine(/\] SERVER: O servidor de chat foi encerrado\.$/);
+  await bia.waitForLine(/^\* Conexão com o servidor perdida \(conexão (encerrada|recusada)\)\./);
   const status = await program.status;
   assert.deepEqual(status.code, 0, program.stderrLines.join("\n"));
   assert.match(program.output, /^Binder e servidor encerrados\.$/m);
+  await bia.waitForLine(/^\* O binder em 127\.0\.0\.1:\d+ não responde \(conexão recusada\)\./);
   // Nothing left running.
   assert(await refused(Number(binderPort)), "binder still listening");
   assert(await refused(Number(serverPort)), "server still listening");
@@ -113,6 +138,7 @@ Deno.test("deno task start: binder and server in the background, a client in fro
   assert.match(binderLog, /Binder encerrado\./);
   const serverLog = await Deno.readTextFile(`${dir}/server.log`);
   assert.match(serverLog, /Servidor ouvindo em 127\.0\.0\.1:\d+/);
+  assert.match(serverLog, /Aviso de encerramento enviado a 1 sala/);
   assert.match(serverLog, /Servidor encerrado\./);
   assert.match(await Deno.readTextFile(`${dir}/chat_server.log`), /Usuário registrado: ana/);
 });
@@ -130,31 +156,57 @@ Deno.test("deno task start exits with the client's code and still stops everythi
   assert(await refused(Number(serverPort)));
 });
 
-Deno.test("deno task start says so when the binder cannot start, and leaves nothing behind", async () => {
+Deno.test("deno task start refuses in one line when a port is taken, and leaves the logs alone", async () => {
   const taken = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const dir = await Deno.makeTempDir({ prefix: "rpc-chat-start-" });
   try {
-    const command = (await task("start")).split(" ");
-    const dir = await Deno.makeTempDir({ prefix: "rpc-chat-start-" });
-    const program = new Program(Deno.execPath(), [
-      "run",
-      "--no-prompt",
-      ...command.slice(2, -1),
-      `${ROOT}start.ts`,
-      "--local",
-      "--binder-port",
-      String(taken.addr.port),
-      "--server-port",
-      "0",
-    ], { cwd: dir });
-    const status = await program.status;
-    await Deno.remove(dir, { recursive: true });
-    assert.deepEqual(status.code, 1);
-    assert.match(program.stderrLines.join("\n"), /start\.ts: o binder não iniciou \(veja binder\.log\)/);
-    assert.match(program.stderrLines.join("\n"), /não foi possível escutar/);
-    assert.doesNotMatch(program.output, /Servidor pronto/);
+    for (const [flag, what] of [["--binder-port", "binder"], ["--server-port", "servidor"]] as const) {
+      // What a system already running wrote.
+      await Deno.writeTextFile(`${dir}/binder.log`, "o binder que já roda\n");
+      await Deno.writeTextFile(`${dir}/server.log`, "o servidor que já roda\n");
+      const program = await startIn(dir, [flag, String(taken.addr.port)]);
+      const status = await program.status;
+      assert.deepEqual(status.code, 1);
+      assert.deepEqual(program.stderrLines, [
+        `start.ts: a porta ${taken.addr.port} (${what}) já está em uso: o rpc-chat já roda nesta máquina? ` +
+        "Nada foi iniciado e binder.log e server.log ficaram como estavam (outras portas: --binder-port, " +
+        "--server-port).",
+      ]);
+      assert.deepEqual(program.lines, []);
+      assert.deepEqual(await Deno.readTextFile(`${dir}/binder.log`), "o binder que já roda\n");
+      assert.deepEqual(await Deno.readTextFile(`${dir}/server.log`), "o servidor que já roda\n");
+    }
   } finally {
     taken.close();
+    await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("start.ts finds the LAN addresses and prints the classmates' line", () => {
+  const nic = (address: string, family: "IPv4" | "IPv6" = "IPv4"): Deno.NetworkInterfaceInfo => ({
+    family,
+    name: "eth0",
+    address,
+    netmask: "",
+    scopeid: null,
+    cidr: "",
+    mac: "",
+  });
+  assert.deepEqual(
+    lanAddresses([
+      nic("127.0.0.1"),
+      nic("192.168.0.10"),
+      nic("169.254.3.4"),
+      nic("fe80::1", "IPv6"),
+      nic("10.0.0.5"),
+      nic("192.168.0.10"),
+    ]),
+    ["192.168.0.10", "10.0.0.5"],
+  );
+  assert.deepEqual(
+    classmateLine("192.168.0.10", 5000),
+    "deno run --allow-net http://192.168.0.10:5000/cliente.ts",
+  );
 });
 
 // ---------------------------------------------------------------------------

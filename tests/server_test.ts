@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { type ChatMessage, XmlRpcClient } from "../deps.ts";
+import { type ChatMessage, DatabaseSync, Fault, XmlRpcClient } from "../deps.ts";
 import {
   runPython,
   runScript,
@@ -500,15 +500,150 @@ Deno.test("after kill -9 and a restart every acknowledged message and room is th
   }
 });
 
+Deno.test("kill -9 during a burst from 20 concurrent senders: every acknowledged message is in the database", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "rpc-chat-burst-" });
+  try {
+    const server = await startServer(undefined, ["--max-rate", "100000"], { dir });
+    const senders = await Promise.all(Array.from({ length: 20 }, (_, i) => user(server, `u${i}`)));
+    await senders[0]!.call("criar_sala", ["geral"]);
+    for (const [i, sender] of senders.entries()) await sender.call("entrar_na_sala", [`u${i}`, "geral"]);
+    // Each sender sends as fast as its answers come; the group commits put many of them in one transaction.
+    const acknowledged: string[] = [];
+    let killed = false;
+    const sending = senders.map(async (sender, i) => {
+      for (let n = 0; !killed; n++) {
+        const text = `u${i} mensagem ${n}`;
+        try {
+          const [ok] = await sender.call<[boolean]>("enviar_mensagem", [`u${i}`, "geral", text, null]);
+          if (ok) acknowledged.push(text);
+        } catch {
+          return; // The server is gone: this one was not acknowledged.
+        }
+      }
+    });
+    await waitUntil(() => acknowledged.length >= 2000, "2,000 acknowledged messages");
+    server.program.kill("SIGKILL");
+    killed = true;
+    await server.program.status;
+    await Promise.all(sending);
+    // The database file as the dead server left it, read by SQLite itself.
+    const db = new DatabaseSync(`${dir}/chat.db`, { readOnly: true });
+    const stored = new Set(
+      (db.prepare("SELECT conteudo FROM messages WHERE origem != 'SERVER'").all() as { conteudo: string }[])
+        .map((row) => row.conteudo),
+    );
+    db.close();
+    const lost = acknowledged.filter((text) => !stored.has(text));
+    assert.deepEqual(lost, [], `${lost.length} of ${acknowledged.length} acknowledged messages lost`);
+    assert.ok(stored.size >= acknowledged.length);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("one server per database: a second on the same file is refused; a file deleted under it stops it", async () => {
+  await using first = await startServer(undefined);
+  // The second, on the same chat.db (its working directory), stops at once with one line.
+  const second = startScript("server.ts", SERVER_PERMISSIONS, ["--port", "0", "--binder", "127.0.0.1:1"], {
+    cwd: first.dir,
+  });
+  const { code } = await second.status;
+  assert.equal(code, 1);
+  assert.deepEqual(second.stderrLines, [
+    "server.ts: o banco chat.db está em uso por outro servidor (um banco, um servidor); use outro --db",
+  ]);
+  // The first serves on; then its database file is deleted: it says so and stops, exit code 1.
+  const ana = await user(first, "ana");
+  assert.equal((await ana.call<[boolean]>("criar_sala", ["geral"]))[0], true);
+  await Deno.remove(`${first.dir}/chat.db`);
+  const status = await first.program.status;
+  assert.equal(status.code, 1);
+  assert.match(
+    first.program.stderrLines.join("\n"),
+    /o banco chat\.db foi apagado ou trocado enquanto o servidor rodava/,
+  );
+});
+
+/** A tiny filesystem of its own (tmpfs, as root), or why there is none. */
+async function tinyFilesystem(dir: string, size: string): Promise<string | undefined> {
+  if (Deno.uid() !== 0) return "not root: cannot mount a tmpfs";
+  const { success, stderr } = await new Deno.Command("mount", {
+    args: ["-t", "tmpfs", "-o", `size=${size}`, "tmpfs", dir],
+  })
+    .output();
+  return success ? undefined : `mount failed: ${new TextDecoder().decode(stderr).trim()}`;
+}
+
+Deno.test("a full disk: sends are refused with a clear fault, nothing half-stored, and the server lives on", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "rpc-chat-full-" });
+  const why = await tinyFilesystem(dir, "512k");
+  if (why) {
+    console.log(`  skipped: ${why}`);
+    await Deno.remove(dir);
+    return;
+  }
+  try {
+    // Room to give back later.
+    await Deno.writeFile(`${dir}/filler`, new Uint8Array(160 * 1024));
+    const server = await startServer(undefined, ["--max-rate", "100000", "--session-ttl", "0.5"], { dir });
+    try {
+      const ana = await user(server, "ana");
+      const bia = await user(server, "bia");
+      await ana.call("criar_sala", ["geral"]);
+      await ana.call("entrar_na_sala", ["ana", "geral"]);
+      await bia.call("entrar_na_sala", ["bia", "geral"]);
+      // Fill the disk with messages until one is refused.
+      let refused: unknown;
+      let sent = 0;
+      while (!refused && sent < 5000) {
+        try {
+          await ana.call("enviar_mensagem", ["ana", "geral", `${sent} ${"x".repeat(1900)}`, null]);
+          sent++;
+        } catch (error) {
+          refused = error;
+        }
+      }
+      assert.ok(refused instanceof Fault, `a fault, not ${refused}`);
+      assert.equal(refused.code, -32603);
+      assert.match(refused.message, /não conseguiu gravar no banco .*nada foi gravado/);
+      // Timers keep running on a full disk: bia's silent session ends (its notice cannot be stored), no crash.
+      await waitUntil(async () => {
+        await ana.call("manter_sessao", ["ana"]); // Ana stays.
+        const [, members] = await ana.call<[boolean, string[]]>("listar_usuarios", ["geral"]);
+        return !members.includes("bia");
+      }, "bia's silent session to end");
+      // Space again: sends are stored again, and what was refused never shows.
+      await Deno.remove(`${dir}/filler`);
+      assert.deepEqual(
+        await ana.call("enviar_mensagem", ["ana", "geral", "de volta", null]),
+        [true, "Mensagem enviada."],
+      );
+      const seen: string[] = [];
+      for (let at = 0;;) {
+        const [, page] = await ana.call<Batch>("aguardar_mensagens", ["ana", "geral", at, 0]);
+        if (page.mensagens.length === 0) break;
+        seen.push(...page.mensagens.filter((m) => m.origem === "ana").map((m) => m.conteudo.split(" ")[0]!));
+        at = page.cursor;
+      }
+      assert.deepEqual(seen, [...Array.from({ length: sent }, (_, i) => String(i)), "de"]);
+    } finally {
+      await server.program.stop("SIGKILL");
+    }
+  } finally {
+    await new Deno.Command("umount", { args: [dir] }).output();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("a database from a newer schema or a corrupt file stops the server with one clear line", async () => {
   for (
     const [setup, pattern] of [
-      [async (dir: string) => {
+      [(dir: string) => {
         // A newer schema: user_version 99, written by sqlite itself.
-        const { DatabaseSync } = await import("node:sqlite");
         const db = new DatabaseSync(`${dir}/chat.db`);
         db.exec("PRAGMA user_version = 99");
         db.close();
+        return Promise.resolve();
       }, /esquema 99, mais novo/],
       [
         (dir: string) => Deno.writeTextFile(`${dir}/chat.db`, "isto não é um banco ".repeat(100)),

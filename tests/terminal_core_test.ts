@@ -441,7 +441,8 @@ Deno.test("notices, days and long messages: hanging indents, the date in the use
   assert(parts.length > 1 && parts.every((part) => part.length <= 2000));
   assert.deepEqual(parts.join("\n"), lines.join("\n"), "cut at line breaks, nothing lost");
   const emoji = "🎉".repeat(1500);
-  const cut = splitMessage(emoji);
+  assert.deepEqual(splitMessage(emoji), [emoji], "one line stays whole: the server says if it is too long");
+  const cut = splitMessage(`${emoji}\nfim`);
   assert(cut.every((part) => part.isWellFormed() && part.length <= 2000));
-  assert.equal(cut.join(""), emoji);
+  assert.equal(cut.join(""), `${emoji}\nfim`);
 });

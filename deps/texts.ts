@@ -1,0 +1,195 @@
+/**
+ * The servers' texts, in Portuguese and English: every refusal, success
+ * message and notice the chat server (and the binder) sends to people.
+ *
+ * The chat's core is language-neutral: it says a {@linkcode Text} (a key of
+ * this catalogue and its arguments), and the method tables render it in the
+ * caller's language ({@linkcode Call.language}, from `Accept-Language`) at
+ * the wire's edge. A notice is stored with its Text beside its Portuguese
+ * `conteudo`, so each reader gets it in their own language.
+ *
+ * Why a module of its own rather than a table inside server.ts: the binder
+ * renders its own refusals with it too, the tests read the Portuguese
+ * catalogue to know which words must never reach an English reader, and
+ * server.ts keeps to behaviour. The client's own texts stay in cliente.ts:
+ * they are the client's, not the servers'.
+ *
+ * @module
+ */
+
+import type { Lang } from "./protocol.ts";
+
+/** A name's kind in the texts about names: a user's or a room's. */
+export type NameKind = "user" | "room";
+
+const KIND_PT: Record<NameKind, string> = { user: "usuário", room: "sala" };
+
+/**
+ * The Portuguese texts: what the original programs said, word for word (the
+ * original clients see these); their keys and arguments are every table's.
+ */
+export const PORTUGUESE_TEXTS = {
+  // Names.
+  nameLength: (kind: NameKind, max: number) =>
+    `Nome de ${KIND_PT[kind]} inválido: use de 1 a ${max} caracteres.`,
+  nameControl: (kind: NameKind) => `Nome de ${KIND_PT[kind]} inválido: não use caracteres de controle.`,
+  nameReserved: (name: string) => `O nome '${name}' é reservado.`,
+  nameMisleading: () => "Nome de usuário inválido: não use ':', '<', '>', colchetes nem setas.",
+  nameTaken: (name: string) => `O nome '${name}' já está em uso. Escolha outro.`,
+  registered: (name: string) => `Usuário '${name}' registrado com sucesso.`,
+  // Sessions.
+  notRegistered: (name: string) => `Usuário '${name}' não está registrado.`,
+  noSession: () => "Sessão inválida: registre-se com registrar_usuario e envie o cookie de sessão.",
+  otherSession: (name: string) => `Sessão inválida: você não é '${name}'.`,
+  sessionKept: () => "Sessão mantida.",
+  goodbye: (name: string) => `Até logo, ${name}.`,
+  // Rooms.
+  roomExists: (room: string) => `A sala '${room}' já existe.`,
+  roomCreated: (room: string) => `Sala '${room}' criada com sucesso.`,
+  roomMissing: (room: string) => `A sala '${room}' não existe.`,
+  roomMissingToJoin: (room: string) => `A sala '${room}' não existe. Crie-a antes de entrar.`,
+  notCreator: (room: string) => `Só quem criou a sala '${room}' pode excluí-la.`,
+  roomDeleted: (room: string) => `Sala '${room}' excluída.`,
+  inNoRoom: () => "Você não está em nenhuma sala.",
+  notInRoom: (room: string) => `Você não está na sala '${room}'.`,
+  leftRoom: (room: string) => `Você saiu da sala '${room}'.`,
+  // Messages.
+  textEmpty: () => "Mensagem vazia.",
+  textTooLong: (max: number) => `Mensagem longa demais: no máximo ${max} caracteres.`,
+  textInvalid: () => "Mensagem com caracteres de controle não é aceita.",
+  recipientAbsent: (user: string, room: string) => `O usuário '${user}' não está na sala '${room}'.`,
+  recipientOffline: (user: string) => `O usuário '${user}' não está online.`,
+  recipientInNoRoom: (user: string) => `O usuário '${user}' não está em nenhuma sala.`,
+  rateLimited: (rate: number) => `Devagar: no máximo ${rate} mensagens por segundo.`,
+  sent: () => "Mensagem enviada.",
+  // Notices from SERVER, stored with the room's messages.
+  joinedNotice: (user: string) => `${user} entrou na sala.`,
+  leftNotice: (user: string) => `${user} saiu da sala.`,
+  roomDeletedNotice: (room: string, by: string) => `Sala ${room} excluída por ${by}.`,
+  stoppedNotice: () => "O servidor de chat foi encerrado.",
+  // The binder.
+  serviceNameInvalid: (max: number) =>
+    `Nome inválido: use de 1 a ${max} caracteres, sem caracteres de controle.`,
+  serviceHostInvalid: (host: string) => `Endereço inválido: '${host}'.`,
+  servicePortInvalid: (port: number) => `Porta inválida: ${port} (use de 1 a 65535).`,
+  serviceRenewed: (name: string, at: string) =>
+    `Procedimento '${name}' já estava registrado em ${at}; registro renovado.`,
+  serviceRegistered: (name: string, at: string) => `Procedimento '${name}' registrado em ${at}.`,
+  serviceNotFound: (name: string) => `Procedimento '${name}' não encontrado.`,
+  serviceNotAt: (name: string, at: string) => `Procedimento '${name}' não está registrado em ${at}.`,
+  serviceRemoved: (name: string, at: string) => `Procedimento '${name}' em ${at} removido.`,
+  registrationRefused: (address: string) =>
+    `Registro recusado: ${address} não pode registrar nem remover serviços neste binder. Quem o inicia ` +
+    `pode liberar uma rede com --allow-register (ex.: --allow-register 192.168.0.0/24).`,
+};
+
+/** Every text in one language: by key, a function of the text's arguments. */
+export type Catalogue = {
+  readonly [K in keyof typeof PORTUGUESE_TEXTS]: (...args: Parameters<typeof PORTUGUESE_TEXTS[K]>) => string;
+};
+
+const EN: Catalogue = {
+  nameLength: (kind, max) => `Invalid ${kind} name: use 1 to ${max} characters.`,
+  nameControl: (kind) => `Invalid ${kind} name: no control characters.`,
+  nameReserved: (name) => `The name '${name}' is reserved.`,
+  nameMisleading: () => "Invalid user name: no ':', '<', '>', brackets or arrows.",
+  nameTaken: (name) => `The name '${name}' is already in use. Choose another.`,
+  registered: (name) => `User '${name}' registered.`,
+  notRegistered: (name) => `User '${name}' is not registered.`,
+  noSession: () => "Invalid session: register with registrar_usuario and send the session cookie.",
+  otherSession: (name) => `Invalid session: you are not '${name}'.`,
+  sessionKept: () => "Session kept.",
+  goodbye: (name) => `Goodbye, ${name}.`,
+  roomExists: (room) => `Room '${room}' already exists.`,
+  roomCreated: (room) => `Room '${room}' created.`,
+  roomMissing: (room) => `Room '${room}' does not exist.`,
+  roomMissingToJoin: (room) => `Room '${room}' does not exist. Create it before joining.`,
+  notCreator: (room) => `Only the creator of room '${room}' can delete it.`,
+  roomDeleted: (room) => `Room '${room}' deleted.`,
+  inNoRoom: () => "You are not in any room.",
+  notInRoom: (room) => `You are not in room '${room}'.`,
+  leftRoom: (room) => `You left room '${room}'.`,
+  textEmpty: () => "Empty message.",
+  textTooLong: (max) => `Message too long: at most ${max} characters.`,
+  textInvalid: () => "Messages with control characters are not accepted.",
+  recipientAbsent: (user, room) => `User '${user}' is not in room '${room}'.`,
+  recipientOffline: (user) => `User '${user}' is not online.`,
+  recipientInNoRoom: (user) => `User '${user}' is not in any room.`,
+  rateLimited: (rate) => `Slow down: at most ${rate} messages per second.`,
+  sent: () => "Message sent.",
+  joinedNotice: (user) => `${user} joined the room.`,
+  leftNotice: (user) => `${user} left the room.`,
+  roomDeletedNotice: (room, by) => `Room ${room} deleted by ${by}.`,
+  stoppedNotice: () => "The chat server has stopped.",
+  serviceNameInvalid: (max) => `Invalid name: use 1 to ${max} characters, no control characters.`,
+  serviceHostInvalid: (host) => `Invalid address: '${host}'.`,
+  servicePortInvalid: (port) => `Invalid port: ${port} (use 1 to 65535).`,
+  serviceRenewed: (name, at) => `Service '${name}' was already registered at ${at}; registration renewed.`,
+  serviceRegistered: (name, at) => `Service '${name}' registered at ${at}.`,
+  serviceNotFound: (name) => `Service '${name}' not found.`,
+  serviceNotAt: (name, at) => `Service '${name}' is not registered at ${at}.`,
+  serviceRemoved: (name, at) => `Service '${name}' at ${at} removed.`,
+  registrationRefused: (address) =>
+    `Registration refused: ${address} may not register or remove services at this binder. Whoever starts ` +
+    `it can allow a network with --allow-register (e.g. --allow-register 192.168.0.0/24).`,
+};
+
+const CATALOGUES: Readonly<Record<Lang, Catalogue>> = { pt: PORTUGUESE_TEXTS, en: EN };
+
+/** The key of a text in the catalogue. */
+export type TextKey = keyof Catalogue;
+
+/** A text before words: its key and its arguments. Plain data, stored as JSON with a notice. */
+export type Text = {
+  readonly [K in TextKey]: { readonly key: K; readonly args: Parameters<Catalogue[K]> };
+}[TextKey];
+
+/** A text to render later, in whatever language its reader asks for. */
+export function text<K extends TextKey>(key: K, ...args: Parameters<Catalogue[K]>): Text {
+  return { key, args } as unknown as Text;
+}
+
+/** A text in a language. */
+export function render(said: Text, lang: Lang): string {
+  return (CATALOGUES[lang][said.key] as (...args: unknown[]) => string)(...said.args);
+}
+
+/** Every text of a language by key (the tests list from them the words an English reader must never see). */
+export function everyText(lang: Lang): Readonly<Record<TextKey, (...args: never[]) => string>> {
+  return CATALOGUES[lang];
+}
+
+/** A Text as JSON, stored beside a notice's Portuguese text. */
+export function storeText(said: Text): string {
+  return JSON.stringify([said.key, ...said.args]);
+}
+
+/** A Text stored by {@linkcode storeText}; undefined for anything else (no key of ours, bad arguments). */
+export function loadText(stored: string | null | undefined): Text | undefined {
+  if (!stored) return undefined;
+  try {
+    const [key, ...args] = JSON.parse(stored);
+    const known = typeof key === "string" && Object.hasOwn(PORTUGUESE_TEXTS, key) &&
+      args.every((arg: unknown) => typeof arg === "string" || typeof arg === "number");
+    return known && PORTUGUESE_TEXTS[key as TextKey].length === args.length
+      ? { key, args } as unknown as Text
+      : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The Text of a notice stored before notices kept theirs (schema 1): the
+ * Portuguese `conteudo` read back; undefined for any other text.
+ */
+export function noticeOf(conteudo: string): Text | undefined {
+  if (conteudo === PORTUGUESE_TEXTS.stoppedNotice()) return text("stoppedNotice");
+  const joined = /^(.+) entrou na sala\.$/s.exec(conteudo);
+  if (joined) return text("joinedNotice", joined[1]!);
+  const left = /^(.+) saiu da sala\.$/s.exec(conteudo);
+  if (left) return text("leftNotice", left[1]!);
+  const deleted = /^Sala (.+) excluída por (.+)\.$/s.exec(conteudo);
+  if (deleted) return text("roomDeletedNotice", deleted[1]!, deleted[2]!);
+  return undefined;
+}

@@ -1,0 +1,76 @@
+/**
+ * The client's modules as the binder serves them over HTTP GET, so a
+ * classmate needs nothing but Deno and the binder's address:
+ * `deno run --allow-net http://192.168.0.10:5000/cliente.ts`.
+ *
+ * Exactly `cliente.ts` and the modules it imports, and nothing else: no
+ * database, no log, no listing, no other path. Their text is embedded when
+ * the binder loads (`import ... with { type: "text" }`, stable since Deno
+ * 2.8: no flag, no `deno.json`), so the binder reads no file and keeps
+ * `--allow-net` as its only permission, whether it runs from the checkout,
+ * from a URL or as a binary (`deno compile` embeds them with its graph).
+ * tests/binder_test.ts checks this list against `deno info cliente.ts`.
+ *
+ * Only binder.ts imports this module: re-exported from `deps.ts`, it would
+ * put the client's own source into the client's module graph.
+ *
+ * @module
+ */
+
+import cliente from "../cliente.ts" with { type: "text" };
+import deps from "../deps.ts" with { type: "text" };
+import child from "./child.ts" with { type: "text" };
+import cli from "./cli.ts" with { type: "text" };
+import client from "./client.ts" with { type: "text" };
+import codec from "./codec.ts" with { type: "text" };
+import deadlines from "./deadlines.ts" with { type: "text" };
+import log from "./log.ts" with { type: "text" };
+import protocol from "./protocol.ts" with { type: "text" };
+import rpc from "./rpc.ts" with { type: "text" };
+import texts from "./texts.ts" with { type: "text" };
+
+/** The served paths (relative to the binder's address) and their text: the client's module graph. */
+export const CLIENT_MODULES: ReadonlyMap<string, string> = new Map([
+  ["cliente.ts", cliente],
+  ["deps.ts", deps],
+  ["deps/child.ts", child],
+  ["deps/cli.ts", cli],
+  ["deps/client.ts", client],
+  ["deps/codec.ts", codec],
+  ["deps/deadlines.ts", deadlines],
+  ["deps/log.ts", log],
+  ["deps/protocol.ts", protocol],
+  ["deps/rpc.ts", rpc],
+  ["deps/texts.ts", texts],
+]);
+
+/** The content type they are served with: Deno runs a module sent so as TypeScript. */
+export const TYPESCRIPT = "application/typescript; charset=utf-8";
+
+const encoder = new TextEncoder();
+const BODIES = new Map([...CLIENT_MODULES].map(([path, text]) => [`/${path}`, encoder.encode(text)]));
+
+/**
+ * Answers a GET or HEAD: one of {@linkcode CLIENT_MODULES} when the request's
+ * path, exactly as sent, is `/` and its name; anything else (`..`, encoded
+ * characters, a query, a second slash, another file) is 404.
+ */
+export function serveClientModule(request: Request): Response {
+  // The path exactly as sent: `new URL()` would resolve `..` and `.` segments before we could see them.
+  const afterScheme = request.url.indexOf("//") + 2;
+  const slash = request.url.indexOf("/", afterScheme);
+  const body = slash < 0 ? undefined : BODIES.get(request.url.slice(slash));
+  if (!body) {
+    return new Response("Não encontrado: este binder serve só o cliente (/cliente.ts) e seus módulos.\n", {
+      status: 404,
+      headers: { "content-type": "text/plain; charset=utf-8" },
+    });
+  }
+  return new Response(request.method === "HEAD" ? null : body, {
+    headers: {
+      "content-type": TYPESCRIPT,
+      // Whoever loads the client gets the binder's version of the moment, not a stale copy in between.
+      "cache-control": "no-cache",
+    },
+  });
+}
