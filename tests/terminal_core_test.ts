@@ -122,32 +122,25 @@ Deno.test("KeyDecoder: a bracketed paste is one key, however the reads split it,
 
 Deno.test("LineEditor: word motions (Alt-b/f, Ctrl-←/→), Alt-d, Ctrl-W, Ctrl-U/K and Ctrl-Y", () => {
   const editor = new LineEditor();
-  press(editor, "olá mundo-novo, tudo bem");
-  press(editor, k("alt-b"));
-  assert.equal(shown(editor), "olá mundo-novo, tudo |bem");
-  press(editor, k("ctrl-left"), k("ctrl-left"));
-  assert.equal(shown(editor), "olá mundo-|novo, tudo bem");
-  press(editor, k("alt-f"));
-  assert.equal(shown(editor), "olá mundo-novo|, tudo bem");
-  press(editor, k("ctrl-right"));
-  assert.equal(shown(editor), "olá mundo-novo, tudo| bem");
-  press(editor, k("home"), k("alt-d"));
-  assert.equal(shown(editor), "| mundo-novo, tudo bem");
-  press(editor, k("ctrl-y"));
-  assert.equal(shown(editor), "olá| mundo-novo, tudo bem");
-  press(editor, k("end"), k("ctrl-w"));
-  assert.equal(shown(editor), "olá mundo-novo, tudo |");
-  press(editor, k("ctrl-w"), k("ctrl-w"));
-  assert.equal(shown(editor), "olá |");
-  press(editor, k("alt-backspace"));
-  assert.equal(shown(editor), "|");
-  press(editor, "abc def", k("left"), k("left"), k("ctrl-k"));
-  assert.equal(shown(editor), "abc d|");
-  press(editor, k("ctrl-u"), k("end"), k("ctrl-y"));
-  assert.equal(shown(editor), "abc d|");
-  // Control and reordering characters never get into the line.
-  press(editor, "\u202e", k("char", "\x07"));
-  assert.equal(editor.line, "abc d");
+  const steps: [(string | Key)[], string][] = [
+    [["olá mundo-novo, tudo bem", k("alt-b")], "olá mundo-novo, tudo |bem"],
+    [[k("ctrl-left"), k("ctrl-left")], "olá mundo-|novo, tudo bem"],
+    [[k("alt-f")], "olá mundo-novo|, tudo bem"],
+    [[k("ctrl-right")], "olá mundo-novo, tudo| bem"],
+    [[k("home"), k("alt-d")], "| mundo-novo, tudo bem"],
+    [[k("ctrl-y")], "olá| mundo-novo, tudo bem"],
+    [[k("end"), k("ctrl-w")], "olá mundo-novo, tudo |"],
+    [[k("ctrl-w"), k("ctrl-w")], "olá |"],
+    [[k("alt-backspace")], "|"],
+    [["abc def", k("left"), k("left"), k("ctrl-k")], "abc d|"],
+    [[k("ctrl-u"), k("end"), k("ctrl-y")], "abc d|"],
+    // Control and reordering characters never get into the line.
+    [["\u202e", k("char", "\x07")], "abc d|"],
+  ];
+  for (const [keys, expected] of steps) {
+    press(editor, ...keys);
+    assert.equal(shown(editor), expected, JSON.stringify(keys));
+  }
 });
 
 Deno.test("LineEditor: history with ↑/↓ keeps the draft; Ctrl-R finds older lines, cancels, accepts", () => {
