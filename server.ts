@@ -142,6 +142,8 @@ export interface ChatOptions {
 }
 
 const HISTORY = 50;
+/** How long the members of a deleted room can still read what it said last. */
+const LAST_WORDS_MS = 30_000;
 const RECENT_KEPT = 200;
 const MAX_BATCH = 500;
 /** The longest an `aguardar_mensagens` call waits on the server. */
@@ -558,6 +560,8 @@ export class ChatService {
   readonly #present = new Map<string, Set<string>>();
   readonly #startedAt = Date.now();
   #stopped = false;
+  /** Rooms just deleted, for their members who were between two waits when it happened: see `#lastWordsFor`. */
+  readonly #lastWords = new Map<string, { room: Room; members: Set<string>; until: number }>();
   /** When long waits end: a wait may last up to 50 ms past its espera_ms, and thousands share few timers. */
   readonly #waitDeadlines = new Deadlines(50);
 
@@ -692,14 +696,17 @@ export class ChatService {
     if (!room) return refuse(Reason.ROOM_MISSING, text("roomMissing", roomName));
     if (room.creator !== user.name) return refuse(Reason.NOT_CREATOR, text("notCreator", room.name));
     const notice = this.#notice(room, text("roomDeletedNotice", room.name, user.name));
-    for (const member of room.members) {
+    const members = new Set(room.members);
+    for (const member of members) {
       const gone = this.#users.get(member);
       if (gone) gone.room = undefined;
     }
     room.members.clear();
     // Gone from the map now (nobody joins a room being deleted); from the database with the notice's
-    // commit, after it. The committed notice wakes the members' waits.
+    // commit, after it. The committed notice wakes the members' waits; a member between two waits gets it
+    // from the room's last words, once.
     this.#rooms.delete(room.name);
+    this.#lastWords.set(room.name, { room, members, until: Date.now() + LAST_WORDS_MS });
     await Promise.all([notice, this.#store.deleteRoom(room.name)]);
     this.#log.info(`Sala excluída: ${room.name} (por ${user.name})`);
     return [true, text("roomDeleted", room.name)];
@@ -817,7 +824,7 @@ export class ChatService {
     waitMs: number,
   ): Promise<Outcome<Delivery>> {
     const found = this.#memberRoom(user, roomName);
-    if (Array.isArray(found)) return found;
+    if (Array.isArray(found)) return this.#lastWordsFor(user, roomName, cursor) ?? found;
     const room: Room = found;
     // A cursor from the future (a server that lost its database): start from now.
     if (cursor > this.#lastId) cursor = this.#lastId;
@@ -850,6 +857,7 @@ export class ChatService {
 
   /** Ends silent sessions and removes rooms left empty and idle. */
   sweep(now = Date.now()): void {
+    for (const [name, last] of this.#lastWords) if (last.until < now) this.#lastWords.delete(name);
     for (const user of this.#users.values()) {
       if (user.waiting === 0 && now - user.lastSeen >= this.#options.sessionTtlMs) {
         this.unregister(user, "sessão expirada").catch((error) => this.#logStoreError(error));
@@ -891,6 +899,19 @@ export class ChatService {
   }
 
   // --- inner workings ---------------------------------------------------------
+
+  /**
+   * What a member of a room deleted moments ago had not yet received (the
+   * deletion notice, at least), once; undefined when there is nothing of the
+   * kind, and the usual refusal applies.
+   */
+  #lastWordsFor(user: User, roomName: string, cursor: number): Outcome<Delivery> | undefined {
+    const last = this.#lastWords.get(roomName.trim());
+    if (!last || last.until < Date.now() || !last.members.delete(user.name)) return undefined;
+    const batch = this.#after(last.room, user.name, Math.min(cursor, this.#lastId));
+    if (batch.length === 0) return undefined;
+    return [true, { mensagens: batch, cursor: batch[batch.length - 1]!.id }];
+  }
 
   #memberRoom(user: User, roomName: string): Room | Refusal {
     const room = this.#rooms.get(roomName.trim());

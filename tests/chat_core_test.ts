@@ -503,3 +503,19 @@ Deno.test("reads from the database: what a reader may see, by index, however man
     db.close();
   }
 });
+
+Deno.test("a member between two waits when the room is deleted still reads the deletion notice, once", async () => {
+  using chatted = chatOn();
+  const { chat } = chatted;
+  const ana = userOf(chat, "ana");
+  const bia = userOf(chat, "bia");
+  await inGeral(chat, ana, bia);
+  const joined = await chat.join(bia, "geral");
+  assert(joined[0]);
+  // Bia is not waiting when ana deletes the room; her next wait comes after.
+  assert.equal((await chat.deleteRoom(ana, "geral"))[0], true);
+  const late = await chat.waitMessages(bia, "geral", joined[1].cursor, 0);
+  assert(late[0], "the last words, not a refusal");
+  assert.deepEqual(texts(late[1].mensagens), ["SERVER: Sala geral excluída por ana."]);
+  assert.equal(reasonOf(await chat.waitMessages(bia, "geral", late[1].cursor, 0)), Reason.ROOM_MISSING);
+});
