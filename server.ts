@@ -111,10 +111,12 @@ export interface User {
   readonly waits: Set<() => void>;
   /** Once a call carried this user's cookie, cookie-less calls are refused even with --compat. */
   provedBySession: boolean;
-  /** Token bucket for the rate limit of every call that changes something: the tokens left... */
+  /** Token bucket for the rate limit of messages: the tokens left... */
   tokens: number;
   /** ...when last counted (ms since the epoch). */
   tokensAt: number;
+  /** The bucket of every other call that changes something: joins, leaves, rooms created or deleted. */
+  readonly changes: Bucket;
 }
 
 /** A room, who is in it, its newest messages and who waits for more. */
@@ -158,9 +160,9 @@ export interface ChatOptions {
   /** An empty room idle for this long is removed. */
   roomTtlMs: number;
   /**
-   * Calls that change something a user may make per second (messages, joins, leaves, rooms created or
-   * deleted), and registrations (and rooms created without a session) per second from one address;
-   * bursts of twice that.
+   * Messages a user may send per second; as many other changes (joins, leaves, rooms created or
+   * deleted), counted apart; and registrations (and rooms created without a session) per second from
+   * one address. Bursts of twice that.
    */
   maxRate: number;
   /** The operator log. */
@@ -787,6 +789,7 @@ export class ChatService {
       provedBySession: false,
       tokens: this.#options.maxRate * 2,
       tokensAt: now,
+      changes: { tokens: this.#options.maxRate * 2, tokensAt: now },
     };
     this.#users.set(name, user);
     this.#usersByToken.set(token, user);
@@ -1252,7 +1255,7 @@ export class ChatService {
 
   /** A token of the user's rate limit for a change other than a message; the refusal when there is none. */
   #slowed(user: User): Refusal | undefined {
-    return this.#takeToken(user)
+    return takeToken(user.changes, this.#options.maxRate)
       ? undefined
       : refuse(Reason.RATE_LIMITED, text("actionsLimited", this.#options.maxRate));
   }
@@ -1613,8 +1616,8 @@ Opções:
                            :memory: para um servidor descartável)
   --room-ttl S             remove sala vazia e parada há S segundos (padrão: 300)
   --session-ttl S          encerra sessão sem sinal de vida há S segundos (padrão: 30)
-  --max-rate N             ações por segundo por usuário: mensagens, entradas, saídas, salas
-                           criadas ou excluídas; e registros por segundo por endereço
+  --max-rate N             por segundo: mensagens de um usuário; outras mudanças dele (entradas,
+                           saídas, salas criadas ou excluídas), à parte; registros de um endereço
                            (rajadas do dobro; padrão: 10); além disso: 'devagar'
   --max-users N            usuários registrados ao mesmo tempo (padrão: 1000); além: 'limite_atingido'
   --max-rooms N            salas (padrão: 1000); além disso: 'limite_atingido'
@@ -1763,7 +1766,7 @@ export async function main(args: string[] = Deno.args): Promise<void> {
       `${
         flags.compat ? ", modo compatível" : ""
       }; limites: ${limits.maxUsers} usuários, ${limits.maxRooms} ` +
-      `salas, ${limits.maxRoomsPerUser} por criador, ${limits.maxWaits} esperas por usuário, ${maxRate} ações/s)`,
+      `salas, ${limits.maxRoomsPerUser} por criador, ${limits.maxWaits} esperas por usuário, ${maxRate}/s)`,
   );
   announceReady({ programa: "server", host: flags.host, porta: server.addr.port });
   const host = flags.advertise ?? await advertisedHost(flags.host, binder);

@@ -75,7 +75,7 @@ export const PORTUGUESE_TEXTS = {
   recipientInNoRoom: (user: string) => `O usuário '${user}' não está em nenhuma sala.`,
   rateLimited: (rate: number) => `Devagar: no máximo ${rate} mensagens por segundo.`,
   actionsLimited: (rate: number) =>
-    `Devagar: no máximo ${rate} ações por segundo (mensagens, entradas, saídas, salas criadas ou excluídas).`,
+    `Devagar: no máximo ${rate} mudanças por segundo (entradas e saídas de salas, salas criadas ou excluídas).`,
   sent: () => "Mensagem enviada.",
   // Notices from SERVER, stored with the room's messages.
   joinedNotice: (user: string) => `${user} entrou na sala.`,
@@ -142,7 +142,7 @@ const EN: Catalogue = {
   recipientInNoRoom: (user) => `User '${user}' is not in any room.`,
   rateLimited: (rate) => `Slow down: at most ${rate} messages per second.`,
   actionsLimited: (rate) =>
-    `Slow down: at most ${rate} actions per second (messages, joins, leaves, rooms created or deleted).`,
+    `Slow down: at most ${rate} changes per second (joining or leaving rooms, creating or deleting them).`,
   sent: () => "Message sent.",
   joinedNotice: (user) => `${user} joined the room.`,
   leftNotice: (user) => `${user} left the room.`,
