@@ -197,9 +197,14 @@ const RETURN_WINDOW_MS = 60_000;
 const SCHEMA_VERSION = 3;
 /** The longest string looked up as a name: a longer one is cut first (it names nobody). */
 const MAX_LOOKUP = MAX_NAME * 4;
-/** A sweep's slice: at most this many users or rooms between two looks at the clock... */
-const SWEEP_STEP = 64;
-/** ...and at most this long before it lets other work run (ms). */
+/**
+ * A sweep's slice ends after this many sessions or rooms ended (their notices and deletions are committed
+ * before the next slice)...
+ */
+const SWEEP_ENDS = 64;
+/** ...or this many looked at... */
+const SWEEP_LOOKS = 1024;
+/** ...once it has run this long (ms); then other work runs. */
 const SWEEP_SLICE_MS = 3;
 
 // ---------------------------------------------------------------------------
@@ -714,7 +719,7 @@ export class ChatService {
   #lastId: number;
   #sweeper: ReturnType<typeof setInterval> | undefined;
   /** The sweep under way, one slice at a time (see {@linkcode ChatService.start}). */
-  #sweeping: Generator<void> | undefined;
+  #sweeping: Generator<boolean> | undefined;
   /** Who was in each room when the server last stopped, as the notices tell: they come back quietly. */
   readonly #present = new Map<string, Set<string>>();
   readonly #startedAt = Date.now();
@@ -1059,8 +1064,8 @@ export class ChatService {
 
   /**
    * Sweeps every `sweepEveryMs` until {@linkcode ChatService.stop}, in slices
-   * (at most {@linkcode SWEEP_SLICE_MS} ms each, other calls served between
-   * them), so that expiring thousands of sessions or rooms at once never
+   * (at most {@linkcode SWEEP_ENDS} sessions or rooms ended, or
+   * {@linkcode SWEEP_SLICE_MS} ms, each; other calls served between them), so that expiring thousands of sessions or rooms at once never
    * holds the event loop.
    */
   start(sweepEveryMs: number): void {
@@ -1100,36 +1105,43 @@ export class ChatService {
     const sweeping = this.#sweeping;
     if (!sweeping) return;
     const end = performance.now() + SWEEP_SLICE_MS;
-    while (performance.now() < end) {
-      if (sweeping.next().done) {
+    for (;;) {
+      const { done, value: ended } = sweeping.next();
+      if (done) {
         this.#sweeping = undefined;
         return;
       }
+      if (ended || performance.now() >= end) break;
     }
     setTimeout(() => this.#sweepSlice(), 0);
   }
 
-  /** A sweep, pausing every {@linkcode SWEEP_STEP} users or rooms. */
-  *#sweep(now: number): Generator<void> {
-    let step = 0;
+  /**
+   * A sweep, pausing (yielding true) every {@linkcode SWEEP_ENDS} sessions or
+   * rooms it ends, and (false) every {@linkcode SWEEP_LOOKS} it looks at.
+   */
+  *#sweep(now: number): Generator<boolean> {
+    let looked = 0;
+    let ended = 0;
+    const pause = (end: boolean) => (end && ++ended % SWEEP_ENDS === 0) || ++looked % SWEEP_LOOKS === 0;
     for (const user of this.#users.values()) {
-      if (user.waits.size === 0 && now - user.lastSeen >= this.#options.sessionTtlMs) {
-        this.unregister(user, "sessão expirada").catch((error) => this.#logStoreError(error));
-      }
-      if (++step % SWEEP_STEP === 0) yield;
+      const end = user.waits.size === 0 && now - user.lastSeen >= this.#options.sessionTtlMs;
+      if (end) this.unregister(user, "sessão expirada").catch((error) => this.#logStoreError(error));
+      if (pause(end)) yield end;
     }
     for (const room of this.#rooms.values()) {
-      if (room.members.size === 0 && now - room.lastActivity >= this.#options.roomTtlMs) {
+      const end = room.members.size === 0 && now - room.lastActivity >= this.#options.roomTtlMs;
+      if (end) {
         this.#removeRoom(room);
         this.#store.deleteRoom(room.name).catch((error) => this.#logStoreError(error));
         this.#log.info(`Sala removida por inatividade: ${room.name}`);
       }
-      if (++step % SWEEP_STEP === 0) yield;
+      if (pause(end)) yield end;
     }
     // Buckets full again are as good as none.
     for (const [address, bucket] of this.#addressBuckets) {
       if (now - bucket.tokensAt >= 2000) this.#addressBuckets.delete(address);
-      if (++step % SWEEP_STEP === 0) yield;
+      if (pause(false)) yield false;
     }
   }
 
