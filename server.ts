@@ -132,6 +132,8 @@ interface Room {
   readonly recent: Message[];
   /** True while `recent` holds every message of the room. */
   recentIsComplete: boolean;
+  /** How many messages of the room the database holds: what deleting it costs. */
+  stored: number;
   lastActivity: number;
   readonly waiters: Set<Waiter>;
 }
@@ -198,14 +200,13 @@ const SCHEMA_VERSION = 3;
 /** The longest string looked up as a name: a longer one is cut first (it names nobody). */
 const MAX_LOOKUP = MAX_NAME * 4;
 /**
- * A sweep's slice ends after this many sessions or rooms ended (their notices and deletions are committed
- * before the next slice)...
+ * A sweep's slice ends once the sessions and rooms it ended cost this many rows to write or delete (a leave
+ * notice, a room's messages), committed before the next slice...
  */
-const SWEEP_ENDS = 64;
-/** ...or this many looked at... */
-const SWEEP_LOOKS = 1024;
-/** ...once it has run this long (ms); then other work runs. */
+const SWEEP_ROWS = 512;
+/** ...or once it has run this long (ms), looking at most at this many between two looks at the clock. */
 const SWEEP_SLICE_MS = 3;
+const SWEEP_LOOKS = 1024;
 
 // ---------------------------------------------------------------------------
 // Storage: rooms and messages in SQLite
@@ -400,6 +401,7 @@ export class MessageStore {
     createdAt: number;
     recent: Message[];
     complete: boolean;
+    stored: number;
   }[] {
     const rooms = this.#db.prepare("SELECT name, creator, creator_id, created_at FROM rooms").all() as {
       name: string;
@@ -410,6 +412,7 @@ export class MessageStore {
     const latest = this.#db.prepare(
       "SELECT * FROM (SELECT * FROM messages WHERE room = ? ORDER BY id DESC LIMIT ?) ORDER BY id",
     );
+    const count = this.#db.prepare("SELECT count(*) AS n FROM messages WHERE room = ?");
     return rooms.map((room) => {
       const recent = (latest.all(room.name, RECENT_KEPT + 1) as unknown as MessageRow[])
         .map(toMessage);
@@ -422,6 +425,7 @@ export class MessageStore {
         createdAt: Number(room.created_at),
         recent,
         complete,
+        stored: Number((count.get(room.name) as { n: number }).n),
       };
     });
   }
@@ -706,8 +710,8 @@ export class ChatService {
   readonly #users = new Map<string, User>();
   readonly #usersByToken = new Map<string, User>();
   readonly #rooms = new Map<string, Room>();
-  /** The rooms' names, sorted, until the rooms change. */
-  #roomNames: string[] | undefined;
+  /** The rooms' names, sorted and encoded once, until the rooms change. */
+  #roomNames: readonly string[] | undefined;
   /** How many rooms each creator (by identity) has now. */
   readonly #roomsByCreator = new Map<string, number>();
   /** Registrations (and rooms created without a session) by source address: one bucket each, while not full. */
@@ -719,7 +723,7 @@ export class ChatService {
   #lastId: number;
   #sweeper: ReturnType<typeof setInterval> | undefined;
   /** The sweep under way, one slice at a time (see {@linkcode ChatService.start}). */
-  #sweeping: Generator<boolean> | undefined;
+  #sweeping: Generator<number> | undefined;
   /** Who was in each room when the server last stopped, as the notices tell: they come back quietly. */
   readonly #present = new Map<string, Set<string>>();
   readonly #startedAt = Date.now();
@@ -748,6 +752,7 @@ export class ChatService {
         members: new Set(),
         recent: room.recent,
         recentIsComplete: room.complete,
+        stored: room.stored,
         // A restart gives every room a fresh idle period.
         lastActivity: now,
         waiters: new Set(),
@@ -874,6 +879,7 @@ export class ChatService {
       members: new Set(),
       recent: [],
       recentIsComplete: true,
+      stored: 0,
       lastActivity: now,
       waiters: new Set(),
     };
@@ -912,9 +918,12 @@ export class ChatService {
     return [true, text("roomDeleted", room.name)];
   }
 
-  /** The rooms' names, sorted: at most --max-rooms of them, sorted once per change of the rooms. */
-  listRooms(): Outcome<string[]> {
-    this.#roomNames ??= [...this.#rooms.keys()].sort((a, b) => a.localeCompare(b));
+  /**
+   * The rooms' names, sorted: at most --max-rooms of them, sorted and encoded
+   * once per change of the rooms, however many callers ask in between.
+   */
+  listRooms(): Outcome<readonly string[]> {
+    this.#roomNames ??= encodeOnce([...this.#rooms.keys()].sort((a, b) => a.localeCompare(b)));
     return [true, this.#roomNames];
   }
 
@@ -1064,7 +1073,7 @@ export class ChatService {
 
   /**
    * Sweeps every `sweepEveryMs` until {@linkcode ChatService.stop}, in slices
-   * (at most {@linkcode SWEEP_ENDS} sessions or rooms ended, or
+   * (at most {@linkcode SWEEP_ROWS} rows written or deleted, or
    * {@linkcode SWEEP_SLICE_MS} ms, each; other calls served between them), so that expiring thousands of sessions or rooms at once never
    * holds the event loop.
    */
@@ -1105,43 +1114,44 @@ export class ChatService {
     const sweeping = this.#sweeping;
     if (!sweeping) return;
     const end = performance.now() + SWEEP_SLICE_MS;
+    let rows = 0;
     for (;;) {
-      const { done, value: ended } = sweeping.next();
+      const { done, value } = sweeping.next();
       if (done) {
         this.#sweeping = undefined;
         return;
       }
-      if (ended || performance.now() >= end) break;
+      rows += value;
+      if (rows >= SWEEP_ROWS || performance.now() >= end) break;
     }
     setTimeout(() => this.#sweepSlice(), 0);
   }
 
   /**
-   * A sweep, pausing (yielding true) every {@linkcode SWEEP_ENDS} sessions or
-   * rooms it ends, and (false) every {@linkcode SWEEP_LOOKS} it looks at.
+   * A sweep, pausing after each session or room it ends (yielding the rows
+   * that costs) and every {@linkcode SWEEP_LOOKS} it looks at (yielding 0).
    */
-  *#sweep(now: number): Generator<boolean> {
+  *#sweep(now: number): Generator<number> {
     let looked = 0;
-    let ended = 0;
-    const pause = (end: boolean) => (end && ++ended % SWEEP_ENDS === 0) || ++looked % SWEEP_LOOKS === 0;
     for (const user of this.#users.values()) {
-      const end = user.waits.size === 0 && now - user.lastSeen >= this.#options.sessionTtlMs;
-      if (end) this.unregister(user, "sessão expirada").catch((error) => this.#logStoreError(error));
-      if (pause(end)) yield end;
+      if (user.waits.size === 0 && now - user.lastSeen >= this.#options.sessionTtlMs) {
+        const rows = user.room === undefined ? 1 : 2;
+        this.unregister(user, "sessão expirada").catch((error) => this.#logStoreError(error));
+        yield rows;
+      } else if (++looked % SWEEP_LOOKS === 0) yield 0;
     }
     for (const room of this.#rooms.values()) {
-      const end = room.members.size === 0 && now - room.lastActivity >= this.#options.roomTtlMs;
-      if (end) {
+      if (room.members.size === 0 && now - room.lastActivity >= this.#options.roomTtlMs) {
         this.#removeRoom(room);
         this.#store.deleteRoom(room.name).catch((error) => this.#logStoreError(error));
         this.#log.info(`Sala removida por inatividade: ${room.name}`);
-      }
-      if (pause(end)) yield end;
+        yield 1 + room.stored;
+      } else if (++looked % SWEEP_LOOKS === 0) yield 0;
     }
     // Buckets full again are as good as none.
     for (const [address, bucket] of this.#addressBuckets) {
       if (now - bucket.tokensAt >= 2000) this.#addressBuckets.delete(address);
-      if (pause(false)) yield false;
+      if (++looked % SWEEP_LOOKS === 0) yield 0;
     }
   }
 
@@ -1197,6 +1207,7 @@ export class ChatService {
       toId: to?.id,
     }, (message) => {
       this.#lastId = message.id;
+      room.stored++;
       room.recent.push(message);
       if (room.recent.length > RECENT_KEPT) {
         room.recent.shift();
