@@ -18,7 +18,7 @@ import {
   type Result,
   XmlRpcClient,
 } from "../deps.ts";
-import { startServer, waitUntil } from "./test_helpers.ts";
+import { runScript, SERVER_PERMISSIONS, startServer, waitUntil } from "./test_helpers.ts";
 
 type Delivery = { mensagens: ChatMessage[]; cursor: number };
 type Joined = Delivery & { usuarios: string[] };
@@ -308,4 +308,24 @@ Deno.test("look-alike and invisible names are refused with nome_invalido; real n
     false,
     "The name 'S\u0395RVER' imitates a reserved name (SERVER, todos). Choose another.",
   ]);
+});
+
+Deno.test("the caps are flags: in --help, checked, and in the log at start", async () => {
+  const help = await runScript("server.ts", SERVER_PERMISSIONS, ["--help"]);
+  for (const flag of ["--max-rate", "--max-users", "--max-rooms", "--max-rooms-per-user", "--max-waits"]) {
+    assert.match(help.stdout, new RegExp(`${flag} N`), flag);
+  }
+  for (const [flag, value] of [["--max-users", "0"], ["--max-waits", "1.5"], ["--max-rooms", "x"]]) {
+    const { code, stderr } = await runScript("server.ts", SERVER_PERMISSIONS, [flag!, value!]);
+    assert.equal(code, 2, stderr);
+    assert.match(stderr, new RegExp(`${flag} deve ser um inteiro`));
+  }
+  await using server = await startServer(undefined, ["--max-users", "7"]);
+  await waitUntil(
+    async () =>
+      /limites: 7 usuários, 1000 salas, 20 por criador, 4 esperas por usuário, 10\/s/.test(
+        await Deno.readTextFile(`${server.dir}/chat_server.log`),
+      ),
+    "the limits in the log",
+  );
 });
