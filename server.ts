@@ -144,9 +144,11 @@ interface Waiter {
   readonly wake: () => void;
 }
 
-/** A token bucket: `rate` tokens a second, up to twice that. */
-interface Bucket {
+/** A token bucket of a rate limit: filled at `rate` tokens a second, up to twice that. */
+export interface Bucket {
+  /** The tokens left... */
   tokens: number;
+  /** ...when last counted (ms since the epoch). */
   tokensAt: number;
 }
 
