@@ -10,7 +10,7 @@
 import assert from "node:assert/strict";
 import { DatabaseSync, Reason, type Refusal } from "../deps.ts";
 import { type ChatService, type Message, type User } from "../server.ts";
-import { chatOn } from "./core_helpers.ts";
+import { chatOn, databaseFile, SCHEMA_2 } from "./core_helpers.ts";
 
 function userOf(chat: ChatService, name: string, token = `token-${name}`): User {
   assert.equal(chat.register(name, token)[0], true, `register ${name}`);
@@ -64,64 +64,42 @@ Deno.test("identity: a session that ended (silence) or a --compat user's: the ne
 });
 
 Deno.test("schema 2 becomes 3: identity columns; stored private messages are nobody's, stored rooms nobody's to delete", async () => {
-  const path = Deno.makeTempFileSync({ prefix: "rpc-chat-schema2-", suffix: ".db" });
+  await using file = databaseFile(`${SCHEMA_2}
+    INSERT INTO rooms VALUES ('geral', 'bia', 1);
+    INSERT INTO messages (room, tipo, origem, destino, conteudo, timestamp) VALUES
+      ('geral', 'broadcast', 'ana', 'todos', 'público', 1),
+      ('geral', 'unicast', 'ana', 'bia', 'para a bia', 1),
+      ('geral', 'unicast', 'bia', 'ana', 'para a ana', 1);
+  `);
+  {
+    using chatted = chatOn({}, file.path);
+    const { chat } = chatted;
+    const bia = userOf(chat, "bia");
+    const ana = userOf(chat, "ana");
+    await chat.join(bia, "geral");
+    await chat.join(ana, "geral");
+    const history = await chat.waitMessages(bia, "geral", 0, 0);
+    assert(history[0]);
+    assert.deepEqual(history[1].mensagens.filter((m) => m.origem !== "SERVER").map((m) => m.conteudo), [
+      "público",
+    ]);
+    assert.deepEqual(await privateSeen(chat, ana, "geral"), []);
+    assert.equal(reasonOf(await chat.deleteRoom(bia, "geral")), Reason.NOT_CREATOR);
+  }
+  const db = new DatabaseSync(file.path);
   try {
-    {
-      // The schema of version 2, exactly as it was.
-      const db = new DatabaseSync(path);
-      db.exec(`
-        CREATE TABLE rooms (name TEXT PRIMARY KEY, creator TEXT, created_at INTEGER NOT NULL);
-        CREATE TABLE messages (
-          id INTEGER PRIMARY KEY AUTOINCREMENT, room TEXT NOT NULL, tipo TEXT NOT NULL, origem TEXT NOT NULL,
-          destino TEXT NOT NULL, conteudo TEXT NOT NULL, timestamp INTEGER NOT NULL, notice TEXT
-        );
-        CREATE INDEX messages_by_room ON messages (room, id);
-        CREATE INDEX messages_public ON messages (room, tipo, id);
-        CREATE INDEX messages_to ON messages (room, destino, id);
-        CREATE INDEX messages_from ON messages (room, origem, id);
-        PRAGMA user_version = 2;
-        INSERT INTO rooms VALUES ('geral', 'bia', 1);
-        INSERT INTO messages (room, tipo, origem, destino, conteudo, timestamp) VALUES
-          ('geral', 'broadcast', 'ana', 'todos', 'público', 1),
-          ('geral', 'unicast', 'ana', 'bia', 'para a bia', 1),
-          ('geral', 'unicast', 'bia', 'ana', 'para a ana', 1);
-      `);
-      db.close();
-    }
-    {
-      using chatted = chatOn({}, path);
-      const { chat } = chatted;
-      const bia = userOf(chat, "bia");
-      const ana = userOf(chat, "ana");
-      await chat.join(bia, "geral");
-      await chat.join(ana, "geral");
-      const history = await chat.waitMessages(bia, "geral", 0, 0);
-      assert(history[0]);
-      assert.deepEqual(history[1].mensagens.filter((m) => m.origem !== "SERVER").map((m) => m.conteudo), [
-        "público",
-      ]);
-      assert.deepEqual(await privateSeen(chat, ana, "geral"), []);
-      assert.equal(reasonOf(await chat.deleteRoom(bia, "geral")), Reason.NOT_CREATOR);
-    }
-    const db = new DatabaseSync(path);
-    try {
-      assert.equal((db.prepare("PRAGMA user_version").get() as { user_version: number }).user_version, 3);
-      const indexes = (db.prepare(
-        "SELECT name FROM sqlite_master WHERE type = 'index' AND name LIKE 'messages%' ORDER BY name",
-      ).all() as {
-        name: string;
-      }[]).map((row) => row.name);
-      assert.deepEqual(indexes, [
-        "messages_by_room",
-        "messages_from_identity",
-        "messages_public",
-        "messages_to_identity",
-      ]);
-    } finally {
-      db.close();
-    }
+    assert.equal((db.prepare("PRAGMA user_version").get() as { user_version: number }).user_version, 3);
+    const indexes = (db.prepare(
+      "SELECT name FROM sqlite_master WHERE type = 'index' AND name LIKE 'messages%' ORDER BY name",
+    ).all() as { name: string }[]).map((row) => row.name);
+    assert.deepEqual(indexes, [
+      "messages_by_room",
+      "messages_from_identity",
+      "messages_public",
+      "messages_to_identity",
+    ]);
   } finally {
-    for (const suffix of ["", "-wal", "-shm"]) await Deno.remove(path + suffix).catch(() => {});
+    db.close();
   }
 });
 
