@@ -1577,7 +1577,7 @@ export class ChatSession {
 
   /** Creates a room, and says how it went; true when created. */
   async create(room: string): Promise<boolean> {
-    const [ok, message] = await this.#call<Result<string>>("criar_sala", [room]);
+    const [ok, message] = await this.#userCall<Result<string>>("criar_sala", [room]);
     this.#view.notice(sanitize(message), ok ? "info" : "error");
     return ok;
   }

@@ -30,12 +30,14 @@ import {
   Fault,
   FaultCode,
   forCaller,
+  imitatesReserved,
   type Lang,
   loadText,
   type Log,
   type Logger,
   type MethodTable,
   misleadingName,
+  nameFlaw,
   type NameKind,
   noticeOf,
   numberFlag,
@@ -83,10 +85,20 @@ export interface Message {
   readonly timestamp: number;
   /** A notice's text in no language yet: each reader gets it in theirs. */
   readonly notice?: Text;
+  /** The identity ({@linkcode User.id}) of the user who sent it; none for a notice. */
+  readonly fromId?: string;
+  /** A private message's recipient's identity: only the two ends read it, whoever holds the names later. */
+  readonly toId?: string;
 }
 
 /** A registered user, as {@linkcode ChatService.authorize} hands it to the calls that act as them. */
 export interface User {
+  /**
+   * The identity: one per registration, never reused. Private messages and a room's creator rights belong
+   * to it, not to the name, so whoever takes the name later (after `sair_do_servico`, an ended session or
+   * a restart) reads none of them and deletes no room of theirs.
+   */
+  readonly id: string;
   /** The name, unique on this server. */
   readonly name: string;
   /** The session token only this user's client holds. */
@@ -95,33 +107,49 @@ export interface User {
   room: string | undefined;
   /** The last sign of life (ms since the epoch). */
   lastSeen: number;
-  /** Pending `aguardar_mensagens` calls: a user waiting is alive. */
-  waiting: number;
+  /** Pending `aguardar_mensagens` calls, oldest first, each by the function that ends it: a user waiting is alive. */
+  readonly waits: Set<() => void>;
   /** Once a call carried this user's cookie, cookie-less calls are refused even with --compat. */
   provedBySession: boolean;
-  /** Token bucket for the message rate limit: the tokens left... */
+  /** Token bucket for the rate limit of messages: the tokens left... */
   tokens: number;
   /** ...when last counted (ms since the epoch). */
   tokensAt: number;
+  /** The bucket of every other call that changes something: joins, leaves, rooms created or deleted. */
+  readonly changes: Bucket;
 }
 
 /** A room, who is in it, its newest messages and who waits for more. */
 interface Room {
   readonly name: string;
+  /** The creator's name, for the log. */
   readonly creator: string | null;
+  /** The creator's identity: who may delete the room. None for a room created without a session. */
+  readonly creatorId: string | null;
   /** Names of the users in it. */
   readonly members: Set<string>;
   /** The newest messages, oldest first: most reads never touch the database. */
   readonly recent: Message[];
   /** True while `recent` holds every message of the room. */
   recentIsComplete: boolean;
+  /** How many messages of the room the database holds: what deleting it costs. */
+  stored: number;
   lastActivity: number;
   readonly waiters: Set<Waiter>;
 }
 
 interface Waiter {
-  readonly user: string;
+  /** The identity of the user waiting. */
+  readonly reader: string;
   readonly wake: () => void;
+}
+
+/** A token bucket of a rate limit: filled at `rate` tokens a second, up to twice that. */
+export interface Bucket {
+  /** The tokens left... */
+  tokens: number;
+  /** ...when last counted (ms since the epoch). */
+  tokensAt: number;
 }
 
 /** Where the binder is. */
@@ -135,11 +163,26 @@ export interface ChatOptions {
   sessionTtlMs: number;
   /** An empty room idle for this long is removed. */
   roomTtlMs: number;
-  /** Messages per second a user may send (burst: twice that). */
+  /**
+   * Messages a user may send per second; as many other changes (joins, leaves, rooms created or
+   * deleted), counted apart; and registrations (and rooms created without a session) per second from
+   * one address. Bursts of twice that.
+   */
   maxRate: number;
   /** The operator log. */
   log: Logger;
+  /** Users registered at once (default {@linkcode LIMITS}). */
+  maxUsers?: number;
+  /** Rooms (default {@linkcode LIMITS}). */
+  maxRooms?: number;
+  /** Rooms one user may have created and not yet deleted (default {@linkcode LIMITS}). */
+  maxRoomsPerUser?: number;
+  /** Pending waits per user: a new one ends the oldest (default {@linkcode LIMITS}). */
+  maxWaits?: number;
 }
+
+/** The caps' defaults: a classroom's chat, with room to spare. */
+export const LIMITS = { maxUsers: 1000, maxRooms: 1000, maxRoomsPerUser: 20, maxWaits: 4 } as const;
 
 const HISTORY = 50;
 /** How long the members of a deleted room can still read what it said last. */
@@ -152,8 +195,22 @@ const MAX_NAME = 32;
 const MAX_TEXT = 2000;
 /** How long after a start a user of before the stop may rejoin without a join notice (at least). */
 const RETURN_WINDOW_MS = 60_000;
-/** 2: notices keep their {@linkcode Text} (`notice`), so each reader gets them in their language. */
-const SCHEMA_VERSION = 2;
+/**
+ * 2: notices keep their {@linkcode Text} (`notice`), so each reader gets them in their language.
+ * 3: private messages and rooms keep the identities of their ends and of their creator (`origem_id`,
+ * `destino_id`, `creator_id`).
+ */
+const SCHEMA_VERSION = 3;
+/** The longest string looked up as a name: a longer one is cut first (it names nobody). */
+const MAX_LOOKUP = MAX_NAME * 4;
+/**
+ * A sweep's slice ends once the sessions and rooms it ended cost this many rows to write or delete (a leave
+ * notice, a room's messages), committed before the next slice...
+ */
+const SWEEP_ROWS = 512;
+/** ...or once it has run this long (ms), looking at most at this many between two looks at the clock. */
+const SWEEP_SLICE_MS = 3;
+const SWEEP_LOOKS = 1024;
 
 // ---------------------------------------------------------------------------
 // Storage: rooms and messages in SQLite
@@ -174,21 +231,28 @@ export class StoreError extends Fault {
 /**
  * A user's reads use these, so a room full of other people's private
  * messages costs no more to read than a quiet one: public messages, and
- * those to or from the reader, each found by an index, never by scanning.
+ * those to or from the reader's identity, each found by an index, never by
+ * scanning.
  */
 export const VISIBILITY_INDEXES = `
   CREATE INDEX IF NOT EXISTS messages_public ON messages (room, tipo, id);
-  CREATE INDEX IF NOT EXISTS messages_to ON messages (room, destino, id);
-  CREATE INDEX IF NOT EXISTS messages_from ON messages (room, origem, id);
+  CREATE INDEX IF NOT EXISTS messages_to_identity ON messages (room, destino_id, id);
+  CREATE INDEX IF NOT EXISTS messages_from_identity ON messages (room, origem_id, id);
 `;
 
-/** What a reader (?3) may see in a room (?1), by id: public, to them, from them; each part ordered and cut. */
+/**
+ * What a reader (the identity ?3) may see in a room (?1), by id: public, to
+ * them, from them; each part ordered and cut. A private message whose ends
+ * have no identity (stored before schema 3) is nobody's.
+ */
 function visibleParts(idCondition: string, order: "ASC" | "DESC"): string {
   const part = (where: string) =>
     `SELECT * FROM (SELECT * FROM messages WHERE room = ?1 AND ${where} AND ${idCondition} ` +
     `ORDER BY id ${order} LIMIT ?4)`;
-  return `${part("tipo = 'broadcast'")} UNION ALL ${part("destino = ?3 AND tipo = 'unicast'")} UNION ALL ` +
-    part("origem = ?3 AND destino != ?3 AND tipo = 'unicast'");
+  return `${part("tipo = 'broadcast'")} UNION ALL ${
+    part("destino_id = ?3 AND tipo = 'unicast'")
+  } UNION ALL ` +
+    part("origem_id = ?3 AND destino_id IS NOT ?3 AND tipo = 'unicast'");
 }
 
 /** The messages after a cursor (?2) a reader may see, oldest first, at most ?4. */
@@ -213,7 +277,7 @@ function fileIdentity(path: string): { ino: number | null; dev: number } | undef
 /** A write waiting for the next commit. */
 type Write =
   | { kind: "message"; message: Omit<Message, "id">; stored: (message: Message) => void }
-  | { kind: "room"; name: string; creator: string | null; createdAt: number }
+  | { kind: "room"; name: string; creator: string | null; creatorId: string | null; createdAt: number }
   | { kind: "deleteRoom"; name: string };
 
 /**
@@ -267,7 +331,8 @@ export class MessageStore {
         CREATE TABLE IF NOT EXISTS rooms (
           name TEXT PRIMARY KEY,
           creator TEXT,
-          created_at INTEGER NOT NULL
+          created_at INTEGER NOT NULL,
+          creator_id TEXT
         );
         CREATE TABLE IF NOT EXISTS messages (
           id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -277,11 +342,14 @@ export class MessageStore {
           destino TEXT NOT NULL,
           conteudo TEXT NOT NULL,
           timestamp INTEGER NOT NULL,
-          notice TEXT
+          notice TEXT,
+          origem_id TEXT,
+          destino_id TEXT
         );
         CREATE INDEX IF NOT EXISTS messages_by_room ON messages (room, id);
       `);
       migrateNotices(this.#db);
+      migrateIdentities(this.#db);
       this.#db.exec(`PRAGMA user_version = ${SCHEMA_VERSION}`);
       this.#db.exec(VISIBILITY_INDEXES);
     } catch (error) {
@@ -304,9 +372,12 @@ export class MessageStore {
     }
     const db = this.#db;
     this.#insertMessage = db.prepare(
-      "INSERT INTO messages (room, tipo, origem, destino, conteudo, timestamp, notice) VALUES (?, ?, ?, ?, ?, ?, ?)",
+      "INSERT INTO messages (room, tipo, origem, destino, conteudo, timestamp, notice, origem_id, destino_id) " +
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
     );
-    this.#insertRoom = db.prepare("INSERT INTO rooms (name, creator, created_at) VALUES (?, ?, ?)");
+    this.#insertRoom = db.prepare(
+      "INSERT INTO rooms (name, creator, created_at, creator_id) VALUES (?, ?, ?, ?)",
+    );
     this.#deleteRoom = db.prepare("DELETE FROM rooms WHERE name = ?");
     this.#deleteMessages = db.prepare("DELETE FROM messages WHERE room = ?");
     this.#selectAfter = db.prepare(VISIBLE_AFTER);
@@ -330,24 +401,36 @@ export class MessageStore {
   loadRooms(): {
     name: string;
     creator: string | null;
+    creatorId: string | null;
     createdAt: number;
     recent: Message[];
     complete: boolean;
+    stored: number;
   }[] {
-    const rooms = this.#db.prepare("SELECT name, creator, created_at FROM rooms").all() as {
+    const rooms = this.#db.prepare("SELECT name, creator, creator_id, created_at FROM rooms").all() as {
       name: string;
       creator: string | null;
+      creator_id: string | null;
       created_at: number;
     }[];
     const latest = this.#db.prepare(
       "SELECT * FROM (SELECT * FROM messages WHERE room = ? ORDER BY id DESC LIMIT ?) ORDER BY id",
     );
+    const count = this.#db.prepare("SELECT count(*) AS n FROM messages WHERE room = ?");
     return rooms.map((room) => {
-      const recent = (latest.all(room.name, RECENT_KEPT + 1) as unknown as Parameters<typeof toMessage>[0][])
+      const recent = (latest.all(room.name, RECENT_KEPT + 1) as unknown as MessageRow[])
         .map(toMessage);
       const complete = recent.length <= RECENT_KEPT;
       if (!complete) recent.shift();
-      return { name: room.name, creator: room.creator, createdAt: Number(room.created_at), recent, complete };
+      return {
+        name: room.name,
+        creator: room.creator,
+        creatorId: room.creator_id,
+        createdAt: Number(room.created_at),
+        recent,
+        complete,
+        stored: Number((count.get(room.name) as { n: number }).n),
+      };
     });
   }
 
@@ -367,9 +450,9 @@ export class MessageStore {
     return this.#enqueue({ kind: "message", message, stored });
   }
 
-  /** Stores a new room with the next commit. */
-  addRoom(name: string, creator: string | null, createdAt: number): Promise<void> {
-    return this.#enqueue({ kind: "room", name, creator, createdAt });
+  /** Stores a new room with the next commit: its creator's name (for the log) and identity (who may delete it). */
+  addRoom(name: string, creator: string | null, creatorId: string | null, createdAt: number): Promise<void> {
+    return this.#enqueue({ kind: "room", name, creator, creatorId, createdAt });
   }
 
   /** Removes a room and its messages with the next commit (after the writes queued before). */
@@ -407,10 +490,12 @@ export class MessageStore {
             m.conteudo,
             m.timestamp,
             m.notice ? storeText(m.notice) : null,
+            m.fromId ?? null,
+            m.toId ?? null,
           );
           stored.push([write.stored, { ...m, id: Number(lastInsertRowid) }]);
         } else if (write.kind === "room") {
-          this.#insertRoom.run(write.name, write.creator, write.createdAt);
+          this.#insertRoom.run(write.name, write.creator, write.createdAt, write.creatorId);
         } else {
           this.#deleteMessages.run(write.name);
           this.#deleteRoom.run(write.name);
@@ -432,15 +517,15 @@ export class MessageStore {
     for (const { settle } of group) settle();
   }
 
-  /** Messages of a room after an id that a user may see, oldest first. */
-  visibleAfter(room: string, user: string, cursor: number, limit: number): Message[] {
-    return (this.#selectAfter.all(room, cursor, user, limit) as unknown as Parameters<typeof toMessage>[0][])
+  /** Messages of a room after an id that a reader (a user's identity) may see, oldest first. */
+  visibleAfter(room: string, reader: string, cursor: number, limit: number): Message[] {
+    return (this.#selectAfter.all(room, cursor, reader, limit) as unknown as MessageRow[])
       .map(toMessage);
   }
 
-  /** The newest messages of a room that a user may see, oldest first. */
-  latestVisible(room: string, user: string, limit: number): Message[] {
-    return (this.#selectLatest.all(room, null, user, limit) as unknown as Parameters<typeof toMessage>[0][])
+  /** The newest messages of a room that a reader (a user's identity) may see, oldest first. */
+  latestVisible(room: string, reader: string, limit: number): Message[] {
+    return (this.#selectLatest.all(room, null, reader, limit) as unknown as MessageRow[])
       .map(toMessage);
   }
 
@@ -451,7 +536,13 @@ export class MessageStore {
   }
 }
 
-function toMessage(row: Omit<Message, "notice"> & { notice: string | null }): Message {
+type MessageRow = Omit<Message, "notice" | "fromId" | "toId"> & {
+  notice: string | null;
+  origem_id: string | null;
+  destino_id: string | null;
+};
+
+function toMessage(row: MessageRow): Message {
   return {
     id: Number(row.id),
     room: row.room,
@@ -461,6 +552,8 @@ function toMessage(row: Omit<Message, "notice"> & { notice: string | null }): Me
     conteudo: row.conteudo,
     timestamp: Number(row.timestamp),
     notice: loadText(row.notice),
+    fromId: row.origem_id ?? undefined,
+    toId: row.destino_id ?? undefined,
   };
 }
 
@@ -491,22 +584,83 @@ function migrateNotices(db: DatabaseSync): void {
   }
 }
 
+/**
+ * Schema 2 kept who sent a private message, who it was for and who created
+ * a room by name only, so whoever took a name later read its private
+ * history and could delete its rooms. The columns for identities, left
+ * empty for what is already stored: those private messages are nobody's
+ * (their ends' registrations are gone with the restart, and no later holder
+ * of either name may read them), and those rooms nobody's to delete (they
+ * go once empty and idle). The indexes by name give way to those by
+ * identity.
+ */
+function migrateIdentities(db: DatabaseSync): void {
+  const columns = db.prepare("PRAGMA table_info(messages)").all() as { name: string }[];
+  if (columns.some((column) => column.name === "origem_id")) return;
+  db.exec("BEGIN");
+  try {
+    db.exec(`
+      ALTER TABLE messages ADD COLUMN origem_id TEXT;
+      ALTER TABLE messages ADD COLUMN destino_id TEXT;
+      ALTER TABLE rooms ADD COLUMN creator_id TEXT;
+      DROP INDEX IF EXISTS messages_to;
+      DROP INDEX IF EXISTS messages_from;
+    `);
+    db.exec("COMMIT");
+  } catch (error) {
+    if (db.isTransaction) db.exec("ROLLBACK");
+    throw error;
+  }
+}
+
 // ---------------------------------------------------------------------------
 // State and the chat's rules
 // ---------------------------------------------------------------------------
 
-function visibleTo(message: Message, user: string): boolean {
-  return message.tipo === "broadcast" || message.destino === user || message.origem === user;
+function visibleTo(message: Message, reader: string): boolean {
+  return message.tipo === "broadcast" || message.toId === reader || message.fromId === reader;
 }
 
-/** Trimmed, 1 to 32 characters, no control characters; or why not. */
+/**
+ * A name as it is looked up: trimmed, in NFC (as names are stored). A string
+ * far longer than any name is cut first: it names nobody, and neither the
+ * lookup nor a refusal that quotes it grows with it.
+ */
+function lookup(raw: string): string {
+  return (raw.length > MAX_LOOKUP ? raw.slice(0, MAX_LOOKUP) : raw).trim().normalize("NFC");
+}
+
+/** A name from a call as a refusal quotes it: cut to a name's length. */
+function quoted(raw: string): string {
+  return clip(lookup(raw), MAX_NAME);
+}
+
+/**
+ * The name policy: trimmed and in NFC, 1 to 32 characters; no control or
+ * invisible characters, no stacked combining marks; letters, digits, single
+ * spaces and a little punctuation ({@linkcode nameFlaw}). A user's name
+ * also draws no line format ({@linkcode misleadingName}) and is no reserved
+ * name nor a look-alike of one ({@linkcode imitatesReserved}). The name, or
+ * why not.
+ */
 function checkName(kind: NameKind, raw: string): Outcome<string> {
-  const name = raw.trim();
+  const name = raw.length > MAX_LOOKUP ? raw : raw.normalize("NFC").trim();
   if (name.length < 1 || name.length > MAX_NAME) {
     return refuse(Reason.NAME_INVALID, text("nameLength", kind, MAX_NAME));
   }
-  if (/[\p{Cc}\p{Cf}\p{Zl}\p{Zp}]/u.test(name) || !name.isWellFormed()) {
+  if (/[\p{Cc}\p{Zl}\p{Zp}]/u.test(name) || !name.isWellFormed()) {
     return refuse(Reason.NAME_INVALID, text("nameControl", kind));
+  }
+  const flaw = nameFlaw(name);
+  if (flaw === "invisible") return refuse(Reason.NAME_INVALID, text("nameInvisible", kind));
+  if (flaw === "marks") return refuse(Reason.NAME_INVALID, text("nameMarks", kind));
+  if (kind === "user" && misleadingName(name)) return refuse(Reason.NAME_INVALID, text("nameMisleading"));
+  if (flaw === "characters") return refuse(Reason.NAME_INVALID, text("nameCharacters", kind));
+  if (kind === "user") {
+    if (RESERVED_NAMES.has(name.toLowerCase())) {
+      return refuse(Reason.NAME_RESERVED, text("nameReserved", name));
+    }
+    if (imitatesReserved(name)) return refuse(Reason.NAME_INVALID, text("nameLookalike", name));
   }
   return [true, name];
 }
@@ -520,6 +674,15 @@ function checkText(message: string): Outcome<string> {
     return refuse(Reason.TEXT_INVALID, text("textInvalid"));
   }
   return [true, message];
+}
+
+/** Takes a token from a bucket filled at `rate` a second up to twice that; false when it is empty. */
+function takeToken(bucket: Bucket, rate: number, now = Date.now()): boolean {
+  bucket.tokens = Math.min(rate * 2, bucket.tokens + ((now - bucket.tokensAt) / 1000) * rate);
+  bucket.tokensAt = now;
+  if (bucket.tokens < 1) return false;
+  bucket.tokens -= 1;
+  return true;
 }
 
 /** What joining a room gives: who is there, the latest messages the user may see, and the cursor. */
@@ -551,11 +714,20 @@ export class ChatService {
   readonly #users = new Map<string, User>();
   readonly #usersByToken = new Map<string, User>();
   readonly #rooms = new Map<string, Room>();
+  /** The rooms' names, sorted and encoded once, until the rooms change. */
+  #roomNames: readonly string[] | undefined;
+  /** How many rooms each creator (by identity) has now. */
+  readonly #roomsByCreator = new Map<string, number>();
+  /** Registrations (and rooms created without a session) by source address: one bucket each, while not full. */
+  readonly #addressBuckets = new Map<string, Bucket>();
   readonly #store: MessageStore;
   readonly #options: ChatOptions;
+  readonly #limits: Required<Pick<ChatOptions, keyof typeof LIMITS>>;
   readonly #log: Logger;
   #lastId: number;
   #sweeper: ReturnType<typeof setInterval> | undefined;
+  /** The sweep under way, one slice at a time (see {@linkcode ChatService.start}). */
+  #sweeping: Generator<number> | undefined;
   /** Who was in each room when the server last stopped, as the notices tell: they come back quietly. */
   readonly #present = new Map<string, Set<string>>();
   readonly #startedAt = Date.now();
@@ -569,16 +741,24 @@ export class ChatService {
   constructor(store: MessageStore, options: ChatOptions) {
     this.#store = store;
     this.#options = options;
+    this.#limits = {
+      maxUsers: options.maxUsers ?? LIMITS.maxUsers,
+      maxRooms: options.maxRooms ?? LIMITS.maxRooms,
+      maxRoomsPerUser: options.maxRoomsPerUser ?? LIMITS.maxRoomsPerUser,
+      maxWaits: options.maxWaits ?? LIMITS.maxWaits,
+    };
     this.#log = options.log;
     this.#lastId = store.lastId();
     const now = Date.now();
     for (const room of store.loadRooms()) {
-      this.#rooms.set(room.name, {
+      this.#addRoom({
         name: room.name,
         creator: room.creator,
+        creatorId: room.creatorId,
         members: new Set(),
         recent: room.recent,
         recentIsComplete: room.complete,
+        stored: room.stored,
         // A restart gives every room a fresh idle period.
         lastActivity: now,
         waiters: new Set(),
@@ -592,30 +772,40 @@ export class ChatService {
     return this.#rooms.size;
   }
 
+  /** How many users are registered. */
+  get userCount(): number {
+    return this.#users.size;
+  }
+
   // --- users and sessions ---------------------------------------------------
 
-  /** Registers a unique name; the token is the proof the caller will present. */
-  register(rawName: string, token: string): Outcome<Text> {
+  /**
+   * Registers a unique name under a new identity; the token is the proof the
+   * caller will present. `source`, the caller's address, draws on that
+   * address's rate limit (in-process callers pass none).
+   */
+  register(rawName: string, token: string, source?: string): Outcome<Text> {
     const checked = checkName("user", rawName);
     if (!checked[0]) return checked;
     const name = checked[1];
-    if (RESERVED_NAMES.has(name.toLowerCase())) {
-      return refuse(Reason.NAME_RESERVED, text("nameReserved", name));
-    }
-    if (misleadingName(name)) {
-      return refuse(Reason.NAME_INVALID, text("nameMisleading"));
-    }
     if (this.#users.has(name)) return refuse(Reason.NAME_TAKEN, text("nameTaken", name));
+    const { maxUsers } = this.#limits;
+    if (this.#users.size >= maxUsers) return refuse(Reason.LIMIT_REACHED, text("usersFull", maxUsers));
+    if (source !== undefined && !this.#takeAddressToken(source)) {
+      return refuse(Reason.RATE_LIMITED, text("registrationsLimited", this.#options.maxRate));
+    }
     const now = Date.now();
     const user: User = {
+      id: crypto.randomUUID(),
       name,
       token,
       room: undefined,
       lastSeen: now,
-      waiting: 0,
+      waits: new Set(),
       provedBySession: false,
       tokens: this.#options.maxRate * 2,
       tokensAt: now,
+      changes: { tokens: this.#options.maxRate * 2, tokensAt: now },
     };
     this.#users.set(name, user);
     this.#usersByToken.set(token, user);
@@ -625,8 +815,8 @@ export class ChatService {
 
   /** The user a caller may act as, or the refusal. Every authorized call is a sign of life. */
   authorize(session: string | undefined, rawName: string): User | Refusal {
-    const user = this.#users.get(rawName.trim());
-    if (!user) return refuse(Reason.NOT_REGISTERED, text("notRegistered", rawName));
+    const user = this.#users.get(lookup(rawName));
+    if (!user) return refuse(Reason.NOT_REGISTERED, text("notRegistered", quoted(rawName)));
     if (session === undefined) {
       if (!this.#options.compat || user.provedBySession) {
         return refuse(Reason.SESSION_INVALID, text("noSession"));
@@ -640,9 +830,9 @@ export class ChatService {
     return user;
   }
 
-  /** The name of the user a session token belongs to, if any. */
-  userOfSession(token: string): string | null {
-    return this.#usersByToken.get(token)?.name ?? null;
+  /** The user a session token belongs to, if any. */
+  sessionUser(token: string): User | undefined {
+    return this.#usersByToken.get(token);
   }
 
   /** Nothing to do: authorizing the call was the sign of life. */
@@ -650,11 +840,16 @@ export class ChatService {
     return [true, text("sessionKept")];
   }
 
-  /** Ends a session: leaves the room with the usual notice and frees the name; `why` goes to the log. */
+  /**
+   * Ends a session: leaves the room with the usual notice, ends the user's
+   * waits and frees the name (the identity goes with it: a later holder of
+   * the name is someone else); `why` goes to the log.
+   */
   async unregister(user: User, why: string): Promise<Outcome<Text>> {
     const notice = user.room !== undefined ? this.#leave(user) : undefined;
-    this.#users.delete(user.name);
+    if (this.#users.get(user.name) === user) this.#users.delete(user.name);
     this.#usersByToken.delete(user.token);
+    for (const end of user.waits) end();
     this.#log.info(`Usuário saiu (${why}): ${user.name}`);
     await notice;
     return [true, text("goodbye", user.name)];
@@ -662,39 +857,59 @@ export class ChatService {
 
   // --- rooms ------------------------------------------------------------------
 
-  /** Creates a room; `creator` (a user's name, when the call proved one) may delete it. */
-  async createRoom(rawName: string, creator: string | null): Promise<Outcome<Text>> {
+  /**
+   * Creates a room; `creator` (the user the call's session proves) may
+   * delete it. Without one, only with `--compat` (the original call names no
+   * user): then nobody may delete it, and the caller's address (`source`)
+   * pays the rate limit.
+   */
+  async createRoom(rawName: string, creator: User | undefined, source?: string): Promise<Outcome<Text>> {
+    if (!creator && !this.#options.compat) return refuse(Reason.SESSION_INVALID, text("noSession"));
     const checked = checkName("room", rawName);
     if (!checked[0]) return checked;
     const name = checked[1];
     if (this.#rooms.has(name)) return refuse(Reason.ROOM_EXISTS, text("roomExists", name));
+    const { maxRooms, maxRoomsPerUser } = this.#limits;
+    if (this.#rooms.size >= maxRooms) return refuse(Reason.LIMIT_REACHED, text("roomsFull", maxRooms));
+    if (creator && (this.#roomsByCreator.get(creator.id) ?? 0) >= maxRoomsPerUser) {
+      return refuse(Reason.LIMIT_REACHED, text("creatorRoomsFull", maxRoomsPerUser));
+    }
+    const slowed = creator ? this.#slowed(creator) : this.#slowedAddress(source);
+    if (slowed) return slowed;
     const now = Date.now();
     // In the map at once, so a second creation is refused while this one is being stored.
     const room: Room = {
       name,
-      creator,
+      creator: creator?.name ?? null,
+      creatorId: creator?.id ?? null,
       members: new Set(),
       recent: [],
       recentIsComplete: true,
+      stored: 0,
       lastActivity: now,
       waiters: new Set(),
     };
-    this.#rooms.set(name, room);
+    this.#addRoom(room);
     try {
-      await this.#store.addRoom(name, creator, now);
+      await this.#store.addRoom(name, room.creator, room.creatorId, now);
     } catch (error) {
-      if (this.#rooms.get(name) === room) this.#rooms.delete(name);
+      if (this.#rooms.get(name) === room) this.#removeRoom(room);
       throw error;
     }
-    this.#log.info(`Sala criada: ${name}${creator ? ` (por ${creator})` : ""}`);
+    this.#log.info(`Sala criada: ${name}${creator ? ` (por ${creator.name})` : ""}`);
     return [true, text("roomCreated", name)];
   }
 
   /** Deletes a room its creator asks to delete: its members get a notice and are out. */
   async deleteRoom(user: User, roomName: string): Promise<Outcome<Text>> {
-    const room = this.#rooms.get(roomName.trim());
-    if (!room) return refuse(Reason.ROOM_MISSING, text("roomMissing", roomName));
-    if (room.creator !== user.name) return refuse(Reason.NOT_CREATOR, text("notCreator", room.name));
+    const room = this.#rooms.get(lookup(roomName));
+    if (!room) return refuse(Reason.ROOM_MISSING, text("roomMissing", quoted(roomName)));
+    // By identity: a later holder of the creator's name is not the creator.
+    if (room.creatorId === null || room.creatorId !== user.id) {
+      return refuse(Reason.NOT_CREATOR, text("notCreator", room.name));
+    }
+    const slowed = this.#slowed(user);
+    if (slowed) return slowed;
     const notice = this.#notice(room, text("roomDeletedNotice", room.name, user.name));
     const members = new Set(room.members);
     for (const member of members) {
@@ -705,30 +920,36 @@ export class ChatService {
     // Gone from the map now (nobody joins a room being deleted); from the database with the notice's
     // commit, after it. The committed notice wakes the members' waits; a member between two waits gets it
     // from the room's last words, once.
-    this.#rooms.delete(room.name);
+    this.#removeRoom(room, false);
     this.#lastWords.set(room.name, { room, members, until: Date.now() + LAST_WORDS_MS });
     await Promise.all([notice, this.#store.deleteRoom(room.name)]);
     this.#log.info(`Sala excluída: ${room.name} (por ${user.name})`);
     return [true, text("roomDeleted", room.name)];
   }
 
-  /** The rooms' names, sorted. */
-  listRooms(): Outcome<string[]> {
-    return [true, [...this.#rooms.keys()].sort((a, b) => a.localeCompare(b))];
+  /**
+   * The rooms' names, sorted: at most --max-rooms of them, sorted and encoded
+   * once per change of the rooms, however many callers ask in between.
+   */
+  listRooms(): Outcome<readonly string[]> {
+    this.#roomNames ??= encodeOnce([...this.#rooms.keys()].sort((a, b) => a.localeCompare(b)));
+    return [true, this.#roomNames];
   }
 
   /** Who is in a room, sorted. */
   listMembers(roomName: string): Outcome<string[]> {
-    const room = this.#rooms.get(roomName.trim());
-    if (!room) return refuse(Reason.ROOM_MISSING, text("roomMissing", roomName));
+    const room = this.#rooms.get(lookup(roomName));
+    if (!room) return refuse(Reason.ROOM_MISSING, text("roomMissing", quoted(roomName)));
     return [true, [...room.members].sort((a, b) => a.localeCompare(b))];
   }
 
   /** Joins a room (leaving the current one first): members, recent history and the cursor. */
   async join(user: User, roomName: string): Promise<Outcome<Joined>> {
-    const room = this.#rooms.get(roomName.trim());
-    if (!room) return refuse(Reason.ROOM_MISSING, text("roomMissingToJoin", roomName));
+    const room = this.#rooms.get(lookup(roomName));
+    if (!room) return refuse(Reason.ROOM_MISSING, text("roomMissingToJoin", quoted(roomName)));
     if (user.room !== room.name) {
+      const slowed = this.#slowed(user);
+      if (slowed) return slowed;
       const left = user.room !== undefined ? this.#leave(user) : undefined;
       user.room = room.name;
       room.members.add(user.name);
@@ -741,7 +962,7 @@ export class ChatService {
     }
     return [true, {
       usuarios: [...room.members].sort((a, b) => a.localeCompare(b)),
-      mensagens: this.#latest(room, user.name, HISTORY),
+      mensagens: this.#latest(room, user.id, HISTORY),
       cursor: this.#lastId,
     }];
   }
@@ -750,6 +971,8 @@ export class ChatService {
   async leave(user: User): Promise<Outcome<Text>> {
     const room = user.room;
     if (room === undefined) return refuse(Reason.NOT_IN_ROOM, text("inNoRoom"));
+    const slowed = this.#slowed(user);
+    if (slowed) return slowed;
     await this.#leave(user);
     return [true, text("leftRoom", room)];
   }
@@ -768,16 +991,15 @@ export class ChatService {
     const checked = checkText(rawText);
     if (!checked[0]) return checked;
     const message = checked[1];
-    const to = recipient === null || recipient.trim() === "" || recipient.trim() === EVERYONE
-      ? EVERYONE
-      : recipient.trim();
-    if (to !== EVERYONE && !room.members.has(to)) {
-      return refuse(Reason.RECIPIENT_ABSENT, text("recipientAbsent", to, room.name));
+    const to = recipient === null ? EVERYONE : lookup(recipient) || EVERYONE;
+    const addressee = to === EVERYONE ? undefined : this.#users.get(to);
+    if (to !== EVERYONE && (!addressee || !room.members.has(to))) {
+      return refuse(Reason.RECIPIENT_ABSENT, text("recipientAbsent", clip(to, MAX_NAME), room.name));
     }
     if (!this.#takeToken(user)) {
       return refuse(Reason.RATE_LIMITED, text("rateLimited", this.#options.maxRate));
     }
-    await this.#post(room, user.name, to, message);
+    await this.#post(room, message, user, addressee);
     if (to === EVERYONE) this.#log.info(`Mensagem de ${user.name} na sala ${room.name}`);
     else this.#log.info(`Mensagem privada de ${user.name} para ${to} na sala ${room.name}`);
     return [true, text("sent")];
@@ -790,8 +1012,8 @@ export class ChatService {
    * are. Durable once it answers.
    */
   async sendPrivate(user: User, rawRecipient: string, rawText: string): Promise<Outcome<Text>> {
-    const to = this.#users.get(rawRecipient.trim());
-    if (!to) return refuse(Reason.RECIPIENT_ABSENT, text("recipientOffline", rawRecipient.trim()));
+    const to = this.#users.get(lookup(rawRecipient));
+    if (!to) return refuse(Reason.RECIPIENT_ABSENT, text("recipientOffline", quoted(rawRecipient)));
     if (to.room === undefined) return refuse(Reason.RECIPIENT_ABSENT, text("recipientInNoRoom", to.name));
     const checked = checkText(rawText);
     if (!checked[0]) return checked;
@@ -799,9 +1021,7 @@ export class ChatService {
       return refuse(Reason.RATE_LIMITED, text("rateLimited", this.#options.maxRate));
     }
     const rooms = new Set([to.room, user.room].filter((name) => name !== undefined));
-    await Promise.all(
-      [...rooms].map((name) => this.#post(this.#rooms.get(name)!, user.name, to.name, checked[1])),
-    );
+    await Promise.all([...rooms].map((name) => this.#post(this.#rooms.get(name)!, checked[1], user, to)));
     this.#log.info(`Mensagem privada de ${user.name} para ${to.name} (${[...rooms].join(", ")})`);
     return [true, text("sent")];
   }
@@ -810,12 +1030,14 @@ export class ChatService {
   recentMessages(user: User, roomName: string): Outcome<Message[]> {
     const room = this.#memberRoom(user, roomName);
     if (Array.isArray(room)) return room;
-    return [true, this.#latest(room, user.name, HISTORY)];
+    return [true, this.#latest(room, user.id, HISTORY)];
   }
 
   /**
    * Live delivery: the messages after `cursor` this user may see; when there
-   * are none, waits up to `waitMs` for one. Never resends what a cursor covers.
+   * are none, waits up to `waitMs` for one. Never resends what a cursor
+   * covers. A user holds at most --max-waits waits: one more ends the
+   * oldest, which answers at once with what it has (nothing, usually).
    */
   async waitMessages(
     user: User,
@@ -828,26 +1050,24 @@ export class ChatService {
     const room: Room = found;
     // A cursor from the future (a server that lost its database): start from now.
     if (cursor > this.#lastId) cursor = this.#lastId;
-    let batch = this.#after(room, user.name, cursor);
+    let batch = this.#after(room, user.id, cursor);
     // Once stopping, waits end at once: the server is about to close their connections.
     if (batch.length === 0 && waitMs > 0 && !this.#stopped) {
-      user.waiting++;
-      try {
-        await new Promise<void>((resolve) => {
-          const waiter = { user: user.name, wake: done };
-          const cancel = this.#waitDeadlines.after(Math.min(waitMs, MAX_WAIT_MS), done);
-          room.waiters.add(waiter);
-          function done() {
-            cancel();
-            room.waiters.delete(waiter);
-            resolve();
-          }
-        });
-      } finally {
-        user.waiting--;
-        user.lastSeen = Date.now();
-      }
-      batch = this.#after(room, user.name, cursor);
+      if (user.waits.size >= this.#limits.maxWaits) user.waits.values().next().value!();
+      await new Promise<void>((resolve) => {
+        const waiter = { reader: user.id, wake: done };
+        const cancel = this.#waitDeadlines.after(Math.min(waitMs, MAX_WAIT_MS), done);
+        room.waiters.add(waiter);
+        user.waits.add(done);
+        function done() {
+          cancel();
+          room.waiters.delete(waiter);
+          user.waits.delete(done);
+          resolve();
+        }
+      });
+      user.lastSeen = Date.now();
+      batch = this.#after(room, user.id, cursor);
     }
     const next = batch.length ? batch[batch.length - 1]!.id : Math.max(cursor, 0);
     return [true, { mensagens: batch, cursor: next }];
@@ -855,26 +1075,23 @@ export class ChatService {
 
   // --- housekeeping -----------------------------------------------------------
 
-  /** Ends silent sessions and removes rooms left empty and idle. */
+  /** Ends silent sessions and removes rooms left empty and idle: a whole sweep, now. */
   sweep(now = Date.now()): void {
-    for (const [name, last] of this.#lastWords) if (last.until < now) this.#lastWords.delete(name);
-    for (const user of this.#users.values()) {
-      if (user.waiting === 0 && now - user.lastSeen >= this.#options.sessionTtlMs) {
-        this.unregister(user, "sessão expirada").catch((error) => this.#logStoreError(error));
-      }
-    }
-    for (const room of this.#rooms.values()) {
-      if (room.members.size === 0 && now - room.lastActivity >= this.#options.roomTtlMs) {
-        this.#removeRoom(room);
-        this.#store.deleteRoom(room.name).catch((error) => this.#logStoreError(error));
-        this.#log.info(`Sala removida por inatividade: ${room.name}`);
-      }
-    }
+    for (const _ of this.#sweep(now));
   }
 
-  /** Sweeps every `sweepEveryMs` until {@linkcode ChatService.stop}. */
+  /**
+   * Sweeps every `sweepEveryMs` until {@linkcode ChatService.stop}, in slices
+   * (at most {@linkcode SWEEP_ROWS} rows written or deleted, or
+   * {@linkcode SWEEP_SLICE_MS} ms, each; other calls served between them), so that expiring thousands of sessions or rooms at once never
+   * holds the event loop.
+   */
   start(sweepEveryMs: number): void {
-    this.#sweeper ??= setInterval(() => this.sweep(), sweepEveryMs);
+    this.#sweeper ??= setInterval(() => {
+      if (this.#sweeping) return;
+      this.#sweeping = this.#sweep(Date.now());
+      this.#sweepSlice();
+    }, sweepEveryMs);
   }
 
   /** Tells every room with members that the service is stopping; returns how many rooms were told. */
@@ -895,6 +1112,7 @@ export class ChatService {
     this.#stopped = true;
     clearInterval(this.#sweeper);
     this.#sweeper = undefined;
+    this.#sweeping = undefined;
     for (const room of this.#rooms.values()) for (const waiter of room.waiters) waiter.wake();
   }
 
@@ -906,16 +1124,63 @@ export class ChatService {
    * kind, and the usual refusal applies.
    */
   #lastWordsFor(user: User, roomName: string, cursor: number): Outcome<Delivery> | undefined {
-    const last = this.#lastWords.get(roomName.trim());
+    const last = this.#lastWords.get(lookup(roomName));
     if (!last || last.until < Date.now() || !last.members.delete(user.name)) return undefined;
-    const batch = this.#after(last.room, user.name, Math.min(cursor, this.#lastId));
+    const batch = this.#after(last.room, user.id, Math.min(cursor, this.#lastId));
     if (batch.length === 0) return undefined;
     return [true, { mensagens: batch, cursor: batch[batch.length - 1]!.id }];
   }
 
+  /** One slice of the sweep under way; the next one after other work had its turn. */
+  #sweepSlice(): void {
+    const sweeping = this.#sweeping;
+    if (!sweeping) return;
+    const end = performance.now() + SWEEP_SLICE_MS;
+    let rows = 0;
+    for (;;) {
+      const { done, value } = sweeping.next();
+      if (done) {
+        this.#sweeping = undefined;
+        return;
+      }
+      rows += value;
+      if (rows >= SWEEP_ROWS || performance.now() >= end) break;
+    }
+    setTimeout(() => this.#sweepSlice(), 0);
+  }
+
+  /**
+   * A sweep, pausing after each session or room it ends (yielding the rows
+   * that costs) and every {@linkcode SWEEP_LOOKS} it looks at (yielding 0).
+   */
+  *#sweep(now: number): Generator<number> {
+    let looked = 0;
+    for (const [name, last] of this.#lastWords) if (last.until < now) this.#lastWords.delete(name);
+    for (const user of this.#users.values()) {
+      if (user.waits.size === 0 && now - user.lastSeen >= this.#options.sessionTtlMs) {
+        const rows = user.room === undefined ? 1 : 2;
+        this.unregister(user, "sessão expirada").catch((error) => this.#logStoreError(error));
+        yield rows;
+      } else if (++looked % SWEEP_LOOKS === 0) yield 0;
+    }
+    for (const room of this.#rooms.values()) {
+      if (room.members.size === 0 && now - room.lastActivity >= this.#options.roomTtlMs) {
+        this.#removeRoom(room);
+        this.#store.deleteRoom(room.name).catch((error) => this.#logStoreError(error));
+        this.#log.info(`Sala removida por inatividade: ${room.name}`);
+        yield 1 + room.stored;
+      } else if (++looked % SWEEP_LOOKS === 0) yield 0;
+    }
+    // Buckets full again are as good as none.
+    for (const [address, bucket] of this.#addressBuckets) {
+      if (now - bucket.tokensAt >= 2000) this.#addressBuckets.delete(address);
+      if (++looked % SWEEP_LOOKS === 0) yield 0;
+    }
+  }
+
   #memberRoom(user: User, roomName: string): Room | Refusal {
-    const room = this.#rooms.get(roomName.trim());
-    if (!room) return refuse(Reason.ROOM_MISSING, text("roomMissing", roomName));
+    const room = this.#rooms.get(lookup(roomName));
+    if (!room) return refuse(Reason.ROOM_MISSING, text("roomMissing", quoted(roomName)));
     if (user.room !== room.name) return refuse(Reason.NOT_IN_ROOM, text("notInRoom", room.name));
     return room;
   }
@@ -941,64 +1206,87 @@ export class ChatService {
 
   /** A notice from SERVER to the room: stored in Portuguese for the original clients, and as its Text. */
   #notice(room: Room, said: Text): Promise<void> {
-    return this.#post(room, SERVER, EVERYONE, render(said, "pt"), said);
+    return this.#post(room, render(said, "pt"), undefined, undefined, said);
   }
 
   /**
-   * Stores a message with the next commit; once committed (durable before
-   * anyone is told), it joins the room's recent messages and wakes whoever
-   * may see it. Settles after that.
+   * Stores a message from a user (or SERVER, with none) to the room (or to
+   * one user) with the next commit; once committed (durable before anyone is
+   * told), it joins the room's recent messages and wakes whoever may see it.
+   * Settles after that.
    */
-  #post(room: Room, from: string, to: string, conteudo: string, notice?: Text): Promise<void> {
+  #post(room: Room, conteudo: string, from?: User, to?: User, notice?: Text): Promise<void> {
     const now = Date.now();
     room.lastActivity = now;
     return this.#store.addMessage({
       room: room.name,
-      tipo: to === EVERYONE ? "broadcast" : "unicast",
-      origem: from,
-      destino: to,
+      tipo: to ? "unicast" : "broadcast",
+      origem: from?.name ?? SERVER,
+      destino: to?.name ?? EVERYONE,
       conteudo,
       timestamp: now,
       notice,
+      fromId: from?.id,
+      toId: to?.id,
     }, (message) => {
       this.#lastId = message.id;
+      room.stored++;
       room.recent.push(message);
       if (room.recent.length > RECENT_KEPT) {
         room.recent.shift();
         room.recentIsComplete = false;
       }
-      for (const waiter of room.waiters) if (visibleTo(message, waiter.user)) waiter.wake();
+      for (const waiter of room.waiters) if (visibleTo(message, waiter.reader)) waiter.wake();
     });
   }
 
-  #after(room: Room, user: string, cursor: number): Message[] {
+  #after(room: Room, reader: string, cursor: number): Message[] {
     const first = room.recent[0];
     if (room.recentIsComplete || (first && cursor >= first.id - 1)) {
       const batch: Message[] = [];
       for (let i = firstAfter(room.recent, cursor); i < room.recent.length && batch.length < MAX_BATCH; i++) {
         const message = room.recent[i]!;
-        if (visibleTo(message, user)) batch.push(message);
+        if (visibleTo(message, reader)) batch.push(message);
       }
       return batch;
     }
-    return this.#store.visibleAfter(room.name, user, cursor, MAX_BATCH);
+    return this.#store.visibleAfter(room.name, reader, cursor, MAX_BATCH);
   }
 
-  #latest(room: Room, user: string, count: number): Message[] {
+  #latest(room: Room, reader: string, count: number): Message[] {
     const visible: Message[] = [];
     for (let i = room.recent.length - 1; i >= 0 && visible.length < count; i--) {
-      if (visibleTo(room.recent[i]!, user)) visible.push(room.recent[i]!);
+      if (visibleTo(room.recent[i]!, reader)) visible.push(room.recent[i]!);
     }
     if (visible.length < count && !room.recentIsComplete) {
-      return this.#store.latestVisible(room.name, user, count);
+      return this.#store.latestVisible(room.name, reader, count);
     }
     return visible.reverse();
   }
 
-  /** Forgets an idle room and ends any wait left in it (its removal from the database is the caller's). */
-  #removeRoom(room: Room): void {
+  /** A room into the map, counted for its creator. */
+  #addRoom(room: Room): void {
+    this.#rooms.set(room.name, room);
+    this.#roomNames = undefined;
+    if (room.creatorId !== null) {
+      this.#roomsByCreator.set(room.creatorId, (this.#roomsByCreator.get(room.creatorId) ?? 0) + 1);
+    }
+  }
+
+  /**
+   * Forgets a room and (unless its deletion's notice will) ends any wait left
+   * in it; its removal from the database is the caller's.
+   */
+  #removeRoom(room: Room, wake = true): void {
     this.#rooms.delete(room.name);
-    for (const waiter of room.waiters) waiter.wake();
+    this.#roomNames = undefined;
+    const creator = room.creatorId;
+    if (creator !== null) {
+      const left = (this.#roomsByCreator.get(creator) ?? 1) - 1;
+      if (left > 0) this.#roomsByCreator.set(creator, left);
+      else this.#roomsByCreator.delete(creator);
+    }
+    if (wake) { for (const waiter of room.waiters) waiter.wake(); }
   }
 
   /** A write a timer asked for failed: the operator hears of it; nobody waits for an answer. */
@@ -1006,14 +1294,32 @@ export class ChatService {
     this.#log.error(`Erro do banco: ${(error as Error).message}`);
   }
 
+  /** A token of the user's rate limit, for a message. */
   #takeToken(user: User): boolean {
-    const now = Date.now();
-    const capacity = this.#options.maxRate * 2;
-    user.tokens = Math.min(capacity, user.tokens + ((now - user.tokensAt) / 1000) * this.#options.maxRate);
-    user.tokensAt = now;
-    if (user.tokens < 1) return false;
-    user.tokens -= 1;
-    return true;
+    return takeToken(user, this.#options.maxRate);
+  }
+
+  /** A token of the user's rate limit for a change other than a message; the refusal when there is none. */
+  #slowed(user: User): Refusal | undefined {
+    return takeToken(user.changes, this.#options.maxRate)
+      ? undefined
+      : refuse(Reason.RATE_LIMITED, text("actionsLimited", this.#options.maxRate));
+  }
+
+  /** A token of an address's rate limit, for a room created without a session. */
+  #slowedAddress(source: string | undefined): Refusal | undefined {
+    return source === undefined || this.#takeAddressToken(source)
+      ? undefined
+      : refuse(Reason.RATE_LIMITED, text("actionsLimited", this.#options.maxRate));
+  }
+
+  #takeAddressToken(source: string): boolean {
+    let bucket = this.#addressBuckets.get(source);
+    if (!bucket) {
+      bucket = { tokens: this.#options.maxRate * 2, tokensAt: Date.now() };
+      this.#addressBuckets.set(source, bucket);
+    }
+    return takeToken(bucket, this.#options.maxRate);
   }
 }
 
@@ -1123,7 +1429,7 @@ export function chatMethods(chat: ChatService): MethodTable {
       [["nome", "string"]],
       (call, nome) => {
         const token = crypto.randomUUID();
-        const outcome = chat.register(nome, token);
+        const outcome = chat.register(nome, token, call.remoteAddress);
         if (outcome[0]) call.setSession(token);
         return say(call, outcome);
       },
@@ -1133,8 +1439,8 @@ export function chatMethods(chat: ChatService): MethodTable {
       [["nome", "string"]],
       (call, nome) => {
         // The creator is whoever the session proves, if anyone (the original call names no user).
-        const creator = call.session === undefined ? null : chat.userOfSession(call.session);
-        return chat.createRoom(nome, creator).then((outcome) => say(call, outcome));
+        const creator = call.session === undefined ? undefined : chat.sessionUser(call.session);
+        return chat.createRoom(nome, creator, call.remoteAddress).then((outcome) => say(call, outcome));
       },
     ),
     entrar_na_sala: rpc(
@@ -1356,12 +1662,20 @@ Opções:
                            :memory: para um servidor descartável)
   --room-ttl S             remove sala vazia e parada há S segundos (padrão: 300)
   --session-ttl S          encerra sessão sem sinal de vida há S segundos (padrão: 30)
-  --max-rate N             mensagens por segundo por usuário (padrão: 10)
+  --max-rate N             por segundo: mensagens de um usuário; outras mudanças dele (entradas,
+                           saídas, salas criadas ou excluídas), à parte; registros de um endereço
+                           (rajadas do dobro; padrão: 10); além disso: 'devagar'
+  --max-users N            usuários registrados ao mesmo tempo (padrão: 1000); além: 'limite_atingido'
+  --max-rooms N            salas (padrão: 1000); além disso: 'limite_atingido'
+  --max-rooms-per-user N   salas criadas por um usuário e ainda existentes (padrão: 20)
+  --max-waits N            esperas (aguardar_mensagens) pendentes por usuário; uma a mais
+                           encerra a mais antiga, que responde vazia (padrão: 4)
   --register-interval S    renova o registro no binder a cada S segundos (padrão: 10)
   --request-timeout S      prazo para um cliente enviar a requisição (padrão: 10)
   --sync normal|full       normal: nada se perde se o processo morrer; full: nem se faltar
                            energia, mais lento (padrão: normal)
-  --compat                 aceita os clientes originais, que não enviam cookie de sessão
+  --compat                 aceita os clientes originais, que não enviam cookie de sessão (e salas
+                           criadas sem sessão, que ninguém pode excluir)
   -h, --help               mostra esta ajuda
 
 Permissões: --allow-read e --allow-write devem citar os arquivos de --db e --log.`;
@@ -1389,6 +1703,10 @@ export async function main(args: string[] = Deno.args): Promise<void> {
     "room-ttl": { type: "string", default: "300" },
     "session-ttl": { type: "string", default: "30" },
     "max-rate": { type: "string", default: "10" },
+    "max-users": { type: "string", default: String(LIMITS.maxUsers) },
+    "max-rooms": { type: "string", default: String(LIMITS.maxRooms) },
+    "max-rooms-per-user": { type: "string", default: String(LIMITS.maxRoomsPerUser) },
+    "max-waits": { type: "string", default: String(LIMITS.maxWaits) },
     "register-interval": { type: "string", default: "10" },
     "request-timeout": { type: "string", default: "10" },
     sync: { type: "string", default: "normal" },
@@ -1401,6 +1719,14 @@ export async function main(args: string[] = Deno.args): Promise<void> {
   const registerEveryMs = seconds("--register-interval", flags["register-interval"]);
   const bodyTimeoutMs = seconds("--request-timeout", flags["request-timeout"]);
   const maxRate = numberFlag(program, "--max-rate", flags["max-rate"], { min: 0.1, max: 100000 });
+  const cap = (flag: "max-users" | "max-rooms" | "max-rooms-per-user" | "max-waits", max: number) =>
+    numberFlag(program, `--${flag}`, flags[flag], { min: 1, max, integer: true });
+  const limits = {
+    maxUsers: cap("max-users", 1_000_000),
+    maxRooms: cap("max-rooms", 1_000_000),
+    maxRoomsPerUser: cap("max-rooms-per-user", 1_000_000),
+    maxWaits: cap("max-waits", 100),
+  };
   if (flags.sync !== "normal" && flags.sync !== "full") usageError(program, `--sync deve ser normal ou full`);
   let binder: HostPort;
   try {
@@ -1431,7 +1757,14 @@ export async function main(args: string[] = Deno.args): Promise<void> {
     await log.close();
     Deno.exit(1);
   }
-  const chat = new ChatService(store, { compat: flags.compat, sessionTtlMs, roomTtlMs, maxRate, log });
+  const chat = new ChatService(store, {
+    compat: flags.compat,
+    sessionTtlMs,
+    roomTtlMs,
+    maxRate,
+    log,
+    ...limits,
+  });
   let server;
   try {
     server = serveXmlRpc(chatMethods(chat), {
@@ -1476,7 +1809,10 @@ export async function main(args: string[] = Deno.args): Promise<void> {
   }, 1000);
   log.info(
     `Servidor ouvindo em ${flags.host}:${server.addr.port} (banco: ${dbPath}, ${chat.roomCount} salas` +
-      `${flags.compat ? ", modo compatível" : ""})`,
+      `${
+        flags.compat ? ", modo compatível" : ""
+      }; limites: ${limits.maxUsers} usuários, ${limits.maxRooms} ` +
+      `salas, ${limits.maxRoomsPerUser} por criador, ${limits.maxWaits} esperas por usuário, ${maxRate}/s)`,
   );
   announceReady({ programa: "server", host: flags.host, porta: server.addr.port });
   const host = flags.advertise ?? await advertisedHost(flags.host, binder);

@@ -153,13 +153,14 @@ function describeRun(options: BenchOptions, target: Target): string {
     `server ${target.host}:${target.port}` + (target.pid ? ` (pid ${target.pid})` : "");
 }
 
-/** This run's rooms, created. */
+/** This run's rooms, created by a user of their own (a server without --compat takes rooms only from a session). */
 async function createRooms(target: Target, runId: string, count: number): Promise<string[]> {
   const rooms = Array.from({ length: count }, (_, r) => `b${runId}-sala${r}`);
   const setup = new HttpConnection(target.host, target.port);
   try {
+    const { cookie } = await rawCall(setup, "registrar_usuario", [`b${runId}-salas`], { timeoutMs: 30_000 });
     for (const room of rooms) {
-      const { value } = await rawCall(setup, "criar_sala", [room], { timeoutMs: 30_000 });
+      const { value } = await rawCall(setup, "criar_sala", [room], { cookie, timeoutMs: 30_000 });
       if ((value as XmlRpcValue[])[0] !== true) throw new Error(`criar_sala ${room}: ${value}`);
     }
   } finally {

@@ -25,7 +25,7 @@ export interface StartedServer {
 
 /**
  * Starts a binder and a server on loopback (the server in `dir`, `--compat`
- * if asked, `--max-rate` as given) and waits for their ready lines; `defer`
+ * if asked, `--max-rate` as given, the caps on users and rooms lifted) and waits for their ready lines; `defer`
  * receives how to stop each one.
  */
 export async function startServer(
@@ -45,6 +45,8 @@ export async function startServer(
     `127.0.0.1:${binderPort}`,
     "--max-rate",
     String(options.maxRate),
+    // The load is many users from one address, and as many rooms as asked: no caps in the way.
+    ...["--max-users", "--max-rooms", "--max-rooms-per-user"].flatMap((flag) => [flag, "1000000"]),
     ...(options.compat ? ["--compat"] : []),
   ], { cwd: dir, stderr: "inherit" });
   defer(() => server.stop());

@@ -28,7 +28,11 @@ export const Reason = {
   NAME_TAKEN: "nome_em_uso",
   /** The name is one the protocol uses (`SERVER`, `todos`). */
   NAME_RESERVED: "nome_reservado",
-  /** A user or room name that is empty, too long, or holds control characters. */
+  /**
+   * A user or room name that breaks the name policy ({@linkcode nameFlaw}): empty, too long, control or
+   * invisible characters, characters other than letters, digits, single spaces and `. _ - '`, stacked
+   * combining marks, or a look-alike of a reserved name.
+   */
   NAME_INVALID: "nome_invalido",
   /** No room by that name. */
   ROOM_MISSING: "sala_inexistente",
@@ -38,8 +42,10 @@ export const Reason = {
   NOT_IN_ROOM: "fora_da_sala",
   /** The recipient of a private message is not in the room. */
   RECIPIENT_ABSENT: "destinatario_ausente",
-  /** Too many messages too fast: wait a moment. */
+  /** Too many calls that change something (messages, joins, leaves, rooms, registrations) too fast. */
   RATE_LIMITED: "devagar",
+  /** The server holds as many as it takes of something (users, rooms, rooms by one creator). */
+  LIMIT_REACHED: "limite_atingido",
   /** Only the room's creator may do that. */
   NOT_CREATOR: "nao_criador",
   /** A message with nothing but spaces. */
@@ -167,4 +173,149 @@ const MISLEADING =
  */
 export function misleadingName(name: string): boolean {
   return MISLEADING.test(name.normalize("NFKC"));
+}
+
+/** How a name breaks the server's name policy (see {@linkcode nameFlaw}). */
+export type NameFlaw = "invisible" | "marks" | "characters";
+
+/** Characters nobody sees: format characters (zero-width ones among them) and fillers. */
+const INVISIBLE = /[\p{Cf}\p{Default_Ignorable_Code_Point}]/u;
+/** A combining mark with no letter or digit under it, or more than two on one. */
+const MARK_STACK = /(?:^|[^\p{L}\p{Nd}\p{M}])\p{M}|\p{M}{3}/u;
+/**
+ * The punctuation a name may hold: none that draws a line's format (`:`, `<`, `>`, brackets) or a list's
+ * (`,`), and none that could pass for other marks.
+ */
+export const NAME_PUNCTUATION = ". _ - ' ( ) ! ? & + # @";
+
+/** Letters, digits, combining marks, {@linkcode NAME_PUNCTUATION} and single spaces between words. */
+const NAME_CHARACTERS = /^[\p{L}\p{M}\p{Nd}._'()!?&+#@-]+(?: [\p{L}\p{M}\p{Nd}._'()!?&+#@-]+)*$/u;
+
+/**
+ * What breaks the name policy in a name already trimmed and in NFC (the
+ * server stores names so): invisible characters (zero-width, fillers, format
+ * characters), combining marks on nothing or more than two on one letter
+ * (counted decomposed),
+ * and anything but letters, digits, single spaces and {@linkcode NAME_PUNCTUATION}. Undefined
+ * for a good name. Control characters and line formats are checked before
+ * (their texts say more); look-alikes of the reserved names after
+ * ({@linkcode imitatesReserved}).
+ */
+export function nameFlaw(name: string): NameFlaw | undefined {
+  if (INVISIBLE.test(name)) return "invisible";
+  // Counted decomposed: `é` is a letter and one mark, whichever way it came.
+  if (MARK_STACK.test(name.normalize("NFD"))) return "marks";
+  if (!NAME_CHARACTERS.test(name)) return "characters";
+  return undefined;
+}
+
+/**
+ * Letters of other scripts (and a few Latin ones) that look like the Latin
+ * letters of the reserved names, by what they look like: enough to fold
+ * `SΕRVER` (Greek Ε), `ЅERVER` (Cyrillic Ѕ), `ꜱᴇʀᴠᴇʀ` (small capitals) or
+ * `t0d0s` onto a reserved name. Fullwidth and mathematical letters fold by
+ * NFKC first; accented ones lose their marks.
+ */
+const LOOK_ALIKES: Readonly<Record<string, string>> = {
+  // Greek.
+  "\u0391": "a",
+  "\u0392": "b",
+  "\u0395": "e",
+  "\u0396": "z",
+  "\u0397": "h",
+  "\u0399": "i",
+  "\u039a": "k",
+  "\u039c": "m",
+  "\u039d": "n",
+  "\u039f": "o",
+  "\u03a1": "p",
+  "\u03a4": "t",
+  "\u03a5": "y",
+  "\u03a7": "x",
+  "\u03b5": "e",
+  "\u03bd": "v",
+  "\u03bf": "o",
+  "\u03c1": "p",
+  "\u03c4": "t",
+  "\u03c5": "u",
+  "\u03f2": "c",
+  "\u03f3": "j",
+  // Cyrillic.
+  "\u0405": "s",
+  "\u0406": "i",
+  "\u0408": "j",
+  "\u0410": "a",
+  "\u0412": "b",
+  "\u0415": "e",
+  "\u041a": "k",
+  "\u041c": "m",
+  "\u041d": "h",
+  "\u041e": "o",
+  "\u0420": "p",
+  "\u0421": "c",
+  "\u0422": "t",
+  "\u0423": "y",
+  "\u0425": "x",
+  "\u0430": "a",
+  "\u0433": "r",
+  "\u0435": "e",
+  "\u043e": "o",
+  "\u0440": "p",
+  "\u0441": "c",
+  "\u0442": "t",
+  "\u0443": "y",
+  "\u0445": "x",
+  "\u0455": "s",
+  "\u0456": "i",
+  "\u0458": "j",
+  "\u0474": "v",
+  "\u0475": "v",
+  "\u04bb": "h",
+  "\u04c0": "l",
+  "\u04cf": "l",
+  "\u0501": "d",
+  "\u051b": "q",
+  "\u051d": "w",
+  // Armenian and Cherokee.
+  "\u0585": "o",
+  "\u13a0": "d",
+  "\u13a1": "r",
+  "\u13a2": "t",
+  "\u13ac": "e",
+  "\u13d9": "v",
+  "\u13da": "s",
+  "\u13df": "c",
+  // Latin small capitals and others.
+  "\u0131": "i",
+  "\u0280": "r",
+  "\u1d05": "d",
+  "\u1d07": "e",
+  "\u1d0f": "o",
+  "\u1d1b": "t",
+  "\u1d20": "v",
+  "\ua731": "s",
+  // Digits.
+  "0": "o",
+  "5": "s",
+};
+
+/** The reserved names as their look-alikes fold. */
+const RESERVED_SKELETONS: ReadonlySet<string> = new Set(RESERVED_NAMES);
+
+/** A name as it looks: compatibility forms folded, marks, spaces and punctuation gone, look-alikes Latin. */
+function skeleton(name: string): string {
+  let folded = "";
+  for (const char of name.normalize("NFKD").replace(/[\p{M}\p{P}\p{S}\s]/gu, "")) {
+    folded += LOOK_ALIKES[char] ?? char;
+  }
+  return folded.toLowerCase();
+}
+
+/**
+ * Whether a name looks like a reserved one without being it (`SΕRVER` with a
+ * Greek Ε, `S.E.R.V.E.R`, `Todos` with a Cyrillic о): a user by such a name
+ * would pass for the server's notices or for everyone.
+ */
+export function imitatesReserved(name: string): boolean {
+  return !RESERVED_NAMES.has(name.toLowerCase()) && RESERVED_SKELETONS.has(skeleton(name));
 }

@@ -17,7 +17,7 @@
  * @module
  */
 
-import type { Lang } from "./protocol.ts";
+import { type Lang, NAME_PUNCTUATION } from "./protocol.ts";
 
 /** A name's kind in the texts about names: a user's or a room's. */
 export type NameKind = "user" | "room";
@@ -35,6 +35,16 @@ export const PORTUGUESE_TEXTS = {
   nameControl: (kind: NameKind) => `Nome de ${KIND_PT[kind]} inválido: não use caracteres de controle.`,
   nameReserved: (name: string) => `O nome '${name}' é reservado.`,
   nameMisleading: () => "Nome de usuário inválido: não use ':', '<', '>', colchetes nem setas.",
+  nameInvisible: (kind: NameKind) =>
+    `Nome de ${KIND_PT[kind]} inválido: não use caracteres invisíveis (de largura zero, de preenchimento).`,
+  nameMarks: (kind: NameKind) =>
+    `Nome de ${KIND_PT[kind]} inválido: no máximo 2 acentos sobre cada letra, e nenhum sozinho.`,
+  nameCharacters: (kind: NameKind) =>
+    `Nome de ${KIND_PT[kind]} inválido: use só letras, números, espaços simples e ${NAME_PUNCTUATION}`,
+  nameLookalike: (name: string) => `O nome '${name}' imita um nome reservado (SERVER, todos). Escolha outro.`,
+  usersFull: (max: number) => `O servidor está cheio: no máximo ${max} usuários. Tente mais tarde.`,
+  registrationsLimited: (rate: number) =>
+    `Devagar: no máximo ${rate} registros por segundo de um mesmo endereço.`,
   nameTaken: (name: string) => `O nome '${name}' já está em uso. Escolha outro.`,
   registered: (name: string) => `Usuário '${name}' registrado com sucesso.`,
   // Sessions.
@@ -45,6 +55,9 @@ export const PORTUGUESE_TEXTS = {
   goodbye: (name: string) => `Até logo, ${name}.`,
   // Rooms.
   roomExists: (room: string) => `A sala '${room}' já existe.`,
+  roomsFull: (max: number) => `Limite de ${max} salas atingido: exclua uma ou espere as vazias expirarem.`,
+  creatorRoomsFull: (max: number) =>
+    `Você já criou ${max} salas, o máximo por usuário: exclua uma antes de criar outra.`,
   roomCreated: (room: string) => `Sala '${room}' criada com sucesso.`,
   roomMissing: (room: string) => `A sala '${room}' não existe.`,
   roomMissingToJoin: (room: string) => `A sala '${room}' não existe. Crie-a antes de entrar.`,
@@ -61,6 +74,8 @@ export const PORTUGUESE_TEXTS = {
   recipientOffline: (user: string) => `O usuário '${user}' não está online.`,
   recipientInNoRoom: (user: string) => `O usuário '${user}' não está em nenhuma sala.`,
   rateLimited: (rate: number) => `Devagar: no máximo ${rate} mensagens por segundo.`,
+  actionsLimited: (rate: number) =>
+    `Devagar: no máximo ${rate} mudanças por segundo (entradas e saídas de salas, salas criadas ou excluídas).`,
   sent: () => "Mensagem enviada.",
   // Notices from SERVER, stored with the room's messages.
   joinedNotice: (user: string) => `${user} entrou na sala.`,
@@ -93,6 +108,13 @@ const EN: Catalogue = {
   nameControl: (kind) => `Invalid ${kind} name: no control characters.`,
   nameReserved: (name) => `The name '${name}' is reserved.`,
   nameMisleading: () => "Invalid user name: no ':', '<', '>', brackets or arrows.",
+  nameInvisible: (kind) => `Invalid ${kind} name: no invisible characters (zero-width, fillers).`,
+  nameMarks: (kind) => `Invalid ${kind} name: at most 2 accents on each letter, and none on its own.`,
+  nameCharacters: (kind) =>
+    `Invalid ${kind} name: use only letters, digits, single spaces and ${NAME_PUNCTUATION}`,
+  nameLookalike: (name) => `The name '${name}' imitates a reserved name (SERVER, todos). Choose another.`,
+  usersFull: (max) => `The server is full: at most ${max} users. Try again later.`,
+  registrationsLimited: (rate) => `Slow down: at most ${rate} registrations per second from one address.`,
   nameTaken: (name) => `The name '${name}' is already in use. Choose another.`,
   registered: (name) => `User '${name}' registered.`,
   notRegistered: (name) => `User '${name}' is not registered.`,
@@ -101,6 +123,9 @@ const EN: Catalogue = {
   sessionKept: () => "Session kept.",
   goodbye: (name) => `Goodbye, ${name}.`,
   roomExists: (room) => `Room '${room}' already exists.`,
+  roomsFull: (max) => `The limit of ${max} rooms is reached: delete one or wait for empty ones to expire.`,
+  creatorRoomsFull: (max) =>
+    `You have created ${max} rooms, the most per user: delete one before creating another.`,
   roomCreated: (room) => `Room '${room}' created.`,
   roomMissing: (room) => `Room '${room}' does not exist.`,
   roomMissingToJoin: (room) => `Room '${room}' does not exist. Create it before joining.`,
@@ -116,6 +141,8 @@ const EN: Catalogue = {
   recipientOffline: (user) => `User '${user}' is not online.`,
   recipientInNoRoom: (user) => `User '${user}' is not in any room.`,
   rateLimited: (rate) => `Slow down: at most ${rate} messages per second.`,
+  actionsLimited: (rate) =>
+    `Slow down: at most ${rate} changes per second (joining or leaving rooms, creating or deleting them).`,
   sent: () => "Message sent.",
   joinedNotice: (user) => `${user} joined the room.`,
   leftNotice: (user) => `${user} left the room.`,

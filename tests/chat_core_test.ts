@@ -70,7 +70,7 @@ function texts(messages: readonly (Message | ChatMessage)[]): string[] {
 
 /** Creates `geral` as ana and puts the given users in it, in order. */
 async function inGeral(chat: ChatService, ...users: User[]): Promise<void> {
-  assert.equal((await chat.createRoom("geral", users[0]!.name))[0], true);
+  assert.equal((await chat.createRoom("geral", users[0]!))[0], true);
   for (const user of users) assert.equal((await chat.join(user, "geral"))[0], true);
 }
 
@@ -106,8 +106,8 @@ Deno.test("authorize: only the session's own user; none without a session unless
       "Usuário 'caio' não está registrado.",
       Reason.NOT_REGISTERED,
     ]);
-    assert.equal(chat.userOfSession("token-bia"), "bia");
-    assert.equal(chat.userOfSession("nada"), null);
+    assert.equal(chat.sessionUser("token-bia")?.name, "bia");
+    assert.equal(chat.sessionUser("nada"), undefined);
   }
   {
     using chatted = chatOn({ compat: true });
@@ -126,14 +126,16 @@ Deno.test("rooms: create, list, join (leaving the last one), leave, members, and
   const { chat } = chatted;
   const ana = userOf(chat, "ana");
   const bia = userOf(chat, "bia");
-  assert.deepEqual(pt(await chat.createRoom(" b ", "ana")), [true, "Sala 'b' criada com sucesso."]);
-  assert.deepEqual(pt(await chat.createRoom("b", null)), [
+  assert.deepEqual(pt(await chat.createRoom(" b ", ana)), [true, "Sala 'b' criada com sucesso."]);
+  assert.deepEqual(pt(await chat.createRoom("b", bia)), [
     false,
     "A sala 'b' já existe.",
     Reason.ROOM_EXISTS,
   ]);
-  assert.equal(reasonOf(await chat.createRoom("x".repeat(33), null)), Reason.NAME_INVALID);
-  await chat.createRoom("a", null);
+  assert.equal(reasonOf(await chat.createRoom("x".repeat(33), ana)), Reason.NAME_INVALID);
+  // Without a session, only with --compat.
+  assert.equal(reasonOf(await chat.createRoom("a", undefined)), Reason.SESSION_INVALID);
+  await chat.createRoom("a", bia);
   assert.deepEqual(chat.listRooms(), [true, ["a", "b"]]);
   assert.equal(chat.roomCount, 2);
 
@@ -181,7 +183,7 @@ Deno.test("only the creator deletes a room: members get the notice and are out; 
   assert.deepEqual(chat.listRooms(), [true, []]);
   assert.equal(reasonOf(await chat.leave(bia)), Reason.NOT_IN_ROOM);
   // Out of the room, bia may join another.
-  await chat.createRoom("outra", null);
+  await chat.createRoom("outra", bia);
   assert.equal((await chat.join(bia, "outra"))[0], true);
 });
 
@@ -213,7 +215,7 @@ Deno.test("send: to the room or to one member; private messages only to their tw
     "O usuário 'ninguem' não está na sala 'geral'.",
     Reason.RECIPIENT_ABSENT,
   ]);
-  await chat.createRoom("outra", null);
+  await chat.createRoom("outra", bia);
   assert.equal(reasonOf(await chat.send(ana, "outra", "x", null)), Reason.NOT_IN_ROOM);
   assert.equal(reasonOf(await chat.send(ana, "nenhuma", "x", null)), Reason.ROOM_MISSING);
   assert.equal(reasonOf(await chat.send(ana, "geral", "  \n ", null)), Reason.TEXT_EMPTY);
@@ -282,7 +284,7 @@ Deno.test("the sweep (start's interval): silent sessions end with a notice, wait
   const ana = userOf(chat, "ana");
   const bia = userOf(chat, "bia");
   await inGeral(chat, ana, bia);
-  await chat.createRoom("vazia", null);
+  await chat.createRoom("vazia", bia);
   const joined = await chat.join(ana, "geral");
   assert(joined[0]);
   chat.start(10);
@@ -438,9 +440,10 @@ Deno.test("the method table hands the very same frozen struct to every member wh
   assert.equal(delivered.mensagens[0], forAna);
 });
 
-Deno.test("reads from the database: what a reader may see, by index, however many private messages others have", async () => {
+Deno.test("reads from the database: what a reader may see, by identity and index, however many private messages others have", async () => {
   const store = new MessageStore(":memory:");
   try {
+    // Each end by its identity: `id-NAME`; a private message to or from bia is seen by the identity id-bia.
     const post = (origem: string, destino: string, conteudo: string) =>
       store.addMessage({
         room: "geral",
@@ -449,6 +452,8 @@ Deno.test("reads from the database: what a reader may see, by index, however man
         destino,
         conteudo,
         timestamp: 0,
+        fromId: `id-${origem}`,
+        toId: destino === "todos" ? undefined : `id-${destino}`,
       }, () => {});
     const writes = [
       post("ana", "todos", "1 público"),
@@ -462,25 +467,28 @@ Deno.test("reads from the database: what a reader may see, by index, however man
     store.commit();
     await Promise.all(writes);
     const seen = (messages: { conteudo: string }[]) => messages.map((m) => m.conteudo);
-    assert.deepEqual(seen(store.visibleAfter("geral", "bia", 0, 100)), [
+    assert.deepEqual(seen(store.visibleAfter("geral", "id-bia", 0, 100)), [
       "1 público",
       "3 bia para caio",
       "4 caio para bia",
       "5 bia para si",
       "6 público",
     ]);
-    assert.deepEqual(seen(store.visibleAfter("geral", "bia", 3, 2)), ["4 caio para bia", "5 bia para si"]);
-    assert.deepEqual(seen(store.latestVisible("geral", "bia", 3)), [
+    assert.deepEqual(seen(store.visibleAfter("geral", "id-bia", 3, 2)), ["4 caio para bia", "5 bia para si"]);
+    assert.deepEqual(seen(store.latestVisible("geral", "id-bia", 3)), [
       "4 caio para bia",
       "5 bia para si",
       "6 público",
     ]);
-    assert.deepEqual(seen(store.latestVisible("geral", "ana", 10)), [
+    assert.deepEqual(seen(store.latestVisible("geral", "id-ana", 10)), [
       "1 público",
       "2 ana para caio",
       "6 público",
       "7 ana para caio",
     ]);
+    // The name is not the identity: whoever holds "bia" now, under another identity, sees only what is public.
+    assert.deepEqual(seen(store.visibleAfter("geral", "bia", 0, 100)), ["1 público", "6 público"]);
+    assert.deepEqual(seen(store.latestVisible("geral", "id-bia-2", 10)), ["1 público", "6 público"]);
   } finally {
     store.close();
   }
@@ -488,15 +496,15 @@ Deno.test("reads from the database: what a reader may see, by index, however man
   const db = new DatabaseSync(":memory:");
   try {
     db.exec(`CREATE TABLE messages (id INTEGER PRIMARY KEY, room TEXT, tipo TEXT, origem TEXT, destino TEXT,
-      conteudo TEXT, timestamp INTEGER)`);
+      conteudo TEXT, timestamp INTEGER, origem_id TEXT, destino_id TEXT)`);
     db.exec(VISIBILITY_INDEXES);
     for (const sql of [VISIBLE_AFTER, LATEST_VISIBLE]) {
       const plan =
         (db.prepare(`EXPLAIN QUERY PLAN ${sql}`).all("geral", 0, "bia", 50) as { detail: string }[])
           .map((row) => row.detail);
       assert.ok(plan.some((d) => /USING (COVERING )?INDEX messages_public/.test(d)), plan.join("\n"));
-      assert.ok(plan.some((d) => /USING (COVERING )?INDEX messages_to/.test(d)), plan.join("\n"));
-      assert.ok(plan.some((d) => /USING (COVERING )?INDEX messages_from/.test(d)), plan.join("\n"));
+      assert.ok(plan.some((d) => /USING (COVERING )?INDEX messages_to_identity/.test(d)), plan.join("\n"));
+      assert.ok(plan.some((d) => /USING (COVERING )?INDEX messages_from_identity/.test(d)), plan.join("\n"));
       assert.ok(!plan.some((d) => /^SCAN messages\b/.test(d)), plan.join("\n"));
     }
   } finally {

@@ -350,10 +350,12 @@ Deno.test("a session the server ended (expired) is registered again, and the com
   // Outside any room the client signs of life every 10 s: far too rarely for this server.
   await server.program.waitForLine(/Usuário saiu \(sessão expirada\): ana/);
   await ana.write("/criar geral\n/entrar geral\n");
+  // The first command to meet the lost session (/criar: the cookie is no one's any more) recovers it.
   await ana.waitForLine(
-    /^\* O servidor encerrou a sessão \(Usuário 'ana' não está registrado\.\)\. Registrando de novo\.\.\.$/,
+    /^\* O servidor encerrou a sessão \(Sessão inválida: registre-se com registrar_usuario e envie o cookie de sessão\.\)\. Registrando de novo\.\.\.$/,
   );
   await ana.waitForLine(/^\* Reconectado ao ChatService em 127\.0\.0\.1:\d+ como ana\.$/);
+  await ana.waitForLine(/^\* Sala 'geral' criada com sucesso\.$/);
   await ana.waitForLine(/^\* Você está na sala geral\. Presentes: ana\.$/);
   assert.deepEqual(await quit(ana), 0);
 });

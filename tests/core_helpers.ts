@@ -6,7 +6,7 @@
  * @module
  */
 
-import { type Call, type Lang, type MethodTable, xmlRpcHandler } from "../deps.ts";
+import { type Call, DatabaseSync, type Lang, type MethodTable, xmlRpcHandler } from "../deps.ts";
 import { type ChatOptions, ChatService, MessageStore } from "../server.ts";
 import { silentLog } from "./test_helpers.ts";
 
@@ -54,4 +54,41 @@ export function serveMethods(methods: MethodTable): Deno.HttpServer<Deno.NetAddr
     { hostname: "127.0.0.1", port: 0, onListen() {} },
     xmlRpcHandler(methods, { log: silentLog }),
   );
+}
+
+/** The chat database's schema of version 1, exactly as it was: for the migrations' tests. */
+export const SCHEMA_1 = `
+  CREATE TABLE rooms (name TEXT PRIMARY KEY, creator TEXT, created_at INTEGER NOT NULL);
+  CREATE TABLE messages (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, room TEXT NOT NULL, tipo TEXT NOT NULL, origem TEXT NOT NULL,
+    destino TEXT NOT NULL, conteudo TEXT NOT NULL, timestamp INTEGER NOT NULL
+  );
+  CREATE INDEX messages_by_room ON messages (room, id);
+  PRAGMA user_version = 1;
+`;
+
+/** Version 2's: version 1's with each notice's Text, and the indexes of reads by name. */
+export const SCHEMA_2 = `${SCHEMA_1}
+  ALTER TABLE messages ADD COLUMN notice TEXT;
+  CREATE INDEX messages_public ON messages (room, tipo, id);
+  CREATE INDEX messages_to ON messages (room, destino, id);
+  CREATE INDEX messages_from ON messages (room, origem, id);
+  PRAGMA user_version = 2;
+`;
+
+/** A database file made by `sql` (an old schema and its rows); removed, with its journals, on disposal. */
+export function databaseFile(sql: string): { path: string } & AsyncDisposable {
+  const path = Deno.makeTempFileSync({ prefix: "rpc-chat-old-", suffix: ".db" });
+  const db = new DatabaseSync(path);
+  try {
+    db.exec(sql);
+  } finally {
+    db.close();
+  }
+  return {
+    path,
+    async [Symbol.asyncDispose]() {
+      for (const suffix of ["", "-wal", "-shm"]) await Deno.remove(path + suffix).catch(() => {});
+    },
+  };
 }

@@ -31,7 +31,7 @@ import {
 } from "../deps.ts";
 import { TEXTS } from "../cliente.ts";
 import { chatMethods } from "../server.ts";
-import { caller, chatOn, serveMethods } from "./core_helpers.ts";
+import { caller, chatOn, databaseFile, SCHEMA_1, serveMethods } from "./core_helpers.ts";
 import { runPython, startBinder, startClient, startServer } from "./test_helpers.ts";
 
 // ---------------------------------------------------------------------------
@@ -265,81 +265,69 @@ Deno.test("a message is encoded once per language: a notice once per language, a
 // ---------------------------------------------------------------------------
 
 Deno.test("a schema-1 database becomes schema 2: its notices render in English, nothing else changes", async () => {
-  const path = Deno.makeTempFileSync({ prefix: "rpc-chat-lang-", suffix: ".db" });
-  try {
-    {
-      // The schema of version 1, exactly as it was, with a notice of each kind and a message.
-      const db = new DatabaseSync(path);
-      db.exec(`
-        CREATE TABLE rooms (name TEXT PRIMARY KEY, creator TEXT, created_at INTEGER NOT NULL);
-        CREATE TABLE messages (
-          id INTEGER PRIMARY KEY AUTOINCREMENT, room TEXT NOT NULL, tipo TEXT NOT NULL, origem TEXT NOT NULL,
-          destino TEXT NOT NULL, conteudo TEXT NOT NULL, timestamp INTEGER NOT NULL
-        );
-        CREATE INDEX messages_by_room ON messages (room, id);
-        PRAGMA user_version = 1;
-        INSERT INTO rooms VALUES ('lobby', 'ana', 1);
-      `);
-      const insert = db.prepare(
-        "INSERT INTO messages (room, tipo, origem, destino, conteudo, timestamp) VALUES ('lobby', 'broadcast', ?, 'todos', ?, 1)",
-      );
-      for (
-        const [from, said] of [
-          ["SERVER", "ana maria entrou na sala."],
-          ["ana maria", "oi, entrou na sala."],
-          ["SERVER", "bob saiu da sala."],
-          ["SERVER", "Sala den excluída por ana."],
-          ["SERVER", "O servidor de chat foi encerrado."],
-          ["SERVER", "Bem-vindos!"],
-        ]
-      ) insert.run(from!, said!);
-      db.close();
-    }
-    {
-      using chatted = chatOn({}, path);
-      const methods = chatMethods(chatted.chat);
-      const ann = caller("en");
-      const ana = caller("pt");
-      await methods.registrar_usuario!.run(ann, ["ann"]);
-      await methods.registrar_usuario!.run(ana, ["ana"]);
-      const contents = async (call: Call, name: string) => {
-        const [, { mensagens }] = await methods.entrar_na_sala!.run(call, [name, "lobby"]) as [
-          true,
-          { mensagens: ChatMessage[] },
-        ];
-        return mensagens.map((m) => `${m.origem}: ${m.conteudo}`).slice(0, 6);
-      };
-      assert.deepEqual(await contents(ann, "ann"), [
-        "SERVER: ana maria joined the room.",
-        "ana maria: oi, entrou na sala.",
-        "SERVER: bob left the room.",
-        "SERVER: Room den deleted by ana.",
-        "SERVER: The chat server has stopped.",
-        // Not a notice of ours: it stays as it was written.
-        "SERVER: Bem-vindos!",
-      ]);
-      assert.deepEqual(await contents(ana, "ana"), [
-        "SERVER: ana maria entrou na sala.",
-        "ana maria: oi, entrou na sala.",
-        "SERVER: bob saiu da sala.",
-        "SERVER: Sala den excluída por ana.",
-        "SERVER: O servidor de chat foi encerrado.",
-        "SERVER: Bem-vindos!",
-      ]);
-    }
+  // The schema of version 1, with a notice of each kind and a message.
+  await using file = databaseFile(`${SCHEMA_1} INSERT INTO rooms VALUES ('lobby', 'ana', 1);`);
+  const { path } = file;
+  {
     const db = new DatabaseSync(path);
-    try {
-      assert.equal((db.prepare("PRAGMA user_version").get() as { user_version: number }).user_version, 2);
-      const rows = db.prepare("SELECT conteudo, notice FROM messages ORDER BY id LIMIT 2").all();
-      assert.deepEqual(rows.map((row) => ({ ...row })), [
-        { conteudo: "ana maria entrou na sala.", notice: '["joinedNotice","ana maria"]' },
-        { conteudo: "oi, entrou na sala.", notice: null },
-      ]);
-    } finally {
-      db.close();
-    }
+    const insert = db.prepare(
+      "INSERT INTO messages (room, tipo, origem, destino, conteudo, timestamp) VALUES ('lobby', 'broadcast', ?, 'todos', ?, 1)",
+    );
+    for (
+      const [from, said] of [
+        ["SERVER", "ana maria entrou na sala."],
+        ["ana maria", "oi, entrou na sala."],
+        ["SERVER", "bob saiu da sala."],
+        ["SERVER", "Sala den excluída por ana."],
+        ["SERVER", "O servidor de chat foi encerrado."],
+        ["SERVER", "Bem-vindos!"],
+      ]
+    ) insert.run(from!, said!);
+    db.close();
+  }
+  {
+    using chatted = chatOn({}, path);
+    const methods = chatMethods(chatted.chat);
+    const ann = caller("en");
+    const ana = caller("pt");
+    await methods.registrar_usuario!.run(ann, ["ann"]);
+    await methods.registrar_usuario!.run(ana, ["ana"]);
+    const contents = async (call: Call, name: string) => {
+      const [, { mensagens }] = await methods.entrar_na_sala!.run(call, [name, "lobby"]) as [
+        true,
+        { mensagens: ChatMessage[] },
+      ];
+      return mensagens.map((m) => `${m.origem}: ${m.conteudo}`).slice(0, 6);
+    };
+    assert.deepEqual(await contents(ann, "ann"), [
+      "SERVER: ana maria joined the room.",
+      "ana maria: oi, entrou na sala.",
+      "SERVER: bob left the room.",
+      "SERVER: Room den deleted by ana.",
+      "SERVER: The chat server has stopped.",
+      // Not a notice of ours: it stays as it was written.
+      "SERVER: Bem-vindos!",
+    ]);
+    assert.deepEqual(await contents(ana, "ana"), [
+      "SERVER: ana maria entrou na sala.",
+      "ana maria: oi, entrou na sala.",
+      "SERVER: bob saiu da sala.",
+      "SERVER: Sala den excluída por ana.",
+      "SERVER: O servidor de chat foi encerrado.",
+      "SERVER: Bem-vindos!",
+    ]);
+  }
+  const db = new DatabaseSync(path);
+  try {
+    // Schema 2, then 3 (identities: chat_limits_test.ts).
+    assert.equal((db.prepare("PRAGMA user_version").get() as { user_version: number }).user_version, 3);
+    const rows = db.prepare("SELECT conteudo, notice FROM messages ORDER BY id LIMIT 2").all();
+    assert.deepEqual(rows.map((row) => ({ ...row })), [
+      { conteudo: "ana maria entrou na sala.", notice: '["joinedNotice","ana maria"]' },
+      { conteudo: "oi, entrou na sala.", notice: null },
+    ]);
   } finally {
-    Deno.removeSync(path);
+    db.close();
   }
 });
 
