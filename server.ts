@@ -732,8 +732,11 @@ export class ChatService {
   readonly #present = new Map<string, Set<string>>();
   readonly #startedAt = Date.now();
   #stopped = false;
-  /** Rooms just deleted, for their members who were between two waits when it happened: see `#lastWordsFor`. */
-  readonly #lastWords = new Map<string, { room: Room; members: Set<string>; until: number }>();
+  /** Rooms just deleted, for their members who were between two waits when it happened: see `#lastWordsOf`. */
+  readonly #lastWords = new Map<
+    string,
+    { room: Room; members: Set<string>; until: number; stored: boolean }
+  >();
   /** When long waits end: a wait may last up to 50 ms past its espera_ms, and thousands share few timers. */
   readonly #waitDeadlines = new Deadlines(50);
 
@@ -921,8 +924,10 @@ export class ChatService {
     // commit, after it. The committed notice wakes the members' waits; a member between two waits gets it
     // from the room's last words, once.
     this.#removeRoom(room, false);
-    this.#lastWords.set(room.name, { room, members, until: Date.now() + LAST_WORDS_MS });
+    const last = { room, members, until: Date.now() + LAST_WORDS_MS, stored: false };
+    this.#lastWords.set(room.name, last);
     await Promise.all([notice, this.#store.deleteRoom(room.name)]);
+    last.stored = true;
     this.#log.info(`Sala excluída: ${room.name} (por ${user.name})`);
     return [true, text("roomDeleted", room.name)];
   }
@@ -1046,8 +1051,10 @@ export class ChatService {
     waitMs: number,
   ): Promise<Outcome<Delivery>> {
     const found = this.#memberRoom(user, roomName);
-    if (Array.isArray(found)) return this.#lastWordsFor(user, roomName, cursor) ?? found;
-    const room: Room = found;
+    // A room deleted a moment ago: its members read its last words (the deletion notice), once.
+    const deleted = Array.isArray(found) ? this.#lastWordsOf(user, roomName, cursor) : undefined;
+    if (Array.isArray(found) && !deleted) return found;
+    const room: Room = deleted ?? found as Room;
     // A cursor from the future (a server that lost its database): start from now.
     if (cursor > this.#lastId) cursor = this.#lastId;
     let batch = this.#after(room, user.id, cursor);
@@ -1119,16 +1126,16 @@ export class ChatService {
   // --- inner workings ---------------------------------------------------------
 
   /**
-   * What a member of a room deleted moments ago had not yet received (the
-   * deletion notice, at least), once; undefined when there is nothing of the
-   * kind, and the usual refusal applies.
+   * A room deleted moments ago whose member this user was, for them to read
+   * its last words (the deletion notice, committed or about to be) once;
+   * undefined otherwise, and the usual refusal applies.
    */
-  #lastWordsFor(user: User, roomName: string, cursor: number): Outcome<Delivery> | undefined {
+  #lastWordsOf(user: User, roomName: string, cursor: number): Room | undefined {
     const last = this.#lastWords.get(lookup(roomName));
     if (!last || last.until < Date.now() || !last.members.delete(user.name)) return undefined;
-    const batch = this.#after(last.room, user.id, Math.min(cursor, this.#lastId));
-    if (batch.length === 0) return undefined;
-    return [true, { mensagens: batch, cursor: batch[batch.length - 1]!.id }];
+    // Once the notice is stored, a reader whose cursor is past it has read the last words already.
+    if (last.stored && this.#after(last.room, user.id, cursor).length === 0) return undefined;
+    return last.room;
   }
 
   /** One slice of the sweep under way; the next one after other work had its turn. */
