@@ -61,6 +61,10 @@ export interface Endpoint {
   readonly port: number;
   /** When it first registered (ms since the epoch). */
   readonly registeredAt: number;
+  /** Who registered it: the caller's address (`loopback` for the binder's own machine). */
+  readonly owner: string;
+  /** The token handed to the registrant (a cookie): it renews and removes from any address. */
+  readonly token: string;
   /** When it last answered a probe or registered. */
   lastSeen: number;
   /** What the last probe found. */
@@ -70,6 +74,18 @@ export interface Endpoint {
 /** What the registry answers: its texts in no language yet ({@linkcode binderMethods} renders them per caller). */
 export type Answer<T> = [ok: true, payload: T] | [ok: false, message: Text];
 
+/** Who asks to register or remove: the caller's address, and what it presented. */
+export interface Registrant {
+  /** The caller's IP address, as the connection gives it. */
+  readonly address: string;
+  /** The token a registration handed it (the `sessao` cookie), if it presents one. */
+  readonly token?: string | undefined;
+  /** The shared registration key (header `X-Chave-Registro`), if it presents one. */
+  readonly key?: string | undefined;
+  /** Hands the registrant its endpoint's token (as a cookie). */
+  setToken?(token: string): void;
+}
+
 /** How a {@linkcode Binder} probes, drops, admits and logs. */
 export interface BinderOptions {
   /** How often every endpoint is probed. */
@@ -78,15 +94,71 @@ export interface BinderOptions {
   dropAfterMs: number;
   /** How long a probe waits for a connection. */
   probeTimeoutMs: number;
+  /** At most this many probes at once (`--max-probes`, default 8). */
+  maxProbes?: number;
+  /** At most this many endpoints under one name (`--max-per-name`, default 16). */
+  maxPerName?: number;
+  /** At most this many endpoints registered from one address (`--max-per-source`, default 64). */
+  maxPerSource?: number;
   /** Networks besides loopback whose hosts may register and unregister (`--allow-register`). */
   allowRegister?: readonly Network[];
+  /** When set, registrations and removals from outside loopback must present it (`--register-key`). */
+  registerKey?: string;
   /** Where registrations, removals, failed lookups and refusals are logged (info lines only). */
   log: Logger;
+  /** How an endpoint is probed (default: a TCP connection); tests count the probes. */
+  probe?: (host: string, port: number, timeoutMs: number) => Promise<boolean | undefined>;
 }
 
 const MAX_NAME = 100;
 const MAX_HOST = 255;
+/** Caller-given text in the log: at most this many characters, invisible ones shown as escapes. */
+const MAX_LOGGED = 64;
 const CONTROL = /[\p{Cc}]/u;
+/** The address every loopback caller registers as: 127.0.0.0/8 and ::1 are one machine. */
+export const LOOPBACK = "loopback";
+
+/** Caller-given text as the log shows it: clipped, with control and invisible characters escaped. */
+export function shown(text: string): string {
+  const clipped = text.length > MAX_LOGGED
+    ? `${text.slice(0, MAX_LOGGED)}... (${text.length} caracteres)`
+    : text;
+  return clipped.replace(
+    /[\p{Cc}\p{Cf}\p{Zl}\p{Zp}]/gu,
+    (c) => `\\u{${c.codePointAt(0)!.toString(16)}}`,
+  );
+}
+
+/**
+ * At most `max` lines of one kind in every window of `windowMs`; past that,
+ * one line with how many were left out, once the window is over. Lookups are
+ * open to all: without it, anyone could fill the operator's disk.
+ */
+class LogBudget {
+  #windowStart = 0;
+  #written = 0;
+  #dropped = 0;
+  constructor(readonly log: Logger, readonly what: string, readonly max = 20, readonly windowMs = 10_000) {}
+
+  info(line: string): void {
+    const now = Date.now();
+    if (now - this.#windowStart >= this.windowMs) {
+      if (this.#dropped) {
+        this.log.info(
+          `... e mais ${this.#dropped} ${this.what} não registradas no log nos últimos ${
+            this.windowMs / 1000
+          } s`,
+        );
+      }
+      this.#windowStart = now;
+      this.#written = this.#dropped = 0;
+    }
+    if (this.#written < this.max) {
+      this.#written++;
+      this.log.info(line);
+    } else this.#dropped++;
+  }
+}
 
 // ---------------------------------------------------------------------------
 // State
@@ -96,8 +168,17 @@ const CONTROL = /[\p{Cc}]/u;
 export class Binder {
   readonly #services = new Map<string, Endpoint[]>();
   readonly #rotation = new Map<string, number>();
+  /** Endpoints registered by each owner, against `maxPerSource`. */
+  readonly #perSource = new Map<string, number>();
   readonly #options: BinderOptions;
   readonly #registrants: BlockList;
+  /** Only the networks of --allow-register: who may add to a name another address registered. */
+  readonly #allowed: BlockList;
+  readonly #maxProbes: number;
+  readonly #maxPerName: number;
+  readonly #maxPerSource: number;
+  readonly #failedLookups: LogBudget;
+  readonly #refusals: LogBudget;
   #timer: ReturnType<typeof setInterval> | undefined;
   #checking = false;
 
@@ -105,41 +186,85 @@ export class Binder {
   constructor(options: BinderOptions) {
     this.#options = options;
     this.#registrants = registrants(options.allowRegister ?? []);
+    this.#allowed = networksList(options.allowRegister ?? []);
+    this.#maxProbes = options.maxProbes ?? 8;
+    this.#maxPerName = options.maxPerName ?? 16;
+    this.#maxPerSource = options.maxPerSource ?? 64;
+    this.#failedLookups = new LogBudget(options.log, "buscas sem resultado");
+    this.#refusals = new LogBudget(options.log, "recusas");
   }
 
   /** Whether a caller at this address may register and unregister: loopback, or an allowed network. */
   mayRegister(address: string): boolean {
     if (listed(this.#registrants, address)) return true;
-    this.#options.log.info(`Registro recusado de ${address} (fora de --allow-register)`);
+    this.#refusals.info(`Registro recusado de ${shown(address)} (fora de --allow-register)`);
     return false;
   }
 
-  /** Registers `name -> host:port`, or renews that registration; refuses bad names, hosts and ports. */
-  register(name: string, host: string, port: number): Answer<Text> {
+  /**
+   * Registers `name -> host:port`, or renews that registration; refuses bad
+   * names, hosts and ports, callers that may not register, endpoints another
+   * address registered, and registrations past the caps.
+   */
+  register(
+    name: string,
+    host: string,
+    port: number,
+    from: Registrant = { address: "127.0.0.1" },
+  ): Answer<Text> {
     name = name.trim();
     host = host.trim();
     const invalid = invalidEndpoint(name, host, port);
     if (invalid) return [false, invalid];
+    const denied = this.#admit(from);
+    if (denied) return [false, denied];
+    const owner = sourceOf(from.address);
     const now = Date.now();
     const endpoints = this.#services.get(name) ?? [];
     const known = endpoints.find((e) => e.host === host && e.port === port);
     if (known) {
+      if (!owns(known, owner, from)) return [false, this.#notYours(known, from)];
       known.lastSeen = now;
       known.state = "vivo";
+      from.setToken?.(known.token);
       return [true, text("serviceRenewed", name, `${host}:${port}`)];
     }
-    endpoints.push({ name, host, port, registeredAt: now, lastSeen: now, state: "novo" });
+    if (endpoints.some((e) => e.owner !== owner) && !listed(this.#allowed, from.address)) {
+      this.#refusals.info(
+        `Registro recusado: ${shown(name)} de ${owner}, que não o registrou (fora de --allow-register)`,
+      );
+      return [false, text("registrationOthersName", name, from.address)];
+    }
+    if (endpoints.length >= this.#maxPerName) {
+      this.#refusals.info(
+        `Registro recusado: ${shown(name)} já tem ${endpoints.length} endereços (--max-per-name)`,
+      );
+      return [false, text("registrationPerName", name, endpoints.length)];
+    }
+    const mine = this.#perSource.get(owner) ?? 0;
+    if (mine >= this.#maxPerSource) {
+      this.#refusals.info(`Registro recusado: ${owner} já registrou ${mine} endereços (--max-per-source)`);
+      return [false, text("registrationPerSource", from.address, mine)];
+    }
+    const token = newToken();
+    endpoints.push({ name, host, port, registeredAt: now, owner, token, lastSeen: now, state: "novo" });
     this.#services.set(name, endpoints);
-    this.#options.log.info(`Registrado: ${name} -> ${host}:${port}`);
+    this.#perSource.set(owner, mine + 1);
+    from.setToken?.(token);
+    this.#options.log.info(`Registrado: ${shown(name)} -> ${shown(host)}:${port}`);
     return [true, text("serviceRegistered", name, `${host}:${port}`)];
   }
 
   /** A live endpoint of the name, rotating among them. */
   lookup(name: string): Answer<{ endereco: string; porta: number }> {
+    // Refused before anything else: an absurd name costs nothing and is never logged whole.
+    if (name.length > MAX_NAME * 2 || CONTROL.test(name)) {
+      return [false, text("serviceNameInvalid", MAX_NAME)];
+    }
     name = name.trim();
     const live = (this.#services.get(name) ?? []).filter((e) => e.state !== "sem resposta");
     if (live.length === 0) {
-      this.#options.log.info(`Busca sem resultado: ${name}`);
+      this.#failedLookups.info(`Busca sem resultado: ${shown(name)}`);
       return [false, text("serviceNotFound", name)];
     }
     const turn = this.#rotation.get(name) ?? 0;
@@ -148,14 +273,22 @@ export class Binder {
     return [true, { endereco: endpoint.host, porta: endpoint.port }];
   }
 
-  /** Removes one registration of the name. */
-  unregister(name: string, host: string, port: number): Answer<Text> {
+  /** Removes one registration of the name: only its owner may (its address, or its token). */
+  unregister(
+    name: string,
+    host: string,
+    port: number,
+    from: Registrant = { address: "127.0.0.1" },
+  ): Answer<Text> {
     name = name.trim();
     host = host.trim();
-    if (!this.#remove(name, (e) => e.host === host && e.port === port)) {
-      return [false, text("serviceNotAt", name, `${host}:${port}`)];
-    }
-    this.#options.log.info(`Removido a pedido: ${name} -> ${host}:${port}`);
+    const denied = this.#admit(from);
+    if (denied) return [false, denied];
+    const endpoint = (this.#services.get(name) ?? []).find((e) => e.host === host && e.port === port);
+    if (!endpoint) return [false, text("serviceNotAt", name, `${host}:${port}`)];
+    if (!owns(endpoint, sourceOf(from.address), from)) return [false, this.#notYours(endpoint, from)];
+    this.#remove(name, (e) => e === endpoint);
+    this.#options.log.info(`Removido a pedido: ${shown(name)} -> ${shown(host)}:${port}`);
     return [true, text("serviceRemoved", name, `${host}:${port}`)];
   }
 
@@ -164,27 +297,32 @@ export class Binder {
     return [...this.#services.values()].flat();
   }
 
-  /** Probes every endpoint once and drops those silent for too long. */
+  /**
+   * Probes every endpoint once and drops those silent for too long: at most
+   * {@linkcode BinderOptions.maxProbes} at once, and each `host:port` once,
+   * however many names point at it.
+   */
   async checkLiveness(): Promise<void> {
     if (this.#checking) return;
     this.#checking = true;
     try {
-      await Promise.all(
-        this.list().map(async (endpoint) => {
-          if (await this.#answers(endpoint)) {
-            endpoint.lastSeen = Date.now();
-            endpoint.state = "vivo";
-          } else if (Date.now() - endpoint.lastSeen >= this.#options.dropAfterMs) {
-            this.#remove(endpoint.name, (e) => e === endpoint);
-            const silent = Math.round((Date.now() - endpoint.lastSeen) / 1000);
-            this.#options.log.info(
-              `Removido (sem resposta há ${silent} s): ${endpoint.name} -> ${endpoint.host}:${endpoint.port}`,
-            );
-          } else {
-            endpoint.state = "sem resposta";
-          }
-        }),
-      );
+      const byAddress = new Map<string, Endpoint[]>();
+      for (const endpoint of this.list()) {
+        const key = `${endpoint.host.toLowerCase()}:${endpoint.port}`;
+        const same = byAddress.get(key);
+        if (same) same.push(endpoint);
+        else byAddress.set(key, [endpoint]);
+      }
+      const groups = [...byAddress.values()];
+      let next = 0;
+      const prober = async () => {
+        while (next < groups.length) {
+          const group = groups[next++]!;
+          const answered = await this.#answers(group[0]!);
+          for (const endpoint of group) this.#probed(endpoint, answered);
+        }
+      };
+      await Promise.all(Array.from({ length: Math.min(this.#maxProbes, groups.length) }, prober));
     } finally {
       this.#checking = false;
     }
@@ -201,36 +339,123 @@ export class Binder {
     this.#timer = undefined;
   }
 
+  /** Why this caller may not register or remove at all, or undefined when it may. */
+  #admit(from: Registrant): Text | undefined {
+    if (!this.mayRegister(from.address)) return text("registrationRefused", from.address);
+    const key = this.#options.registerKey;
+    if (key !== undefined && sourceOf(from.address) !== LOOPBACK && !sameSecret(from.key ?? "", key)) {
+      this.#refusals.info(`Registro recusado de ${shown(from.address)}: chave de registro ausente ou errada`);
+      return text(from.key ? "registrationKeyWrong" : "registrationKeyMissing");
+    }
+    return undefined;
+  }
+
+  #notYours(endpoint: Endpoint, from: Registrant): Text {
+    this.#refusals.info(
+      `Recusado: ${shown(endpoint.name)} -> ${
+        shown(endpoint.host)
+      }:${endpoint.port} é de ${endpoint.owner}, ` +
+        `não de ${shown(from.address)}`,
+    );
+    return text("registrationNotYours", endpoint.name, `${endpoint.host}:${endpoint.port}`);
+  }
+
+  /** What a probe found, for one endpoint; `undefined` (no file to probe with) changes nothing. */
+  #probed(endpoint: Endpoint, answered: boolean | undefined): void {
+    if (answered === undefined) return;
+    if (answered) {
+      endpoint.lastSeen = Date.now();
+      endpoint.state = "vivo";
+    } else if (Date.now() - endpoint.lastSeen >= this.#options.dropAfterMs) {
+      if (!this.#remove(endpoint.name, (e) => e === endpoint)) return;
+      const silent = Math.round((Date.now() - endpoint.lastSeen) / 1000);
+      this.#options.log.info(
+        `Removido (sem resposta há ${silent} s): ${shown(endpoint.name)} -> ${
+          shown(endpoint.host)
+        }:${endpoint.port}`,
+      );
+    } else {
+      endpoint.state = "sem resposta";
+    }
+  }
+
   #remove(name: string, match: (e: Endpoint) => boolean): boolean {
     const endpoints = this.#services.get(name) ?? [];
     const kept = endpoints.filter((e) => !match(e));
     if (kept.length === endpoints.length) return false;
+    for (const gone of endpoints.filter(match)) {
+      const count = (this.#perSource.get(gone.owner) ?? 1) - 1;
+      if (count > 0) this.#perSource.set(gone.owner, count);
+      else this.#perSource.delete(gone.owner);
+    }
     if (kept.length) this.#services.set(name, kept);
-    else this.#services.delete(name);
+    else {
+      this.#services.delete(name);
+      this.#rotation.delete(name);
+    }
     return true;
   }
 
-  /** A TCP connection is the probe: it works for any server, the original Python one included. */
-  async #answers(endpoint: Endpoint): Promise<boolean> {
+  /**
+   * A TCP connection is the probe: it works for any server, the original
+   * Python one included. Undefined when this process is out of files: that
+   * says nothing about the endpoint.
+   */
+  async #answers(endpoint: Endpoint): Promise<boolean | undefined> {
+    const timeoutMs = this.#options.probeTimeoutMs;
+    if (this.#options.probe) return await this.#options.probe(endpoint.host, endpoint.port, timeoutMs);
     try {
       const connection = await Deno.connect({
         hostname: endpoint.host,
         port: endpoint.port,
-        signal: AbortSignal.timeout(this.#options.probeTimeoutMs),
+        signal: AbortSignal.timeout(timeoutMs),
       });
       connection.close();
       return true;
-    } catch {
-      return false;
+    } catch (error) {
+      return /too many open files|os error 2[34]\b/i.test((error as Error).message) ? undefined : false;
     }
   }
 }
 
 function invalidEndpoint(name: string, host: string, port: number): Text | undefined {
   if (!name || name.length > MAX_NAME || CONTROL.test(name)) return text("serviceNameInvalid", MAX_NAME);
-  if (!host || host.length > MAX_HOST || /[\s\p{Cc}/]/u.test(host)) return text("serviceHostInvalid", host);
+  if (!host || host.length > MAX_HOST || /[\s\p{Cc}/]/u.test(host)) {
+    return text("serviceHostInvalid", shown(host));
+  }
   if (!Number.isInteger(port) || port < 1 || port > 65535) return text("servicePortInvalid", port);
   return undefined;
+}
+
+/** Whether the caller owns the endpoint: it registered from this address, or it holds the token. */
+function owns(endpoint: Endpoint, source: string, from: Registrant): boolean {
+  return endpoint.owner === source || (from.token !== undefined && sameSecret(from.token, endpoint.token));
+}
+
+/** Compares secrets in a time that does not depend on where they differ. */
+function sameSecret(given: string, expected: string): boolean {
+  let difference = given.length ^ expected.length;
+  for (let i = 0; i < expected.length; i++) {
+    difference |= expected.charCodeAt(i) ^ (given.charCodeAt(i % Math.max(1, given.length)) || 0);
+  }
+  return difference === 0;
+}
+
+function newToken(): string {
+  const bytes = crypto.getRandomValues(new Uint8Array(18));
+  return btoa(String.fromCharCode(...bytes)).replace(/\+/g, "-").replace(/\//g, "_");
+}
+
+/**
+ * Who a caller is, for ownership and the caps: its address without a zone,
+ * IPv4-mapped IPv6 as IPv4, and every loopback address as {@linkcode LOOPBACK}.
+ */
+export function sourceOf(address: string): string {
+  let bare = address.replace(/%.*$/, "").toLowerCase();
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/.exec(bare);
+  if (mapped) bare = mapped[1]!;
+  if (bare === "::1" || /^127\./.test(bare)) return LOOPBACK;
+  return bare;
 }
 
 // ---------------------------------------------------------------------------
@@ -277,7 +502,14 @@ function registrants(networks: readonly Network[]): BlockList {
   return list;
 }
 
-/** Whether a caller's address (as Deno.serve gives it) is in the list; a zone (`fe80::1%eth0`) is ignored. */
+/** The given networks only, without loopback. */
+function networksList(networks: readonly Network[]): BlockList {
+  const list = new BlockList();
+  for (const { address, prefix, family } of networks) list.addSubnet(address, prefix, family);
+  return list;
+}
+
+/** Whether a caller's address (as the connection gives it) is in the list; a zone (`fe80::1%eth0`) is ignored. */
 function listed(list: BlockList, address: string): boolean {
   const bare = address.replace(/%.*$/, "");
   const family = familyOf(bare);
@@ -298,10 +530,14 @@ function saying(call: Call, answer: Answer<Text>): Result<string> {
   return [answer[0], render(answer[1], call.language)] as Result<string>;
 }
 
-/** Registers or unregisters, if the caller's address may; in the caller's language. */
-function ifAllowed(binder: Binder, call: Call, change: () => Answer<Text>): Result<string> {
-  const allowed = binder.mayRegister(call.remoteAddress);
-  return saying(call, allowed ? change() : [false, text("registrationRefused", call.remoteAddress)]);
+/** The caller of a registration or removal, as the binder sees it. */
+function registrant(call: Call): Registrant {
+  return {
+    address: call.remoteAddress,
+    token: call.session,
+    key: call.registerKey,
+    setToken: (token) => call.setSession(token),
+  };
 }
 
 /** The binder's method table: the two original methods and our extensions. */
@@ -310,7 +546,7 @@ export function binderMethods(binder: Binder): MethodTable {
     registrar_procedimento: rpc(
       "Registra (ou renova) um serviço: [true, msg] ou [false, msg].",
       [["nome", "string"], ["endereco", "string"], ["porta", "int"]],
-      (call, nome, endereco, porta) => ifAllowed(binder, call, () => binder.register(nome, endereco, porta)),
+      (call, nome, endereco, porta) => saying(call, binder.register(nome, endereco, porta, registrant(call))),
     ),
     buscar_procedimento: rpc(
       "Busca um serviço vivo: [true, {endereco, porta}] ou [false, msg]. Com vários, alterna entre eles.",
@@ -321,7 +557,7 @@ export function binderMethods(binder: Binder): MethodTable {
       "Remove o registro de um serviço: [true, msg] ou [false, msg].",
       [["nome", "string"], ["endereco", "string"], ["porta", "int"]],
       (call, nome, endereco, porta) =>
-        ifAllowed(binder, call, () => binder.unregister(nome, endereco, porta)),
+        saying(call, binder.unregister(nome, endereco, porta, registrant(call))),
     ),
     listar_procedimentos: rpc(
       "Lista os registros: [true, [{nome, endereco, porta, idade_s, visto_ha_s, estado}...]].",
@@ -358,8 +594,15 @@ Opções:
   --check-interval S       segundos entre verificações de vida (padrão: 5)
   --drop-after S           remove um serviço sem resposta há S segundos (padrão: 20)
   --request-timeout S      prazo para um cliente enviar a requisição (padrão: 10)
+  --idle-timeout S         fecha conexões sem requisição há S segundos (padrão: 30)
+  --max-connections N      conexões abertas ao mesmo tempo (padrão: 16384, menos se faltarem arquivos)
   --allow-register REDE    aceita registros também desta rede, em CIDR (ex.: 192.168.0.0/24);
                            repetível. Sem ela, só da própria máquina (loopback). Buscas são livres.
+  --register-key CHAVE     registros e remoções de fora desta máquina precisam da chave (o servidor
+                           a recebe com a mesma opção)
+  --max-per-name N         endereços registrados sob um mesmo nome (padrão: 16)
+  --max-per-source N       endereços registrados por um mesmo endereço de origem (padrão: 64)
+  --max-probes N           verificações de vida ao mesmo tempo (padrão: 8)
   -h, --help               mostra esta ajuda
 
 Na mesma porta, por HTTP GET, o binder serve o cliente e só ele: na rede, um colega entra com
@@ -378,13 +621,32 @@ export async function main(args: string[] = Deno.args): Promise<void> {
     "check-interval": { type: "string", default: "5" },
     "drop-after": { type: "string", default: "20" },
     "request-timeout": { type: "string", default: "10" },
+    "idle-timeout": { type: "string", default: "30" },
+    "max-connections": { type: "string" },
     "allow-register": { type: "string", multiple: true, default: [] },
+    "register-key": { type: "string" },
+    "max-per-name": { type: "string", default: "16" },
+    "max-per-source": { type: "string", default: "64" },
+    "max-probes": { type: "string", default: "8" },
   });
   const port = numberFlag(program, "--port", flags.port, { min: 0, max: 65535, integer: true });
   const seconds = (flag: string, text: string) => secondsFlag(program, flag, text, 3600);
   const checkIntervalMs = seconds("--check-interval", flags["check-interval"]);
   const dropAfterMs = seconds("--drop-after", flags["drop-after"]);
   const bodyTimeoutMs = seconds("--request-timeout", flags["request-timeout"]);
+  const idleTimeoutMs = seconds("--idle-timeout", flags["idle-timeout"]);
+  const count = (flag: string, text: string, max: number) =>
+    numberFlag(program, flag, text, { min: 1, max, integer: true });
+  const maxConnections = flags["max-connections"] === undefined
+    ? undefined
+    : count("--max-connections", flags["max-connections"], 1_000_000);
+  const maxPerName = count("--max-per-name", flags["max-per-name"], 100_000);
+  const maxPerSource = count("--max-per-source", flags["max-per-source"], 100_000);
+  const maxProbes = count("--max-probes", flags["max-probes"], 1000);
+  const registerKey = flags["register-key"];
+  if (registerKey !== undefined && !/^[\x21-\x7e]{8,200}$/.test(registerKey)) {
+    usageError(program, "--register-key: use de 8 a 200 caracteres ASCII visíveis, sem espaços");
+  }
   const allowRegister = flags["allow-register"].map((text) =>
     parseNetwork(text) ??
       usageError(program, `--allow-register: rede inválida '${text}' (use CIDR, ex.: 192.168.0.0/24)`)
@@ -395,7 +657,11 @@ export async function main(args: string[] = Deno.args): Promise<void> {
     checkIntervalMs,
     dropAfterMs,
     probeTimeoutMs: Math.min(2000, checkIntervalMs),
+    maxProbes,
+    maxPerName,
+    maxPerSource,
     allowRegister,
+    registerKey,
     log,
   });
   let server;
@@ -404,6 +670,8 @@ export async function main(args: string[] = Deno.args): Promise<void> {
       host: flags.host,
       port,
       bodyTimeoutMs,
+      idleTimeoutMs,
+      maxConnections,
       log,
       get: serveClientModule,
     });
@@ -421,6 +689,12 @@ export async function main(args: string[] = Deno.args): Promise<void> {
     await server.shutdown();
   });
   log.info(`Registros aceitos de: loopback${allowRegister.map((network) => `, ${network.text}`).join("")}`);
+  log.info(
+    `Registros: até ${maxPerName} por nome e ${maxPerSource} por origem, ${maxProbes} verificações de vida ` +
+      `ao mesmo tempo${
+        registerKey === undefined ? "" : "; de fora desta máquina, só com a chave de registro"
+      }`,
+  );
   log.info(`Binder ouvindo em ${flags.host}:${server.addr.port}`);
   announceReady({ programa: "binder", host: flags.host, porta: server.addr.port });
 }

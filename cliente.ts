@@ -318,6 +318,7 @@ The earlier conversation stays in the terminal's own scrollback.`,
     notFound: "address not found",
     closed: "connection closed",
     unreachable: "address unreachable",
+    tooLarge: "answer too large",
     other: "network error",
   },
   syntax: {

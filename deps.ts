@@ -36,6 +36,7 @@ export {
   type MethodTable,
   type Param,
   type ParamType,
+  REGISTER_KEY_HEADER,
   rpc,
   type RpcMethod,
   type ServeOptions,
@@ -45,12 +46,27 @@ export {
   xmlRpcHandler,
 } from "./deps/rpc.ts";
 
+// HTTP/1.1 with connection limits: what serveXmlRpc serves on.
+export {
+  type ConnectionInfo,
+  freeFiles,
+  type HttpHandler,
+  type HttpServeOptions,
+  type HttpServer,
+  type IncomingRequest,
+  type PlainResponse,
+  procFiles,
+  serveHttp,
+  toResponse,
+} from "./deps/http.ts";
+
 // Calling: the client, and where services are.
 export {
   type CallOptions,
   type ClientOptions,
   describeNetworkError,
   endpointUrl,
+  MAX_ANSWER_BYTES,
   NETWORK_ERRORS_PT,
   type NetworkError,
   parseHostPort,

@@ -49,6 +49,7 @@ import {
   Reason,
   type Refusal,
   refuse,
+  REGISTER_KEY_HEADER,
   render,
   RESERVED_NAMES,
   type Result,
@@ -1552,11 +1553,16 @@ export class BinderRegistration {
   #inFlight: Promise<void> | undefined;
   #stopped = false;
 
-  /** Registration of our `port` in `binder`, renewed every `everyMs` once started. */
-  constructor(binder: HostPort, port: number, everyMs: number, log: Logger) {
+  /**
+   * Registration of our `port` in `binder`, renewed every `everyMs` once
+   * started; with `registerKey` (`--register-key`), for a binder that asks
+   * for one. The binder's token comes back as a cookie, which the client keeps.
+   */
+  constructor(binder: HostPort, port: number, everyMs: number, log: Logger, registerKey?: string) {
     this.#binder = `${binder.host}:${binder.port}`;
     this.#client = new XmlRpcClient(endpointUrl(binder.host, binder.port), {
       timeoutMs: Math.max(1000, everyMs),
+      headers: registerKey === undefined ? {} : { [REGISTER_KEY_HEADER]: registerKey },
     });
     this.#port = port;
     this.#everyMs = everyMs;
@@ -1679,6 +1685,9 @@ Opções:
                            encerra a mais antiga, que responde vazia (padrão: 4)
   --register-interval S    renova o registro no binder a cada S segundos (padrão: 10)
   --request-timeout S      prazo para um cliente enviar a requisição (padrão: 10)
+  --idle-timeout S         fecha conexões sem requisição há S segundos (padrão: 30)
+  --max-connections N      conexões abertas ao mesmo tempo (padrão: 16384, menos se faltarem arquivos)
+  --register-key CHAVE     chave de registro que o binder pede (--register-key do binder)
   --sync normal|full       normal: nada se perde se o processo morrer; full: nem se faltar
                            energia, mais lento (padrão: normal)
   --compat                 aceita os clientes originais, que não enviam cookie de sessão (e salas
@@ -1716,6 +1725,9 @@ export async function main(args: string[] = Deno.args): Promise<void> {
     "max-waits": { type: "string", default: String(LIMITS.maxWaits) },
     "register-interval": { type: "string", default: "10" },
     "request-timeout": { type: "string", default: "10" },
+    "idle-timeout": { type: "string", default: "30" },
+    "max-connections": { type: "string" },
+    "register-key": { type: "string" },
     sync: { type: "string", default: "normal" },
     compat: { type: "boolean", default: false },
   });
@@ -1725,6 +1737,13 @@ export async function main(args: string[] = Deno.args): Promise<void> {
   const sessionTtlMs = seconds("--session-ttl", flags["session-ttl"]);
   const registerEveryMs = seconds("--register-interval", flags["register-interval"]);
   const bodyTimeoutMs = seconds("--request-timeout", flags["request-timeout"]);
+  const idleTimeoutMs = seconds("--idle-timeout", flags["idle-timeout"]);
+  const maxConnections = flags["max-connections"] === undefined ? undefined : numberFlag(
+    program,
+    "--max-connections",
+    flags["max-connections"],
+    { min: 1, max: 1_000_000, integer: true },
+  );
   const maxRate = numberFlag(program, "--max-rate", flags["max-rate"], { min: 0.1, max: 100000 });
   const cap = (flag: "max-users" | "max-rooms" | "max-rooms-per-user" | "max-waits", max: number) =>
     numberFlag(program, `--${flag}`, flags[flag], { min: 1, max, integer: true });
@@ -1778,6 +1797,8 @@ export async function main(args: string[] = Deno.args): Promise<void> {
       host: flags.host,
       port,
       bodyTimeoutMs,
+      idleTimeoutMs,
+      maxConnections,
       log,
     });
   } catch (error) {
@@ -1789,7 +1810,13 @@ export async function main(args: string[] = Deno.args): Promise<void> {
     Deno.exit(1);
   }
   chat.start(Math.min(1000, sessionTtlMs / 4, roomTtlMs / 4));
-  const registration = new BinderRegistration(binder, server.addr.port, registerEveryMs, log);
+  const registration = new BinderRegistration(
+    binder,
+    server.addr.port,
+    registerEveryMs,
+    log,
+    flags["register-key"],
+  );
   const shutdown = async () => {
     log.info("Servidor encerrando...");
     // Before the waits end: whoever waits gets the notice in its answer.

@@ -13,7 +13,14 @@ import { encodeCall, Fault, parseXmlRpc, type XmlRpcValue } from "./codec.ts";
 // ---------------------------------------------------------------------------
 
 /** Why a service did not answer, for each program to say in its own words. */
-export type NetworkError = "refused" | "timeout" | "notFound" | "closed" | "unreachable" | "other";
+export type NetworkError =
+  | "refused"
+  | "timeout"
+  | "notFound"
+  | "closed"
+  | "unreachable"
+  | "tooLarge"
+  | "other";
 
 /** The kinds in Portuguese: the words of the programs' logs, and of the Portuguese client. */
 export const NETWORK_ERRORS_PT: Readonly<Record<NetworkError, string>> = {
@@ -22,6 +29,7 @@ export const NETWORK_ERRORS_PT: Readonly<Record<NetworkError, string>> = {
   notFound: "endereço não encontrado",
   closed: "conexão encerrada",
   unreachable: "endereço inalcançável",
+  tooLarge: "resposta grande demais",
   other: "erro de rede",
 };
 
@@ -33,7 +41,11 @@ export class Unreachable extends Error {
    * an `other` (for a log, never for a user).
    */
   constructor(readonly url: string, readonly kind: NetworkError, readonly detail = "") {
-    super(`${url}: ${NETWORK_ERRORS_PT[kind]}${kind === "other" && detail ? ` (${detail})` : ""}`);
+    super(
+      `${url}: ${NETWORK_ERRORS_PT[kind]}${
+        (kind === "other" || kind === "tooLarge") && detail ? ` (${detail})` : ""
+      }`,
+    );
     this.name = "Unreachable";
   }
 }
@@ -52,7 +64,15 @@ export interface ClientOptions {
   timeoutMs?: number;
   /** Request headers sent with every call (`X-Chat-Motivos: 1`, say). */
   headers?: Record<string, string>;
+  /**
+   * Answers larger than this are refused, read no further than the limit
+   * (default {@linkcode MAX_ANSWER_BYTES}): a rogue server cannot grow the client.
+   */
+  maxAnswerBytes?: number;
 }
+
+/** The default limit on an answer's size: 8 MiB (the largest real answer is well under 1 MiB). */
+export const MAX_ANSWER_BYTES = 8 * 1024 * 1024;
 
 /** An XML-RPC client over `fetch`: keep-alive, timeouts and the server's session cookie. */
 export class XmlRpcClient {
@@ -60,6 +80,8 @@ export class XmlRpcClient {
   readonly url: string;
   /** The timeout of a call, unless the call gives its own. */
   readonly timeoutMs: number;
+  /** Answers larger than this many bytes are refused. */
+  readonly maxAnswerBytes: number;
   readonly #headers: Record<string, string>;
   readonly #cookies = new Map<string, string>();
 
@@ -67,6 +89,7 @@ export class XmlRpcClient {
   constructor(url: string, options: ClientOptions = {}) {
     this.url = url;
     this.timeoutMs = options.timeoutMs ?? 10_000;
+    this.maxAnswerBytes = options.maxAnswerBytes ?? MAX_ANSWER_BYTES;
     this.#headers = { ...options.headers };
   }
 
@@ -83,10 +106,11 @@ export class XmlRpcClient {
     try {
       const response = await fetch(this.url, { method: "POST", headers, body, signal });
       for (const cookie of response.headers.getSetCookie()) this.#keepCookie(cookie);
-      text = await response.text();
+      text = await readAnswer(response, this.maxAnswerBytes);
       if (!response.ok) throw new Fault(-response.status, `HTTP ${response.status}: ${text.trim()}`);
     } catch (error) {
       if (error instanceof Fault) throw error;
+      if (error instanceof AnswerTooLarge) throw new Unreachable(this.url, "tooLarge", error.message);
       if (options.signal?.aborted) throw options.signal.reason;
       const kind = timeout.aborted ? "timeout" : describeNetworkError(error);
       throw new Unreachable(this.url, kind, networkMessage(error).split("\n", 1)[0]);
@@ -106,6 +130,49 @@ export class XmlRpcClient {
     const eq = pair.indexOf("=");
     if (eq > 0) this.#cookies.set(pair.slice(0, eq).trim(), pair.slice(eq + 1).trim());
   }
+}
+
+class AnswerTooLarge extends Error {}
+
+const decoder = new TextDecoder();
+
+/**
+ * An answer's body as text, read chunk by chunk and given up (the connection
+ * closed) as soon as it passes `limit`: never more than that in memory.
+ */
+async function readAnswer(response: Response, limit: number): Promise<string> {
+  const tooLarge = () => new AnswerTooLarge(`resposta grande demais (mais de ${formatBytes(limit)})`);
+  const declared = Number(response.headers.get("content-length") ?? NaN);
+  if (declared > limit) {
+    await response.body?.cancel().catch(() => {});
+    throw tooLarge();
+  }
+  if (!response.body) return "";
+  const reader = response.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.byteLength;
+    if (size > limit) {
+      await reader.cancel().catch(() => {});
+      throw tooLarge();
+    }
+    chunks.push(value);
+  }
+  if (chunks.length === 1) return decoder.decode(chunks[0]);
+  const bytes = new Uint8Array(size);
+  let offset = 0;
+  for (const chunk of chunks) {
+    bytes.set(chunk, offset);
+    offset += chunk.byteLength;
+  }
+  return decoder.decode(bytes);
+}
+
+function formatBytes(bytes: number): string {
+  return bytes % (1024 * 1024) === 0 ? `${bytes / (1024 * 1024)} MiB` : `${bytes} bytes`;
 }
 
 /** What a failed `fetch` says, with its cause. */

@@ -1,13 +1,22 @@
 /**
  * The server side of XML-RPC: method tables of plain functions, the
- * dispatcher (with introspection and multicall on top), and the `Deno.serve`
- * handler that turns HTTP requests into calls and results into responses.
+ * dispatcher (with introspection and multicall on top), and the handler that
+ * turns HTTP requests into calls and results into responses, served with the
+ * connection limits of `deps/http.ts` (or by `Deno.serve`, in tests).
  * Business logic sees a {@linkcode Call}, never XML or HTTP.
  *
  * @module
  */
 
 import { Deadlines } from "./deadlines.ts";
+import {
+  type ConnectionInfo,
+  type HttpServer,
+  type IncomingRequest,
+  type PlainResponse,
+  serveHttp,
+  toResponse,
+} from "./http.ts";
 import type { Logger } from "./log.ts";
 import { type Lang, languageOf, REASONS_HEADER } from "./protocol.ts";
 import {
@@ -46,6 +55,8 @@ export type ArgsOf<P extends readonly Param[]> = {
 export interface Call {
   /** The caller's IP address. */
   readonly remoteAddress: string;
+  /** The binder's registration key the caller presented (the header `X-Chave-Registro`), if any. */
+  readonly registerKey?: string | undefined;
   /** The session token the caller presented (a cookie), if any. */
   readonly session: string | undefined;
   /** The caller asked for the reason of every refusal (the header `X-Chat-Motivos: 1`). */
@@ -226,22 +237,33 @@ export interface HandlerOptions {
   /** Where internal errors (bugs) go: the operator log. Default: stderr. */
   log?: Logger;
   /** Answers GET and HEAD requests (the binder serves the client's modules); without it they get 405. */
-  get?: (request: Request) => Response | Promise<Response>;
+  get?: (request: IncomingRequest) => Response | Promise<Response>;
 }
 
 /** The cookie that carries the session `registrar_usuario` hands out. */
 export const SESSION_COOKIE = "sessao";
+/** The header a server sends its `--register-key` in, to a binder that asks for one. */
+export const REGISTER_KEY_HEADER = "X-Chave-Registro";
 const DEFAULT_MAX_BODY = 1024 * 1024;
 const DEFAULT_MAX_IN_FLIGHT = 16 * DEFAULT_MAX_BODY;
 const SMALL_BODY = 64 * 1024;
 const utf8 = new TextDecoder("utf-8", { fatal: true });
 const XML_HEADERS = { "content-type": "text/xml; charset=utf-8" } as const;
 
-/** A `Deno.serve` handler that serves a method table over XML-RPC. */
+/** A handler that serves a method table over XML-RPC, as `Deno.serve` takes it. */
 export function xmlRpcHandler(
   methods: MethodTable,
   options: HandlerOptions = {},
-): (request: Request, info: Deno.ServeHandlerInfo<Deno.NetAddr>) => Promise<Response> {
+): (request: IncomingRequest, info: ConnectionInfo) => Promise<Response> {
+  const answer = xmlRpcAnswers(methods, options);
+  return async (request, info) => toResponse(await answer(request, info));
+}
+
+/** The same, answering as plain data: what {@linkcode serveXmlRpc} writes without building a `Response`. */
+function xmlRpcAnswers(
+  methods: MethodTable,
+  options: HandlerOptions,
+): (request: IncomingRequest, info: ConnectionInfo) => Promise<Response | PlainResponse> {
   const log = options.log ?? STDERR_LOG;
   const asFault = (error: unknown) => faultOf(error, log);
   const table = withSystemMethods(methods, asFault);
@@ -255,9 +277,8 @@ export function xmlRpcHandler(
       if (options.get && (request.method === "GET" || request.method === "HEAD")) {
         return await options.get(request);
       }
-      return new Response("Este é um serviço XML-RPC: use POST.\n", {
-        status: 405,
-        headers: { allow: options.get ? "GET, HEAD, POST" : "POST" },
+      return text(405, "Este é um serviço XML-RPC: use POST.\n", {
+        allow: options.get ? "GET, HEAD, POST" : "POST",
       });
     }
     const declared = Number(request.headers.get("content-length") ?? "0");
@@ -286,20 +307,18 @@ export function xmlRpcHandler(
       release();
       if (error instanceof BodyTooLarge) return tooLarge(maxBody);
       if (error instanceof Busy) {
-        return new Response("Servidor ocupado: tente de novo em instantes.\n", {
-          status: 503,
-          headers: { "retry-after": "1" },
-        });
+        return text(503, "Servidor ocupado: tente de novo em instantes.\n", { "retry-after": "1" });
       }
       if (error instanceof BodyTimeout) {
-        return new Response("Tempo esgotado recebendo a requisição.\n", { status: 408 });
+        return text(408, "Tempo esgotado recebendo a requisição.\n");
       }
-      return new Response("Requisição interrompida.\n", { status: 400 });
+      return text(400, "Requisição interrompida.\n");
     }
 
     let newSession: string | undefined;
     const call: Call = {
       remoteAddress: info.remoteAddr.hostname,
+      registerKey: request.headers.get(REGISTER_KEY_HEADER) ?? undefined,
       session: readCookie(request.headers.get("cookie"), SESSION_COOKIE),
       wantsReasons: request.headers.get(REASONS_HEADER)?.trim() === "1",
       language: languageOf(request.headers.get("accept-language")),
@@ -324,13 +343,15 @@ export function xmlRpcHandler(
       const fault = asFault(error);
       xml = encodeFault(fault.code, fault.message);
     }
-    if (newSession === undefined) return new Response(xml, { headers: XML_HEADERS });
-    return new Response(xml, {
+    if (newSession === undefined) return { status: 200, headers: XML_HEADERS, body: xml };
+    return {
+      status: 200,
       headers: {
         ...XML_HEADERS,
         "set-cookie": `${SESSION_COOKIE}=${newSession}; Path=/; HttpOnly; SameSite=Strict`,
       },
-    });
+      body: xml,
+    };
   };
 }
 
@@ -342,8 +363,12 @@ function decodeUtf8(bytes: Uint8Array): string {
   }
 }
 
-function tooLarge(maxBody: number): Response {
-  return new Response(`Requisição grande demais (máximo ${maxBody} bytes).\n`, { status: 413 });
+function text(status: number, body: string, headers: Record<string, string> = {}): PlainResponse {
+  return { status, headers: { "content-type": "text/plain; charset=utf-8", ...headers }, body };
+}
+
+function tooLarge(maxBody: number): PlainResponse {
+  return text(413, `Requisição grande demais (máximo ${maxBody} bytes).\n`);
 }
 
 class BodyTooLarge extends Error {}
@@ -371,7 +396,7 @@ async function withDeadline<T>(promise: Promise<T>, timeoutMs: number): Promise<
  * bodies cost nothing; `reserve` accounts for every chunk kept (false: too busy).
  */
 async function readBody(
-  request: Request,
+  request: IncomingRequest,
   maxBody: number,
   timeoutMs: number,
   reserve: (size: number) => boolean,
@@ -418,23 +443,31 @@ function readCookie(header: string | null, name: string): string | undefined {
   return undefined;
 }
 
-/** Where to serve, and the handler's options. */
+/** Where to serve, the connection limits, and the handler's options. */
 export interface ServeOptions extends HandlerOptions {
   /** The interface to listen on (`0.0.0.0`: all). */
   host: string;
   /** The port (0: a free one). */
   port: number;
+  /** At most this many connections open at once (default and ceiling: what the file limit allows). */
+  maxConnections?: number;
+  /** A kept-alive connection with no request for this long is closed (default 30 s). */
+  idleTimeoutMs?: number;
 }
 
-/** Serves a method table; throws at once when the address cannot be bound. */
-export function serveXmlRpc(methods: MethodTable, options: ServeOptions): Deno.HttpServer<Deno.NetAddr> {
-  return Deno.serve({
+/**
+ * Serves a method table with the limits of `deps/http.ts`: a request's head
+ * must arrive within `bodyTimeoutMs` too; throws at once when the address
+ * cannot be bound.
+ */
+export function serveXmlRpc(methods: MethodTable, options: ServeOptions): HttpServer {
+  return serveHttp({
     hostname: options.host,
     port: options.port,
-    onListen: () => {},
-    onError: (error) => {
-      (options.log ?? STDERR_LOG).error(`Erro interno no HTTP: ${describeError(error)}`);
-      return new Response("Erro interno.\n", { status: 500 });
-    },
-  }, xmlRpcHandler(methods, options));
+    maxConnections: options.maxConnections,
+    headerTimeoutMs: options.bodyTimeoutMs ?? 10_000,
+    writeTimeoutMs: options.bodyTimeoutMs ?? 10_000,
+    idleTimeoutMs: options.idleTimeoutMs,
+    log: options.log ?? STDERR_LOG,
+  }, xmlRpcAnswers(methods, options));
 }

@@ -96,6 +96,22 @@ export const PORTUGUESE_TEXTS = {
   registrationRefused: (address: string) =>
     `Registro recusado: ${address} não pode registrar nem remover serviços neste binder. Quem o inicia ` +
     `pode liberar uma rede com --allow-register (ex.: --allow-register 192.168.0.0/24).`,
+  registrationKeyMissing: () =>
+    "Registro recusado: este binder pede a chave de registro (--register-key no servidor, enviada no " +
+    "cabeçalho X-Chave-Registro); nenhuma foi enviada.",
+  registrationKeyWrong: () =>
+    "Registro recusado: este binder pede a chave de registro (--register-key no servidor, enviada no " +
+    "cabeçalho X-Chave-Registro); a chave enviada está errada.",
+  registrationOthersName: (name: string, address: string) =>
+    `Registro recusado: '${name}' foi registrado por outro endereço; ${address} só pode somar-se a ele ` +
+    `se estiver numa rede de --allow-register.`,
+  registrationPerName: (name: string, count: number) =>
+    `Registro recusado: '${name}' já tem ${count} endereços registrados (limite --max-per-name).`,
+  registrationPerSource: (address: string, count: number) =>
+    `Registro recusado: ${address} já registrou ${count} endereços (limite --max-per-source).`,
+  registrationNotYours: (name: string, at: string) =>
+    `Registro recusado: '${name}' em ${at} foi registrado por outro endereço; só ele (ou quem tem o token ` +
+    `que recebeu) pode renová-lo ou removê-lo.`,
 };
 
 /** Every text in one language: by key, a function of the text's arguments. */
@@ -159,6 +175,22 @@ const EN: Catalogue = {
   registrationRefused: (address) =>
     `Registration refused: ${address} may not register or remove services at this binder. Whoever starts ` +
     `it can allow a network with --allow-register (e.g. --allow-register 192.168.0.0/24).`,
+  registrationKeyMissing: () =>
+    "Registration refused: this binder asks for the registration key (--register-key on the server, sent in " +
+    "the X-Chave-Registro header); none was sent.",
+  registrationKeyWrong: () =>
+    "Registration refused: this binder asks for the registration key (--register-key on the server, sent in " +
+    "the X-Chave-Registro header); the key sent is wrong.",
+  registrationOthersName: (name, address) =>
+    `Registration refused: '${name}' was registered by another address; ${address} may join it only from ` +
+    `a network of --allow-register.`,
+  registrationPerName: (name, count) =>
+    `Registration refused: '${name}' already has ${count} addresses registered (limit --max-per-name).`,
+  registrationPerSource: (address, count) =>
+    `Registration refused: ${address} already registered ${count} addresses (limit --max-per-source).`,
+  registrationNotYours: (name, at) =>
+    `Registration refused: '${name}' at ${at} was registered by another address; only it (or whoever holds ` +
+    `the token it received) may renew or remove it.`,
 };
 
 const CATALOGUES: Readonly<Record<Lang, Catalogue>> = { pt: PORTUGUESE_TEXTS, en: EN };

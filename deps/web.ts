@@ -24,6 +24,7 @@ import cli from "./cli.ts" with { type: "text" };
 import client from "./client.ts" with { type: "text" };
 import codec from "./codec.ts" with { type: "text" };
 import deadlines from "./deadlines.ts" with { type: "text" };
+import http from "./http.ts" with { type: "text" };
 import log from "./log.ts" with { type: "text" };
 import protocol from "./protocol.ts" with { type: "text" };
 import rpc from "./rpc.ts" with { type: "text" };
@@ -38,6 +39,7 @@ export const CLIENT_MODULES: ReadonlyMap<string, string> = new Map([
   ["deps/client.ts", client],
   ["deps/codec.ts", codec],
   ["deps/deadlines.ts", deadlines],
+  ["deps/http.ts", http],
   ["deps/log.ts", log],
   ["deps/protocol.ts", protocol],
   ["deps/rpc.ts", rpc],
@@ -55,7 +57,7 @@ const BODIES = new Map([...CLIENT_MODULES].map(([path, text]) => [`/${path}`, en
  * path, exactly as sent, is `/` and its name; anything else (`..`, encoded
  * characters, a query, a second slash, another file) is 404.
  */
-export function serveClientModule(request: Request): Response {
+export function serveClientModule(request: { readonly url: string; readonly method: string }): Response {
   // The path exactly as sent: `new URL()` would resolve `..` and `.` segments before we could see them.
   const afterScheme = request.url.indexOf("//") + 2;
   const slash = request.url.indexOf("/", afterScheme);

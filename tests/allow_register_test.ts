@@ -2,10 +2,11 @@
  * The binder's `--allow-register`: registrations (and removals) from
  * loopback by default, and from the given networks; lookups stay open.
  *
- * A real refusal needs a caller that is not on loopback, which a test on one
- * machine cannot be: the refusal goes through the binder's real HTTP handler
- * in-process, with the caller's address as Deno.serve would give it; the
- * subprocess tests cover the command line and the default.
+ * A real refusal needs a caller that is not on loopback: the refusal goes
+ * through the binder's real HTTP handler in-process, with the caller's address
+ * as the connection would give it; the subprocess tests cover the command line
+ * and the default; ownership and the registration key are also tested across
+ * hosts (network namespaces, tests/netns.ts), against the real programs.
  *
  * @module
  */
@@ -13,7 +14,20 @@
 import assert from "node:assert/strict";
 import { Binder, binderMethods, parseNetwork } from "../binder.ts";
 import { parseXmlRpc, xmlRpcHandler, type XmlRpcValue } from "../deps.ts";
-import { BINDER_PERMISSIONS, runScript, silentLog, startBinder } from "./test_helpers.ts";
+import { Lan, LAN_UNAVAILABLE } from "./netns.ts";
+import { BINDER_PERMISSIONS, runScript, SERVER_PERMISSIONS, silentLog, startBinder } from "./test_helpers.ts";
+
+const ROOT = new URL("..", import.meta.url).pathname;
+const TIMEOUT_MS = 30_000;
+
+/** A test across hosts (tests/netns.ts): skipped, with its reason in the name, where there are no namespaces. */
+function lanTest(name: string, fn: () => Promise<void>): void {
+  Deno.test({
+    name: LAN_UNAVAILABLE ? `${name} (skipped: ${LAN_UNAVAILABLE})` : name,
+    ignore: LAN_UNAVAILABLE !== undefined,
+    fn,
+  });
+}
 
 Deno.test("--allow-register parses CIDR networks and single addresses, IPv4 and IPv6", () => {
   for (
@@ -96,7 +110,7 @@ Deno.test("who may register: loopback, and addresses in the networks; IPv4-mappe
   }
 });
 
-/** The binder's real handler, called as Deno.serve would for a caller at `address`. */
+/** The binder's real handler, called as the server would for a caller at `address`. */
 function binderAt(...networks: string[]) {
   const handler = xmlRpcHandler(binderMethods(binderWith(...networks)));
   return async (address: string, method: string, ...params: XmlRpcValue[]) => {
@@ -107,7 +121,7 @@ function binderAt(...networks: string[]) {
       values.map((v) => `<param>${v}</param>`).join("") + "</params></methodCall>";
     const response = await handler(
       new Request("http://binder/", { method: "POST", body }),
-      { remoteAddr: { transport: "tcp", hostname: address, port: 40000 }, completed: Promise.resolve() },
+      { remoteAddr: { transport: "tcp", hostname: address, port: 40000 } },
     );
     const document = parseXmlRpc(await response.text(), "methodResponse");
     assert(document.kind === "response", JSON.stringify(document));
@@ -193,3 +207,122 @@ Deno.test("binder refuses a bad --allow-register with one line and exit code 2",
   assert.equal(code, 2);
   assert.match(stderr, /a opção --allow-register precisa de um valor/);
 });
+
+// ---------------------------------------------------------------------------
+// Hijacking ChatService (issue 14, defect 5)
+// ---------------------------------------------------------------------------
+
+Deno.test("over HTTP: the key travels in X-Chave-Registro, the owner's token comes back as a cookie", async () => {
+  const handler = xmlRpcHandler(binderMethods(
+    new Binder({
+      checkIntervalMs: 3_600_000,
+      dropAfterMs: 3_600_000,
+      probeTimeoutMs: 1000,
+      allowRegister: [parseNetwork("192.168.0.0/24")!],
+      registerKey: "chave-da-turma",
+      log: silentLog,
+    }),
+  ));
+  const call = async (address: string, headers: Record<string, string>, method: string, port = 8001) => {
+    const body =
+      `<methodCall><methodName>${method}</methodName><params><param><value>ChatService</value></param>` +
+      `<param><value>192.168.0.10</value></param><param><value><int>${port}</int></value></param></params></methodCall>`;
+    const response = await handler(
+      new Request("http://binder/", { method: "POST", body, headers }),
+      { remoteAddr: { transport: "tcp", hostname: address, port: 40000 } },
+    );
+    const document = parseXmlRpc(await response.text(), "methodResponse");
+    assert(document.kind === "response");
+    return { result: document.value as [boolean, string], cookie: response.headers.get("set-cookie") };
+  };
+  assert.match((await call("192.168.0.10", {}, "registrar_procedimento")).result[1], /chave de registro/);
+  const registered = await call(
+    "192.168.0.10",
+    { "X-Chave-Registro": "chave-da-turma" },
+    "registrar_procedimento",
+  );
+  assert.equal(registered.result[0], true);
+  const cookie = /^(sessao=[\w-]+);/.exec(registered.cookie ?? "")?.[1];
+  assert(cookie, registered.cookie ?? "no cookie");
+  // Another host with the key but not the token: refused; the same server from a new address, with its token: ok.
+  const key = { "X-Chave-Registro": "chave-da-turma" };
+  assert.match(
+    (await call("192.168.0.66", key, "remover_procedimento")).result[1],
+    /registrado por outro endereço/,
+  );
+  assert.equal((await call("192.168.0.11", { ...key, cookie }, "remover_procedimento")).result[0], true);
+});
+
+lanTest(
+  "from another host of the LAN, ChatService can be neither removed, renewed nor joined without the key",
+  async () => {
+    await using lan = await Lan.create(["a", "b", "c"]);
+    const { a, b, c } = lan.hosts;
+    const dir = await Deno.makeTempDir({ prefix: "rpc-chat-hijack-" });
+    const key = "chave-da-turma-42";
+    const script = (host: string, name: string, permissions: string[], args: string[]) =>
+      lan.run(host, [Deno.execPath(), "run", "--no-prompt", ...permissions, `${ROOT}${name}`, ...args], {
+        cwd: dir,
+      });
+    try {
+      const registration = ["--register-key", key];
+      const binderArgs = ["--port", "5000", "--allow-register", lan.network, ...registration];
+      await using binder = script("a", "binder.ts", BINDER_PERMISSIONS, binderArgs);
+      await binder.ready(TIMEOUT_MS);
+      const serverArgs = ["--port", "8001", "--db", ":memory:", "--binder", `${a!.address}:5000`];
+      await using server = script("c", "server.ts", SERVER_PERMISSIONS, [
+        ...serverArgs,
+        ...registration,
+        "--register-interval",
+        "0.2",
+      ]);
+      await binder.waitForLine(new RegExp(`Registrado: ChatService -> ${c!.address}:8001$`), TIMEOUT_MS);
+
+      // The intruder on B: Python's xmlrpc.client, with and without the key.
+      await using intruder = lan.run("b", [
+        "python3",
+        "-c",
+        INTRUDER,
+        `${a!.address}:5000`,
+        c!.address,
+        b!.address,
+        key,
+      ]);
+      assert.equal((await intruder.status).code, 0, intruder.tail(10));
+      const results = Object.fromEntries(intruder.lines.map((line) => JSON.parse(line)));
+      assert.match(results["add a fake, no key"][1], /pede a chave de registro/);
+      assert.match(results["remove the real one, no key"][1], /pede a chave de registro/);
+      assert.match(results["remove the real one, with the key"][1], /registrado por outro endereço/);
+      assert.match(results["renew the real one, with the key"][1], /registrado por outro endereço/);
+      assert.deepEqual(results["look up"], [true, { endereco: c!.address, porta: 8001 }]);
+      // A host that has the key and is in --allow-register may serve beside it: that is what the key is for.
+      assert.equal(results["add its own, with the key"][0], true);
+      // The real server keeps renewing its registration (its token cookie, from its own address).
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      assert.doesNotMatch(server.output, /O binder .* respondeu: Registro recusado/);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+);
+
+/** The intruder: argv is binder, the real server's host, its own host, the key; one JSON line per attempt. */
+const INTRUDER = `
+import json, sys, xmlrpc.client
+binder, real, own, key = sys.argv[1:5]
+class WithKey(xmlrpc.client.Transport):
+    def send_headers(self, connection, headers):
+        connection.putheader("X-Chave-Registro", key)
+        super().send_headers(connection, headers)
+plain = xmlrpc.client.ServerProxy("http://%s/" % binder)
+keyed = xmlrpc.client.ServerProxy("http://%s/" % binder, transport=WithKey())
+for name, call in [
+    ("add a fake, no key", lambda: plain.registrar_procedimento("ChatService", own, 8001)),
+    ("remove the real one, no key", lambda: plain.remover_procedimento("ChatService", real, 8001)),
+    ("remove the real one, with the key", lambda: keyed.remover_procedimento("ChatService", real, 8001)),
+    ("renew the real one, with the key", lambda: keyed.registrar_procedimento("ChatService", real, 8001)),
+    ("look up", lambda: plain.buscar_procedimento("ChatService")),
+    ("add its own, with the key", lambda: keyed.registrar_procedimento("ChatService", own, 8001)),
+]:
+    print(json.dumps([name, call()]), flush=True)
+`;

@@ -8,7 +8,7 @@
 
 import assert from "node:assert/strict";
 import { render, type Text } from "../deps.ts";
-import { type Answer, Binder, type BinderOptions } from "../binder.ts";
+import { type Answer, Binder, type BinderOptions, parseNetwork } from "../binder.ts";
 import { listenOnFreePort, silentLog, waitUntil } from "./test_helpers.ts";
 
 const HOUR = 3_600_000;
@@ -39,6 +39,11 @@ function pt<T>(answer: Answer<T>): [boolean, unknown] {
       ? render(payload as Text, "pt")
       : payload,
   ];
+}
+
+/** An answer's text, in Portuguese. */
+function said<T>(answer: Answer<T>): string {
+  return String(pt(answer)[1]);
 }
 
 /** Each endpoint as `name@port state`, in registration order. */
@@ -193,4 +198,179 @@ Deno.test("Binder probes on its own between start and stop", async () => {
   registry.register("C", "127.0.0.1", closedPort());
   await new Promise((resolve) => setTimeout(resolve, 100));
   assert.deepEqual(listing(registry).map((e) => e.replace(/@\d+/, "")), ["C novo"]);
+});
+
+// ---------------------------------------------------------------------------
+// Hardening (issue 14): probes, caps, ownership, the key, the log
+// ---------------------------------------------------------------------------
+
+/** A caller at `address`, with what it presents; the token a registration hands it is kept. */
+function caller(address: string, presents: { token?: string; key?: string } = {}) {
+  const from = {
+    address,
+    ...presents,
+    given: undefined as string | undefined,
+    setToken(token: string) {
+      from.given = token;
+    },
+  };
+  return from;
+}
+
+/** A log that keeps its lines. */
+function keptLog() {
+  const lines: string[] = [];
+  const keep = (line: string) => void lines.push(line);
+  return { lines, log: { info: keep, warn: keep, error: keep } };
+}
+
+Deno.test("Binder probes at most maxProbes at once, and each host:port once a round", async () => {
+  const probed: string[] = [];
+  let running = 0;
+  let most = 0;
+  const registry = binder({
+    maxProbes: 4,
+    maxPerSource: 1000,
+    maxPerName: 1000,
+    probe: async (host, port) => {
+      probed.push(`${host}:${port}`);
+      most = Math.max(most, ++running);
+      await new Promise((resolve) => setTimeout(resolve, 5));
+      running--;
+      return port !== 9999;
+    },
+  });
+  // The attack: many names, all pointing at the chat server's port; and some other endpoints.
+  for (let i = 0; i < 40; i++) registry.register(`Falso${i}`, "127.0.0.1", 8001);
+  registry.register("Caixa", "LOCALHOST", 8001);
+  registry.register("caixa", "localhost", 8001);
+  for (let port = 9000; port < 9010; port++) registry.register("Outro", "127.0.0.1", port);
+  registry.register("Morto", "127.0.0.1", 9999);
+  await registry.checkLiveness();
+  assert.equal(probed.filter((key) => key === "127.0.0.1:8001").length, 1, "the chat port probed once");
+  assert.equal(probed.length, new Set(probed).size, `probed twice in a round: ${probed}`);
+  assert.equal(probed.length, 1 + 1 + 10 + 1);
+  assert.equal(most, 4, "at most maxProbes at once, and that many");
+  // What one probe found holds for every name on that endpoint.
+  assert(registry.list().every((e) => e.state === (e.port === 9999 ? "sem resposta" : "vivo")));
+  await registry.checkLiveness();
+  assert.equal(probed.length, 2 * 13, "one probe per endpoint in the second round too");
+});
+
+Deno.test("Binder caps registrations per name and per source, and says which limit", () => {
+  const { lines, log } = keptLog();
+  const registry = binder({
+    maxPerName: 3,
+    maxPerSource: 5,
+    allowRegister: [parseNetwork("192.168.0.0/24")!],
+    log,
+  });
+  for (let port = 1; port <= 3; port++) assert.equal(registry.register("Eco", "127.0.0.1", port)[0], true);
+  assert.deepEqual(pt(registry.register("Eco", "127.0.0.1", 4)), [
+    false,
+    "Registro recusado: 'Eco' já tem 3 endereços registrados (limite --max-per-name).",
+  ]);
+  assert.equal(registry.register("A", "127.0.0.1", 5)[0], true);
+  assert.equal(registry.register("B", "127.0.0.1", 6)[0], true);
+  // Every loopback address is the same machine: the same source.
+  assert.deepEqual(pt(registry.register("C", "127.0.0.1", 7, caller("127.0.0.9"))), [
+    false,
+    "Registro recusado: 127.0.0.9 já registrou 5 endereços (limite --max-per-source).",
+  ]);
+  assert.equal(registry.register("C", "127.0.0.1", 7, caller("::1"))[0], false);
+  // Renewing is not registering more; another source has its own count; removing frees one.
+  assert.equal(registry.register("A", "127.0.0.1", 5)[0], true);
+  assert.equal(registry.register("C", "192.168.0.7", 7, caller("192.168.0.7"))[0], true);
+  assert.equal(registry.unregister("A", "127.0.0.1", 5)[0], true);
+  assert.equal(registry.register("D", "127.0.0.1", 7)[0], true);
+  assert(
+    lines.some((line) => /--max-per-name/.test(line)) && lines.some((line) => /--max-per-source/.test(line)),
+  );
+});
+
+Deno.test("Binder ownership: only the registrant's address or token renews and removes", () => {
+  const registry = binder({ allowRegister: [parseNetwork("192.168.0.0/24")!] });
+  const server = caller("192.168.0.10");
+  assert.equal(registry.register("ChatService", "192.168.0.10", 8001, server)[0], true);
+  const token = server.given!;
+  assert.match(token, /^[\w-]{24}$/);
+
+  // Another host of the allowed network: may neither renew nor remove the real one.
+  const intruder = caller("192.168.0.66");
+  const notYours =
+    /^Registro recusado: 'ChatService' em 192\.168\.0\.10:8001 foi registrado por outro endereço/;
+  assert.match(said(registry.register("ChatService", "192.168.0.10", 8001, intruder)), notYours);
+  assert.match(said(registry.unregister("ChatService", "192.168.0.10", 8001, intruder)), notYours);
+  assert.match(
+    said(registry.unregister(
+      "ChatService",
+      "192.168.0.10",
+      8001,
+      caller("192.168.0.66", { token: "x".repeat(24) }),
+    )),
+    notYours,
+  );
+  assert.equal(intruder.given, undefined, "no token for a refused caller");
+  assert.deepEqual(registry.lookup("ChatService"), [true, { endereco: "192.168.0.10", porta: 8001 }]);
+  // The same machine as loopback is not the registrant either: ::1 and 127.0.0.1 are one source, not this one.
+  assert.match(said(registry.unregister("ChatService", "192.168.0.10", 8001)), notYours);
+
+  // A new endpoint under a name another address registered: from --allow-register networks only.
+  assert.match(
+    said(registry.register("ChatService", "127.0.0.1", 9000)),
+    /^Registro recusado: 'ChatService' foi registrado por outro endereço; 127\.0\.0\.1 só pode somar-se/,
+  );
+  assert.equal(registry.register("ChatService", "192.168.0.66", 9000, intruder)[0], true);
+
+  // The registrant from another address (its address changed) holds the token: it renews and removes.
+  const moved = caller("192.168.0.11", { token });
+  assert.equal(registry.register("ChatService", "192.168.0.10", 8001, moved)[0], true);
+  assert.equal(moved.given, token, "the same token handed back");
+  assert.equal(registry.unregister("ChatService", "192.168.0.10", 8001, moved)[0], true);
+  assert.deepEqual(registry.list().map((e) => `${e.owner} ${e.host}:${e.port}`), [
+    "192.168.0.66 192.168.0.66:9000",
+  ]);
+});
+
+Deno.test("Binder --register-key: callers from outside loopback must present it; loopback need not", () => {
+  const registry = binder({ allowRegister: [parseNetwork("10.0.0.0/8")!], registerKey: "chave-da-turma" });
+  assert.match(
+    said(registry.register("ChatService", "10.0.0.5", 8001, caller("10.0.0.5"))),
+    /^Registro recusado: este binder pede a chave de registro .* nenhuma foi enviada\.$/,
+  );
+  assert.match(
+    said(registry.register("ChatService", "10.0.0.5", 8001, caller("10.0.0.5", { key: "chave-da-turmA" }))),
+    /a chave enviada está errada\.$/,
+  );
+  assert.equal(
+    registry.register("ChatService", "10.0.0.5", 8001, caller("10.0.0.5", { key: "chave-da-turma" }))[0],
+    true,
+  );
+  // Removing asks for it too; the original Python server, on loopback, has none and needs none.
+  assert.equal(registry.unregister("ChatService", "10.0.0.5", 8001, caller("10.0.0.5"))[0], false);
+  assert.equal(registry.register("Original", "127.0.0.1", 8002)[0], true);
+  // Outside --allow-register, the key is not enough.
+  assert.match(
+    said(registry.register("X", "172.16.0.1", 1, caller("172.16.0.1", { key: "chave-da-turma" }))),
+    /não pode registrar nem remover serviços neste binder/,
+  );
+});
+
+Deno.test("Binder log: caller-given text clipped and escaped, failed lookups and refusals counted past 20", () => {
+  const { lines, log } = keptLog();
+  const registry = binder({ log });
+  // An absurd name is refused before anything else, and never logged.
+  assert.match(said(registry.lookup("x".repeat(1_000_000))) as string, /^Nome inválido/);
+  assert.match(
+    said(registry.lookup("a\nINFO Registrado: ChatService -> 6.6.6.6:80")) as string,
+    /^Nome inválido/,
+  );
+  assert.equal(lines.length, 0);
+  assert.equal(registry.register(`Serviço\u2028${"y".repeat(90)}`, "127.0.0.1", 1)[0], true);
+  assert.equal(lines.length, 1);
+  assert.match(lines[0]!, /^Registrado: Serviço\\u\{2028\}y{56}\.\.\. \(98 caracteres\) -> 127\.0\.0\.1:1$/);
+  lines.length = 0;
+  for (let i = 0; i < 500; i++) registry.lookup(`nada-${i}-${"z".repeat(90)}`);
+  assert.equal(lines.length, 20, "20 lines of failed lookups in a window, then silence");
+  assert(lines.every((line) => line.length < 120), lines[0]);
 });

@@ -37,6 +37,8 @@ Deno.test("binder refuses a bad flag or value with one line and exit code 2", as
       [["--drop-after=-1"], /--drop-after deve ser um número/],
       [["--drop-after", "-1"], /o valor de --drop-after começa com '-'/],
       [["sobra"], /argumento inesperado 'sobra'/],
+      [["--register-key", "curta"], /--register-key: use de 8 a 200 caracteres/],
+      [["--max-per-source", "0"], /--max-per-source deve ser um inteiro de 1 a/],
     ] as const
   ) {
     const { code, stdout, stderr } = await runScript("binder.ts", BINDER_PERMISSIONS, [...args]);
@@ -194,6 +196,34 @@ Deno.test("binder answers protocol errors with faults and keeps serving", async 
   assert.match(new TextDecoder().decode(reply.subarray(0, n ?? 0)), /^HTTP\/1\.1 408/);
   stalled.close();
   assert.deepEqual((await client.call<[boolean]>("buscar_procedimento", ["X"]))[0], false);
+});
+
+Deno.test("lookups with absurd or endless names cannot flood the binder's log", async () => {
+  await using binder = await startBinder();
+  const before = binder.program.lines.length;
+  // Before: a 1 MB name was logged whole, +20 MB of log in 0.3 s.
+  const absurd = await binder.client.call<[boolean, string]>("buscar_procedimento", ["x".repeat(1_000_000)]);
+  assert.match(absurd[1], /^Nome inválido/);
+  const forged = "a\n2026-11-24 15:28:12 [INFO] Registrado: ChatService -> 6.6.6.6:80";
+  assert.match(
+    (await binder.client.call<[boolean, string]>("buscar_procedimento", [forged]))[1],
+    /^Nome inválido/,
+  );
+  for (let batch = 0; batch < 5; batch++) {
+    const calls = Array.from({ length: 100 }, (_, i) => ({
+      methodName: "buscar_procedimento",
+      params: [`nada-${batch}-${i}-${"z".repeat(95)}`],
+    }));
+    await binder.client.call("system.multicall", [calls]);
+  }
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  const lines = binder.program.lines.slice(before);
+  assert.equal(lines.filter((line) => line.includes("Busca sem resultado")).length, 20, lines.join("\n"));
+  assert(
+    lines.every((line) => line.length < 160),
+    `a long log line: ${lines.find((line) => line.length >= 160)}`,
+  );
+  assert(!lines.some((line) => line.includes("6.6.6.6")), "a forged log line");
 });
 
 Deno.test("binder has introspection and multicall", async () => {

@@ -373,10 +373,12 @@ Deno.test("the server is killed and restarted elsewhere mid-chat: the clients fi
     await bia.waitForLine(said("ana: antes da queda"));
     await bia.write("/msg ana privado antes\n");
     await ana.waitForLine(said("bia -> ana: privado antes"));
-    // Each sender has seen its own line come back, so its send was answered before the crash: a send whose
-    // answer the crash swallowed is sent again after it (at least once), and would show twice.
-    await ana.waitForLine(said("ana: antes da queda"));
-    await bia.waitForLine(said("bia -> ana: privado antes"));
+    // Each sender's send answered before the crash (a command after it is, and lines go in order): a send
+    // whose answer the crash swallowed is sent again after it (at least once), and would show twice.
+    for (const client of [ana, bia]) {
+      await client.write("/salas\n");
+      await client.waitForLine(/^\* Salas \(1\): geral$/);
+    }
 
     await first.program.stop("SIGKILL");
     await ana.waitForLine(/^\* Conexão com o servidor perdida/);

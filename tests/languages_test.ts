@@ -158,6 +158,7 @@ Deno.test("network errors are kinds, never the runtime's words", async () => {
       "other",
       "refused",
       "timeout",
+      "tooLarge",
       "unreachable",
     ]);
   }
