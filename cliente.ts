@@ -423,6 +423,12 @@ const ESCAPES =
 // Control characters, and the format characters that reorder or hide text.
 const UNSAFE = /[\p{Cc}\u200e\u200f\u202a-\u202e\u2066-\u2069\u2028\u2029\u061c]/gu;
 const UNSAFE_CHAR = new RegExp(UNSAFE.source, "u");
+// Invisible characters (zero-width spaces and joiners, word joiners, fillers, the byte order mark): a name or a
+// line could hide in them. A joiner inside an emoji sequence stays.
+const INVISIBLE =
+  /[\u00ad\u034f\u115f\u1160\u17b4\u17b5\u180b-\u180f\u200b\u200c\u2060-\u2064\u206a-\u206f\u3164\ufeff\uffa0]|\u200d(?!\p{Extended_Pictographic})/gu;
+// Combining marks past two on one character: a stack of them draws over the lines above and below.
+const STACKED_MARKS = /(\p{M}{2})\p{M}+/gu;
 
 /**
  * Text from others made safe for a terminal: escape sequences are dropped,
@@ -432,7 +438,7 @@ export function sanitize(text: string): string {
   return String(text).replace(ESCAPES, "").replace(
     UNSAFE,
     (c) => /[\t\n\r\u2028\u2029]/.test(c) ? " " : "\ufffd",
-  );
+  ).replace(INVISIBLE, "").replace(STACKED_MARKS, "$1");
 }
 
 function pad2(n: number): string {

@@ -424,9 +424,15 @@ class Server implements HttpServer {
     this.#refusing++;
     const timer = setTimeout(close, 1000);
     (async () => {
+      // The answer follows the request: a client answered before it has sent anything calls it an error.
+      const sink = new Uint8Array(READ_CHUNK);
+      const first = conn.read(sink);
+      let waited: ReturnType<typeof setTimeout> | undefined;
+      await Promise.race([first, new Promise((resolve) => waited = setTimeout(resolve, 200))]);
+      clearTimeout(waited);
       await conn.write(FULL);
       await conn.closeWrite();
-      const sink = new Uint8Array(READ_CHUNK);
+      if (await first === null) return;
       for (let drained = 0; drained < BODY_CHUNK;) {
         const n = await conn.read(sink);
         if (n === null) break;

@@ -76,6 +76,14 @@ Deno.test("formatMessage: [HH:MM:SS] origem: texto, private with an arrow, no co
   assert.doesNotMatch(formatMessage(base), /\x1b/);
 });
 
+Deno.test("sanitize: invisible characters dropped, combining stacks cut to two marks, emoji kept whole", () => {
+  assert.equal(sanitize("a\u200bn\u2060a\ufeff\u200c"), "ana");
+  assert.equal(sanitize("bia\u3164"), "bia");
+  assert.equal(sanitize("Z\u0301\u0302\u0303\u0304\u0305al\u0300go"), "Z\u0301\u0302al\u0300go");
+  assert.equal(sanitize("João"), "João");
+  assert.equal(sanitize("👨\u200d👩\u200d👧 oi"), "👨\u200d👩\u200d👧 oi");
+});
+
 Deno.test("sanitize: escape sequences dropped, control and reordering characters neutralized", () => {
   const hostile = "\x1b[2J\x1b]0;pwned\x07oi\x1b[5mpisca\u202eabc\x9b1m\n[00:00:00] SERVER: falso\r\x08";
   const safe = sanitize(hostile);
