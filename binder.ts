@@ -25,6 +25,9 @@ import {
   announceReady,
   BlockList,
   type Call,
+  CONNECTION_FLAGS,
+  CONNECTION_USAGE,
+  connectionOptions,
   isIP,
   type Logger,
   type MethodTable,
@@ -36,7 +39,7 @@ import {
   type Result,
   rpc,
   secondsFlag,
-  serveXmlRpc,
+  serveOrExit,
   type Text,
   text,
   usageError,
@@ -593,9 +596,7 @@ Opções:
   --port P                 porta (padrão: 5000; 0 escolhe uma livre)
   --check-interval S       segundos entre verificações de vida (padrão: 5)
   --drop-after S           remove um serviço sem resposta há S segundos (padrão: 20)
-  --request-timeout S      prazo para um cliente enviar a requisição (padrão: 10)
-  --idle-timeout S         fecha conexões sem requisição há S segundos (padrão: 30)
-  --max-connections N      conexões abertas ao mesmo tempo (padrão: 16384, menos se faltarem arquivos)
+${CONNECTION_USAGE}
   --allow-register REDE    aceita registros também desta rede, em CIDR (ex.: 192.168.0.0/24);
                            repetível. Sem ela, só da própria máquina (loopback). Buscas são livres.
   --register-key CHAVE     registros e remoções de fora desta máquina precisam da chave (o servidor
@@ -620,9 +621,7 @@ export async function main(args: string[] = Deno.args): Promise<void> {
     port: { type: "string", default: "5000" },
     "check-interval": { type: "string", default: "5" },
     "drop-after": { type: "string", default: "20" },
-    "request-timeout": { type: "string", default: "10" },
-    "idle-timeout": { type: "string", default: "30" },
-    "max-connections": { type: "string" },
+    ...CONNECTION_FLAGS,
     "allow-register": { type: "string", multiple: true, default: [] },
     "register-key": { type: "string" },
     "max-per-name": { type: "string", default: "16" },
@@ -633,13 +632,9 @@ export async function main(args: string[] = Deno.args): Promise<void> {
   const seconds = (flag: string, text: string) => secondsFlag(program, flag, text, 3600);
   const checkIntervalMs = seconds("--check-interval", flags["check-interval"]);
   const dropAfterMs = seconds("--drop-after", flags["drop-after"]);
-  const bodyTimeoutMs = seconds("--request-timeout", flags["request-timeout"]);
-  const idleTimeoutMs = seconds("--idle-timeout", flags["idle-timeout"]);
+  const connections = connectionOptions(program, flags);
   const count = (flag: string, text: string, max: number) =>
     numberFlag(program, flag, text, { min: 1, max, integer: true });
-  const maxConnections = flags["max-connections"] === undefined
-    ? undefined
-    : count("--max-connections", flags["max-connections"], 1_000_000);
   const maxPerName = count("--max-per-name", flags["max-per-name"], 100_000);
   const maxPerSource = count("--max-per-source", flags["max-per-source"], 100_000);
   const maxProbes = count("--max-probes", flags["max-probes"], 1000);
@@ -664,23 +659,13 @@ export async function main(args: string[] = Deno.args): Promise<void> {
     registerKey,
     log,
   });
-  let server;
-  try {
-    server = serveXmlRpc(binderMethods(binder), {
-      host: flags.host,
-      port,
-      bodyTimeoutMs,
-      idleTimeoutMs,
-      maxConnections,
-      log,
-      get: serveClientModule,
-    });
-  } catch (error) {
-    console.error(
-      `${program}: não foi possível escutar em ${flags.host}:${port}: ${(error as Error).message}`,
-    );
-    Deno.exit(1);
-  }
+  const server = await serveOrExit(program, binderMethods(binder), {
+    host: flags.host,
+    port,
+    ...connections,
+    log,
+    get: serveClientModule,
+  });
   binder.start();
   // Before the ready line: whoever waits for it may stop us at once.
   onTerminate(async () => {

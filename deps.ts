@@ -31,6 +31,9 @@ export {
 export {
   type ArgsOf,
   type Call,
+  CONNECTION_FLAGS,
+  CONNECTION_USAGE,
+  connectionOptions,
   type HandlerOptions,
   MAX_MULTICALL,
   type MethodTable,
@@ -40,6 +43,7 @@ export {
   rpc,
   type RpcMethod,
   type ServeOptions,
+  serveOrExit,
   serveXmlRpc,
   SESSION_COOKIE,
   type ValueOf,

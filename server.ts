@@ -22,6 +22,9 @@ import {
   type Call,
   type ChatMessage,
   clip,
+  CONNECTION_FLAGS,
+  CONNECTION_USAGE,
+  connectionOptions,
   DatabaseSync,
   Deadlines,
   encodeOnce,
@@ -55,8 +58,8 @@ import {
   type Result,
   rpc,
   secondsFlag,
+  serveOrExit,
   SERVER,
-  serveXmlRpc,
   storeText,
   type Text,
   text,
@@ -1684,9 +1687,7 @@ Opções:
   --max-waits N            esperas (aguardar_mensagens) pendentes por usuário; uma a mais
                            encerra a mais antiga, que responde vazia (padrão: 4)
   --register-interval S    renova o registro no binder a cada S segundos (padrão: 10)
-  --request-timeout S      prazo para um cliente enviar a requisição (padrão: 10)
-  --idle-timeout S         fecha conexões sem requisição há S segundos (padrão: 30)
-  --max-connections N      conexões abertas ao mesmo tempo (padrão: 16384, menos se faltarem arquivos)
+${CONNECTION_USAGE}
   --register-key CHAVE     chave de registro que o binder pede (--register-key do binder)
   --sync normal|full       normal: nada se perde se o processo morrer; full: nem se faltar
                            energia, mais lento (padrão: normal)
@@ -1724,9 +1725,7 @@ export async function main(args: string[] = Deno.args): Promise<void> {
     "max-rooms-per-user": { type: "string", default: String(LIMITS.maxRoomsPerUser) },
     "max-waits": { type: "string", default: String(LIMITS.maxWaits) },
     "register-interval": { type: "string", default: "10" },
-    "request-timeout": { type: "string", default: "10" },
-    "idle-timeout": { type: "string", default: "30" },
-    "max-connections": { type: "string" },
+    ...CONNECTION_FLAGS,
     "register-key": { type: "string" },
     sync: { type: "string", default: "normal" },
     compat: { type: "boolean", default: false },
@@ -1736,14 +1735,7 @@ export async function main(args: string[] = Deno.args): Promise<void> {
   const roomTtlMs = seconds("--room-ttl", flags["room-ttl"]);
   const sessionTtlMs = seconds("--session-ttl", flags["session-ttl"]);
   const registerEveryMs = seconds("--register-interval", flags["register-interval"]);
-  const bodyTimeoutMs = seconds("--request-timeout", flags["request-timeout"]);
-  const idleTimeoutMs = seconds("--idle-timeout", flags["idle-timeout"]);
-  const maxConnections = flags["max-connections"] === undefined ? undefined : numberFlag(
-    program,
-    "--max-connections",
-    flags["max-connections"],
-    { min: 1, max: 1_000_000, integer: true },
-  );
+  const connections = connectionOptions(program, flags);
   const maxRate = numberFlag(program, "--max-rate", flags["max-rate"], { min: 0.1, max: 100000 });
   const cap = (flag: "max-users" | "max-rooms" | "max-rooms-per-user" | "max-waits", max: number) =>
     numberFlag(program, `--${flag}`, flags[flag], { min: 1, max, integer: true });
@@ -1791,24 +1783,15 @@ export async function main(args: string[] = Deno.args): Promise<void> {
     log,
     ...limits,
   });
-  let server;
-  try {
-    server = serveXmlRpc(chatMethods(chat), {
-      host: flags.host,
-      port,
-      bodyTimeoutMs,
-      idleTimeoutMs,
-      maxConnections,
-      log,
-    });
-  } catch (error) {
-    console.error(
-      `${program}: não foi possível escutar em ${flags.host}:${port}: ${(error as Error).message}`,
-    );
+  const server = await serveOrExit(program, chatMethods(chat), {
+    host: flags.host,
+    port,
+    ...connections,
+    log,
+  }, () => {
     store.close();
-    await log.close();
-    Deno.exit(1);
-  }
+    return log.close();
+  });
   chat.start(Math.min(1000, sessionTtlMs / 4, roomTtlMs / 4));
   const registration = new BinderRegistration(
     binder,
