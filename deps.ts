@@ -53,13 +53,11 @@ export {
 // HTTP/1.1 with connection limits: what serveXmlRpc serves on.
 export {
   type ConnectionInfo,
-  freeFiles,
   type HttpHandler,
   type HttpServeOptions,
   type HttpServer,
   type IncomingRequest,
   type PlainResponse,
-  procFiles,
   serveHttp,
   toResponse,
 } from "./deps/http.ts";
