@@ -64,14 +64,19 @@ export {
 
 // Calling: the client, and where services are.
 export {
+  ADDRESS_FLAWS_PT,
+  type AddressFlaw,
+  BadAddress,
   type CallOptions,
   type ClientOptions,
   describeNetworkError,
   endpointUrl,
+  type HostPort,
   MAX_ANSWER_BYTES,
   NETWORK_ERRORS_PT,
   type NetworkError,
   parseHostPort,
+  parseHostPortList,
   Unreachable,
   XmlRpcClient,
 } from "./deps/client.ts";

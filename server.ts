@@ -48,7 +48,7 @@ import {
   openLog,
   type Outcome,
   parseFlags,
-  parseHostPort,
+  parseHostPortList,
   Reason,
   type Refusal,
   refuse,
@@ -1540,8 +1540,10 @@ export function chatMethods(chat: ChatService): MethodTable {
 // ---------------------------------------------------------------------------
 
 /**
- * Keeps `ChatService` registered: retries while the binder is down and
- * registers again every interval, so a restarted binder learns of us again.
+ * Keeps `ChatService` registered in one binder: retries while the binder is
+ * down and registers again every interval, so a restarted binder learns of us
+ * again. With several binders (`--binder h1,h2`), one of these each: each
+ * renews, fails and logs on its own.
  */
 export class BinderRegistration {
   readonly #client: XmlRpcClient;
@@ -1634,19 +1636,16 @@ const WILDCARDS = new Set(["0.0.0.0", "::", "[::]", ""]);
 
 /**
  * The address clients should use: --advertise; else the address we listen on;
- * else our address on the way to the binder; else a LAN address of this machine.
+ * else our address on the way to the first binder that answers (in the order
+ * given); else a LAN address of this machine.
  */
-async function advertisedHost(listenHost: string, { host, port }: HostPort): Promise<string> {
+async function advertisedHost(listenHost: string, binders: HostPort[]): Promise<string> {
   if (!WILDCARDS.has(listenHost)) return listenHost;
-  const loopback = host === "localhost" || host.startsWith("127.") || host === "::1";
-  if (!loopback) {
-    try {
-      const connection = await Deno.connect({ hostname: host, port, signal: AbortSignal.timeout(1000) });
-      connection.close();
-      return (connection.localAddr as Deno.NetAddr).hostname;
-    } catch {
-      // The binder is not up yet: fall back to the interfaces.
-    }
+  // All at once, so that binders that are down cost one timeout in all, not one each.
+  const routes = binders.filter(({ host }) => !isLoopback(host)).map(localAddressTowards);
+  for (const route of routes) {
+    const local = await route;
+    if (local) return local;
   }
   try {
     const lan = Deno.networkInterfaces().find((i) =>
@@ -1657,6 +1656,22 @@ async function advertisedHost(listenHost: string, { host, port }: HostPort): Pro
     // No --allow-sys=networkInterfaces: loopback only.
   }
   return "127.0.0.1";
+}
+
+function isLoopback(host: string): boolean {
+  return host === "localhost" || host.startsWith("127.") || host === "::1";
+}
+
+/** Our address on a connection to `host:port`; undefined when it does not answer within a second. */
+async function localAddressTowards({ host, port }: HostPort): Promise<string | undefined> {
+  try {
+    const connection = await Deno.connect({ hostname: host, port, signal: AbortSignal.timeout(1000) });
+    connection.close();
+    return (connection.localAddr as Deno.NetAddr).hostname;
+  } catch {
+    // Not up yet.
+    return undefined;
+  }
 }
 
 // ---------------------------------------------------------------------------
@@ -1672,7 +1687,8 @@ Opções:
   --host H                 interface onde escutar (padrão: 0.0.0.0, todas)
   --port P                 porta (padrão: 8001; 0 escolhe uma livre e registra a real)
   --advertise H            endereço que os clientes devem usar (padrão: descoberto)
-  --binder H:P             onde está o binder (padrão: 127.0.0.1:5000)
+  --binder H:P[,H:P...]    onde está o binder (padrão: 127.0.0.1:5000); com vários, registra-se
+                           em todos e renova cada um
   --log ARQUIVO            log de operação (padrão: chat_server.log)
   --db ARQUIVO             banco de salas e mensagens (padrão: chat.db ao lado do log;
                            :memory: para um servidor descartável)
@@ -1746,9 +1762,9 @@ export async function main(args: string[] = Deno.args): Promise<void> {
     maxWaits: cap("max-waits", 100),
   };
   if (flags.sync !== "normal" && flags.sync !== "full") usageError(program, `--sync deve ser normal ou full`);
-  let binder: HostPort;
+  let binders: HostPort[];
   try {
-    binder = parseHostPort(flags.binder, 5000);
+    binders = parseHostPortList(flags.binder, 5000);
   } catch (error) {
     usageError(program, `--binder: ${(error as Error).message}`);
   }
@@ -1793,12 +1809,8 @@ export async function main(args: string[] = Deno.args): Promise<void> {
     return log.close();
   });
   chat.start(Math.min(1000, sessionTtlMs / 4, roomTtlMs / 4));
-  const registration = new BinderRegistration(
-    binder,
-    server.addr.port,
-    registerEveryMs,
-    log,
-    flags["register-key"],
+  const registrations = binders.map((binder) =>
+    new BinderRegistration(binder, server.addr.port, registerEveryMs, log, flags["register-key"])
   );
   const shutdown = async () => {
     log.info("Servidor encerrando...");
@@ -1806,7 +1818,7 @@ export async function main(args: string[] = Deno.args): Promise<void> {
     const told = await chat.announceStop().catch(() => 0);
     if (told) log.info(`Aviso de encerramento enviado a ${told} sala${told === 1 ? "" : "s"}`);
     chat.stop();
-    await registration.stop();
+    await Promise.all(registrations.map((registration) => registration.stop()));
     await server.shutdown();
     store.close();
     log.info("Servidor encerrado.");
@@ -1832,8 +1844,8 @@ export async function main(args: string[] = Deno.args): Promise<void> {
       `salas, ${limits.maxRoomsPerUser} por criador, ${limits.maxWaits} esperas por usuário, ${maxRate}/s)`,
   );
   announceReady({ programa: "server", host: flags.host, porta: server.addr.port });
-  const host = flags.advertise ?? await advertisedHost(flags.host, binder);
-  registration.start(host);
+  const host = flags.advertise ?? await advertisedHost(flags.host, binders);
+  for (const registration of registrations) registration.start(host);
 }
 
 if (import.meta.main) await main();

@@ -69,6 +69,13 @@ export interface ClientOptions {
    * (default {@linkcode MAX_ANSWER_BYTES}): a rogue server cannot grow the client.
    */
   maxAnswerBytes?: number;
+  /**
+   * Starts with a copy of that client's cookies, the session among them: a
+   * service that moved to another address (another instance, sharing the
+   * sessions) still knows us. A server that does not simply refuses the
+   * session, and a new one replaces it.
+   */
+  cookiesFrom?: XmlRpcClient;
 }
 
 /** The default limit on an answer's size: 8 MiB (the largest real answer is well under 1 MiB). */
@@ -83,7 +90,7 @@ export class XmlRpcClient {
   /** Answers larger than this many bytes are refused. */
   readonly maxAnswerBytes: number;
   readonly #headers: Record<string, string>;
-  readonly #cookies = new Map<string, string>();
+  readonly #cookies: Map<string, string>;
 
   /** A client of the endpoint at `url` (see {@linkcode endpointUrl}). */
   constructor(url: string, options: ClientOptions = {}) {
@@ -91,6 +98,7 @@ export class XmlRpcClient {
     this.timeoutMs = options.timeoutMs ?? 10_000;
     this.maxAnswerBytes = options.maxAnswerBytes ?? MAX_ANSWER_BYTES;
     this.#headers = { ...options.headers };
+    this.#cookies = new Map(options.cookiesFrom && options.cookiesFrom.#cookies);
   }
 
   /** Calls a method; throws {@linkcode Fault} for faults and {@linkcode Unreachable} when nobody answers. */
@@ -195,15 +203,60 @@ export function describeNetworkError(error: unknown): NetworkError {
   return "other";
 }
 
-/** `host:port` or a bare host, with a default port; throws a readable error. */
-export function parseHostPort(text: string, defaultPort: number): { host: string; port: number } {
+/** Where a service listens. */
+export interface HostPort {
+  /** A name or an address (an IPv6 one without brackets). */
+  host: string;
+  /** 1 to 65535. */
+  port: number;
+}
+
+/** What is wrong with an address, or a list of them, on a command line. */
+export type AddressFlaw = "invalid" | "empty" | "duplicate";
+
+/** The flaws in Portuguese, each about its item (for `empty`, the whole list): the programs' words. */
+export const ADDRESS_FLAWS_PT: Readonly<Record<AddressFlaw, (item: string) => string>> = {
+  invalid: (item) => `endereço inválido '${item}' (use HOST:PORTA)`,
+  empty: (list) => `item vazio na lista '${list}' (use HOST:PORTA[,HOST:PORTA...])`,
+  duplicate: (item) => `'${item}' aparece mais de uma vez na lista`,
+};
+
+/** An address (or list) that does not parse: its {@linkcode AddressFlaw}, for each program to word. */
+export class BadAddress extends Error {
+  /** The flaw, and the item it is about (for `empty`, the whole list). */
+  constructor(readonly flaw: AddressFlaw, readonly item: string) {
+    super(ADDRESS_FLAWS_PT[flaw](item));
+    this.name = "BadAddress";
+  }
+}
+
+/** `host:port` or a bare host, with a default port; throws a {@linkcode BadAddress}. */
+export function parseHostPort(text: string, defaultPort: number): HostPort {
   const match = /^(?:\[([^\]]+)\]|([^:]*))(?::(\d+))?$/.exec(text.trim());
   const host = match?.[1] ?? match?.[2];
   const port = match?.[3] === undefined ? defaultPort : Number(match[3]);
   if (!match || !host || !Number.isInteger(port) || port < 1 || port > 65535) {
-    throw new Error(`endereço inválido '${text}' (use HOST:PORTA)`);
+    throw new BadAddress("invalid", text);
   }
   return { host, port };
+}
+
+/**
+ * A comma-separated list of addresses (`h1:5000,h2`), each as
+ * {@linkcode parseHostPort} reads it, in order; throws a {@linkcode BadAddress}
+ * for an invalid or empty item, or one given twice (`h1` and `h1:5000` are the same).
+ */
+export function parseHostPortList(text: string, defaultPort: number): HostPort[] {
+  const items = text.split(",");
+  if (items.some((item) => !item.trim())) throw new BadAddress("empty", text);
+  const seen = new Set<string>();
+  return items.map((item) => {
+    const address = parseHostPort(item, defaultPort);
+    const key = `${address.host.toLowerCase()}:${address.port}`;
+    if (seen.has(key)) throw new BadAddress("duplicate", item.trim());
+    seen.add(key);
+    return address;
+  });
 }
 
 /** The URL of an XML-RPC endpoint at host:port. */
