@@ -6,6 +6,7 @@
  * ```sh
  * deno run --allow-net cliente.ts                          # binder at 127.0.0.1:5000
  * deno run --allow-net cliente.ts --binder 192.168.0.10:5000 --name ana --room geral
+ * deno run --allow-net cliente.ts --binder 192.168.0.10,192.168.0.11  # either binder will do
  * deno run --allow-net https://example.org/rpc-chat/cliente.ts --lang en
  * ```
  *
@@ -13,8 +14,10 @@
  * current room. Messages arrive through the server's long wait
  * (`aguardar_mensagens` with a cursor), or, against a server with only the
  * original methods, by polling `receber_mensagens`. When the server restarts
- * or moves, the client finds it again through the binder, registers the same
- * name, rejoins the room and carries on, with no message shown twice.
+ * or moves, the client finds it again through the binders (`--binder h1,h2`:
+ * the first that answers), takes its session along (another instance sharing
+ * the sessions knows it; any other server gets the same name registered
+ * again), rejoins the room and carries on, with no message shown twice.
  *
  * On a terminal it edits the line in raw mode, so arriving messages never
  * mangle what is being typed: the line scrolls sideways at any width, with
@@ -33,16 +36,19 @@
  */
 
 import {
+  ADDRESS_FLAWS_PT,
+  type BadAddress,
   type ChatMessage,
   endpointUrl,
   EVERYONE,
   Fault,
+  type HostPort,
   misleadingName,
   NETWORK_ERRORS_PT,
   numberFlag,
   onTerminate,
   parseFlags,
-  parseHostPort,
+  parseHostPortList,
   readLines,
   Reason,
   reasonOf,
@@ -114,7 +120,9 @@ export const PT = {
 Uso: deno run --allow-net cliente.ts [opções]
 
 Opções:
-  --binder H:P         onde está o binder (padrão: 127.0.0.1:5000, ou o de onde veio este cliente)
+  --binder H:P[,H:P...]
+                       onde está o binder (padrão: 127.0.0.1:5000, ou o de onde veio este
+                       cliente); com vários, pergunta a um por vez até um responder
   --name NOME          seu nome de usuário (sem ele, o cliente pergunta)
   --room SALA          entra na sala ao conectar (e a cria se não existir)
   --lang pt|en         idioma (padrão: pt; en com um locale inglês)
@@ -151,8 +159,10 @@ digitação e saem em ordem, nenhuma se perde.
 Privadas e menções ao seu nome ficam destacadas e tocam o sino (--no-bell silencia).
 A conversa anterior fica na rolagem do próprio terminal.`,
   badLang: (value: string) => `--lang deve ser pt ou en, não '${value}'`,
-  badBinder: (value: string) => `--binder: endereço inválido '${value}' (use HOST:PORTA)`,
-  looking: (binder: string) => `Procurando o ChatService no binder ${binder}...`,
+  /** What is wrong with a `--binder` list. */
+  addressFlaws: ADDRESS_FLAWS_PT,
+  looking: (binders: string[]) =>
+    `Procurando o ChatService ${binders.length === 1 ? "no binder" : "nos binders"} ${binders.join(", ")}...`,
   binderUnreachable: (binder: string, reason: string) => `O binder em ${binder} não responde (${reason}).`,
   binderFault: (binder: string, message: string) => `O binder em ${binder} respondeu com erro: ${message}.`,
   notRegistered: (binder: string) =>
@@ -226,7 +236,9 @@ const EN: Texts = {
 Usage: deno run --allow-net cliente.ts [options]
 
 Options:
-  --binder H:P         where the binder is (default: 127.0.0.1:5000, or the one this client came from)
+  --binder H:P[,H:P...]
+                       where the binder is (default: 127.0.0.1:5000, or the one this client came
+                       from); with several, asks one at a time until one answers
   --name NAME          your user name (without it, the client asks)
   --room ROOM          joins the room on connecting (creating it if missing)
   --lang pt|en         language (default: pt; en with an English locale)
@@ -263,8 +275,13 @@ order; none is lost.
 Private messages and mentions of your name stand out and ring the bell (--no-bell silences it).
 The earlier conversation stays in the terminal's own scrollback.`,
   badLang: (value) => `--lang must be pt or en, not '${value}'`,
-  badBinder: (value) => `--binder: invalid address '${value}' (use HOST:PORT)`,
-  looking: (binder) => `Looking for ChatService at the binder ${binder}...`,
+  addressFlaws: {
+    invalid: (item) => `invalid address '${item}' (use HOST:PORT)`,
+    empty: (list) => `empty item in the list '${list}' (use HOST:PORT[,HOST:PORT...])`,
+    duplicate: (item) => `'${item}' appears more than once in the list`,
+  },
+  looking: (binders) =>
+    `Looking for ChatService at the binder${binders.length === 1 ? "" : "s"} ${binders.join(", ")}...`,
   binderUnreachable: (binder, reason) => `The binder at ${binder} does not answer (${reason}).`,
   binderFault: (binder, message) => `The binder at ${binder} answered with an error: ${message}.`,
   notRegistered: (binder) =>
@@ -1379,10 +1396,10 @@ export function renderDay(date: Date, texts: Texts, colour: boolean, width: numb
 // The chat session: connection, name, room, receiving, recovery
 // ---------------------------------------------------------------------------
 
-/** What a {@linkcode ChatSession} needs: where the binder is, what shows, how patient to be. */
+/** What a {@linkcode ChatSession} needs: where the binders are, what shows, how patient to be. */
 export interface SessionOptions {
-  /** Where the binder is. */
-  binder: { host: string; port: number };
+  /** Where the binders are: asked in this order, every time the service is looked up. */
+  binders: HostPort[];
   /** What shows messages and notices. */
   view: ChatView;
   /** The texts, in the user's language. */
@@ -1410,11 +1427,12 @@ export interface SessionOptions {
  */
 export class ChatSession {
   readonly #options: Required<SessionOptions>;
-  /** One client for the binder, so lookups reuse its connection. */
-  readonly #binder: XmlRpcClient;
+  /** One client per binder, so lookups reuse its connection. */
+  readonly #binders: { address: string; client: XmlRpcClient }[];
+  /** What the binders asked before the one that answered said, as last shown. */
+  #binderTrouble = "";
   readonly #view: ChatView;
   readonly #t: Texts;
-  readonly #binderAddress: string;
   #client: XmlRpcClient | undefined;
   #address = "";
   #methods = new Set<string>();
@@ -1445,11 +1463,13 @@ export class ChatSession {
     this.#options = { waitMs: 20_000, pollMs: 1000, keepAliveMs: 10_000, callTimeoutMs: 10_000, ...options };
     this.#view = options.view;
     this.#t = options.texts;
-    this.#binderAddress = `${options.binder.host}:${options.binder.port}`;
-    this.#binder = new XmlRpcClient(endpointUrl(options.binder.host, options.binder.port), {
-      timeoutMs: this.#options.callTimeoutMs,
-      headers: { "accept-language": this.#t.language },
-    });
+    this.#binders = options.binders.map(({ host, port }) => ({
+      address: `${host}:${port}`,
+      client: new XmlRpcClient(endpointUrl(host, port), {
+        timeoutMs: this.#options.callTimeoutMs,
+        headers: { "accept-language": this.#t.language },
+      }),
+    }));
   }
 
   /** The registered name, once registered. */
@@ -1967,30 +1987,36 @@ export class ChatSession {
     this.#setRoom(room);
   }
 
-  /** Asks the binder where ChatService is and what it offers. */
+  /**
+   * Asks the binders in turn where ChatService is, until one says; then asks
+   * the service what it offers.
+   */
   async #locate(): Promise<void> {
-    let found: Result<{ endereco: string; porta: number }>;
-    try {
-      found = await this.#binder.call("buscar_procedimento", ["ChatService"], {
-        signal: this.#closing.signal,
-      });
-    } catch (error) {
-      if (error instanceof Unreachable) {
-        throw new Problem(this.#t.binderUnreachable(this.#binderAddress, this.#t.network[error.kind]));
+    const problems: string[] = [];
+    let found: { endereco: string; porta: number } | undefined;
+    for (const binder of this.#binders) {
+      try {
+        found = await this.#lookUp(binder);
+        break;
+      } catch (error) {
+        if (!(error instanceof Problem)) throw error;
+        problems.push(error.message);
       }
-      if (error instanceof Fault) {
-        throw new Problem(this.#t.binderFault(this.#binderAddress, sanitize(error.message)));
-      }
-      throw error;
     }
-    if (!found[0]) throw new Problem(this.#t.notRegistered(this.#binderAddress));
-    const { endereco, porta } = found[1];
+    const trouble = problems.join(" ");
+    if (!found) throw new Problem(trouble);
+    // Found past binders that failed: said once, not at every lookup.
+    if (trouble && trouble !== this.#binderTrouble) this.#view.notice(trouble, "warn");
+    this.#binderTrouble = trouble;
+    const { endereco, porta } = found;
     const address = sanitize(`${endereco}:${porta}`);
     const url = endpointUrl(String(endereco), Number(porta));
-    // The same address keeps its client, and with it our session cookie.
+    // The same address keeps its client. Another starts with its cookies: our session, which another
+    // instance sharing the sessions knows (one that does not refuses it, and #restore registers again).
     const client = this.#client?.url === url ? this.#client : new XmlRpcClient(url, {
       timeoutMs: this.#options.callTimeoutMs,
       headers: { ...ASK_REASONS, "accept-language": this.#t.language },
+      cookiesFrom: this.#client,
     });
     let methods: string[] = [];
     try {
@@ -2005,6 +2031,24 @@ export class ChatSession {
     this.#client = client;
     this.#address = address;
     this.#methods = new Set(Array.isArray(methods) ? methods : []);
+  }
+
+  /** Where one binder says ChatService is; a {@linkcode Problem} naming the binder when it cannot say. */
+  async #lookUp({ address, client }: { address: string; client: XmlRpcClient }): Promise<
+    { endereco: string; porta: number }
+  > {
+    let found: Result<{ endereco: string; porta: number }>;
+    try {
+      found = await client.call("buscar_procedimento", ["ChatService"], { signal: this.#closing.signal });
+    } catch (error) {
+      if (error instanceof Unreachable) {
+        throw new Problem(this.#t.binderUnreachable(address, this.#t.network[error.kind]));
+      }
+      if (error instanceof Fault) throw new Problem(this.#t.binderFault(address, sanitize(error.message)));
+      throw error;
+    }
+    if (!found[0]) throw new Problem(this.#t.notRegistered(address));
+    return found[1];
   }
 
   #problemOf(error: unknown): string {
@@ -2541,11 +2585,12 @@ export async function main(args: string[] = Deno.args): Promise<number> {
   }
   const lang = detectLang(flags.lang);
   const t = TEXTS[lang];
-  let binder: { host: string; port: number };
+  let binders: HostPort[];
   try {
-    binder = parseHostPort(flags.binder, 5000);
-  } catch {
-    usageError(program, t.badBinder(flags.binder));
+    binders = parseHostPortList(flags.binder, 5000);
+  } catch (error) {
+    const { flaw, item } = error as BadAddress;
+    usageError(program, `--binder: ${t.addressFlaws[flaw](item)}`);
   }
   const retryMs = secondsFlag(program, "--retry", flags.retry, 3600);
   const attempts = numberFlag(program, "--attempts", flags.attempts, { min: 0, max: 1e6, integer: true });
@@ -2562,7 +2607,7 @@ export async function main(args: string[] = Deno.args): Promise<number> {
     interactive,
     me: (): string | undefined => session.name,
   });
-  const session = new ChatSession({ binder, view: ui, texts: t, retryMs, attempts });
+  const session = new ChatSession({ binders, view: ui, texts: t, retryMs, attempts });
   if (terminal) {
     // A line for the room typed outside any room stays in the input line, with a word on what to do.
     terminal.accept = (line) => {
@@ -2599,7 +2644,7 @@ export async function main(args: string[] = Deno.args): Promise<number> {
   if (terminal) terminal.onEnd = () => void stop();
 
   screen.start();
-  ui.notice(t.looking(`${binder.host}:${binder.port}`));
+  ui.notice(t.looking(binders.map(({ host, port }) => `${host}:${port}`)));
   try {
     await session.connect();
   } catch (error) {

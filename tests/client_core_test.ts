@@ -79,7 +79,7 @@ function chatWorld(options: Parameters<typeof chatOn>[0] = {}) {
     async user(name: string, options: Partial<SessionOptions> = {}): Promise<[ChatSession, Screen]> {
       const screen = new Screen();
       const session = new ChatSession({
-        binder: { host: "127.0.0.1", port: binderServer.addr.port },
+        binders: [{ host: "127.0.0.1", port: binderServer.addr.port }],
         view: screen,
         texts: TEXTS.pt,
         retryMs: 50,
