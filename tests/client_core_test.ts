@@ -74,6 +74,9 @@ function chatWorld(options: Parameters<typeof chatOn>[0] = {}) {
   const sessions: ChatSession[] = [];
   return {
     chat,
+    binder,
+    chatServer,
+    binderAddress: { host: "127.0.0.1", port: binderServer.addr.port },
     address: `127.0.0.1:${chatServer.addr.port}`,
     /** A session that connected and registered `name`, with the screen it shows on. */
     async user(name: string, options: Partial<SessionOptions> = {}): Promise<[ChatSession, Screen]> {
@@ -267,4 +270,56 @@ Deno.test("private messages reach anyone online, in another room or none; /entra
   assert.deepEqual(ana.people.sort(), ["bia", "caio"]);
   await ana.refreshRooms();
   assert.deepEqual(ana.rooms, ["estudos", "geral"]);
+});
+
+Deno.test("several binders: a dead one is said once, by its address, and the next one finds the service", async () => {
+  await using world = chatWorld();
+  const dead = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const deadPort = dead.addr.port;
+  dead.close();
+  const [ana, anaSees] = await world.user("ana", {
+    binders: [{ host: "127.0.0.1", port: deadPort }, world.binderAddress],
+  });
+  assert.deepEqual(anaSees.lines, [
+    `warn: O binder em 127.0.0.1:${deadPort} não responde (conexão recusada).`,
+    `info: Conectado ao ChatService em ${world.address}.`,
+    "info: Olá, ana! Digite /ajuda para ver os comandos.",
+  ]);
+  assert.equal(await ana.join("geral", { create: true }), true);
+});
+
+Deno.test("moving to another instance that shares the sessions keeps the session: no second registration", async () => {
+  await using world = chatWorld();
+  // A second instance of the same service: another listener on the same core, as servers sharing one store.
+  const other = serveMethods(chatMethods(world.chat));
+  try {
+    const [ana, anaSees] = await world.user("ana", { waitMs: 100 });
+    const [bia, biaSees] = await world.user("bia", { waitMs: 100 });
+    assert.equal(await ana.join("geral", { create: true }), true);
+    assert.equal(await bia.join("geral"), true);
+    await anaSees.shows("SERVER: bia entrou na sala.");
+
+    // The first instance goes away and the binder knows only the second.
+    world.binder.unregister("ChatService", "127.0.0.1", world.chatServer.addr.port);
+    world.binder.register("ChatService", "127.0.0.1", other.addr.port);
+    await world.chatServer.shutdown();
+    const back = (name: string) =>
+      `info: Reconectado ao ChatService em 127.0.0.1:${other.addr.port} como ${name}, de volta à sala geral.`;
+    await anaSees.shows(back("ana"));
+    await biaSees.shows(back("bia"));
+    // Registering again would have been refused (the name is still ours there): the session came along.
+    for (const sees of [anaSees, biaSees]) {
+      assert(
+        !sees.lines.some((line) => /Registrando de novo|ainda está em uso/.test(line)),
+        sees.lines.join("\n"),
+      );
+    }
+    await ana.handle("depois da mudança");
+    await biaSees.shows("ana: depois da mudança");
+    assert.equal(biaSees.count("SERVER: bia entrou na sala."), 1);
+    // While the second instance still serves: the world's disposal quits them again, harmlessly.
+    await Promise.all([ana.quit(), bia.quit()]);
+  } finally {
+    await other.shutdown();
+  }
 });
