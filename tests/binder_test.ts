@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { Fault, FaultCode, XmlRpcClient } from "../deps.ts";
 import { CLIENT_MODULES, TYPESCRIPT } from "../deps/web.ts";
 import {
+  assertUsageError,
   BINDER_PERMISSIONS,
   CLIENT_PERMISSIONS,
   listenOnFreePort,
@@ -41,11 +42,7 @@ Deno.test("binder refuses a bad flag or value with one line and exit code 2", as
       [["--max-per-source", "0"], /--max-per-source deve ser um inteiro de 1 a/],
     ] as const
   ) {
-    const { code, stdout, stderr } = await runScript("binder.ts", BINDER_PERMISSIONS, [...args]);
-    assert.deepEqual(code, 2, `args ${args}`);
-    assert.deepEqual(stdout, "");
-    assert.deepEqual(stderr.trim().split("\n").length, 1, stderr);
-    assert.match(stderr, message);
+    await assertUsageError("binder.ts", BINDER_PERMISSIONS, args, message);
   }
 });
 

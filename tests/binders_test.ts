@@ -20,9 +20,11 @@ import {
 import { chatMethods } from "../server.ts";
 import { chatOn, serveMethods } from "./core_helpers.ts";
 import {
+  assertUsageError,
+  backInRoom,
   CLIENT_PERMISSIONS,
+  escapeRegExp,
   type RunningBinder,
-  runScript,
   said,
   SERVER_PERMISSIONS,
   startBinder,
@@ -135,11 +137,7 @@ Deno.test("bad --binder lists: exit 2 and one clear line, in the client's langua
       ],
     ] as const
   ) {
-    const { code, stdout, stderr } = await runScript(script, [...permissions], [...args]);
-    assert.equal(code, 2, `${args}: ${stderr}`);
-    assert.equal(stdout, "");
-    assert.equal(stderr.trim().split("\n").length, 1, stderr);
-    assert.match(stderr, message);
+    await assertUsageError(script, permissions, args, message);
   }
 });
 
@@ -172,10 +170,6 @@ function both(a: RunningBinder, b: RunningBinder): { address: string } {
   return { address: `${a.address},${b.address}` };
 }
 
-function escaped(text: string): string {
-  return text.replaceAll(".", "\\.");
-}
-
 Deno.test("two binders: with the first killed a new client finds the server through the second, which gets it back after a restart", async () => {
   const a = await startBinder();
   const b = await startBinder();
@@ -183,26 +177,28 @@ Deno.test("two binders: with the first killed a new client finds the server thro
     await using server = await startServer(both(a, b));
     await waitUntil(async () => await lookup(a) === server.port && await lookup(b) === server.port, "both");
     await server.program.waitForLine(
-      new RegExp(`Registrado no binder ${escaped(a.address)} como ChatService`),
+      new RegExp(`Registrado no binder ${escapeRegExp(a.address)} como ChatService`),
     );
     await server.program.waitForLine(
-      new RegExp(`Registrado no binder ${escaped(b.address)} como ChatService`),
+      new RegExp(`Registrado no binder ${escapeRegExp(b.address)} como ChatService`),
     );
 
     await a.program.stop("SIGKILL");
-    await server.program.waitForLine(new RegExp(`Binder indisponível em ${escaped(a.address)}`));
+    await server.program.waitForLine(new RegExp(`Binder indisponível em ${escapeRegExp(a.address)}`));
     await using ana = startClient(both(a, b), ["--name", "ana", "--room", "geral"]);
     await ana.waitForLine(/^\* Você está na sala geral\. Presentes: ana\.$/);
     assert.match(
       ana.output,
       new RegExp(
-        `^\\* Procurando o ChatService nos binders ${escaped(a.address)}, ${escaped(b.address)}\\.\\.\\.$`,
+        `^\\* Procurando o ChatService nos binders ${escapeRegExp(a.address)}, ${
+          escapeRegExp(b.address)
+        }\\.\\.\\.$`,
         "m",
       ),
     );
     assert.match(
       ana.output,
-      new RegExp(`^\\* O binder em ${escaped(a.address)} não responde \\(conexão recusada\\)\\.$`, "m"),
+      new RegExp(`^\\* O binder em ${escapeRegExp(a.address)} não responde \\(conexão recusada\\)\\.$`, "m"),
     );
 
     // The second binder starts again, knowing nothing: the server is back in it within a few renewals.
@@ -217,8 +213,8 @@ Deno.test("two binders: with the first killed a new client finds the server thro
 
     assert.equal((await server.program.stop("SIGTERM")).code, 0);
     assert.equal(await lookup(fresh), undefined, "unregistered on the way out");
-    assert.match(server.program.output, new RegExp(`Removido do binder ${escaped(b.address)}`));
-    assert.doesNotMatch(server.program.output, new RegExp(`Removido do binder ${escaped(a.address)}`));
+    assert.match(server.program.output, new RegExp(`Removido do binder ${escapeRegExp(b.address)}`));
+    assert.doesNotMatch(server.program.output, new RegExp(`Removido do binder ${escapeRegExp(a.address)}`));
     await ana.write("/fim\n");
     assert.equal((await ana.status).code, 0);
   } finally {
@@ -248,13 +244,11 @@ Deno.test("clients whose first binder died carry on: through the server's restar
     await ana.waitForLine(/^\* Conexão com o servidor perdida/);
     await bia.waitForLine(/^\* Conexão com o servidor perdida/);
     await using second = await startServer(both(a, b), [], { dir });
-    const back = new RegExp(
-      `^\\* Reconectado ao ChatService em 127\\.0\\.0\\.1:${second.port} como (ana|bia), de volta à sala geral\\.$`,
-    );
+    const back = backInRoom(second.port, "geral");
     await ana.waitForLine(back, 15_000);
     await bia.waitForLine(back, 15_000);
     for (const client of [ana, bia]) {
-      assert.match(client.output, new RegExp(`O binder em ${escaped(a.address)} não responde`));
+      assert.match(client.output, new RegExp(`O binder em ${escapeRegExp(a.address)} não responde`));
     }
     await bia.write("depois da volta\n");
     await ana.waitForLine(said("bia: depois da volta"));

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { type ChatMessage, DatabaseSync, Fault, XmlRpcClient } from "../deps.ts";
 import {
+  assertUsageError,
   runPython,
   runScript,
   SERVER_PERMISSIONS,
@@ -68,11 +69,7 @@ Deno.test("server --help prints usage and exits 0; bad flags exit 2 with one lin
       [["--nada"], /opção desconhecida '--nada'/],
     ] as const
   ) {
-    const { code, stdout, stderr } = await runScript("server.ts", SERVER_PERMISSIONS, [...args]);
-    assert.equal(code, 2, `${args}: ${stderr}`);
-    assert.equal(stdout, "");
-    assert.equal(stderr.trim().split("\n").length, 1, stderr);
-    assert.match(stderr, message);
+    await assertUsageError("server.ts", SERVER_PERMISSIONS, args, message);
   }
 });
 

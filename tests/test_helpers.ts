@@ -6,6 +6,7 @@
  * @module
  */
 
+import assert from "node:assert/strict";
 import { ChildProgram, endpointUrl, type Logger, PERMISSIONS, XmlRpcClient } from "../deps.ts";
 
 /** The exact permissions the README documents for each program. */
@@ -162,6 +163,20 @@ export async function rejection<E extends Error = Error>(
   throw new Error("expected the call to fail, and it succeeded");
 }
 
+/** Runs a script that must refuse its arguments: exit 2, nothing on stdout, one line on stderr matching `message`. */
+export async function assertUsageError(
+  script: string,
+  permissions: readonly string[],
+  args: readonly string[],
+  message: RegExp,
+): Promise<void> {
+  const { code, stdout, stderr } = await runScript(script, [...permissions], [...args]);
+  assert.equal(code, 2, `${args}: ${stderr}`);
+  assert.equal(stdout, "");
+  assert.equal(stderr.trim().split("\n").length, 1, stderr);
+  assert.match(stderr, message);
+}
+
 /** A chat server on a free loopback port, in a directory of its own (its log and database). */
 export interface RunningServer {
   program: Program;
@@ -228,6 +243,15 @@ export function clientArgs(binder: { address: string }, args: string[] = []): st
 }
 
 const TIME = String.raw`\[\d\d:\d\d:\d\d\]`;
+
+/** A scripted client's notice that it is back with the service at 127.0.0.1:`port`, in `room` (pt). */
+export function backInRoom(port: number, room: string): RegExp {
+  return new RegExp(
+    `^\\* Reconectado ao ChatService em 127\\.0\\.0\\.1:${port} como .+, de volta à sala ${
+      escapeRegExp(room)
+    }\\.$`,
+  );
+}
 
 /** A text as a regular expression that matches exactly it. */
 export function escapeRegExp(text: string): string {
