@@ -119,6 +119,32 @@ export {
   type TextKey,
 } from "./deps/texts.ts";
 
+// The chat's shapes and rules, whichever store holds it (the server's SQLite, or Redis for a cluster).
+export {
+  type Bucket,
+  type Chat,
+  type ChatOptions,
+  checkName,
+  checkText,
+  type Delivery,
+  HISTORY,
+  type Joined,
+  LAST_WORDS_MS,
+  LIMITS,
+  lookup,
+  MAX_BATCH,
+  MAX_LOOKUP,
+  MAX_NAME,
+  MAX_TEXT,
+  MAX_WAIT_MS,
+  type Maybe,
+  type Message,
+  quoted,
+  StoreError,
+  takeToken,
+  visibleTo,
+} from "./deps/chat.ts";
+
 // Programs: flags, the log, signals, child programs and their ready lines.
 export {
   type FlagOptions,

@@ -19,29 +19,40 @@
 
 import {
   announceReady,
+  type Bucket,
   type Call,
+  type Chat,
   type ChatMessage,
+  type ChatOptions,
+  checkName,
+  checkText,
   clip,
   CONNECTION_FLAGS,
   CONNECTION_USAGE,
   connectionOptions,
   DatabaseSync,
   Deadlines,
+  type Delivery,
   encodeOnce,
   endpointUrl,
   EVERYONE,
-  Fault,
-  FaultCode,
   forCaller,
-  imitatesReserved,
+  HISTORY,
+  type HostPort,
+  type Joined,
   type Lang,
+  LAST_WORDS_MS,
+  LIMITS,
   loadText,
   type Log,
   type Logger,
+  lookup,
+  MAX_BATCH,
+  MAX_NAME,
+  MAX_WAIT_MS,
+  type Maybe,
+  type Message,
   type MethodTable,
-  misleadingName,
-  nameFlaw,
-  type NameKind,
   noticeOf,
   numberFlag,
   onTerminate,
@@ -49,51 +60,34 @@ import {
   type Outcome,
   parseFlags,
   parseHostPortList,
+  quoted,
   Reason,
   type Refusal,
   refuse,
   REGISTER_KEY_HEADER,
   render,
-  RESERVED_NAMES,
   type Result,
   rpc,
   secondsFlag,
   serveOrExit,
   SERVER,
+  StoreError,
   storeText,
+  takeToken,
   type Text,
   text,
   usageError,
+  visibleTo,
   XmlRpcClient,
 } from "./deps.ts";
+
+// The chat's shapes and rules live in deps/chat.ts (shared with the Redis store); its users import them from here.
+export type { Bucket, Chat, ChatOptions, Delivery, Joined, Message } from "./deps.ts";
+export { LIMITS, MAX_WAIT_MS, StoreError } from "./deps.ts";
 
 // ---------------------------------------------------------------------------
 // Types
 // ---------------------------------------------------------------------------
-
-/** A stored message: what the chat keeps and hands out ({@linkcode chatMethods} puts it on the wire). */
-export interface Message {
-  /** Grows with every message of the server, across restarts. */
-  readonly id: number;
-  /** The room it was posted in. */
-  readonly room: string;
-  /** `broadcast` for the room, `unicast` for one member. */
-  readonly tipo: "broadcast" | "unicast";
-  /** Who sent it: a user, or `SERVER` for notices. */
-  readonly origem: string;
-  /** `todos`, or the one member it is for. */
-  readonly destino: string;
-  /** The text; a notice's in Portuguese, for the original clients. */
-  readonly conteudo: string;
-  /** Milliseconds since the epoch. */
-  readonly timestamp: number;
-  /** A notice's text in no language yet: each reader gets it in theirs. */
-  readonly notice?: Text;
-  /** The identity ({@linkcode User.id}) of the user who sent it; none for a notice. */
-  readonly fromId?: string;
-  /** A private message's recipient's identity: only the two ends read it, whoever holds the names later. */
-  readonly toId?: string;
-}
 
 /** A registered user, as {@linkcode ChatService.authorize} hands it to the calls that act as them. */
 export interface User {
@@ -148,55 +142,7 @@ interface Waiter {
   readonly wake: () => void;
 }
 
-/** A token bucket of a rate limit: filled at `rate` tokens a second, up to twice that. */
-export interface Bucket {
-  /** The tokens left... */
-  tokens: number;
-  /** ...when last counted (ms since the epoch). */
-  tokensAt: number;
-}
-
-/** Where the binder is. */
-type HostPort = { host: string; port: number };
-
-/** How a {@linkcode ChatService} behaves. */
-export interface ChatOptions {
-  /** Accept calls with no session cookie (the original clients send none). */
-  compat: boolean;
-  /** A session with no sign of life for this long ends. */
-  sessionTtlMs: number;
-  /** An empty room idle for this long is removed. */
-  roomTtlMs: number;
-  /**
-   * Messages a user may send per second; as many other changes (joins, leaves, rooms created or
-   * deleted), counted apart; and registrations (and rooms created without a session) per second from
-   * one address. Bursts of twice that.
-   */
-  maxRate: number;
-  /** The operator log. */
-  log: Logger;
-  /** Users registered at once (default {@linkcode LIMITS}). */
-  maxUsers?: number;
-  /** Rooms (default {@linkcode LIMITS}). */
-  maxRooms?: number;
-  /** Rooms one user may have created and not yet deleted (default {@linkcode LIMITS}). */
-  maxRoomsPerUser?: number;
-  /** Pending waits per user: a new one ends the oldest (default {@linkcode LIMITS}). */
-  maxWaits?: number;
-}
-
-/** The caps' defaults: a classroom's chat, with room to spare. */
-export const LIMITS = { maxUsers: 1000, maxRooms: 1000, maxRoomsPerUser: 20, maxWaits: 4 } as const;
-
-const HISTORY = 50;
-/** How long the members of a deleted room can still read what it said last. */
-const LAST_WORDS_MS = 30_000;
 const RECENT_KEPT = 200;
-const MAX_BATCH = 500;
-/** The longest an `aguardar_mensagens` call waits on the server. */
-export const MAX_WAIT_MS = 25_000;
-const MAX_NAME = 32;
-const MAX_TEXT = 2000;
 /** How long after a start a user of before the stop may rejoin without a join notice (at least). */
 const RETURN_WINDOW_MS = 60_000;
 /**
@@ -205,8 +151,6 @@ const RETURN_WINDOW_MS = 60_000;
  * `destino_id`, `creator_id`).
  */
 const SCHEMA_VERSION = 3;
-/** The longest string looked up as a name: a longer one is cut first (it names nobody). */
-const MAX_LOOKUP = MAX_NAME * 4;
 /**
  * A sweep's slice ends once the sessions and rooms it ended cost this many rows to write or delete (a leave
  * notice, a room's messages), committed before the next slice...
@@ -219,18 +163,6 @@ const SWEEP_LOOKS = 1024;
 // ---------------------------------------------------------------------------
 // Storage: rooms and messages in SQLite
 // ---------------------------------------------------------------------------
-
-/**
- * The database could not be used: one clear line for the operator at start;
- * later, the fault a caller gets (-32603 with this message, not an HTTP 500).
- */
-export class StoreError extends Fault {
-  /** The problem, in words for people. */
-  constructor(message: string) {
-    super(FaultCode.INTERNAL_ERROR, message);
-    this.name = "StoreError";
-  }
-}
 
 /**
  * A user's reads use these, so a room full of other people's private
@@ -621,92 +553,6 @@ function migrateIdentities(db: DatabaseSync): void {
 // State and the chat's rules
 // ---------------------------------------------------------------------------
 
-function visibleTo(message: Message, reader: string): boolean {
-  return message.tipo === "broadcast" || message.toId === reader || message.fromId === reader;
-}
-
-/**
- * A name as it is looked up: trimmed, in NFC (as names are stored). A string
- * far longer than any name is cut first: it names nobody, and neither the
- * lookup nor a refusal that quotes it grows with it.
- */
-function lookup(raw: string): string {
-  return (raw.length > MAX_LOOKUP ? raw.slice(0, MAX_LOOKUP) : raw).trim().normalize("NFC");
-}
-
-/** A name from a call as a refusal quotes it: cut to a name's length. */
-function quoted(raw: string): string {
-  return clip(lookup(raw), MAX_NAME);
-}
-
-/**
- * The name policy: trimmed and in NFC, 1 to 32 characters; no control or
- * invisible characters, no stacked combining marks; letters, digits, single
- * spaces and a little punctuation ({@linkcode nameFlaw}). A user's name
- * also draws no line format ({@linkcode misleadingName}) and is no reserved
- * name nor a look-alike of one ({@linkcode imitatesReserved}). The name, or
- * why not.
- */
-function checkName(kind: NameKind, raw: string): Outcome<string> {
-  const name = raw.length > MAX_LOOKUP ? raw : raw.normalize("NFC").trim();
-  if (name.length < 1 || name.length > MAX_NAME) {
-    return refuse(Reason.NAME_INVALID, text("nameLength", kind, MAX_NAME));
-  }
-  if (/[\p{Cc}\p{Zl}\p{Zp}]/u.test(name) || !name.isWellFormed()) {
-    return refuse(Reason.NAME_INVALID, text("nameControl", kind));
-  }
-  const flaw = nameFlaw(name);
-  if (flaw === "invisible") return refuse(Reason.NAME_INVALID, text("nameInvisible", kind));
-  if (flaw === "marks") return refuse(Reason.NAME_INVALID, text("nameMarks", kind));
-  if (kind === "user" && misleadingName(name)) return refuse(Reason.NAME_INVALID, text("nameMisleading"));
-  if (flaw === "characters") return refuse(Reason.NAME_INVALID, text("nameCharacters", kind));
-  if (kind === "user") {
-    if (RESERVED_NAMES.has(name.toLowerCase())) {
-      return refuse(Reason.NAME_RESERVED, text("nameReserved", name));
-    }
-    if (imitatesReserved(name)) return refuse(Reason.NAME_INVALID, text("nameLookalike", name));
-  }
-  return [true, name];
-}
-
-function checkText(message: string): Outcome<string> {
-  if (message.trim().length === 0) return refuse(Reason.TEXT_EMPTY, text("textEmpty"));
-  if (message.length > MAX_TEXT) return refuse(Reason.TEXT_TOO_LONG, text("textTooLong", MAX_TEXT));
-  // Control characters (but tab and line breaks) could drive other users' terminals, and most
-  // cannot even travel in XML 1.0.
-  if (/[^\P{Cc}\t\n\r]|[\ufffe\uffff]/u.test(message) || !message.isWellFormed()) {
-    return refuse(Reason.TEXT_INVALID, text("textInvalid"));
-  }
-  return [true, message];
-}
-
-/** Takes a token from a bucket filled at `rate` a second up to twice that; false when it is empty. */
-function takeToken(bucket: Bucket, rate: number, now = Date.now()): boolean {
-  bucket.tokens = Math.min(rate * 2, bucket.tokens + ((now - bucket.tokensAt) / 1000) * rate);
-  bucket.tokensAt = now;
-  if (bucket.tokens < 1) return false;
-  bucket.tokens -= 1;
-  return true;
-}
-
-/** What joining a room gives: who is there, the latest messages the user may see, and the cursor. */
-export interface Joined {
-  /** The members, sorted. */
-  usuarios: string[];
-  /** The last 50 messages the user may see, oldest first. */
-  mensagens: Message[];
-  /** The newest id on the server: live delivery goes on from here. */
-  cursor: number;
-}
-
-/** One answer of live delivery: the messages after a cursor, and the cursor to pass next. */
-export interface Delivery {
-  /** Oldest first, at most 500. */
-  mensagens: Message[];
-  /** The id of the last message here (or the cursor given, when there are none). */
-  cursor: number;
-}
-
 /**
  * The chat: users, sessions, rooms, messages and live delivery. No XML, no
  * HTTP, no language: it answers {@linkcode Outcome}s holding
@@ -714,7 +560,7 @@ export interface Delivery {
  * {@linkcode Reason}; successes; notices) is a {@linkcode Text} that
  * {@linkcode chatMethods} renders in each caller's language.
  */
-export class ChatService {
+export class ChatService implements Chat<User> {
   readonly #users = new Map<string, User>();
   readonly #usersByToken = new Map<string, User>();
   readonly #rooms = new Map<string, Room>();
@@ -837,13 +683,8 @@ export class ChatService {
     return user;
   }
 
-  /** The user a session token belongs to, if any. */
-  sessionUser(token: string): User | undefined {
-    return this.#usersByToken.get(token);
-  }
-
   /** Nothing to do: authorizing the call was the sign of life. */
-  keepAlive(): Outcome<Text> {
+  keepAlive(_user: User): Outcome<Text> {
     return [true, text("sessionKept")];
   }
 
@@ -870,7 +711,8 @@ export class ChatService {
    * user): then nobody may delete it, and the caller's address (`source`)
    * pays the rate limit.
    */
-  async createRoom(rawName: string, creator: User | undefined, source?: string): Promise<Outcome<Text>> {
+  async createRoom(rawName: string, session: string | undefined, source?: string): Promise<Outcome<Text>> {
+    const creator = session === undefined ? undefined : this.#usersByToken.get(session);
     if (!creator && !this.#options.compat) return refuse(Reason.SESSION_INVALID, text("noSession"));
     const checked = checkName("room", rawName);
     if (!checked[0]) return checked;
@@ -1401,6 +1243,11 @@ function withWireMessages<T extends { mensagens: Message[] }>(
   return { ...payload, mensagens: payload.mensagens.map((message) => toWire(message, language)) };
 }
 
+/** A value mapped now, or a promise of it mapped when it settles (no extra turn for a value at hand). */
+function mapMaybe<T, U>(value: Maybe<T>, map: (value: T) => U): Maybe<U> {
+  return value instanceof Promise ? value.then(map) : map(value);
+}
+
 /** An outcome with its payload mapped; a refusal as it is. */
 function mapOutcome<T, U>(outcome: Outcome<T>, map: (payload: T) => U): Outcome<U> {
   return outcome[0] ? [true, map(outcome[1])] : outcome;
@@ -1413,7 +1260,7 @@ function mapOutcome<T, U>(outcome: Outcome<T>, map: (payload: T) => U): Outcome<
  * {@linkcode ChatMessage} structs, and refusals lose their reason unless the
  * caller asked for reasons ({@linkcode Call.wantsReasons}).
  */
-export function chatMethods(chat: ChatService): MethodTable {
+export function chatMethods<U>(chat: Chat<U>): MethodTable {
   /** An outcome as the caller gets it: a refusal in its language, with its reason if it asked. */
   const answer = <T>(call: Call, outcome: Outcome<T>): Result<T> =>
     outcome[0]
@@ -1426,13 +1273,12 @@ export function chatMethods(chat: ChatService): MethodTable {
   const asUser = <T, R>(
     call: Call,
     name: string,
-    action: (user: User) => Outcome<T> | Promise<Outcome<T>>,
+    action: (user: U) => Maybe<Outcome<T>>,
     reply: (call: Call, outcome: Outcome<T>) => Result<R>,
   ): Result<R> | Promise<Result<R>> => {
     const user = chat.authorize(call.session, name);
     if (Array.isArray(user)) return reply(call, user);
-    const outcome = action(user);
-    return outcome instanceof Promise ? outcome.then((done) => reply(call, done)) : reply(call, outcome);
+    return mapMaybe(action(user as U), (outcome) => reply(call, outcome));
   };
   return {
     registrar_usuario: rpc(
@@ -1440,19 +1286,18 @@ export function chatMethods(chat: ChatService): MethodTable {
       [["nome", "string"]],
       (call, nome) => {
         const token = crypto.randomUUID();
-        const outcome = chat.register(nome, token, call.remoteAddress);
-        if (outcome[0]) call.setSession(token);
-        return say(call, outcome);
+        return mapMaybe(chat.register(nome, token, call.remoteAddress), (outcome) => {
+          if (outcome[0]) call.setSession(token);
+          return say(call, outcome);
+        });
       },
     ),
     criar_sala: rpc(
       "Cria uma sala: [true, msg] ou [false, msg] se já existe.",
       [["nome", "string"]],
-      (call, nome) => {
-        // The creator is whoever the session proves, if anyone (the original call names no user).
-        const creator = call.session === undefined ? undefined : chat.sessionUser(call.session);
-        return chat.createRoom(nome, creator, call.remoteAddress).then((outcome) => say(call, outcome));
-      },
+      // The creator is whoever the session proves, if anyone (the original call names no user).
+      (call, nome) =>
+        chat.createRoom(nome, call.session, call.remoteAddress).then((outcome) => say(call, outcome)),
     ),
     entrar_na_sala: rpc(
       "Entra numa sala, saindo da atual: [true, {usuarios, mensagens, cursor}].",
@@ -1485,7 +1330,10 @@ export function chatMethods(chat: ChatService): MethodTable {
           call,
           usuario,
           (user) =>
-            mapOutcome(chat.recentMessages(user, sala), (m) => m.map((one) => toWire(one, call.language))),
+            mapMaybe(
+              chat.recentMessages(user, sala),
+              (outcome) => mapOutcome(outcome, (m) => m.map((one) => toWire(one, call.language))),
+            ),
           answer,
         ),
     ),
@@ -1493,7 +1341,7 @@ export function chatMethods(chat: ChatService): MethodTable {
     listar_usuarios: rpc(
       "Os membros de uma sala: [true, [nome...]] ou [false, msg].",
       [["sala", "string"]],
-      (call, sala) => answer(call, chat.listMembers(sala)),
+      (call, sala) => mapMaybe(chat.listMembers(sala), (outcome) => answer(call, outcome)),
     ),
     aguardar_mensagens: rpc(
       "Entrega ao vivo: as mensagens depois de cursor; espera até espera_ms (máx. 25000) se não há: " +
@@ -1514,7 +1362,7 @@ export function chatMethods(chat: ChatService): MethodTable {
     manter_sessao: rpc(
       "Sinal de vida de um usuário fora de salas: [true, msg].",
       [["usuario", "string"]],
-      (call, usuario) => asUser(call, usuario, () => chat.keepAlive(), say),
+      (call, usuario) => asUser(call, usuario, (user) => chat.keepAlive(user), say),
     ),
     sair_do_servico: rpc(
       "Sai da sala e libera o nome: [true, msg].",

@@ -68,8 +68,8 @@ Deno.test("enviar_privada reaches anyone online, shown in the sender's room and 
   const bia = userOf(chat, "bia");
   const caio = userOf(chat, "caio");
   const dani = userOf(chat, "dani");
-  await chat.createRoom("geral", ana);
-  await chat.createRoom("estudos", bia);
+  await chat.createRoom("geral", ana.token);
+  await chat.createRoom("estudos", bia.token);
   await chat.join(ana, "geral");
   await chat.join(bia, "estudos");
   await chat.join(caio, "estudos");
@@ -107,7 +107,7 @@ Deno.test("a restart adds no join notices for the users who were in the room; ne
       const ana = userOf(first.chat, "ana");
       const bia = userOf(first.chat, "bia");
       const caio = userOf(first.chat, "caio");
-      await first.chat.createRoom("geral", ana);
+      await first.chat.createRoom("geral", ana.token);
       for (const user of [ana, bia, caio]) await first.chat.join(user, "geral");
       await first.chat.leave(caio);
     }

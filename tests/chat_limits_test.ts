@@ -39,8 +39,8 @@ Deno.test("identity: a session that ended (silence) or a --compat user's: the ne
     // A --compat user proves nothing: the registration itself is the identity.
     chat.register("bia", "token-bia");
     const bia = chat.authorize(compat ? undefined : "token-bia", "bia") as User;
-    assert.equal((await chat.createRoom("geral", ana))[0], true);
-    assert.equal((await chat.createRoom("da bia", compat ? undefined : bia))[0], true);
+    assert.equal((await chat.createRoom("geral", ana.token))[0], true);
+    assert.equal((await chat.createRoom("da bia", compat ? undefined : bia.token))[0], true);
     await chat.join(ana, "geral");
     await chat.join(bia, "geral");
     await chat.send(ana, "geral", "só para a bia", "bia");
@@ -108,14 +108,14 @@ Deno.test("one rate limit for every change: joins, leaves, creations, deletions;
   const { chat } = chatted;
   const ana = userOf(chat, "ana");
   // A burst of 4 changes: two creations, a join, a deletion; then `devagar` for each kind.
-  assert.equal((await chat.createRoom("a", ana))[0], true);
-  assert.equal((await chat.createRoom("b", ana))[0], true);
+  assert.equal((await chat.createRoom("a", ana.token))[0], true);
+  assert.equal((await chat.createRoom("b", ana.token))[0], true);
   assert.equal((await chat.join(ana, "a"))[0], true);
   assert.equal((await chat.deleteRoom(ana, "b"))[0], true);
   assert.equal(reasonOf(await chat.join(ana, "c")), Reason.ROOM_MISSING, "no token taken for a refusal");
   for (
     const change of [
-      () => chat.createRoom("c", ana),
+      () => chat.createRoom("c", ana.token),
       () => chat.leave(ana),
       () => chat.deleteRoom(ana, "a"),
     ]
@@ -147,11 +147,11 @@ Deno.test("caps: users, rooms, rooms per creator; a new wait past --max-waits en
   const ana = userOf(chat, "ana");
   const bia = userOf(chat, "bia");
   assert.equal(reasonOf(chat.register("caio", "t")), Reason.LIMIT_REACHED);
-  await chat.createRoom("a1", ana);
-  await chat.createRoom("a2", ana);
-  assert.equal(reasonOf(await chat.createRoom("a3", ana)), Reason.LIMIT_REACHED);
-  await chat.createRoom("b1", bia);
-  assert.equal(reasonOf(await chat.createRoom("b2", bia)), Reason.LIMIT_REACHED);
+  await chat.createRoom("a1", ana.token);
+  await chat.createRoom("a2", ana.token);
+  assert.equal(reasonOf(await chat.createRoom("a3", ana.token)), Reason.LIMIT_REACHED);
+  await chat.createRoom("b1", bia.token);
+  assert.equal(reasonOf(await chat.createRoom("b2", bia.token)), Reason.LIMIT_REACHED);
   // The users' cap counts who is registered: one leaves, one more may come.
   await chat.unregister(bia, "a pedido");
   assert.equal(chat.register("caio", "t")[0], true);
@@ -190,7 +190,7 @@ Deno.test("expiring 20,000 sessions and 5,000 rooms at once never holds the even
   });
   const { chat } = chatted;
   const owner = userOf(chat, "dona");
-  await Promise.all(Array.from({ length: 5_000 }, (_, i) => chat.createRoom(`sala ${i}`, owner)));
+  await Promise.all(Array.from({ length: 5_000 }, (_, i) => chat.createRoom(`sala ${i}`, owner.token)));
   const users: User[] = [];
   for (let i = 0; i < 20_000; i++) users.push(userOf(chat, `u${i}`));
   // A quarter of them in rooms: 5,000 leave notices to store as they go.

@@ -1,0 +1,244 @@
+/**
+ * The chat's shapes and rules, the same whichever store holds the chat: the
+ * messages and answers the chat hands out, its options and caps, the name
+ * and text policies, visibility and rate limits, and {@linkcode Chat}, what
+ * the method table needs of a chat. `server.ts` keeps one chat in a process
+ * and its SQLite file (`ChatService`); `deps/cluster.ts` keeps one chat for
+ * several processes in Redis (`ClusterChat`).
+ *
+ * @module
+ */
+
+import { clip, Fault, FaultCode } from "./codec.ts";
+import type { Logger } from "./log.ts";
+import {
+  imitatesReserved,
+  misleadingName,
+  nameFlaw,
+  type Outcome,
+  Reason,
+  type Refusal,
+  refuse,
+  RESERVED_NAMES,
+} from "./protocol.ts";
+import { type NameKind, type Text, text } from "./texts.ts";
+
+/** A stored message: what the chat keeps and hands out (the method table puts it on the wire). */
+export interface Message {
+  /** Grows with every message of the server, across restarts. */
+  readonly id: number;
+  /** The room it was posted in. */
+  readonly room: string;
+  /** `broadcast` for the room, `unicast` for one member. */
+  readonly tipo: "broadcast" | "unicast";
+  /** Who sent it: a user, or `SERVER` for notices. */
+  readonly origem: string;
+  /** `todos`, or the one member it is for. */
+  readonly destino: string;
+  /** The text; a notice's in Portuguese, for the original clients. */
+  readonly conteudo: string;
+  /** Milliseconds since the epoch. */
+  readonly timestamp: number;
+  /** A notice's text in no language yet: each reader gets it in theirs. */
+  readonly notice?: Text;
+  /** The identity of the user who sent it; none for a notice. */
+  readonly fromId?: string;
+  /** A private message's recipient's identity: only the two ends read it, whoever holds the names later. */
+  readonly toId?: string;
+}
+
+/** A token bucket of a rate limit: filled at `rate` tokens a second, up to twice that. */
+export interface Bucket {
+  /** The tokens left... */
+  tokens: number;
+  /** ...when last counted (ms since the epoch). */
+  tokensAt: number;
+}
+
+/** How a chat behaves (either store). */
+export interface ChatOptions {
+  /** Accept calls with no session cookie (the original clients send none). */
+  compat: boolean;
+  /** A session with no sign of life for this long ends. */
+  sessionTtlMs: number;
+  /** An empty room idle for this long is removed. */
+  roomTtlMs: number;
+  /**
+   * Messages a user may send per second; as many other changes (joins, leaves, rooms created or
+   * deleted), counted apart; and registrations (and rooms created without a session) per second from
+   * one address. Bursts of twice that.
+   */
+  maxRate: number;
+  /** The operator log. */
+  log: Logger;
+  /** Users registered at once (default {@linkcode LIMITS}). */
+  maxUsers?: number;
+  /** Rooms (default {@linkcode LIMITS}). */
+  maxRooms?: number;
+  /** Rooms one user may have created and not yet deleted (default {@linkcode LIMITS}). */
+  maxRoomsPerUser?: number;
+  /** Pending waits per user: a new one ends the oldest (default {@linkcode LIMITS}). */
+  maxWaits?: number;
+}
+
+/** The caps' defaults: a classroom's chat, with room to spare. */
+export const LIMITS = { maxUsers: 1000, maxRooms: 1000, maxRoomsPerUser: 20, maxWaits: 4 } as const;
+
+/** Messages a join and `receber_mensagens` hand out: the latest the user may see. */
+export const HISTORY = 50;
+
+/** How long the members of a deleted room can still read what it said last. */
+export const LAST_WORDS_MS = 30_000;
+
+/** The most messages one answer of live delivery carries. */
+export const MAX_BATCH = 500;
+
+/** The longest an `aguardar_mensagens` call waits on the server. */
+export const MAX_WAIT_MS = 25_000;
+/** The longest user or room name. */
+export const MAX_NAME = 32;
+/** The longest message. */
+export const MAX_TEXT = 2000;
+
+/** The longest string looked up as a name: a longer one is cut first (it names nobody). */
+export const MAX_LOOKUP = MAX_NAME * 4;
+
+/**
+ * The database could not be used: one clear line for the operator at start;
+ * later, the fault a caller gets (-32603 with this message, not an HTTP 500).
+ */
+export class StoreError extends Fault {
+  /** The problem, in words for people. */
+  constructor(message: string) {
+    super(FaultCode.INTERNAL_ERROR, message);
+    this.name = "StoreError";
+  }
+}
+
+/** Whether a reader (a user's identity) may see a message: public, or private to or from them. */
+export function visibleTo(message: Message, reader: string): boolean {
+  return message.tipo === "broadcast" || message.toId === reader || message.fromId === reader;
+}
+
+/**
+ * A name as it is looked up: trimmed, in NFC (as names are stored). A string
+ * far longer than any name is cut first: it names nobody, and neither the
+ * lookup nor a refusal that quotes it grows with it.
+ */
+export function lookup(raw: string): string {
+  return (raw.length > MAX_LOOKUP ? raw.slice(0, MAX_LOOKUP) : raw).trim().normalize("NFC");
+}
+
+/** A name from a call as a refusal quotes it: cut to a name's length. */
+export function quoted(raw: string): string {
+  return clip(lookup(raw), MAX_NAME);
+}
+
+/**
+ * The name policy: trimmed and in NFC, 1 to 32 characters; no control or
+ * invisible characters, no stacked combining marks; letters, digits, single
+ * spaces and a little punctuation ({@linkcode nameFlaw}). A user's name
+ * also draws no line format ({@linkcode misleadingName}) and is no reserved
+ * name nor a look-alike of one ({@linkcode imitatesReserved}). The name, or
+ * why not.
+ */
+export function checkName(kind: NameKind, raw: string): Outcome<string> {
+  const name = raw.length > MAX_LOOKUP ? raw : raw.normalize("NFC").trim();
+  if (name.length < 1 || name.length > MAX_NAME) {
+    return refuse(Reason.NAME_INVALID, text("nameLength", kind, MAX_NAME));
+  }
+  if (/[\p{Cc}\p{Zl}\p{Zp}]/u.test(name) || !name.isWellFormed()) {
+    return refuse(Reason.NAME_INVALID, text("nameControl", kind));
+  }
+  const flaw = nameFlaw(name);
+  if (flaw === "invisible") return refuse(Reason.NAME_INVALID, text("nameInvisible", kind));
+  if (flaw === "marks") return refuse(Reason.NAME_INVALID, text("nameMarks", kind));
+  if (kind === "user" && misleadingName(name)) return refuse(Reason.NAME_INVALID, text("nameMisleading"));
+  if (flaw === "characters") return refuse(Reason.NAME_INVALID, text("nameCharacters", kind));
+  if (kind === "user") {
+    if (RESERVED_NAMES.has(name.toLowerCase())) {
+      return refuse(Reason.NAME_RESERVED, text("nameReserved", name));
+    }
+    if (imitatesReserved(name)) return refuse(Reason.NAME_INVALID, text("nameLookalike", name));
+  }
+  return [true, name];
+}
+
+/** The text policy: not blank, at most {@linkcode MAX_TEXT} characters, no control characters. The text, or why not. */
+export function checkText(message: string): Outcome<string> {
+  if (message.trim().length === 0) return refuse(Reason.TEXT_EMPTY, text("textEmpty"));
+  if (message.length > MAX_TEXT) return refuse(Reason.TEXT_TOO_LONG, text("textTooLong", MAX_TEXT));
+  // Control characters (but tab and line breaks) could drive other users' terminals, and most
+  // cannot even travel in XML 1.0.
+  if (/[^\P{Cc}\t\n\r]|[\ufffe\uffff]/u.test(message) || !message.isWellFormed()) {
+    return refuse(Reason.TEXT_INVALID, text("textInvalid"));
+  }
+  return [true, message];
+}
+
+/** Takes a token from a bucket filled at `rate` a second up to twice that; false when it is empty. */
+export function takeToken(bucket: Bucket, rate: number, now = Date.now()): boolean {
+  bucket.tokens = Math.min(rate * 2, bucket.tokens + ((now - bucket.tokensAt) / 1000) * rate);
+  bucket.tokensAt = now;
+  if (bucket.tokens < 1) return false;
+  bucket.tokens -= 1;
+  return true;
+}
+
+/** What joining a room gives: who is there, the latest messages the user may see, and the cursor. */
+export interface Joined {
+  /** The members, sorted. */
+  usuarios: string[];
+  /** The last 50 messages the user may see, oldest first. */
+  mensagens: Message[];
+  /** The newest id on the server: live delivery goes on from here. */
+  cursor: number;
+}
+
+/** One answer of live delivery: the messages after a cursor, and the cursor to pass next. */
+export interface Delivery {
+  /** Oldest first, at most 500. */
+  mensagens: Message[];
+  /** The id of the last message here (or the cursor given, when there are none). */
+  cursor: number;
+}
+
+/** A value, or a promise of it: the SQLite chat answers most calls at once, the Redis one never. */
+export type Maybe<T> = T | Promise<T>;
+
+/**
+ * What the ChatService method table needs of a chat. `U` is whom a call
+ * acts as: what {@linkcode Chat.authorize} hands to the calls that act as a
+ * user (the SQLite chat checks the session at once; the Redis chat passes a
+ * claim that each call's script checks in Redis).
+ */
+export interface Chat<U> {
+  /** Registers a unique name; `token` is the session the caller will present; `source` its address. */
+  register(rawName: string, token: string, source?: string): Maybe<Outcome<Text>>;
+  /** Whom a call may act as, or why not. */
+  authorize(session: string | undefined, rawName: string): U | Refusal;
+  /** Creates a room for whoever the session proves (none: only with --compat). */
+  createRoom(rawName: string, session: string | undefined, source?: string): Promise<Outcome<Text>>;
+  /** Deletes a room its creator asks to delete. */
+  deleteRoom(user: U, roomName: string): Promise<Outcome<Text>>;
+  /** The rooms' names, sorted. */
+  listRooms(): Maybe<Outcome<readonly string[]>>;
+  /** Who is in a room, sorted. */
+  listMembers(roomName: string): Maybe<Outcome<string[]>>;
+  /** Joins a room, leaving the current one. */
+  join(user: U, roomName: string): Promise<Outcome<Joined>>;
+  /** Leaves the current room. */
+  leave(user: U): Promise<Outcome<Text>>;
+  /** Posts to the user's room, or privately to one member of it. */
+  send(user: U, roomName: string, rawText: string, recipient: string | null): Promise<Outcome<Text>>;
+  /** A private message to anyone online. */
+  sendPrivate(user: U, rawRecipient: string, rawText: string): Promise<Outcome<Text>>;
+  /** The last messages the user may see in their room. */
+  recentMessages(user: U, roomName: string): Maybe<Outcome<Message[]>>;
+  /** Live delivery: the messages after a cursor, waiting up to `waitMs` for one. */
+  waitMessages(user: U, roomName: string, cursor: number, waitMs: number): Promise<Outcome<Delivery>>;
+  /** A sign of life (authorizing the call was one). */
+  keepAlive(user: U): Maybe<Outcome<Text>>;
+  /** Ends a session; `why` goes to the log. */
+  unregister(user: U, why: string): Promise<Outcome<Text>>;
+}
