@@ -145,6 +145,9 @@ export {
   visibleTo,
 } from "./deps/chat.ts";
 
+// One chat for several servers, on Redis (its client is loaded only by `--store`).
+export { type Claim, ClusterChat, REDIS_CLIENT } from "./deps/cluster.ts";
+
 // Programs: flags, the log, signals, child programs and their ready lines.
 export {
   type FlagOptions,

@@ -27,6 +27,7 @@ import {
   checkName,
   checkText,
   clip,
+  ClusterChat,
   CONNECTION_FLAGS,
   CONNECTION_USAGE,
   connectionOptions,
@@ -1540,6 +1541,8 @@ Opções:
   --log ARQUIVO            log de operação (padrão: chat_server.log)
   --db ARQUIVO             banco de salas e mensagens (padrão: chat.db ao lado do log;
                            :memory: para um servidor descartável)
+  --store redis://H:P[/B]  o chat inteiro num Redis, compartilhado por vários servidores
+                           (em vez de --db); veja "Mais de um servidor" no README
   --room-ttl S             remove sala vazia e parada há S segundos (padrão: 300)
   --session-ttl S          encerra sessão sem sinal de vida há S segundos (padrão: 30)
   --max-rate N             por segundo: mensagens de um usuário; outras mudanças dele (entradas,
@@ -1559,7 +1562,8 @@ ${CONNECTION_USAGE}
                            criadas sem sessão, que ninguém pode excluir)
   -h, --help               mostra esta ajuda
 
-Permissões: --allow-read e --allow-write devem citar os arquivos de --db e --log.`;
+Permissões: --allow-read e --allow-write devem citar os arquivos de --db e --log. Com --store:
+  --allow-net --allow-sys=networkInterfaces --allow-env=REDIS_DEBUG_MAINTENANCE --allow-write=LOG`;
 
 function printUsage(): void {
   console.log(USAGE);
@@ -1569,6 +1573,40 @@ function printUsage(): void {
 function besideLog(log: string): string {
   const slash = Math.max(log.lastIndexOf("/"), log.lastIndexOf("\\"));
   return `${log.slice(0, slash + 1)}chat.db`;
+}
+
+/** A chat ready to serve, on either store. */
+interface OpenedChat {
+  /** The chat, with its housekeeping. */
+  readonly chat: Chat<unknown> & {
+    start(sweepEveryMs: number): void;
+    announceStop(): Promise<number>;
+    stop(): void;
+  };
+  /** Writes what is pending and lets the store go. */
+  close(): void | Promise<void>;
+  /** The store, as the start line in the log says it. */
+  readonly store: string;
+  /** False once the store is gone for good under the running server (a database file deleted). */
+  stillThere(): boolean;
+}
+
+/** The chat of one server, in its SQLite file (`--db`). */
+function openSqliteChat(path: string, sync: "normal" | "full", options: ChatOptions): OpenedChat {
+  const store = new MessageStore(path, { synchronous: sync, log: options.log });
+  const chat = new ChatService(store, options);
+  return {
+    chat,
+    close: () => store.close(),
+    store: `banco: ${path}, ${chat.roomCount} salas`,
+    stillThere: () => store.stillOnDisk(),
+  };
+}
+
+/** The chat shared by every server on one Redis (`--store`). */
+async function openClusterChat(url: string, options: ChatOptions): Promise<OpenedChat> {
+  const chat = await ClusterChat.open(url, options);
+  return { chat, close: () => chat.close(), store: `Redis: ${url}`, stillThere: () => true };
 }
 
 /** Runs the server: flags, log, database, serving, registration; stops cleanly on SIGINT/SIGTERM. */
@@ -1581,6 +1619,7 @@ export async function main(args: string[] = Deno.args): Promise<void> {
     binder: { type: "string", default: "127.0.0.1:5000" },
     log: { type: "string", default: "chat_server.log" },
     db: { type: "string" },
+    store: { type: "string" },
     "room-ttl": { type: "string", default: "300" },
     "session-ttl": { type: "string", default: "30" },
     "max-rate": { type: "string", default: "10" },
@@ -1609,7 +1648,8 @@ export async function main(args: string[] = Deno.args): Promise<void> {
     maxRoomsPerUser: cap("max-rooms-per-user", 1_000_000),
     maxWaits: cap("max-waits", 100),
   };
-  if (flags.sync !== "normal" && flags.sync !== "full") usageError(program, `--sync deve ser normal ou full`);
+  const sync = flags.sync;
+  if (sync !== "normal" && sync !== "full") usageError(program, `--sync deve ser normal ou full`);
   let binders: HostPort[];
   try {
     binders = parseHostPortList(flags.binder, 5000);
@@ -1617,6 +1657,14 @@ export async function main(args: string[] = Deno.args): Promise<void> {
     usageError(program, `--binder: ${(error as Error).message}`);
   }
   const dbPath = flags.db ?? besideLog(flags.log);
+  if (flags.store !== undefined) {
+    if (!/^rediss?:\/\/[^/\s]+(\/\d+)?\/?$/.test(flags.store)) {
+      usageError(program, `--store deve ser redis://HOST:PORTA[/BANCO], não '${flags.store}'`);
+    }
+    if (flags.db !== undefined) {
+      usageError(program, "--store e --db não combinam: um servidor usa um ou outro");
+    }
+  }
 
   let log: Log;
   try {
@@ -1631,29 +1679,25 @@ export async function main(args: string[] = Deno.args): Promise<void> {
     Deno.exit(1);
   }
 
-  let store: MessageStore;
+  const options: ChatOptions = { compat: flags.compat, sessionTtlMs, roomTtlMs, maxRate, log, ...limits };
+  let opened: OpenedChat;
   try {
-    store = new MessageStore(dbPath, { synchronous: flags.sync, log });
+    opened = flags.store === undefined
+      ? openSqliteChat(dbPath, sync, options)
+      : await openClusterChat(flags.store, options);
   } catch (error) {
     console.error(`${program}: ${(error as Error).message}`);
     await log.close();
     Deno.exit(1);
   }
-  const chat = new ChatService(store, {
-    compat: flags.compat,
-    sessionTtlMs,
-    roomTtlMs,
-    maxRate,
-    log,
-    ...limits,
-  });
+  const { chat } = opened;
   const server = await serveOrExit(program, chatMethods(chat), {
     host: flags.host,
     port,
     ...connections,
     log,
-  }, () => {
-    store.close();
+  }, async () => {
+    await opened.close();
     return log.close();
   });
   chat.start(Math.min(1000, sessionTtlMs / 4, roomTtlMs / 4));
@@ -1668,7 +1712,7 @@ export async function main(args: string[] = Deno.args): Promise<void> {
     chat.stop();
     await Promise.all(registrations.map((registration) => registration.stop()));
     await server.shutdown();
-    store.close();
+    await opened.close();
     log.info("Servidor encerrado.");
     await log.close();
   };
@@ -1676,7 +1720,7 @@ export async function main(args: string[] = Deno.args): Promise<void> {
   onTerminate(shutdown);
   // A database deleted or replaced under us would take every later message with it: stop and say so.
   const watchdog = setInterval(async () => {
-    if (store.stillOnDisk()) return;
+    if (opened.stillThere()) return;
     clearInterval(watchdog);
     const problem = `o banco ${dbPath} foi apagado ou trocado enquanto o servidor rodava; encerrando`;
     log.error(problem);
@@ -1685,7 +1729,7 @@ export async function main(args: string[] = Deno.args): Promise<void> {
     Deno.exit(1);
   }, 1000);
   log.info(
-    `Servidor ouvindo em ${flags.host}:${server.addr.port} (banco: ${dbPath}, ${chat.roomCount} salas` +
+    `Servidor ouvindo em ${flags.host}:${server.addr.port} (${opened.store}` +
       `${
         flags.compat ? ", modo compatível" : ""
       }; limites: ${limits.maxUsers} usuários, ${limits.maxRooms} ` +

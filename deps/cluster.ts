@@ -1,0 +1,925 @@
+/**
+ * One chat for several server instances: `server.ts --store redis://HOST:PORT[/DB]`.
+ *
+ * Everything the instances share lives in Redis: users and their sessions,
+ * rooms with their members and creators, messages under one growing id, the
+ * rate limits, presence. Each call is one Lua script, so its checks and its
+ * writes happen at once in Redis or not at all (two instances never both
+ * take a name), and a message's id, its storage and the event that
+ * announces it are one step: ids grow in the order messages are stored,
+ * so a cursor means the same on every instance.
+ *
+ * Live delivery: an instance keeps its own long waits; a stored message is
+ * published on one channel (Redis pub/sub), and every instance wakes the
+ * waits it may concern, which read what is new from Redis. The wake-up is
+ * only a hint: the read is the truth, so a wake-up lost (the subscription
+ * dropped for a moment) costs latency, never a message; all waits are woken
+ * again when the subscription comes back.
+ *
+ * The Redis client (`npm:@redis/client`, pinned below) is loaded only here,
+ * and only when a server is started with `--store`: the client's module
+ * graph and the default server hold no npm package.
+ *
+ * @module
+ */
+
+import {
+  type Chat,
+  type ChatOptions,
+  checkName,
+  checkText,
+  type Delivery,
+  HISTORY,
+  type Joined,
+  LAST_WORDS_MS,
+  LIMITS,
+  lookup,
+  MAX_BATCH,
+  MAX_NAME,
+  MAX_WAIT_MS,
+  type Message,
+  quoted,
+  StoreError,
+  visibleTo,
+} from "./chat.ts";
+import { clip } from "./codec.ts";
+import { Deadlines } from "./deadlines.ts";
+import type { Logger } from "./log.ts";
+import { EVERYONE, type Outcome, Reason, type Refusal, refuse, SERVER } from "./protocol.ts";
+import { loadText, render, storeText, type Text, text } from "./texts.ts";
+
+/** The Redis client, pinned; imported only by {@linkcode openClusterChat}. */
+export const REDIS_CLIENT = "npm:@redis/client@6.3.1";
+
+/** Every key and the channel start with this, so the chat can share a Redis with other data. */
+const PREFIX = "rpc-chat:";
+/** The messages a join or a read of the latest looks at, newest first, to find the latest visible ones. */
+const RECENT_SCAN = 500;
+/** The messages after a cursor one read looks at: a reader skips others' private messages by the thousand. */
+const AFTER_SCAN = 2000;
+/** Sessions or rooms one slice of the sweep ends, at most. */
+const SWEEP_BATCH = 256;
+/** A call whose Redis does not answer in this long is refused (the server never hangs on it). */
+const COMMAND_TIMEOUT_MS = 5000;
+/** Stands for the user's name in the notice templates the scripts fill in (no name holds a '%'). */
+const NAME_SLOT = "%NAME%";
+
+/** What the scripts share: the clock, users, sessions, rate limits, posting, leaving, dropping a room. */
+const PRELUDE = `
+local P = ARGV[1]
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+local function getUser(name)
+  local json = redis.call('HGET', P .. 'users', name)
+  if json then return cjson.decode(json) end
+end
+local function putUser(u) redis.call('HSET', P .. 'users', u.name, cjson.encode(u)) end
+-- The user a call acts as (ARGV 2 to 4: name, session, compat), or the refusal. A sign of life.
+local function auth()
+  local u = getUser(ARGV[2])
+  if not u then return nil, {'no', 'notRegistered'} end
+  if ARGV[3] == '' then
+    if ARGV[4] ~= '1' or u.proved then return nil, {'no', 'noSession'} end
+  elseif ARGV[3] ~= u.token then return nil, {'no', 'otherSession', u.name}
+  elseif not u.proved then u.proved = true; putUser(u) end
+  redis.call('ZADD', P .. 'seen', now, u.name)
+  return u
+end
+-- A token bucket (ARGV 5: the rate), filled up to twice the rate a second; full again, it is gone.
+local function take(key)
+  local rate = tonumber(ARGV[5])
+  local k = P .. 'bucket:' .. key
+  local b = redis.call('GET', k)
+  local tokens = rate * 2
+  if b then
+    local colon = string.find(b, ':', 1, true)
+    local at = tonumber(string.sub(b, colon + 1))
+    tokens = math.min(rate * 2, tonumber(string.sub(b, 1, colon - 1)) + (now - at) / 1000 * rate)
+  end
+  if tokens < 1 then return false end
+  redis.call('SET', k, (tokens - 1) .. ':' .. now, 'PX', 2000)
+  return true
+end
+local function fill(template, name)
+  local out, from = {}, 1
+  while true do
+    local at = string.find(template, '${NAME_SLOT}', from, true)
+    if not at then break end
+    out[#out + 1] = string.sub(template, from, at - 1)
+    out[#out + 1] = name
+    from = at + ${NAME_SLOT.length}
+  end
+  out[#out + 1] = string.sub(template, from)
+  return table.concat(out)
+end
+-- Stores a message (its JSON without id, room, time and identities) under the next id, and says so.
+local function post(room, rest, fromId, toId)
+  local id = redis.call('INCR', P .. 'lastid')
+  local head = '{"id":' .. id .. ',"room":' .. cjson.encode(room) .. ',"timestamp":' .. now
+  if fromId then head = head .. ',"fromId":' .. cjson.encode(fromId) end
+  if toId then head = head .. ',"toId":' .. cjson.encode(toId) end
+  redis.call('ZADD', P .. 'msgs:' .. room, id, head .. ',' .. rest)
+  redis.call('ZADD', P .. 'activity', now, room)
+  redis.call('PUBLISH', P .. 'events', cjson.encode({k = 'm', r = room, f = fromId, t = toId}))
+  return id
+end
+local function leaveRoom(u, leftTemplate)
+  redis.call('SREM', P .. 'members:' .. u.room, u.name)
+  post(u.room, fill(leftTemplate, u.name))
+  u.room = nil
+end
+local function bye(u, leftTemplate)
+  if u.room then leaveRoom(u, leftTemplate) end
+  redis.call('HDEL', P .. 'users', u.name)
+  redis.call('HDEL', P .. 'tokens', u.token)
+  redis.call('ZREM', P .. 'seen', u.name)
+  redis.call('DEL', P .. 'bucket:m:' .. u.id, P .. 'bucket:c:' .. u.id)
+  redis.call('PUBLISH', P .. 'events', cjson.encode({k = 'gone', u = u.name}))
+end
+-- A room out of the chat; its messages stay readable for keepMs (its members' last words) or go now.
+local function dropRoom(room, keepMs)
+  local json = redis.call('HGET', P .. 'rooms', room)
+  local creatorId = json and cjson.decode(json).creatorId
+  if creatorId and redis.call('HINCRBY', P .. 'creators', creatorId, -1) <= 0 then
+    redis.call('HDEL', P .. 'creators', creatorId)
+  end
+  redis.call('HDEL', P .. 'rooms', room)
+  redis.call('DEL', P .. 'members:' .. room)
+  redis.call('ZREM', P .. 'activity', room)
+  if keepMs then redis.call('PEXPIRE', P .. 'msgs:' .. room, keepMs)
+  else redis.call('DEL', P .. 'msgs:' .. room) end
+  redis.call('PUBLISH', P .. 'events', cjson.encode({k = 'del', r = room}))
+end
+local function withMessages(result, messages)
+  for i, m in ipairs(messages) do result[#result + 1] = m end
+  return result
+end
+`;
+
+/**
+ * The scripts, one per call. ARGV 1 is the key prefix; for the calls acting
+ * as a user, 2 to 4 are name, session and compat, and 5 the rate.
+ */
+const SCRIPTS = {
+  /** 6 user JSON, 7 token, 8 max users, 9 source address. */
+  register: `
+    local name = ARGV[2]
+    if redis.call('HEXISTS', P .. 'users', name) == 1 then return {'no', 'nameTaken'} end
+    if redis.call('HLEN', P .. 'users') >= tonumber(ARGV[8]) then return {'no', 'usersFull'} end
+    if ARGV[9] ~= '' and not take('a:' .. ARGV[9]) then return {'no', 'registrationsLimited'} end
+    redis.call('HSET', P .. 'users', name, ARGV[6])
+    redis.call('HSET', P .. 'tokens', ARGV[7], name)
+    redis.call('ZADD', P .. 'seen', now, name)
+    return {'ok'}`,
+  /** Nothing but the session's check: a sign of life. */
+  alive: `
+    local u, no = auth()
+    if not u then return no end
+    return {'ok'}`,
+  /** 6 the leave notice's template. */
+  unregister: `
+    local u, no = auth()
+    if not u then return no end
+    bye(u, ARGV[6])
+    return {'ok'}`,
+  /** 6 room, 7 max rooms, 8 max rooms per creator, 9 source address. */
+  createRoom: `
+    local creator
+    if ARGV[3] ~= '' then
+      local name = redis.call('HGET', P .. 'tokens', ARGV[3])
+      if name then creator = getUser(name) end
+    end
+    if not creator and ARGV[4] ~= '1' then return {'no', 'noSession'} end
+    local room = ARGV[6]
+    if redis.call('HEXISTS', P .. 'rooms', room) == 1 then return {'no', 'roomExists'} end
+    if redis.call('HLEN', P .. 'rooms') >= tonumber(ARGV[7]) then return {'no', 'roomsFull'} end
+    if creator then
+      if tonumber(redis.call('HGET', P .. 'creators', creator.id) or '0') >= tonumber(ARGV[8]) then
+        return {'no', 'creatorRoomsFull'}
+      end
+      if not take('c:' .. creator.id) then return {'no', 'actionsLimited'} end
+      redis.call('HINCRBY', P .. 'creators', creator.id, 1)
+      redis.call('ZADD', P .. 'seen', now, creator.name)
+    elseif ARGV[9] ~= '' and not take('a:' .. ARGV[9]) then return {'no', 'actionsLimited'} end
+    redis.call('HSET', P .. 'rooms', room, cjson.encode({creator = creator and creator.name, creatorId = creator and creator.id}))
+    redis.call('DEL', P .. 'msgs:' .. room, P .. 'lastwords:' .. room)
+    redis.call('ZADD', P .. 'activity', now, room)
+    return {'ok', creator and creator.name or ''}`,
+  /** 6 room, 7 the deletion notice. */
+  deleteRoom: `
+    local u, no = auth()
+    if not u then return no end
+    local room = ARGV[6]
+    local json = redis.call('HGET', P .. 'rooms', room)
+    if not json then return {'no', 'roomMissing'} end
+    local creatorId = cjson.decode(json).creatorId
+    if not creatorId or creatorId ~= u.id then return {'no', 'notCreator'} end
+    if not take('c:' .. u.id) then return {'no', 'actionsLimited'} end
+    post(room, ARGV[7])
+    local lastWords = P .. 'lastwords:' .. room
+    redis.call('DEL', lastWords)
+    for _, name in ipairs(redis.call('SMEMBERS', P .. 'members:' .. room)) do
+      local member = getUser(name)
+      if member and member.room == room then member.room = nil; putUser(member) end
+      redis.call('SADD', lastWords, name)
+    end
+    redis.call('PEXPIRE', lastWords, ${LAST_WORDS_MS})
+    dropRoom(room, ${LAST_WORDS_MS})
+    return {'ok'}`,
+  /** 2 room. */
+  listMembers: `
+    if redis.call('HEXISTS', P .. 'rooms', ARGV[2]) == 0 then return {'no', 'roomMissing'} end
+    return withMessages({'ok'}, redis.call('SMEMBERS', P .. 'members:' .. ARGV[2]))`,
+  /** 6 room, 7 the join notice's template, 8 the leave notice's. */
+  join: `
+    local u, no = auth()
+    if not u then return no end
+    local room = ARGV[6]
+    if redis.call('HEXISTS', P .. 'rooms', room) == 0 then return {'no', 'roomMissingToJoin'} end
+    if u.room ~= room then
+      if not take('c:' .. u.id) then return {'no', 'actionsLimited'} end
+      if u.room then leaveRoom(u, ARGV[8]) end
+      u.room = room
+      putUser(u)
+      redis.call('SADD', P .. 'members:' .. room, u.name)
+      post(room, fill(ARGV[7], u.name))
+    end
+    local members = table.concat(redis.call('SMEMBERS', P .. 'members:' .. room), '\\n')
+    local result = {'ok', u.id, redis.call('GET', P .. 'lastid') or '0', members}
+    return withMessages(result, redis.call('ZREVRANGE', P .. 'msgs:' .. room, 0, ${RECENT_SCAN - 1}))`,
+  /** 6 the leave notice's template. */
+  leave: `
+    local u, no = auth()
+    if not u then return no end
+    if not u.room then return {'no', 'inNoRoom'} end
+    if not take('c:' .. u.id) then return {'no', 'actionsLimited'} end
+    local room = u.room
+    leaveRoom(u, ARGV[6])
+    putUser(u)
+    return {'ok', room}`,
+  /** 6 room, 7 recipient ('' for the room), 8 the message's JSON rest. */
+  send: `
+    local u, no = auth()
+    if not u then return no end
+    local room = ARGV[6]
+    if redis.call('HEXISTS', P .. 'rooms', room) == 0 then return {'no', 'roomMissing'} end
+    if u.room ~= room then return {'no', 'notInRoom'} end
+    local toId
+    if ARGV[7] ~= '' then
+      local to = getUser(ARGV[7])
+      if not to or redis.call('SISMEMBER', P .. 'members:' .. room, ARGV[7]) == 0 then
+        return {'no', 'recipientAbsent'}
+      end
+      toId = to.id
+    end
+    if not take('m:' .. u.id) then return {'no', 'rateLimited'} end
+    post(room, ARGV[8], u.id, toId)
+    return {'ok'}`,
+  /** 6 recipient, 7 the message's JSON rest. */
+  sendPrivate: `
+    local u, no = auth()
+    if not u then return no end
+    local to = getUser(ARGV[6])
+    if not to then return {'no', 'recipientOffline'} end
+    if not to.room then return {'no', 'recipientInNoRoom', to.name} end
+    if not take('m:' .. u.id) then return {'no', 'rateLimited'} end
+    post(to.room, ARGV[7], u.id, to.id)
+    if u.room and u.room ~= to.room then post(u.room, ARGV[7], u.id, to.id) end
+    return {'ok', to.room, u.room or ''}`,
+  /**
+   * 6 room, 7 cursor ('' for the latest). A member reads; so does a member of a room deleted a moment
+   * ago, once, after a cursor (its last words). Answers the reader's identity, the last id, messages.
+   */
+  read: `
+    local u, no = auth()
+    if not u then return no end
+    local room = ARGV[6]
+    local exists = redis.call('HEXISTS', P .. 'rooms', room) == 1
+    if not (exists and u.room == room) then
+      if ARGV[7] == '' or redis.call('SREM', P .. 'lastwords:' .. room, u.name) == 0 then
+        if not exists then return {'no', 'roomMissing'} end
+        return {'no', 'notInRoom'}
+      end
+    end
+    local last = redis.call('GET', P .. 'lastid') or '0'
+    local result = {'ok', u.id, last}
+    if ARGV[7] == '' then
+      return withMessages(result, redis.call('ZREVRANGE', P .. 'msgs:' .. room, 0, ${RECENT_SCAN - 1}))
+    end
+    local cursor = math.min(tonumber(ARGV[7]), tonumber(last))
+    result[3] = tostring(cursor)
+    local after = redis.call('ZRANGEBYSCORE', P .. 'msgs:' .. room, '(' .. cursor, '+inf', 'LIMIT', 0, ${AFTER_SCAN})
+    return withMessages(result, after)`,
+  /** 2.. names: signs of life for users with waits here (never bringing back one who is gone). */
+  touch: `
+    for i = 2, #ARGV do redis.call('ZADD', P .. 'seen', 'XX', now, ARGV[i]) end
+    return {'ok'}`,
+  /** 2 this instance, 3 the lease (ms): whether this instance sweeps (it holds or takes the lease). */
+  lease: `
+    local holder = redis.call('GET', P .. 'sweeper')
+    if holder == ARGV[2] then redis.call('PEXPIRE', P .. 'sweeper', ARGV[3]) return {'ok'} end
+    if not holder then redis.call('SET', P .. 'sweeper', ARGV[2], 'PX', ARGV[3]) return {'ok'} end
+    return {'no', 'held'}`,
+  /** 2 session TTL, 3 room TTL (ms), 4 the leave notice's template, 5 how many at most: one slice. */
+  sweep: `
+    local limit = tonumber(ARGV[5])
+    local ended, removed = {}, {}
+    for _, name in ipairs(redis.call('ZRANGEBYSCORE', P .. 'seen', '-inf', now - tonumber(ARGV[2]), 'LIMIT', 0, limit)) do
+      local u = getUser(name)
+      if u then bye(u, ARGV[4]) else redis.call('ZREM', P .. 'seen', name) end
+      ended[#ended + 1] = name
+    end
+    for _, room in ipairs(redis.call('ZRANGEBYSCORE', P .. 'activity', '-inf', now - tonumber(ARGV[3]), 'LIMIT', 0, limit)) do
+      if redis.call('SCARD', P .. 'members:' .. room) == 0 then
+        dropRoom(room, nil)
+        removed[#removed + 1] = room
+      else
+        -- Not idle while someone is in it; its last leave will start its idle time again.
+        redis.call('ZADD', P .. 'activity', now, room)
+      end
+    end
+    return {'ok', table.concat(ended, '\\n'), table.concat(removed, '\\n')}`,
+} as const;
+
+type ScriptName = keyof typeof SCRIPTS;
+
+/** The part of `@redis/client` this module uses (declared here: a type import would load it for everyone). */
+interface RedisConnection {
+  connect(): Promise<unknown>;
+  sendCommand<T = unknown>(args: readonly string[]): Promise<T>;
+  subscribe(channel: string, listener: (message: string) => void): Promise<void>;
+  on(event: "error" | "ready" | "end", listener: (error?: Error) => void): unknown;
+  duplicate(): RedisConnection;
+  close(): Promise<void>;
+  destroy(): void;
+  readonly isReady: boolean;
+}
+interface RedisModule {
+  createClient(options: Record<string, unknown>): RedisConnection;
+}
+
+/** Whom a call acts as: the name and session it claims, checked by the call's script in Redis. */
+export interface Claim {
+  /** The name as looked up. */
+  readonly name: string;
+  /** The name as the call gave it, for the refusals that quote it. */
+  readonly raw: string;
+  /** The session cookie, or '' without one. */
+  readonly session: string;
+}
+
+/** What a script answers: `ok` and its values, or `no`, the refusal's key and an argument. */
+type Answer = [status: "ok" | "no", ...values: string[]];
+
+/** A message as Redis keeps it: JSON, its notice as {@linkcode storeText} made it. */
+type StoredMessage = Omit<Message, "notice"> & { notice?: string };
+
+/** A long wait of this instance: whom it reads for (once known) and how it is woken. */
+interface Waiter {
+  reader: string | undefined;
+  readonly wake: () => void;
+}
+
+/**
+ * The chat on Redis, for as many instances as share it. The same rules,
+ * refusals and texts as the SQLite `ChatService`; what differs is said in
+ * the README ("Running more than one server").
+ */
+export class ClusterChat implements Chat<Claim> {
+  readonly #redis: RedisConnection;
+  readonly #events: RedisConnection;
+  readonly #url: string;
+  readonly #options: ChatOptions;
+  readonly #limits: Required<Pick<ChatOptions, keyof typeof LIMITS>>;
+  readonly #log: Logger;
+  readonly #shas = new Map<ScriptName, string>();
+  /** This instance, for the sweep's lease. */
+  readonly #instance = crypto.randomUUID();
+  /** The long waits here, by room. */
+  readonly #waiters = new Map<string, Set<Waiter>>();
+  /** The long waits here, by user name: a new one past --max-waits ends the oldest; a user gone ends all. */
+  readonly #waitsByUser = new Map<string, Set<() => void>>();
+  readonly #waitDeadlines = new Deadlines(50);
+  #sweeper: ReturnType<typeof setInterval> | undefined;
+  #sweeping = false;
+  #stopped = false;
+  /** The notices' templates (JSON rests with {@linkcode NAME_SLOT} for the user's name). */
+  readonly #joinedTemplate = noticeRest(text("joinedNotice", NAME_SLOT));
+  readonly #leftTemplate = noticeRest(text("leftNotice", NAME_SLOT));
+
+  private constructor(redis: RedisConnection, events: RedisConnection, url: string, options: ChatOptions) {
+    this.#redis = redis;
+    this.#events = events;
+    this.#url = url;
+    this.#options = options;
+    this.#limits = {
+      maxUsers: options.maxUsers ?? LIMITS.maxUsers,
+      maxRooms: options.maxRooms ?? LIMITS.maxRooms,
+      maxRoomsPerUser: options.maxRoomsPerUser ?? LIMITS.maxRoomsPerUser,
+      maxWaits: options.maxWaits ?? LIMITS.maxWaits,
+    };
+    this.#log = options.log;
+  }
+
+  /**
+   * Connects to the Redis at `url` (two connections: calls, and the
+   * events); throws a {@linkcode StoreError} saying why when it cannot.
+   * Later losses of Redis are survived: calls are refused while it is
+   * away, and both connections come back by themselves.
+   */
+  static async open(url: string, options: ChatOptions): Promise<ClusterChat> {
+    const { createClient }: RedisModule = await import(REDIS_CLIENT);
+    const redis = createClient({
+      url,
+      // Refused at once while Redis is away: a caller hears so instead of waiting for it.
+      disableOfflineQueue: true,
+      socket: {
+        connectTimeout: 3000,
+        reconnectStrategy: (retries: number) => Math.min(50 * 2 ** retries, 1000),
+      },
+      commandOptions: { timeout: COMMAND_TIMEOUT_MS },
+    });
+    const events = redis.duplicate();
+    const chat = new ClusterChat(redis, events, url, options);
+    let connected = false;
+    let lost = false;
+    redis.on("error", (error) => {
+      if (connected && !lost) options.log.error(`Redis indisponível em ${url}: ${error?.message}`);
+      lost = true;
+    });
+    redis.on("ready", () => {
+      if (connected && lost) options.log.info(`Redis de volta em ${url}`);
+      lost = false;
+    });
+    events.on("error", () => {});
+    try {
+      await redis.connect();
+      await events.connect();
+    } catch (error) {
+      redis.destroy();
+      events.destroy();
+      throw new StoreError(`não foi possível conectar ao Redis em ${url}: ${(error as Error).message}`);
+    }
+    connected = true;
+    await events.subscribe(`${PREFIX}events`, (message) => chat.#event(message));
+    // Back after a loss: the events of the gap are gone, so every wait reads again.
+    events.on("ready", () => chat.#wakeAll());
+    return chat;
+  }
+
+  // --- users and sessions ---------------------------------------------------
+
+  /** Registers a unique name across every instance. */
+  async register(rawName: string, token: string, source?: string): Promise<Outcome<Text>> {
+    const checked = checkName("user", rawName);
+    if (!checked[0]) return checked;
+    const name = checked[1];
+    const user = JSON.stringify({ name, id: crypto.randomUUID(), token, proved: false });
+    const answer = await this.#run("register", [
+      name,
+      "",
+      "",
+      String(this.#options.maxRate),
+      user,
+      token,
+      String(this.#limits.maxUsers),
+      source ?? "",
+    ]);
+    if (answer[0] === "no") return this.#refusal(answer, name);
+    this.#log.info(`Usuário registrado: ${name}`);
+    return [true, text("registered", name)];
+  }
+
+  /** The claim a call makes; its script checks it in Redis. */
+  authorize(session: string | undefined, rawName: string): Claim {
+    return { name: lookup(rawName), raw: rawName, session: session ?? "" };
+  }
+
+  /** A sign of life: the call's script checks the session and counts it. */
+  async keepAlive(user: Claim): Promise<Outcome<Text>> {
+    const answer = await this.#run("alive", this.#as(user));
+    return answer[0] === "no" ? this.#refusal(answer, user.raw, user) : [true, text("sessionKept")];
+  }
+
+  /** Ends a session: leaves the room with the usual notice, frees the name, ends its waits everywhere. */
+  async unregister(user: Claim, why: string): Promise<Outcome<Text>> {
+    const answer = await this.#run("unregister", this.#as(user, this.#leftTemplate));
+    if (answer[0] === "no") return this.#refusal(answer, user.raw, user);
+    this.#log.info(`Usuário saiu (${why}): ${user.name}`);
+    return [true, text("goodbye", user.name)];
+  }
+
+  // --- rooms ------------------------------------------------------------------
+
+  /** Creates a room for whoever the session proves (none: only with --compat, and nobody may delete it). */
+  async createRoom(rawName: string, session: string | undefined, source?: string): Promise<Outcome<Text>> {
+    if (session === undefined && !this.#options.compat) {
+      return refuse(Reason.SESSION_INVALID, text("noSession"));
+    }
+    const checked = checkName("room", rawName);
+    if (!checked[0]) return checked;
+    const name = checked[1];
+    const answer = await this.#run("createRoom", [
+      "",
+      session ?? "",
+      this.#options.compat ? "1" : "",
+      String(this.#options.maxRate),
+      name,
+      String(this.#limits.maxRooms),
+      String(this.#limits.maxRoomsPerUser),
+      source ?? "",
+    ]);
+    if (answer[0] === "no") return this.#refusal(answer, name);
+    this.#log.info(`Sala criada: ${name}${answer[1] ? ` (por ${answer[1]})` : ""}`);
+    return [true, text("roomCreated", name)];
+  }
+
+  /** Deletes a room its creator asks to delete: its members get a notice and are out, on every instance. */
+  async deleteRoom(user: Claim, roomName: string): Promise<Outcome<Text>> {
+    const room = lookup(roomName);
+    const notice = noticeRest(text("roomDeletedNotice", room, user.name));
+    const answer = await this.#run("deleteRoom", this.#as(user, room, notice));
+    if (answer[0] === "no") return this.#refusal(answer, roomName, user);
+    this.#log.info(`Sala excluída: ${room} (por ${user.name})`);
+    return [true, text("roomDeleted", room)];
+  }
+
+  /** The rooms' names, sorted. */
+  async listRooms(): Promise<Outcome<readonly string[]>> {
+    const names = await this.#command<string[]>(["HKEYS", `${PREFIX}rooms`]);
+    return [true, names.sort((a, b) => a.localeCompare(b))];
+  }
+
+  /** Who is in a room, on any instance, sorted. */
+  async listMembers(roomName: string): Promise<Outcome<string[]>> {
+    const answer = await this.#run("listMembers", [lookup(roomName)]);
+    if (answer[0] === "no") return this.#refusal(answer, roomName);
+    return [true, answer.slice(1).sort((a, b) => a.localeCompare(b))];
+  }
+
+  /** Joins a room (leaving the current one first): members, recent history and the cursor. */
+  async join(user: Claim, roomName: string): Promise<Outcome<Joined>> {
+    const room = lookup(roomName);
+    const answer = await this.#run("join", this.#as(user, room, this.#joinedTemplate, this.#leftTemplate));
+    if (answer[0] === "no") return this.#refusal(answer, roomName, user);
+    const [, reader, last, members, ...newest] = answer;
+    this.#log.info(`${user.name} entrou na sala ${room}`);
+    return [true, {
+      usuarios: members ? members.split("\n").sort((a, b) => a.localeCompare(b)) : [],
+      mensagens: latestVisible(newest, reader!),
+      cursor: Number(last),
+    }];
+  }
+
+  /** Leaves the current room, with the usual notice. */
+  async leave(user: Claim): Promise<Outcome<Text>> {
+    const answer = await this.#run("leave", this.#as(user, this.#leftTemplate));
+    if (answer[0] === "no") return this.#refusal(answer, user.raw, user);
+    this.#log.info(`${user.name} saiu da sala ${answer[1]}`);
+    return [true, text("leftRoom", answer[1]!)];
+  }
+
+  // --- messages ---------------------------------------------------------------
+
+  /** Posts to the user's room, or privately to one member; stored in Redis once it answers. */
+  async send(
+    user: Claim,
+    roomName: string,
+    rawText: string,
+    recipient: string | null,
+  ): Promise<Outcome<Text>> {
+    const checked = checkText(rawText);
+    if (!checked[0]) return checked;
+    const room = lookup(roomName);
+    const to = recipient === null ? EVERYONE : lookup(recipient) || EVERYONE;
+    const rest = messageRest(to === EVERYONE ? "broadcast" : "unicast", user.name, to, checked[1]);
+    const answer = await this.#run("send", this.#as(user, room, to === EVERYONE ? "" : to, rest));
+    if (answer[0] === "no") {
+      return answer[1] === "recipientAbsent"
+        ? refuse(Reason.RECIPIENT_ABSENT, text("recipientAbsent", clip(to, MAX_NAME), room))
+        : this.#refusal(answer, roomName, user);
+    }
+    if (to === EVERYONE) this.#log.info(`Mensagem de ${user.name} na sala ${room}`);
+    else this.#log.info(`Mensagem privada de ${user.name} para ${to} na sala ${room}`);
+    return [true, text("sent")];
+  }
+
+  /** A private message to anyone online, stored in their room and, when it is another, in the sender's. */
+  async sendPrivate(user: Claim, rawRecipient: string, rawText: string): Promise<Outcome<Text>> {
+    const checked = checkText(rawText);
+    if (!checked[0]) return checked;
+    const to = lookup(rawRecipient);
+    const rest = messageRest("unicast", user.name, to, checked[1]);
+    const answer = await this.#run("sendPrivate", this.#as(user, to, rest));
+    if (answer[0] === "no") return this.#refusal(answer, rawRecipient, user);
+    const rooms = answer.slice(1).filter(Boolean);
+    this.#log.info(`Mensagem privada de ${user.name} para ${to} (${[...new Set(rooms)].join(", ")})`);
+    return [true, text("sent")];
+  }
+
+  /** The original receive: the latest messages the user may see in their room. */
+  async recentMessages(user: Claim, roomName: string): Promise<Outcome<Message[]>> {
+    const answer = await this.#run("read", this.#as(user, lookup(roomName), ""));
+    if (answer[0] === "no") return this.#refusal(answer, roomName, user);
+    const [, reader, , ...newest] = answer;
+    return [true, latestVisible(newest, reader!)];
+  }
+
+  /**
+   * Live delivery: the messages after `cursor` this user may see; when
+   * there are none, waits up to `waitMs` for a wake-up from any instance,
+   * and reads again.
+   */
+  async waitMessages(
+    user: Claim,
+    roomName: string,
+    cursor: number,
+    waitMs: number,
+  ): Promise<Outcome<Delivery>> {
+    const room = lookup(roomName);
+    const until = Date.now() + Math.min(Math.max(waitMs, 0), MAX_WAIT_MS);
+    let ended = waitMs <= 0 || this.#stopped;
+    /** Ends the wake-up armed now, if any. */
+    let disarm: (() => void) | undefined;
+    const endWait = () => {
+      ended = true;
+      disarm?.();
+    };
+    const waits = this.#waitsByUser.get(user.name) ?? new Set();
+    if (!ended) {
+      this.#waitsByUser.set(user.name, waits);
+      if (waits.size >= this.#limits.maxWaits) waits.values().next().value!();
+      waits.add(endWait);
+    }
+    try {
+      for (;;) {
+        // Armed before the read: a message stored while the read is on its way still wakes it.
+        const wait = ended || this.#stopped ? undefined : this.#arm(room, until);
+        disarm = wait && (() => wait.settle(false));
+        const answer = await this.#run("read", this.#as(user, room, String(cursor)));
+        if (answer[0] === "no") {
+          wait?.settle(false);
+          return this.#refusal(answer, roomName, user);
+        }
+        const [, reader, from, ...after] = answer;
+        const delivery = afterCursor(after, reader!, Number(from));
+        if (delivery.mensagens.length > 0 || !wait) {
+          wait?.settle(false);
+          return [true, delivery];
+        }
+        cursor = delivery.cursor;
+        wait.waiter.reader = reader;
+        // Woken: read again (and wait again if it was not for this reader). Else one last read.
+        if (!await wait.woken) ended = true;
+      }
+    } finally {
+      waits.delete(endWait);
+      if (waits.size === 0 && this.#waitsByUser.get(user.name) === waits) this.#waitsByUser.delete(user.name);
+    }
+  }
+
+  // --- housekeeping -----------------------------------------------------------
+
+  /**
+   * Every `sweepEveryMs`: signs of life for the users waiting here, and,
+   * on the one instance that holds the sweep's lease, the sweep of the
+   * whole chat (silent sessions, idle empty rooms), in slices.
+   */
+  start(sweepEveryMs: number): void {
+    this.#sweeper ??= setInterval(() => {
+      if (this.#sweeping) return;
+      this.#sweeping = true;
+      this.#housekeeping(sweepEveryMs).catch((error) => this.#log.error(`Limpeza falhou: ${error.message}`))
+        .finally(() => this.#sweeping = false);
+    }, sweepEveryMs);
+  }
+
+  /** Nothing to tell the rooms: the chat goes on in the other instances. */
+  announceStop(): Promise<number> {
+    return Promise.resolve(0);
+  }
+
+  /** Ends every wait here, now and from now on, and the sweeping. */
+  stop(): void {
+    this.#stopped = true;
+    clearInterval(this.#sweeper);
+    this.#sweeper = undefined;
+    for (const waits of this.#waitsByUser.values()) for (const end of waits) end();
+    this.#wakeAll();
+  }
+
+  /** Closes both connections to Redis. */
+  async close(): Promise<void> {
+    this.stop();
+    await Promise.allSettled([this.#redis.close(), this.#events.close()]);
+  }
+
+  // --- inner workings ---------------------------------------------------------
+
+  /** The arguments of a script acting as `user`: name, session, compat, rate, then `rest`. */
+  #as(user: Claim, ...rest: string[]): string[] {
+    return [user.name, user.session, this.#options.compat ? "1" : "", String(this.#options.maxRate), ...rest];
+  }
+
+  /** A wake-up for a wait in `room`: `woken` is true when woken, false at `until` or when settled first. */
+  #arm(room: string, until: number) {
+    let resolve!: (woken: boolean) => void;
+    const woken = new Promise<boolean>((done) => resolve = done);
+    const waiters = this.#waiters.get(room) ?? new Set();
+    this.#waiters.set(room, waiters);
+    const settle = (result: boolean) => {
+      cancelTimer();
+      waiters.delete(waiter);
+      if (waiters.size === 0 && this.#waiters.get(room) === waiters) this.#waiters.delete(room);
+      resolve(result);
+    };
+    const waiter: Waiter = { reader: undefined, wake: () => settle(true) };
+    const cancelTimer = this.#waitDeadlines.after(Math.max(0, until - Date.now()), () => settle(false));
+    waiters.add(waiter);
+    return { waiter, woken, settle };
+  }
+
+  /** An event from any instance: a message stored (wake who may see it), a user gone, a room deleted. */
+  #event(json: string): void {
+    let event: { k: string; r?: string; f?: string; t?: string; u?: string };
+    try {
+      event = JSON.parse(json);
+    } catch {
+      return;
+    }
+    if (event.k === "gone") {
+      for (const end of this.#waitsByUser.get(event.u!) ?? []) end();
+      return;
+    }
+    for (const waiter of this.#waiters.get(event.r!) ?? []) {
+      const reader = waiter.reader;
+      if (event.k === "del" || !event.t || reader === undefined || reader === event.t || reader === event.f) {
+        waiter.wake();
+      }
+    }
+  }
+
+  #wakeAll(): void {
+    for (const waiters of this.#waiters.values()) for (const waiter of waiters) waiter.wake();
+  }
+
+  async #housekeeping(sweepEveryMs: number): Promise<void> {
+    const waiting = [...this.#waitsByUser.keys()];
+    if (waiting.length) await this.#run("touch", waiting);
+    const lease = await this.#run("lease", [this.#instance, String(Math.max(3 * sweepEveryMs, 3000))]);
+    if (lease[0] === "no") return;
+    for (;;) {
+      const [, ended, removed] = await this.#run("sweep", [
+        String(this.#options.sessionTtlMs),
+        String(this.#options.roomTtlMs),
+        this.#leftTemplate,
+        String(SWEEP_BATCH),
+      ]);
+      const users = ended ? ended.split("\n") : [];
+      const rooms = removed ? removed.split("\n") : [];
+      for (const name of users) this.#log.info(`Usuário saiu (sessão expirada): ${name}`);
+      for (const room of rooms) this.#log.info(`Sala removida por inatividade: ${room}`);
+      if (users.length < SWEEP_BATCH && rooms.length < SWEEP_BATCH) return;
+    }
+  }
+
+  /** Runs a script (loading it again after a Redis restart emptied its script cache). */
+  async #run(name: ScriptName, args: string[]): Promise<Answer> {
+    let sha = this.#shas.get(name);
+    for (let attempt = 0;; attempt++) {
+      if (!sha) {
+        sha = await this.#command<string>(["SCRIPT", "LOAD", PRELUDE + SCRIPTS[name]]);
+        this.#shas.set(name, sha);
+      }
+      try {
+        return await this.#command<Answer>(["EVALSHA", sha, "0", PREFIX, ...args]);
+      } catch (error) {
+        if (attempt > 0 || !String((error as Error).message).startsWith("NOSCRIPT")) throw error;
+        sha = undefined;
+      }
+    }
+  }
+
+  /** One command; Redis away or failing is a {@linkcode StoreError}: the caller's call is refused, whole. */
+  async #command<T>(args: string[]): Promise<T> {
+    try {
+      return await this.#redis.sendCommand<T>(args);
+    } catch (error) {
+      const message = (error as Error).message ?? String(error);
+      if (message.startsWith("NOSCRIPT")) throw error;
+      this.#log.error(`Redis (${args[0]}) falhou: ${message}`);
+      throw new StoreError(
+        this.#redis.isReady
+          ? `O servidor não conseguiu usar o Redis (${clip(message, 120)}); nada foi confirmado.`
+          : `O servidor perdeu o contato com o Redis em ${this.#url}; nada foi confirmado. Tente de novo em instantes.`,
+      );
+    }
+  }
+
+  /**
+   * A script's refusal as the chat says it: `subject` is the name the call
+   * gave for what it is about (a room, a recipient), `user` whom it acted as.
+   */
+  #refusal(answer: Answer, subject: string, user?: Claim): Refusal {
+    const [, key, arg] = answer;
+    const name = quoted(subject);
+    const rate = this.#options.maxRate;
+    switch (key) {
+      case "notRegistered":
+        return refuse(Reason.NOT_REGISTERED, text("notRegistered", user ? quoted(user.raw) : name));
+      case "noSession":
+        return refuse(Reason.SESSION_INVALID, text("noSession"));
+      case "otherSession":
+        return refuse(Reason.SESSION_INVALID, text("otherSession", arg!));
+      case "nameTaken":
+        return refuse(Reason.NAME_TAKEN, text("nameTaken", name));
+      case "usersFull":
+        return refuse(Reason.LIMIT_REACHED, text("usersFull", this.#limits.maxUsers));
+      case "registrationsLimited":
+        return refuse(Reason.RATE_LIMITED, text("registrationsLimited", rate));
+      case "roomExists":
+        return refuse(Reason.ROOM_EXISTS, text("roomExists", name));
+      case "roomsFull":
+        return refuse(Reason.LIMIT_REACHED, text("roomsFull", this.#limits.maxRooms));
+      case "creatorRoomsFull":
+        return refuse(Reason.LIMIT_REACHED, text("creatorRoomsFull", this.#limits.maxRoomsPerUser));
+      case "actionsLimited":
+        return refuse(Reason.RATE_LIMITED, text("actionsLimited", rate));
+      case "rateLimited":
+        return refuse(Reason.RATE_LIMITED, text("rateLimited", rate));
+      case "roomMissing":
+        return refuse(Reason.ROOM_MISSING, text("roomMissing", name));
+      case "roomMissingToJoin":
+        return refuse(Reason.ROOM_MISSING, text("roomMissingToJoin", name));
+      case "notInRoom":
+        return refuse(Reason.NOT_IN_ROOM, text("notInRoom", name));
+      case "inNoRoom":
+        return refuse(Reason.NOT_IN_ROOM, text("inNoRoom"));
+      case "notCreator":
+        return refuse(Reason.NOT_CREATOR, text("notCreator", name));
+      case "recipientOffline":
+        return refuse(Reason.RECIPIENT_ABSENT, text("recipientOffline", name));
+      case "recipientInNoRoom":
+        return refuse(Reason.RECIPIENT_ABSENT, text("recipientInNoRoom", arg!));
+      default:
+        throw new StoreError(
+          `O servidor recebeu do Redis uma resposta que não conhece (${clip(String(key), 40)}).`,
+        );
+    }
+  }
+}
+
+/** A message's JSON without its opening brace: the script puts the id, room, time and identities before it. */
+function messageRest(
+  tipo: "broadcast" | "unicast",
+  origem: string,
+  destino: string,
+  conteudo: string,
+): string {
+  return JSON.stringify({ tipo, origem, destino, conteudo }).slice(1);
+}
+
+/** A notice's JSON rest: Portuguese for the original clients, and its Text for everyone else's language. */
+function noticeRest(said: Text): string {
+  return JSON.stringify({
+    tipo: "broadcast",
+    origem: SERVER,
+    destino: EVERYONE,
+    conteudo: render(said, "pt"),
+    notice: storeText(said),
+  }).slice(1);
+}
+
+function toMessage(json: string): Message {
+  const stored = JSON.parse(json) as StoredMessage;
+  return { ...stored, notice: loadText(stored.notice) };
+}
+
+/** The latest {@linkcode HISTORY} messages a reader may see, oldest first, from the newest few hundred. */
+function latestVisible(newestFirst: string[], reader: string): Message[] {
+  const visible: Message[] = [];
+  for (const json of newestFirst) {
+    const message = toMessage(json);
+    if (visibleTo(message, reader)) visible.push(message);
+    if (visible.length === HISTORY) break;
+  }
+  return visible.reverse();
+}
+
+/**
+ * What a reader may see of the messages after a cursor, at most
+ * {@linkcode MAX_BATCH}; the cursor moves past what it may not see too.
+ */
+function afterCursor(oldestFirst: string[], reader: string, cursor: number): Delivery {
+  const mensagens: Message[] = [];
+  let next = cursor;
+  for (const json of oldestFirst) {
+    const message = toMessage(json);
+    if (visibleTo(message, reader)) {
+      if (mensagens.length === MAX_BATCH) break;
+      mensagens.push(message);
+    }
+    next = message.id;
+  }
+  return { mensagens, cursor: next };
+}
