@@ -100,10 +100,11 @@ export function parseRedisUrl(url: string): { host: string; port: number; db: nu
   const parsed = new URL(url);
   if (parsed.protocol !== "redis:" || !parsed.hostname) throw new Error(`não é redis://HOST:PORT: ${url}`);
   const db = parsed.pathname.replace(/^\//, "");
+  if (!/^\d*$/.test(db)) throw new Error(`o banco de ${url} não é um número`);
   return {
     host: parsed.hostname.replace(/^\[(.*)\]$/, "$1"),
     port: Number(parsed.port || 6379),
-    db: db ? Number(db) : 0,
+    db: Number(db),
   };
 }
 
