@@ -1,16 +1,22 @@
-#!/usr/bin/env -S deno run --allow-net --allow-run=deno,cat --allow-write
+#!/usr/bin/env -S deno run --allow-net --allow-run=deno,cat,redis-server --allow-write
 /**
  * The benchmark of rpc-chat: how fast and how large the chat can be, measured.
  *
  * ```sh
- * deno run --allow-net --allow-run=deno,cat --allow-write bench.ts \
+ * deno run --allow-net --allow-run=deno,cat,redis-server --allow-write bench.ts \
  *   [--clients 1000] [--rooms 10] [--rate 200] [--duration 10] [--server H:P] [--compat] [--json]
  * deno run ... bench.ts --idle 10000 --duration 30
+ * deno run ... bench.ts --servers 2 --redis-server     # or --store redis://H:P
  * ```
  *
  * It starts its own binder and server (`binder.ts` and `server.ts` as
  * subprocesses with the permissions the README gives them, the server's
- * database and log in a temporary directory) or targets `--server`. It
+ * database and log in a temporary directory) or targets `--server`. With
+ * `--servers N` it starts N instances of the server in the same binder,
+ * sharing the Redis of `--store` (or its own `redis-server`, in the same
+ * temporary directory, with `--redis-server`); each client talks to one
+ * instance, at the address the binder lists for it, the members of each
+ * room taking turns over the instances, so messages cross instances. It
  * registers the clients, puts them in the rooms and keeps every one of them
  * receiving through the long wait (`aguardar_mensagens` with a cursor) while
  * senders post `--rate` messages per second in total, spread over the rooms,
@@ -35,8 +41,8 @@
  * the senders, so the load generator never shares the server's event loop.
  *
  * This file is the coordinator: the flags and the phases of a run. The rest
- * is in `bench/`: `system.ts` starts the binder and the server and reads
- * `/proc`; `worker.ts` is the worker process and its JSON-lines protocol;
+ * is in `bench/`: `system.ts` starts the binder and the servers and reads
+ * `/proc`; `redis_server.ts` the `redis-server` of `--redis-server`; `worker.ts` is the worker process and its JSON-lines protocol;
  * `loadgen.ts` its raw HTTP connections, calls and latency histogram;
  * `single_call.ts` the raw `Deno.serve` comparison; `report.ts` the check,
  * the JSON result and the table.
@@ -47,13 +53,15 @@
 import { numberFlag, parseFlags, parseHostPort, usageError, type XmlRpcValue } from "../deps.ts";
 import { HttpConnection, rawCall, sleep } from "./loadgen.ts";
 import { type BenchResult, buildResult, fmt, formatTable, progressLine } from "./report.ts";
+import { parseRedisUrl, redisMissing, RedisServer } from "./redis_server.ts";
 import { baselineMain, measureSingleCall } from "./single_call.ts";
 import {
+  type Address,
   checkOpenFiles,
+  combinedStats,
   describeMachine,
   type ProcessStats,
-  processStats,
-  startServer,
+  startServers,
   totalCpu,
 } from "./system.ts";
 import {
@@ -79,6 +87,12 @@ export interface BenchOptions {
   durationS: number;
   /** `host:port` of a server to measure instead of starting one. */
   server: string | undefined;
+  /** Server instances to start, in the same binder. */
+  servers: number;
+  /** `redis://H:P[/DB]` for every instance's `--store`. */
+  store: string | undefined;
+  /** Start a `redis-server` of our own for the store. */
+  redisServer: boolean;
   /** Only the original methods. */
   compat: boolean;
   /** Hold the clients idle, then one message per room. */
@@ -117,44 +131,87 @@ function say(text: string): void {
 /** Registers a cleanup of the run: they run in reverse order, and their failures are ignored. */
 type Defer = (cleanup: () => Promise<unknown>) => void;
 
-/** The server to measure: `--server`, or a binder and a server of our own (then with its pid). */
-interface Target {
-  host: string;
-  port: number;
+/** A server instance to measure: with its pid when it is ours. */
+interface Instance extends Address {
   pid?: number;
+}
+
+/** What is measured: `--server`, or a binder and servers of our own on their store. */
+interface Target {
+  /** The instances, in the order they started; the first takes the setup and the single-call measure. */
+  instances: Instance[];
+  /** The store, when the servers are ours. */
+  store: "sqlite" | "redis" | null;
+  /** The Redis URL, when the store is one. */
+  storeUrl?: string;
+  /** The process id of our own redis-server (`--redis-server`). */
+  redisPid?: number;
+}
+
+/** The Redis of `--store`, or one of our own in `dir` with `--redis-server`, or none. */
+async function redisStore(
+  options: BenchOptions,
+  dir: string,
+  defer: Defer,
+): Promise<{ url?: string; pid?: number }> {
+  if (!options.redisServer) return { url: options.store };
+  const missing = await redisMissing();
+  if (missing) throw new Error(`--redis-server: ${missing}`);
+  const redis = await RedisServer.start({ dir: `${dir}/redis` });
+  defer(() => redis.close());
+  return { url: redis.url, pid: redis.pid };
 }
 
 /** The server of `--server`, or ours, started in a temporary directory and checked for enough open files. */
 async function systemUnderTest(options: BenchOptions, defer: Defer): Promise<Target> {
-  if (options.server) return parseHostPort(options.server, 8001);
+  if (options.server) return { instances: [parseHostPort(options.server, 8001)], store: null };
   const dir = await Deno.makeTempDir({ prefix: "rpc-chat-bench-" });
   defer(() => Deno.remove(dir, { recursive: true }));
+  const redis = await redisStore(options, dir, defer);
   // The workers pace their users themselves; the sending measure is one user as fast as the server goes.
   const maxRate = 100_000;
-  const server = await startServer(dir, { compat: options.compat, maxRate }, defer);
-  const perWorker = Math.ceil(options.clients / options.workers);
-  const needs = options.clients + options.workers * sendersFor(perWorker) + options.connections + 100;
-  await checkOpenFiles(
-    server.pid,
-    needs,
-    (limit) =>
-      `o servidor pode abrir só ${limit} arquivos, e ${options.clients} clientes precisam de ${needs}: ` +
-      `aumente o limite (ulimit -n ${needs})`,
+  const instances = await startServers(
+    dir,
+    { compat: options.compat, maxRate, servers: options.servers, store: redis.url },
+    defer,
   );
-  return server;
+  const perWorker = Math.ceil(options.clients / options.workers);
+  // Each instance: its share of the clients, the workers' senders, and the single-call measure's connections.
+  const perInstance = Math.ceil(options.clients / options.servers);
+  const needs = perInstance + options.workers * sendersFor(perWorker) + options.connections + 100;
+  for (const instance of instances) {
+    await checkOpenFiles(
+      instance.pid,
+      needs,
+      (limit) =>
+        `o servidor pode abrir só ${limit} arquivos, e ${perInstance} clientes precisam de ${needs}: ` +
+        `aumente o limite (ulimit -n ${needs})`,
+    );
+  }
+  return {
+    instances,
+    store: redis.url === undefined ? "sqlite" : "redis",
+    storeUrl: redis.url,
+    redisPid: redis.pid,
+  };
 }
 
 function describeRun(options: BenchOptions, target: Target): string {
+  const instances = target.instances.map((i) => `${i.host}:${i.port}` + (i.pid ? ` (pid ${i.pid})` : ""));
+  const store = target.store === null
+    ? ""
+    : `, store ${target.store}` + (target.storeUrl ? ` ${target.storeUrl}` : "") +
+      (target.redisPid ? ` (redis-server pid ${target.redisPid})` : "");
   return `rpc-chat bench: ${fmt(options.clients)} clients, ${options.rooms} rooms, ` +
     (options.idle
       ? `idle for ${options.durationS} s`
       : `${fmt(options.rate)} msg/s for ${options.durationS} s`) +
     `, ${options.compat ? "compat (receber_mensagens every 2 s)" : "long wait"}, ` +
-    `server ${target.host}:${target.port}` + (target.pid ? ` (pid ${target.pid})` : "");
+    `${instances.length > 1 ? `${instances.length} servers` : "server"} ${instances.join(", ")}${store}`;
 }
 
 /** This run's rooms, created by a user of their own (a server without --compat takes rooms only from a session). */
-async function createRooms(target: Target, runId: string, count: number): Promise<string[]> {
+async function createRooms(target: Address, runId: string, count: number): Promise<string[]> {
   const rooms = Array.from({ length: count }, (_, r) => `b${runId}-sala${r}`);
   const setup = new HttpConnection(target.host, target.port);
   try {
@@ -285,24 +342,34 @@ class LoadWatch {
   }
 }
 
+/** Processes before and after the load. */
+interface BeforeAfter {
+  before: ProcessStats | null;
+  after: ProcessStats | null;
+}
+
 /** What the coordinator saw of the load. */
 interface LoadSeen {
   held: number;
   loadS: number;
-  server: { before: ProcessStats | null; after: ProcessStats | null };
+  server: BeforeAfter;
+  redis: BeforeAfter;
   loadCpuS: number | null;
 }
 
-/** The load, from the start to the last delivery, with the server's and the workers' figures around it. */
+/** The load, from the start to the last delivery, with the servers', Redis' and the workers' figures around it. */
 async function runLoad(
   options: BenchOptions,
   workers: WorkerProcess[],
   clients: { roomSize: number[]; cursor: number },
-  serverPid: number | undefined,
+  target: Target,
 ): Promise<LoadSeen> {
   const durationMs = options.durationS * 1000;
   const pids = workers.map((w) => w.pid);
-  const before = serverPid ? await processStats(serverPid) : null;
+  const serverPids = target.instances.flatMap((i) => i.pid ?? []);
+  const redisPids = target.redisPid ? [target.redisPid] : [];
+  const server: BeforeAfter = { before: await combinedStats(serverPids), after: null };
+  const redis: BeforeAfter = { before: await combinedStats(redisPids), after: null };
   const loadBefore = await totalCpu(pids);
   const startAt = Date.now() + 300;
   const rate = options.idle ? 0 : options.rate / workers.length;
@@ -312,12 +379,14 @@ async function runLoad(
   const watch = new LoadWatch(options, workers, clients.roomSize, startAt);
   const held = await watch.duration();
   await watch.drain();
-  const after = serverPid ? await processStats(serverPid) : null;
+  server.after = await combinedStats(serverPids);
+  redis.after = await combinedStats(redisPids);
   const loadAfter = await totalCpu(pids);
   return {
     held,
     loadS: (Date.now() - startAt) / 1000,
-    server: { before, after },
+    server,
+    redis,
     loadCpuS: loadAfter !== null && loadBefore !== null ? loadAfter - loadBefore : null,
   };
 }
@@ -330,12 +399,15 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
   const runId = crypto.randomUUID().slice(0, 6);
   const target = await systemUnderTest(options, defer);
   say(describeRun(options, target));
-  const rooms = await createRooms(target, runId, options.rooms);
-  const share = { host: target.host, port: target.port, compat: options.compat, runId, rooms };
+  const first = target.instances[0]!;
+  const rooms = await createRooms(first, runId, options.rooms);
+  const share = { servers: target.instances, compat: options.compat, runId, rooms };
   const workers = await startWorkers(options, share, defer);
   const singleRun = {
     ...share,
-    serverPid: target.pid,
+    host: first.host,
+    port: first.port,
+    serverPid: first.pid,
     workers,
     script: import.meta.url,
     connections: options.connections,
@@ -352,12 +424,14 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
     );
   }
   const clients = await connectClients(workers, rooms);
-  const load = await runLoad(options, workers, clients, target.pid);
+  const load = await runLoad(options, workers, clients, target);
   const results = await Promise.all(workers.map((w) => w.ask({ cmd: "finish" }, 60_000)));
   return buildResult({
     ...load,
     mode: options.idle ? "idle" : options.compat ? "compat" : "long-wait",
     clients: options.clients,
+    servers: target.instances.length,
+    store: target.store,
     roomSize: clients.roomSize,
     rate: options.rate,
     durationS: options.durationS,
@@ -374,7 +448,7 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
 
 const USAGE = `bench.ts: the benchmark of rpc-chat
 
-Usage: deno run --allow-net --allow-run=deno,cat --allow-write bench.ts [options]
+Usage: deno run --allow-net --allow-run=deno,cat,redis-server --allow-write bench.ts [options]
        deno task bench [options]
 
 Options:
@@ -385,6 +459,10 @@ Options:
   --idle N               N clients, each holding a pending long wait for --duration seconds,
                          then one message per room (ignores --clients and --rate)
   --server H:P           measure this server instead of starting a binder and a server
+  --servers N            start N server instances in the same binder, the clients spread over them;
+                         N > 1 needs --store or --redis-server (default: 1)
+  --store URL            every instance's store, redis://H:P[/DB] (default: the embedded SQLite)
+  --redis-server         start a redis-server of its own (temporary directory, free port) as the store
   --compat               only the original methods: receber_mensagens every 2 s per client
   --workers N            load processes (default: 1; the machine has ${navigator.hardwareConcurrency} cores)
   --connections N        connections for the single-call measure (default: 20)
@@ -392,7 +470,7 @@ Options:
   --json                 also print the figures as one JSON line, last
   -h, --help             this help
 
-It starts binder.ts and server.ts (database and log in a temporary directory) unless --server is
+It starts binder.ts and server.ts (database and logs in a temporary directory) unless --server is
 given, and exits 1 when a delivery is missing or made twice.
 Internal: --worker and --baseline-server SIZE start the processes it spawns.`;
 function printUsage(): void {
@@ -406,6 +484,9 @@ const FLAGS = {
   duration: { type: "string", default: "10" },
   idle: { type: "string" },
   server: { type: "string" },
+  servers: { type: "string", default: "1" },
+  store: { type: "string" },
+  "redis-server": { type: "boolean", default: false },
   compat: { type: "boolean", default: false },
   workers: { type: "string", default: "1" },
   connections: { type: "string", default: "20" },
@@ -426,6 +507,9 @@ function benchOptions(program: string, flags: ReturnType<typeof parseFlags<typeo
     rate: numberFlag(program, "--rate", flags.rate, { min: 0, max: 1_000_000 }),
     durationS: numberFlag(program, "--duration", flags.duration, { min: 0.1, max: 3600 }),
     server: flags.server,
+    servers: int("--servers", flags.servers, 1, 64),
+    store: flags.store,
+    redisServer: flags["redis-server"],
     compat: flags.compat,
     idle: idle !== undefined,
     workers: int("--workers", flags.workers, 1, 64),
@@ -439,6 +523,27 @@ function benchOptions(program: string, flags: ReturnType<typeof parseFlags<typeo
     } catch (error) {
       usageError(program, `--server: ${(error as Error).message}`);
     }
+    if (options.servers > 1 || options.store !== undefined || options.redisServer) {
+      usageError(program, "--server mede um servidor que já roda: sem --servers, --store ou --redis-server");
+    }
+  }
+  if (options.store !== undefined) {
+    try {
+      parseRedisUrl(options.store);
+    } catch {
+      usageError(
+        program,
+        `--store: esperado redis://HOST:PORTA[/BANCO], não ${JSON.stringify(options.store)}`,
+      );
+    }
+    if (options.redisServer) usageError(program, "--store ou --redis-server, não os dois");
+  }
+  if (options.servers > 1 && options.store === undefined && !options.redisServer) {
+    usageError(
+      program,
+      `--servers ${options.servers} precisa de --store redis://H:P ou --redis-server ` +
+        "(servidores separados seriam chats separados)",
+    );
   }
   return options;
 }

@@ -31,6 +31,10 @@ export interface BenchResult {
   load_s: number;
   /** Load generator processes. */
   workers: number;
+  /** Server instances measured, sharing one store. */
+  servers: number;
+  /** Their store: the embedded SQLite or a Redis (null with `--server`: not ours to know). */
+  store: "sqlite" | "redis" | null;
   /** Messages the server accepted. */
   messages_sent: number;
   /** Each message times the members of its room. */
@@ -61,12 +65,16 @@ export interface BenchResult {
   errors: number;
   /** The first few errors' messages. */
   error_samples: string[];
-  /** The server's RSS at the end, MB (null with `--server` or without /proc). */
+  /** The server's RSS at the end, MB, all instances together (null with `--server` or without /proc). */
   server_rss_mb: number | null;
-  /** The server's peak RSS, MB. */
+  /** The server's peak RSS, MB, the instances' peaks added up. */
   server_rss_peak_mb: number | null;
-  /** The server's CPU seconds during the load. */
+  /** The server's CPU seconds during the load, all instances together. */
   server_cpu_s: number | null;
+  /** The RSS of the bench's own redis-server at the end, MB (null unless `--redis-server`). */
+  redis_rss_mb: number | null;
+  /** Its CPU seconds during the load. */
+  redis_cpu_s: number | null;
   /** The load generator's CPU seconds during the load. */
   load_cpu_s: number | null;
   /** The 99th percentile of the load generator's event-loop lag: what it may add to the latencies. */
@@ -113,8 +121,14 @@ export interface RunFacts {
   loadS: number;
   /** Clients holding a pending long wait at the end. */
   held: number;
-  /** The server before and after the load (null with `--server` or without /proc). */
+  /** Server instances. */
+  servers: number;
+  /** Their store, when we started them. */
+  store: BenchResult["store"];
+  /** The server's instances together before and after the load (null with `--server` or without /proc). */
   server: { before: ProcessStats | null; after: ProcessStats | null };
+  /** The bench's own redis-server before and after the load (null unless it started one). */
+  redis: { before: ProcessStats | null; after: ProcessStats | null };
   /** The workers' CPU seconds during the load. */
   loadCpuS: number | null;
   /** The single-call figures: the cheap read. */
@@ -172,6 +186,7 @@ export function buildResult(facts: RunFacts, results: WorkerResult[]): BenchResu
   const calls = sum((r) => r.calls);
   const clientsConnected = facts.roomSize.reduce((a, b) => a + b, 0);
   const { before, after } = facts.server;
+  const redis = facts.redis;
   const { single, send } = facts;
   return {
     mode: facts.mode,
@@ -182,6 +197,8 @@ export function buildResult(facts: RunFacts, results: WorkerResult[]): BenchResu
     duration_s: facts.durationS,
     load_s: round(facts.loadS, 1)!,
     workers: results.length,
+    servers: facts.servers,
+    store: facts.store,
     messages_sent: check.sent,
     deliveries_expected: check.expected,
     deliveries,
@@ -200,6 +217,8 @@ export function buildResult(facts: RunFacts, results: WorkerResult[]): BenchResu
     server_rss_mb: after ? round(after.rssMb, 1) : null,
     server_rss_peak_mb: after ? round(after.peakMb, 1) : null,
     server_cpu_s: after && before ? round(after.cpuS - before.cpuS) : null,
+    redis_rss_mb: redis.after ? round(redis.after.rssMb, 1) : null,
+    redis_cpu_s: redis.after && redis.before ? round(redis.after.cpuS - redis.before.cpuS) : null,
     load_cpu_s: round(facts.loadCpuS),
     load_lag_p99_ms: round(merged(results.map((r) => r.lag)).quantile(0.99)),
     single_call_method: single.method,
@@ -251,11 +270,10 @@ const verdict = (met: boolean) => met ? "met" : "**not met**";
 /** The rows about the clients and their deliveries. */
 function deliveryRows(result: BenchResult): Row[] {
   const ms = (n: number | null) => n === null ? "n/a" : `${fmt(n, 1)}`;
-  const rows: Row[] = [[
-    "clients (connected) / rooms",
-    `${fmt(result.clients_connected)} / ${result.rooms}`,
-    "",
-  ]];
+  const rows: Row[] = [
+    ["server instances / store", `${result.servers} / ${result.store ?? "n/a"}`, ""],
+    ["clients (connected) / rooms", `${fmt(result.clients_connected)} / ${result.rooms}`, ""],
+  ];
   if (result.mode === "idle") {
     rows.push([
       "clients holding a pending long wait",
@@ -291,21 +309,23 @@ function deliveryRows(result: BenchResult): Row[] {
 /** The rows about the server's and the load generator's processes. */
 function processRows(result: BenchResult): Row[] {
   const rows: Row[] = [];
+  const together = result.servers > 1 ? ` (${result.servers} instances together)` : "";
+  const ofACore = (cpuS: number | null) =>
+    `${fmt(cpuS, 1)} s in ${fmt(result.load_s, 1)} s (${fmt((cpuS ?? 0) / result.load_s * 100)}% of a core)`;
   if (result.server_rss_mb !== null) {
     rows.push([
-      "server RSS at the end / peak (MB)",
+      `server RSS at the end / peak (MB)${together}`,
       `${fmt(result.server_rss_mb)} / ${fmt(result.server_rss_peak_mb)}`,
-      result.mode === "long-wait"
+      // The target is one server's.
+      result.mode === "long-wait" && result.servers === 1
         ? `≤ 300 MB: ${verdict((result.server_rss_peak_mb ?? Infinity) <= 300)}`
         : "",
     ]);
-    rows.push([
-      "server CPU during the load",
-      `${fmt(result.server_cpu_s, 1)} s in ${fmt(result.load_s, 1)} s (${
-        fmt((result.server_cpu_s ?? 0) / result.load_s * 100)
-      }% of a core)`,
-      "",
-    ]);
+    rows.push([`server CPU during the load${together}`, ofACore(result.server_cpu_s), ""]);
+  }
+  if (result.redis_rss_mb !== null) {
+    rows.push(["redis-server RSS at the end (MB)", fmt(result.redis_rss_mb), ""]);
+    rows.push(["redis-server CPU during the load", ofACore(result.redis_cpu_s), ""]);
   }
   if (result.load_cpu_s !== null) {
     rows.push([

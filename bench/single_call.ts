@@ -53,7 +53,7 @@ export function baselineMain(size: number): void {
 
 /** What the single-call measure needs to know of the run. */
 export interface SingleCallRun {
-  /** The chat server. */
+  /** The chat server (with several instances, the first: one call type to one process). */
   host: string;
   /** The chat server's port. */
   port: number;

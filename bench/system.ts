@@ -1,9 +1,10 @@
 /**
  * The system under test and the machine it runs on: the real `binder.ts`
- * and `server.ts` started with the permissions the README gives them (the
- * server's database and log in a temporary directory), the server found the
- * way a client finds it, and what `/proc` says about processes and the
- * machine (read through `cat`: Deno grants `/proc` only to `--allow-all`).
+ * and one or more `server.ts` instances started with the permissions the
+ * README gives them (their files in a temporary directory), each found in
+ * the binder's list the way a client would find it, and what `/proc` says
+ * about processes and the machine (read through `cat`: Deno grants `/proc`
+ * only to `--allow-all`).
  *
  * @module
  */
@@ -13,58 +14,117 @@ import { sleep } from "./loadgen.ts";
 
 const READY_TIMEOUT_MS = 30_000;
 
-/** A binder and a server of our own, ready and registered. */
-export interface StartedServer {
-  /** Where the binder says the server is. */
+/** Where a server instance listens. */
+export interface Address {
+  /** Where the binder says the instance is. */
   host: string;
-  /** The server's port. */
+  /** Its port. */
   port: number;
-  /** The server's process id. */
+}
+
+/** A server instance of our own, ready and registered. */
+export interface StartedServer extends Address {
+  /** Its process id. */
   pid: number;
 }
 
+/** How the bench's servers run. */
+export interface ServerOptions {
+  /** The original clients, without sessions. */
+  compat: boolean;
+  /** Each server's `--max-rate`. */
+  maxRate: number;
+  /** Instances, all registered in the same binder. */
+  servers: number;
+  /** `redis://H:P[/DB]`, passed to each as `--store`; without it, the embedded SQLite. */
+  store: string | undefined;
+}
+
 /**
- * Starts a binder and a server on loopback (the server in `dir`, `--compat`
- * if asked, `--max-rate` as given, the caps on users and rooms lifted) and waits for their ready lines; `defer`
- * receives how to stop each one.
+ * A server's permissions and store flags: the README's defaults for the
+ * embedded SQLite (`chat.db` and `chat_server.log` in its working
+ * directory), or, on a Redis, no database and a log of its own
+ * (`server-N.log`), since the instances share the directory.
  */
-export async function startServer(
+function storeSetup(instance: number, store: string | undefined): { permissions: string[]; args: string[] } {
+  if (store === undefined) return { permissions: [...PERMISSIONS.server], args: [] };
+  const log = `server-${instance}.log`;
+  return {
+    permissions: [
+      "--allow-net",
+      "--allow-sys=networkInterfaces",
+      "--allow-env=REDIS_DEBUG_MAINTENANCE",
+      `--allow-write=${log}`,
+    ],
+    args: ["--store", store, "--log", log],
+  };
+}
+
+/**
+ * Starts a binder and `options.servers` servers on loopback, in `dir`
+ * (`--compat` if asked, `--max-rate` as given, the caps on users and rooms
+ * lifted, `--store` when given), waits for their ready lines and for every
+ * instance to be in the binder's list; `defer` receives how to stop each one.
+ * The instances in the order they were started, at the addresses the binder
+ * gives for them.
+ */
+export async function startServers(
   dir: string,
-  options: { compat: boolean; maxRate: number },
+  options: ServerOptions,
   defer: (cleanup: () => Promise<unknown>) => void,
-): Promise<StartedServer> {
+): Promise<StartedServer[]> {
   const loopback = ["--host", "127.0.0.1", "--port", "0"];
   const binder = ChildProgram.deno(new URL("../binder.ts", import.meta.url), PERMISSIONS.binder, loopback, {
     stderr: "inherit",
   });
   defer(() => binder.stop());
   const binderPort = (await binder.ready(READY_TIMEOUT_MS)).porta;
-  const server = ChildProgram.deno(new URL("../server.ts", import.meta.url), PERMISSIONS.server, [
-    ...loopback,
-    "--binder",
-    `127.0.0.1:${binderPort}`,
-    "--max-rate",
-    String(options.maxRate),
-    // The load is many users from one address, and as many rooms as asked: no caps in the way.
-    ...["--max-users", "--max-rooms", "--max-rooms-per-user"].flatMap((flag) => [flag, "1000000"]),
-    ...(options.compat ? ["--compat"] : []),
-  ], { cwd: dir, stderr: "inherit" });
-  defer(() => server.stop());
-  await server.ready(READY_TIMEOUT_MS);
-  return { ...await lookUpServer(binderPort), pid: server.pid };
+  const servers = Array.from({ length: options.servers }, (_, i) => {
+    const { permissions, args } = storeSetup(i + 1, options.store);
+    const server = ChildProgram.deno(new URL("../server.ts", import.meta.url), permissions, [
+      ...loopback,
+      "--binder",
+      `127.0.0.1:${binderPort}`,
+      "--max-rate",
+      String(options.maxRate),
+      // The load is many users from one address, and as many rooms as asked: no caps in the way.
+      ...["--max-users", "--max-rooms", "--max-rooms-per-user"].flatMap((flag) => [flag, "1000000"]),
+      ...(options.compat ? ["--compat"] : []),
+      ...args,
+    ], { cwd: dir, stderr: "inherit" });
+    defer(() => server.stop());
+    return server;
+  });
+  const ports = await Promise.all(
+    servers.map(async (server) => (await server.ready(READY_TIMEOUT_MS)).porta),
+  );
+  const registered = await lookUpServers(binderPort, ports);
+  return servers.map((server, i) => ({ ...registered[i]!, pid: server.pid }));
 }
 
-/** The server's address, asked of the binder the way a client asks (it registers just after its ready line). */
-async function lookUpServer(binderPort: number): Promise<{ host: string; port: number }> {
+/** An entry of the binder's list (`listar_procedimentos`). */
+interface BinderEntry {
+  nome: string;
+  endereco: string;
+  porta: number;
+}
+
+/**
+ * The instances listening on `ports`, as the binder lists them under
+ * `ChatService` (each registers just after its ready line): their addresses,
+ * in the order of `ports`.
+ */
+async function lookUpServers(binderPort: number, ports: number[]): Promise<Address[]> {
   const binder = new XmlRpcClient(endpointUrl("127.0.0.1", binderPort), { timeoutMs: 5000 });
-  let found: [boolean, { endereco: string; porta: number } | string] = [false, ""];
-  for (let i = 0; i < 100 && !found[0]; i++) {
-    found = await binder.call("buscar_procedimento", ["ChatService"]);
-    if (!found[0]) await sleep(100);
+  let found: (BinderEntry | undefined)[] = [];
+  for (let i = 0; i < 100; i++) {
+    const [, entries] = await binder.call<[boolean, BinderEntry[]]>("listar_procedimentos", []);
+    found = ports.map((port) => entries.find((e) => e.nome === "ChatService" && e.porta === port));
+    if (found.every(Boolean)) return found.map((e) => ({ host: e!.endereco, port: e!.porta }));
+    await sleep(100);
   }
-  if (!found[0]) throw new Error("o servidor não se registrou no binder");
-  const { endereco, porta } = found[1] as { endereco: string; porta: number };
-  return { host: endereco, port: porta };
+  const missing = ports.filter((_, i) => !found[i]);
+  throw new Error(`servidor(es) na(s) porta(s) ${missing.join(", ")} não se registraram no binder`);
 }
 
 // ---------------------------------------------------------------------------
@@ -109,15 +169,27 @@ export async function processStats(pid: number): Promise<ProcessStats | null> {
   return { rssMb: kb("VmRSS") / 1024, peakMb: kb("VmHWM") / 1024, cpuS: ticks / 100 };
 }
 
-/** CPU seconds of these processes together, or null without /proc. */
-export async function totalCpu(pids: number[]): Promise<number | null> {
-  let total = 0;
+/**
+ * These processes together (their RSS, peaks and CPU time added up: the
+ * peak is an upper bound, the processes need not peak at once), or null
+ * without /proc or without processes.
+ */
+export async function combinedStats(pids: number[]): Promise<ProcessStats | null> {
+  if (!pids.length) return null;
+  const total: ProcessStats = { rssMb: 0, peakMb: 0, cpuS: 0 };
   for (const pid of pids) {
     const stats = await processStats(pid);
     if (!stats) return null;
-    total += stats.cpuS;
+    total.rssMb += stats.rssMb;
+    total.peakMb += stats.peakMb;
+    total.cpuS += stats.cpuS;
   }
   return total;
+}
+
+/** CPU seconds of these processes together, or null without /proc. */
+export async function totalCpu(pids: number[]): Promise<number | null> {
+  return (await combinedStats(pids))?.cpuS ?? null;
 }
 
 /** The open-file limit of a process, from /proc/<pid>/limits. */

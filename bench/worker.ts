@@ -14,6 +14,7 @@
  */
 
 import { ChildProgram, readLines, type XmlRpcValue } from "../deps.ts";
+import type { Address } from "./system.ts";
 import {
   clock,
   type DecodeCache,
@@ -31,16 +32,16 @@ import {
 const WAIT_MS = 25_000;
 /** The original client receives every 2 s. */
 export const POLL_MS = 2000;
-/** Sender connections open at first; more open when all are busy, up to one per client, as real clients have. */
+/** Sender connections open at first to each instance; more open when all are busy, up to one per client, as real clients have. */
 const SENDER_CONNECTIONS = 16;
-/** But no more than this per worker: file descriptors are counted. */
+/** But no more than this per worker and instance: file descriptors are counted. */
 const MAX_SENDER_CONNECTIONS = 1024;
 const LAG_TICK_MS = 20;
 const SETUP_CONCURRENCY = 64;
 const PROGRESS_EVERY_MS = 250;
 const FILLER = "lorem ipsum dolor sit amet, consectetur adipiscing elit";
 
-/** The most sender connections a worker with this many clients opens. */
+/** The most sender connections a worker with this many clients on one instance opens to it. */
 export function sendersFor(clients: number): number {
   return Math.min(MAX_SENDER_CONNECTIONS, Math.max(SENDER_CONNECTIONS, clients));
 }
@@ -56,17 +57,19 @@ export function messageText(runId: string, worker: number, seq: number): string 
 
 /** A worker's share of the run. */
 export interface WorkerConfig {
-  /** The chat server. */
-  host: string;
-  /** The chat server's port. */
-  port: number;
+  /**
+   * The chat server's instances: client g talks to instance
+   * floor(g / rooms) mod instances, so each room's members take turns over
+   * them (and a message crosses instances to reach its room).
+   */
+  servers: Address[];
   /** Only the original methods: poll, no session cookie. */
   compat: boolean;
   /** Marks this run's names and messages. */
   runId: string;
   /** This worker's number. */
   worker: number;
-  /** This worker's clients: global indexes first..last-1; client g is in room g % rooms. */
+  /** This worker's clients: global indexes first..last-1; client g is in room g mod rooms. */
   first: number;
   /** One past this worker's last client. */
   last: number;
@@ -191,12 +194,53 @@ interface Client {
   readonly index: number;
   readonly name: string;
   readonly room: number;
+  /** Its instance, an index of the config's `servers`. */
+  readonly server: number;
   readonly connection: HttpConnection;
   cookie: string | undefined;
   cursor: number;
   lastId: number;
   previous: Set<string>;
   waiting: boolean;
+}
+
+/**
+ * The sender connections to one instance: an idle one is taken, a new one
+ * opened while all are busy (up to `cap`), else the first given back.
+ */
+class SenderPool {
+  /** The most connections it opens. */
+  cap = SENDER_CONNECTIONS;
+  readonly #all: HttpConnection[] = [];
+  readonly #idle: HttpConnection[] = [];
+  readonly #waiting: ((connection: HttpConnection) => void)[] = [];
+
+  constructor(readonly server: Address) {
+    for (let i = 0; i < SENDER_CONNECTIONS; i++) this.#open();
+  }
+
+  #open(): void {
+    const connection = new HttpConnection(this.server.host, this.server.port);
+    this.#all.push(connection);
+    this.#idle.push(connection);
+  }
+
+  /** A connection of its own until {@linkcode SenderPool.give} hands it back. */
+  async take(): Promise<HttpConnection> {
+    if (!this.#idle.length && this.#all.length < this.cap) this.#open();
+    return this.#idle.pop() ?? await new Promise<HttpConnection>((resolve) => this.#waiting.push(resolve));
+  }
+
+  /** Gives a taken connection back: to the first waiting, or idle. */
+  give(connection: HttpConnection): void {
+    const waiter = this.#waiting.shift();
+    if (waiter) waiter(connection);
+    else this.#idle.push(connection);
+  }
+
+  close(): void {
+    for (const connection of this.#all) connection.close();
+  }
 }
 
 /** The clients, senders and checks of one worker process. */
@@ -211,9 +255,8 @@ class Worker {
   readonly #decoded: DecodeCache = new Map();
   readonly #lag = new Histogram();
   #lagTimer: ReturnType<typeof setInterval> | undefined;
-  readonly #senders: HttpConnection[] = [];
-  readonly #idleSenders: HttpConnection[] = [];
-  readonly #senderQueue: ((connection: HttpConnection) => void)[] = [];
+  /** One per instance, in the config's order. */
+  readonly #senders: SenderPool[];
   #deliveries = 0;
   #duplicates = 0;
   #calls = 0;
@@ -228,14 +271,7 @@ class Worker {
   constructor(config: WorkerConfig) {
     this.#config = config;
     this.#sentByRoom = config.rooms.map(() => 0);
-    for (let i = 0; i < SENDER_CONNECTIONS; i++) this.#newSender();
-  }
-
-  #newSender(): HttpConnection {
-    const connection = new HttpConnection(this.#config.host, this.#config.port);
-    this.#senders.push(connection);
-    this.#idleSenders.push(connection);
-    return connection;
+    this.#senders = config.servers.map((server) => new SenderPool(server));
   }
 
   #error(error: unknown): void {
@@ -276,17 +312,22 @@ class Worker {
       }),
     );
     this.#clients.sort((a, b) => a.index - b.index);
+    for (const [s, pool] of this.#senders.entries()) {
+      pool.cap = sendersFor(this.#clients.filter((client) => client.server === s).length);
+    }
     return answer;
   }
 
   /** One client registered and in its room, with the room's cursor; undefined (an error counted) if not. */
   async #setupClient(index: number): Promise<{ client: Client; cursor: number } | undefined> {
-    const { rooms, runId } = this.#config;
+    const { rooms, runId, servers } = this.#config;
+    const server = Math.floor(index / rooms.length) % servers.length;
     const client: Client = {
       index,
       name: `b${runId}-${index}`,
       room: index % rooms.length,
-      connection: new HttpConnection(this.#config.host, this.#config.port),
+      server,
+      connection: new HttpConnection(servers[server]!.host, servers[server]!.port),
       cookie: undefined,
       cursor: 0,
       lastId: 0,
@@ -460,16 +501,13 @@ class Worker {
     this.#sendingDone = true;
   }
 
-  /** One message from `client`, on an idle sender connection (a new one if all are busy). */
+  /** One message from `client`, on a sender connection to its instance (a new one if all are busy). */
   async #send(client: Client, seq: number): Promise<void> {
     this.#pendingSends++;
     // Sends never wait behind each other while there are fewer connections than clients: the load
     // stays what --rate says however slowly the server answers (an open loop).
-    if (!this.#idleSenders.length && this.#senders.length < sendersFor(this.#clients.length)) {
-      this.#newSender();
-    }
-    const connection = this.#idleSenders.pop() ??
-      await new Promise<HttpConnection>((resolve) => this.#senderQueue.push(resolve));
+    const senders = this.#senders[client.server]!;
+    const connection = await senders.take();
     try {
       const text = messageText(this.#config.runId, this.#config.worker, seq);
       const { value } = await this.#call(
@@ -487,9 +525,7 @@ class Worker {
       this.#error(error);
     } finally {
       this.#pendingSends--;
-      const waiter = this.#senderQueue.shift();
-      if (waiter) waiter(connection);
-      else this.#idleSenders.push(connection);
+      senders.give(connection);
     }
   }
 
@@ -514,7 +550,7 @@ class Worker {
     this.#running = false;
     clearInterval(this.#lagTimer);
     for (const client of this.#clients) client.connection.close();
-    for (const connection of this.#senders) connection.close();
+    for (const senders of this.#senders) senders.close();
     return {
       type: "result",
       sent: this.#sent,
