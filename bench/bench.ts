@@ -256,20 +256,28 @@ async function startWorkers(
   return workers;
 }
 
-/** Every worker's clients registered and in their rooms: the members of each room, and the cursor to start at. */
+/** The clients in their rooms: the members of each room, the clients of each instance, the cursor to start at. */
+interface ConnectedClients {
+  roomSize: number[];
+  perServer: number[];
+  cursor: number;
+}
+
+/** Every worker's clients registered and in their rooms. */
 async function connectClients(
   workers: WorkerProcess[],
   rooms: string[],
-): Promise<{ roomSize: number[]; cursor: number }> {
+): Promise<ConnectedClients> {
   const start = performance.now();
   const connected = await Promise.all(workers.map((w) => w.ask({ cmd: "connect" }, 600_000)));
   const roomSize = rooms.map((_, r) => connected.reduce((n, c) => n + c.joined[r]!, 0));
+  const perServer = connected[0]!.onServer.map((_, s) => connected.reduce((n, c) => n + c.onServer[s]!, 0));
   say(
     `${fmt(roomSize.reduce((a, b) => a + b, 0))} clients registered and in their rooms in ${
       fmt((performance.now() - start) / 1000, 1)
     } s`,
   );
-  return { roomSize, cursor: Math.max(...connected.map((c) => c.cursor)) };
+  return { roomSize, perServer, cursor: Math.max(...connected.map((c) => c.cursor)) };
 }
 
 /** The load as it runs: the workers' progress, shown every second, and when it is over. */
@@ -361,7 +369,7 @@ interface LoadSeen {
 async function runLoad(
   options: BenchOptions,
   workers: WorkerProcess[],
-  clients: { roomSize: number[]; cursor: number },
+  clients: ConnectedClients,
   target: Target,
 ): Promise<LoadSeen> {
   const durationMs = options.durationS * 1000;
@@ -433,6 +441,7 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
     servers: target.instances.length,
     store: target.store,
     roomSize: clients.roomSize,
+    perServer: clients.perServer,
     rate: options.rate,
     durationS: options.durationS,
     single,

@@ -21,6 +21,8 @@ export interface BenchResult {
   clients: number;
   /** Clients registered and in their rooms. */
   clients_connected: number;
+  /** Of those, the ones talking to each server instance, in the order they started. */
+  clients_per_server: number[];
   /** Rooms. */
   rooms: number;
   /** Messages per second asked for (0 when idle). */
@@ -113,6 +115,8 @@ export interface RunFacts {
   clients: number;
   /** Members of each room. */
   roomSize: number[];
+  /** Clients of each instance. */
+  perServer: number[];
   /** Messages per second asked for. */
   rate: number;
   /** Seconds of load asked for. */
@@ -192,6 +196,7 @@ export function buildResult(facts: RunFacts, results: WorkerResult[]): BenchResu
     mode: facts.mode,
     clients: facts.clients,
     clients_connected: clientsConnected,
+    clients_per_server: facts.perServer,
     rooms: facts.roomSize.length,
     rate: facts.mode === "idle" ? 0 : facts.rate,
     duration_s: facts.durationS,
@@ -271,7 +276,12 @@ const verdict = (met: boolean) => met ? "met" : "**not met**";
 function deliveryRows(result: BenchResult): Row[] {
   const ms = (n: number | null) => n === null ? "n/a" : `${fmt(n, 1)}`;
   const rows: Row[] = [
-    ["server instances / store", `${result.servers} / ${result.store ?? "n/a"}`, ""],
+    [
+      "server instances / store (clients on each)",
+      `${result.servers} / ${result.store ?? "n/a"}` +
+      (result.servers > 1 ? ` (${result.clients_per_server.map((n) => fmt(n)).join(" + ")})` : ""),
+      "",
+    ],
     ["clients (connected) / rooms", `${fmt(result.clients_connected)} / ${result.rooms}`, ""],
   ];
   if (result.mode === "idle") {

@@ -108,6 +108,8 @@ export interface Connected {
   type: "connected";
   /** How many of this worker's clients joined each room. */
   joined: number[];
+  /** How many of them talk to each instance. */
+  onServer: number[];
   /** The highest room cursor they were given. */
   cursor: number;
 }
@@ -298,7 +300,12 @@ class Worker {
   /** Registers this worker's clients and puts them in their rooms. */
   async connect(): Promise<Connected> {
     const { first, last, rooms } = this.#config;
-    const answer: Connected = { type: "connected", joined: rooms.map(() => 0), cursor: 0 };
+    const answer: Connected = {
+      type: "connected",
+      joined: rooms.map(() => 0),
+      onServer: this.#config.servers.map(() => 0),
+      cursor: 0,
+    };
     let next = first;
     await Promise.all(
       Array.from({ length: Math.min(SETUP_CONCURRENCY, last - first) }, async () => {
@@ -306,6 +313,7 @@ class Worker {
           const joined = await this.#setupClient(next++);
           if (joined === undefined) continue;
           answer.joined[joined.client.room]!++;
+          answer.onServer[joined.client.server]!++;
           answer.cursor = Math.max(answer.cursor, joined.cursor);
           this.#clients.push(joined.client);
         }
