@@ -294,6 +294,7 @@ redisTest(
       await moving.waitForLine(said(`t${stayingName}: durante a queda`), 15_000);
       await moving.write("depois da queda\n");
       await staying.waitForLine(said(`t${movingName}: depois da queda`));
+      await moving.waitForLine(said(`t${movingName}: depois da queda`));
       for (const client of [moving, staying]) {
         for (const line of ["antes da queda", "depois da queda"]) {
           assert.equal(count(client, said(`t${movingName}: ${line}`)), 1, `${line} in\n${client.output}`);
@@ -319,8 +320,13 @@ redisTest(
     await ana.call("criar_sala", ["geral"]);
     await ana.call("entrar_na_sala", ["ana", "geral"]);
     for (let i = 0; i < 20; i++) await ana.call("enviar_mensagem", ["ana", "geral", `antes ${i}`, null]);
+    await using caio = startClient(binder, ["--name", "caio", "--room", "geral"]);
+    await caio.waitForLine(/Você está na sala geral/);
 
     await redis.stop();
+    // A line typed while Redis is away is kept, and sent once the server can store it.
+    await caio.write("durante a queda\n");
+    await caio.waitForLine(/^\* O servidor não pôde atender: O servidor perdeu o contato com o Redis/);
     const fault = await rejection(
       () => ana.call("enviar_mensagem", ["ana", "geral", "durante", null]),
       Fault,
@@ -339,11 +345,12 @@ redisTest(
         return false;
       }
     }, "the server to reach Redis again");
+    await caio.waitForLine(said("caio: durante a queda"), 15_000);
     const texts = (await readAll(ana, "ana", "geral")).map((m) => m.conteudo);
-    assert.deepEqual(
-      texts.filter((t) => t !== "ana entrou na sala."),
-      [...Array.from({ length: 20 }, (_, i) => `antes ${i}`), "depois"],
-    );
+    const spoken = texts.filter((t) => !t.endsWith("entrou na sala."));
+    assert.deepEqual(spoken.slice(0, 20), Array.from({ length: 20 }, (_, i) => `antes ${i}`));
+    assert.deepEqual(spoken.slice(20).sort(), ["depois", "durante a queda"]);
+    assert.equal(count(caio, said("caio: durante a queda")), 1, caio.output);
   },
 );
 
