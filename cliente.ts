@@ -42,6 +42,7 @@ import {
   endpointUrl,
   EVERYONE,
   Fault,
+  FaultCode,
   type HostPort,
   misleadingName,
   NETWORK_ERRORS_PT,
@@ -194,6 +195,7 @@ A conversa anterior fica na rolagem do próprio terminal.`,
   connectionLost: (reason: string) =>
     `Conexão com o servidor perdida (${reason}). Procurando o ChatService de novo...`,
   sessionLost: (reason: string) => `O servidor encerrou a sessão (${reason}). Registrando de novo...`,
+  serverTrouble: (reason: string) => `O servidor não pôde atender: ${reason} Tentando de novo...`,
   nameStillTaken: (name: string, message: string) =>
     `O nome ${name} ainda está em uso no servidor (${message}).`,
   reconnected: (address: string, name: string, room: string | null) =>
@@ -309,6 +311,7 @@ The earlier conversation stays in the terminal's own scrollback.`,
   connectionLost: (reason) =>
     `Lost the connection to the server (${reason}). Looking for ChatService again...`,
   sessionLost: (reason) => `The server ended the session (${reason}). Registering again...`,
+  serverTrouble: (reason) => `The server could not serve us: ${reason} Trying again...`,
   nameStillTaken: (name, message) => `The name ${name} is still in use on the server (${message}).`,
   reconnected: (address, name, room) =>
     `Reconnected to ChatService at ${address} as ${name}${room ? `, back in room ${room}` : ""}.`,
@@ -1820,7 +1823,7 @@ export class ChatSession {
     await sleep(this.#options.keepAliveMs, wake);
     if (wake.aborted || this.closed || !this.#methods.has("manter_sessao")) return;
     const result = await this.#client!.call<Result<string>>("manter_sessao", [this.#name!]);
-    if (sessionGone(result)) await this.#recover(result[1], true).catch(() => {});
+    if (sessionGone(result)) await this.#recover(result[1], "session").catch(() => {});
   }
 
   #showPolled(messages: ChatMessage[]): void {
@@ -1855,7 +1858,7 @@ export class ChatSession {
   async #lostRoom(room: string, refusal: Result<unknown>): Promise<void> {
     const message = String(refusal[1]);
     if (sessionGone(refusal)) {
-      await this.#recover(message, true).catch(() => {});
+      await this.#recover(message, "session").catch(() => {});
       return;
     }
     if (this.#room !== room) return;
@@ -1893,8 +1896,12 @@ export class ChatSession {
         return await this.#client!.call<T>(method, params, { signal: this.#closing.signal });
       } catch (error) {
         if (this.closed) throw new Closed();
-        if (!(error instanceof Unreachable)) throw error;
-        await this.#recover(this.#t.network[error.kind]);
+        if (error instanceof Unreachable) await this.#recover(this.#t.network[error.kind]);
+        // The server is there but cannot reach its store (a failed commit, Redis away): nothing was
+        // confirmed, so what we asked is kept and asked again once the server can take it.
+        else if (error instanceof Fault && error.code === FaultCode.INTERNAL_ERROR) {
+          await this.#recover(sanitize(error.message), "trouble");
+        } else throw error;
       }
     }
   }
@@ -1903,21 +1910,23 @@ export class ChatSession {
   async #userCall<T extends Result<unknown>>(method: string, params: XmlRpcValue[]): Promise<T> {
     const result = await this.#call<T>(method, params);
     if (!sessionGone(result)) return result;
-    await this.#recover(String(result[1]), true);
+    await this.#recover(String(result[1]), "session");
     return await this.#call<T>(method, params);
   }
 
   /** One recovery at a time, shared by every caller that found the server gone. */
-  #recover(reason: string, sessionOnly = false): Promise<void> {
-    this.#recovering ??= this.#reconnect(sanitize(reason), sessionOnly).finally(() => {
+  #recover(reason: string, why: "network" | "session" | "trouble" = "network"): Promise<void> {
+    this.#recovering ??= this.#reconnect(sanitize(reason), why).finally(() => {
       this.#recovering = undefined;
     });
     return this.#recovering;
   }
 
-  async #reconnect(reason: string, sessionOnly: boolean): Promise<void> {
+  async #reconnect(reason: string, why: "network" | "session" | "trouble"): Promise<void> {
     const t = this.#t;
-    this.#view.notice(sessionOnly ? t.sessionLost(reason) : t.connectionLost(reason), "warn");
+    const sessionOnly = why === "session";
+    const said = { network: t.connectionLost, session: t.sessionLost, trouble: t.serverTrouble }[why];
+    this.#view.notice(said(reason), "warn");
     if (!sessionOnly) this.#view.connection?.(false);
     await this.#retrying(async (attempt) => {
       if (!sessionOnly || attempt > 1) await this.#locate();

@@ -99,6 +99,13 @@ export const PERMISSIONS = {
     "--allow-write=chat_server.log,chat.db",
   ],
   cliente: ["--allow-net"],
+  /** The server on a Redis (`--store`): no database file; the Redis client reads one variable of its own. */
+  clusterServer: [
+    "--allow-net",
+    "--allow-sys=networkInterfaces",
+    "--allow-env=REDIS_DEBUG_MAINTENANCE",
+    "--allow-write=chat_server.log",
+  ],
 } as const satisfies Record<string, readonly string[]>;
 
 /** How a {@linkcode ChildProgram} runs. */

@@ -429,19 +429,21 @@ export class ClusterChat implements Chat<Claim> {
    */
   static async open(url: string, options: ChatOptions): Promise<ClusterChat> {
     const { createClient }: RedisModule = await import(REDIS_CLIENT);
+    // No retries before the first connection: a wrong address is said at start, not retried forever.
+    let connected = false;
     const redis = createClient({
       url,
       // Refused at once while Redis is away: a caller hears so instead of waiting for it.
       disableOfflineQueue: true,
       socket: {
         connectTimeout: 3000,
-        reconnectStrategy: (retries: number) => Math.min(50 * 2 ** retries, 1000),
+        reconnectStrategy: (retries: number, cause: Error) =>
+          connected ? Math.min(50 * 2 ** retries, 1000) : cause,
       },
       commandOptions: { timeout: COMMAND_TIMEOUT_MS },
     });
     const events = redis.duplicate();
     const chat = new ClusterChat(redis, events, url, options);
-    let connected = false;
     let lost = false;
     redis.on("error", (error) => {
       if (connected && !lost) options.log.error(`Redis indisponível em ${url}: ${error?.message}`);

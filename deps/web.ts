@@ -19,9 +19,11 @@
 
 import cliente from "../cliente.ts" with { type: "text" };
 import deps from "../deps.ts" with { type: "text" };
+import chat from "./chat.ts" with { type: "text" };
 import child from "./child.ts" with { type: "text" };
 import cli from "./cli.ts" with { type: "text" };
 import client from "./client.ts" with { type: "text" };
+import cluster from "./cluster.ts" with { type: "text" };
 import codec from "./codec.ts" with { type: "text" };
 import deadlines from "./deadlines.ts" with { type: "text" };
 import http from "./http.ts" with { type: "text" };
@@ -34,9 +36,11 @@ import texts from "./texts.ts" with { type: "text" };
 export const CLIENT_MODULES: ReadonlyMap<string, string> = new Map([
   ["cliente.ts", cliente],
   ["deps.ts", deps],
+  ["deps/chat.ts", chat],
   ["deps/child.ts", child],
   ["deps/cli.ts", cli],
   ["deps/client.ts", client],
+  ["deps/cluster.ts", cluster],
   ["deps/codec.ts", codec],
   ["deps/deadlines.ts", deadlines],
   ["deps/http.ts", http],

@@ -1,0 +1,422 @@
+/**
+ * Several server instances on one Redis (`server.ts --store redis://...`):
+ * the real programs, a real `redis-server` of each test's own on a free
+ * port, one binder. Skipped, with the reason, where `redis-server` is not
+ * installed.
+ */
+
+import assert from "node:assert/strict";
+import {
+  endpointUrl,
+  Fault,
+  PERMISSIONS,
+  Reason,
+  REASONS_HEADER,
+  type Result,
+  XmlRpcClient,
+} from "../deps.ts";
+import { redisTest } from "./redis.ts";
+import {
+  assertUsageError,
+  count,
+  type Program,
+  rejection,
+  runScript,
+  said,
+  startBinder,
+  startClient,
+  startScript,
+  waitUntil,
+} from "./test_helpers.ts";
+
+/** A server instance on a Redis, in a directory of its own (its `chat_server.log`). */
+interface Instance {
+  program: Program;
+  port: number;
+  /** A new client of this instance with a session jar of its own (or a copy of `from`'s session). */
+  client(from?: XmlRpcClient): XmlRpcClient;
+}
+
+async function startInstance(
+  binder: { address: string },
+  store: string,
+  extraArgs: string[] = [],
+): Promise<Instance & AsyncDisposable> {
+  const dir = await Deno.makeTempDir({ prefix: "rpc-chat-instance-" });
+  const program = startScript("server.ts", [...PERMISSIONS.clusterServer], [
+    "--store",
+    store,
+    "--host",
+    "127.0.0.1",
+    "--port",
+    "0",
+    "--binder",
+    binder.address,
+    "--register-interval",
+    "0.2",
+    ...extraArgs,
+  ], { cwd: dir });
+  const { porta: port } = await program.ready();
+  return {
+    program,
+    port,
+    client: (from) =>
+      new XmlRpcClient(endpointUrl("127.0.0.1", port), {
+        timeoutMs: 10_000,
+        headers: { [REASONS_HEADER]: "1" },
+        cookiesFrom: from,
+      }),
+    [Symbol.asyncDispose]: async () => {
+      await program[Symbol.asyncDispose]();
+      await Deno.remove(dir, { recursive: true });
+    },
+  };
+}
+
+/** An answer that must be a success (the tests look at its payload). */
+type Ok<T> = [true, T];
+
+type Wire = { id: number; origem: string; destino: string; conteudo: string };
+type Delivery = { mensagens: Wire[]; cursor: number };
+
+/** Every message `user` may see in `room` after `cursor`, read in pages through `client`. */
+async function readAll(client: XmlRpcClient, user: string, room: string, cursor = 0): Promise<Wire[]> {
+  const all: Wire[] = [];
+  for (;;) {
+    const [ok, page] = await client.call<Ok<Delivery>>("aguardar_mensagens", [user, room, cursor, 0]);
+    assert(ok, String(page));
+    all.push(...page.mensagens);
+    if (page.cursor === cursor) return all;
+    cursor = page.cursor;
+  }
+}
+
+redisTest(
+  "two instances on one Redis are one chat: sessions, names, rooms, members and live delivery",
+  async (redis) => {
+    await using binder = await startBinder();
+    await using one = await startInstance(binder, redis.url);
+    await using two = await startInstance(binder, redis.url);
+
+    const anaOnOne = one.client();
+    assert.deepEqual((await anaOnOne.call<Result<string>>("registrar_usuario", ["ana"]))[0], true);
+    // The name is the cluster's: the other instance refuses it.
+    const [taken, , reason] = await two.client().call<[boolean, string, string]>("registrar_usuario", [
+      "ana",
+    ]);
+    assert.deepEqual([taken, reason], [false, Reason.NAME_TAKEN]);
+    // The session made on one works on the other.
+    const anaOnTwo = two.client(anaOnOne);
+    assert.deepEqual((await anaOnTwo.call<Result<string>>("manter_sessao", ["ana"]))[0], true);
+    assert.deepEqual((await anaOnTwo.call<Result<string>>("criar_sala", ["geral"]))[0], true);
+    assert.deepEqual((await anaOnOne.call<Result<string>>("criar_sala", ["geral"]))[2], Reason.ROOM_EXISTS);
+    assert.deepEqual((await anaOnOne.call<Result<unknown>>("entrar_na_sala", ["ana", "geral"]))[0], true);
+
+    const bia = two.client();
+    await bia.call("registrar_usuario", ["bia"]);
+    const [, joined] = await bia.call<Ok<{ usuarios: string[]; cursor: number }>>("entrar_na_sala", [
+      "bia",
+      "geral",
+    ]);
+    assert.deepEqual(joined.usuarios, ["ana", "bia"]);
+
+    // bia waits on two; ana says something through one: the wait ends with it, long before its 20 s.
+    const started = performance.now();
+    const waiting = bia.call<Ok<Delivery>>("aguardar_mensagens", ["bia", "geral", joined.cursor, 20_000]);
+    await waitUntil(() => performance.now() - started > 200, "the wait to be on its way");
+    assert.deepEqual(await anaOnOne.call("enviar_mensagem", ["ana", "geral", "olá de um", null]), [
+      true,
+      "Mensagem enviada.",
+    ]);
+    const [, delivery] = await waiting;
+    assert(performance.now() - started < 10_000, "woken by the message, not by its deadline");
+    assert.deepEqual(delivery.mensagens.map((m) => `${m.origem}: ${m.conteudo}`), ["ana: olá de um"]);
+
+    // A private message, through two, for bia only.
+    await anaOnTwo.call("enviar_mensagem", ["ana", "geral", "psiu", "bia"]);
+    const caio = one.client();
+    await caio.call("registrar_usuario", ["caio"]);
+    await caio.call("entrar_na_sala", ["caio", "geral"]);
+    const seenByCaio = (await readAll(caio, "caio", "geral")).map((m) => m.conteudo);
+    assert(!seenByCaio.includes("psiu") && seenByCaio.includes("olá de um"), String(seenByCaio));
+    assert((await readAll(bia, "bia", "geral")).some((m) => m.conteudo === "psiu" && m.destino === "bia"));
+
+    // Every instance gives the same lists.
+    for (const client of [one.client(), two.client()]) {
+      assert.deepEqual(await client.call("listar_salas", []), [true, ["geral"]]);
+      assert.deepEqual(await client.call("listar_usuarios", ["geral"]), [true, ["ana", "bia", "caio"]]);
+    }
+
+    // Leaving through one ends the name everywhere; the other instance can give it to someone new.
+    await anaOnOne.call("sair_do_servico", ["ana"]);
+    const [, , gone] = await anaOnTwo.call<[boolean, string, string]>("manter_sessao", ["ana"]);
+    assert.deepEqual(gone, Reason.NOT_REGISTERED);
+    assert.deepEqual((await two.client().call<Result<string>>("registrar_usuario", ["ana"]))[0], true);
+  },
+);
+
+redisTest("Python's xmlrpc.client registers on one instance and reads on the other", async (redis) => {
+  await using binder = await startBinder();
+  await using one = await startInstance(binder, redis.url);
+  await using two = await startInstance(binder, redis.url);
+  const python = new Deno.Command("python3", {
+    args: ["-c", PYTHON_ACROSS, String(one.port), String(two.port)],
+    stdout: "piped",
+    stderr: "piped",
+  });
+  const out = await python.output();
+  const text = new TextDecoder().decode(out.stdout);
+  assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
+  assert.deepEqual(text.trim().split("\n"), [
+    "True Usuário 'py' registrado com sucesso.",
+    "False O nome 'py' já está em uso. Escolha outro.",
+    "True ['py']",
+    "olá do python",
+  ]);
+});
+
+/** Python's stdlib client, its session cookie carried from one instance to the other as a browser would. */
+const PYTHON_ACROSS = `
+import sys, xmlrpc.client
+class Jar(xmlrpc.client.Transport):
+    cookie = None
+    def send_headers(self, connection, headers):
+        if Jar.cookie: connection.putheader("Cookie", Jar.cookie)
+        super().send_headers(connection, headers)
+    def parse_response(self, response):
+        if response.getheader("Set-Cookie"): Jar.cookie = response.getheader("Set-Cookie").split(";")[0]
+        return super().parse_response(response)
+one = xmlrpc.client.ServerProxy("http://127.0.0.1:%s" % sys.argv[1], transport=Jar(), allow_none=True)
+two = xmlrpc.client.ServerProxy("http://127.0.0.1:%s" % sys.argv[2], transport=Jar(), allow_none=True)
+print(*one.registrar_usuario("py"))
+print(*xmlrpc.client.ServerProxy("http://127.0.0.1:%s" % sys.argv[2]).registrar_usuario("py"))
+two.criar_sala("sala")
+two.entrar_na_sala("py", "sala")
+print(*one.listar_usuarios("sala"))
+one.enviar_mensagem("py", "sala", "olá do python", None)
+print(two.receber_mensagens("py", "sala")[1][-1]["conteudo"])
+`;
+
+redisTest(
+  "kill -9 of an instance during a burst: every acknowledged message once, in order; clients move on",
+  async (redis) => {
+    await using binder = await startBinder(["--check-interval", "0.1", "--drop-after", "0.5"]);
+    const one = await startInstance(binder, redis.url);
+    try {
+      await using two = await startInstance(binder, redis.url);
+      const setup = two.client();
+      await setup.call("registrar_usuario", ["sala-dona"]);
+      await setup.call("criar_sala", ["geral"]);
+
+      // Terminal clients: one on each instance (the binder hands them out in turn).
+      const clients: Program[] = [];
+      const onInstance = new Map<number, Program>();
+      for (let i = 0; onInstance.size < 2 && i < 6; i++) {
+        const client = startClient(binder, ["--name", `t${i}`, "--room", "geral"]);
+        clients.push(client);
+        const connected = await client.waitForLine(/^\* Conectado ao ChatService em 127\.0\.0\.1:(\d+)\.$/);
+        const port = Number(connected[1]);
+        await client.waitForLine(/Você está na sala geral/);
+        if (!onInstance.has(port)) onInstance.set(port, client);
+      }
+      const moving = onInstance.get(one.port)!;
+      const staying = onInstance.get(two.port)!;
+      assert(moving && staying, "a terminal client on each instance");
+      const movingName = clients.indexOf(moving);
+      const stayingName = clients.indexOf(staying);
+      await moving.write("antes da queda\n");
+      await staying.waitForLine(said(`t${movingName}: antes da queda`));
+
+      // Four senders, two on each instance, each numbering its messages; a sender whose instance dies goes on
+      // through the other with the same session.
+      const acknowledged = new Map(["s0", "s1", "s2", "s3"].map((name) => [name, [] as number[]]));
+      let stop = false;
+      const senders = [0, 1, 2, 3].map(async (n) => {
+        const name = `s${n}`;
+        let client = (n % 2 ? two : one).client();
+        await client.call("registrar_usuario", [name]);
+        await client.call("entrar_na_sala", [name, "geral"]);
+        for (let i = 0; !stop; i++) {
+          try {
+            const [ok] = await client.call<Result<string>>("enviar_mensagem", [
+              name,
+              "geral",
+              `${name} ${i}`,
+              null,
+            ]);
+            if (ok) acknowledged.get(name)!.push(i);
+          } catch {
+            client = two.client(client);
+          }
+        }
+      });
+      await waitUntil(
+        () => [...acknowledged.values()].every((sent) => sent.length >= 20),
+        "a burst under way",
+      );
+      await one.program.stop("SIGKILL");
+      const killedAt = Math.min(...[...acknowledged.values()].map((sent) => sent.length));
+      await waitUntil(
+        () => [...acknowledged.values()].every((sent) => sent.length >= killedAt + 20),
+        "the burst to go on through the other instance",
+        15_000,
+      );
+      stop = true;
+      await Promise.all(senders);
+
+      // In Redis: every acknowledged message, once, ids growing, each sender's in its order.
+      const reader = two.client();
+      await reader.call("registrar_usuario", ["leitor"]);
+      await reader.call("entrar_na_sala", ["leitor", "geral"]);
+      const stored = await readAll(reader, "leitor", "geral");
+      const ids = stored.map((m) => m.id);
+      assert.deepEqual(ids, [...ids].sort((a, b) => a - b));
+      assert.equal(new Set(ids).size, ids.length);
+      for (const [name, sent] of acknowledged) {
+        const numbers = stored.filter((m) => m.origem === name).map((m) => Number(m.conteudo.split(" ")[1]));
+        // Each acknowledged one is there once; a send whose answer died with the instance may be there too.
+        for (const i of sent) assert.equal(numbers.filter((n) => n === i).length, 1, `${name} ${i}`);
+        assert.deepEqual(numbers, [...numbers].sort((a, b) => a - b), `${name} in order`);
+      }
+
+      // The binder hands out only the live instance.
+      const lookup = new XmlRpcClient(endpointUrl("127.0.0.1", binder.port));
+      await waitUntil(async () => {
+        const answers = await Promise.all(
+          [0, 1, 2].map(() => lookup.call<Result<{ porta: number }>>("buscar_procedimento", ["ChatService"])),
+        );
+        return answers.every(([ok, where]) => ok && where.porta === two.port);
+      }, "the binder to drop the dead instance");
+
+      // The terminal client of the dead instance carries on through the other, same session, and sees what was
+      // said meanwhile, once.
+      await staying.write("durante a queda\n");
+      await moving.waitForLine(said(`t${stayingName}: durante a queda`), 15_000);
+      await moving.write("depois da queda\n");
+      await staying.waitForLine(said(`t${movingName}: depois da queda`));
+      await moving.waitForLine(said(`t${movingName}: depois da queda`));
+      for (const client of [moving, staying]) {
+        for (const line of ["antes da queda", "depois da queda"]) {
+          assert.equal(count(client, said(`t${movingName}: ${line}`)), 1, `${line} in\n${client.output}`);
+        }
+        assert.equal(count(client, said(`t${stayingName}: durante a queda`)), 1, client.output);
+      }
+      // It never had to register again: its session lives in Redis.
+      assert.equal(count(moving, /Registrando de novo/), 0, moving.output);
+      for (const client of clients) await client[Symbol.asyncDispose]();
+    } finally {
+      await one.program.stop("SIGKILL");
+    }
+  },
+);
+
+redisTest(
+  "Redis stopped under the servers: calls refused with a clear fault, then service again, nothing lost",
+  async (redis) => {
+    await using binder = await startBinder();
+    await using one = await startInstance(binder, redis.url);
+    const ana = one.client();
+    await ana.call("registrar_usuario", ["ana"]);
+    await ana.call("criar_sala", ["geral"]);
+    await ana.call("entrar_na_sala", ["ana", "geral"]);
+    for (let i = 0; i < 20; i++) await ana.call("enviar_mensagem", ["ana", "geral", `antes ${i}`, null]);
+    await using caio = startClient(binder, ["--name", "caio", "--room", "geral"]);
+    await caio.waitForLine(/Você está na sala geral/);
+
+    await redis.stop();
+    // A line typed while Redis is away is kept, and sent once the server can store it.
+    await caio.write("durante a queda\n");
+    await caio.waitForLine(/^\* O servidor não pôde atender: O servidor perdeu o contato com o Redis/);
+    const fault = await rejection(
+      () => ana.call("enviar_mensagem", ["ana", "geral", "durante", null]),
+      Fault,
+    );
+    assert.equal(fault.code, -32603);
+    assert.match(fault.message, /Redis/);
+    assert.match(fault.message, /nada foi confirmado/);
+    assert.equal((await rejection(() => one.client().call("listar_salas", []), Fault)).code, -32603);
+
+    await redis.restart();
+    // The server reconnects by itself.
+    await waitUntil(async () => {
+      try {
+        return (await ana.call<Result<string>>("enviar_mensagem", ["ana", "geral", "depois", null]))[0];
+      } catch {
+        return false;
+      }
+    }, "the server to reach Redis again");
+    await caio.waitForLine(said("caio: durante a queda"), 15_000);
+    const texts = (await readAll(ana, "ana", "geral")).map((m) => m.conteudo);
+    const spoken = texts.filter((t) => !t.endsWith("entrou na sala."));
+    assert.deepEqual(spoken.slice(0, 20), Array.from({ length: 20 }, (_, i) => `antes ${i}`));
+    assert.deepEqual(spoken.slice(20).sort(), ["depois", "durante a queda"]);
+    assert.equal(count(caio, said("caio: durante a queda")), 1, caio.output);
+  },
+);
+
+redisTest("the sweep runs once for the cluster: a silent session leaves with one notice", async (redis) => {
+  await using binder = await startBinder();
+  const flags = ["--session-ttl", "1", "--room-ttl", "1"];
+  await using one = await startInstance(binder, redis.url, flags);
+  await using two = await startInstance(binder, redis.url, flags);
+  const ana = one.client();
+  await ana.call("registrar_usuario", ["ana"]);
+  await ana.call("criar_sala", ["geral"]);
+  await ana.call("criar_sala", ["vazia"]);
+  await ana.call("entrar_na_sala", ["ana", "geral"]);
+  const bia = two.client();
+  await bia.call("registrar_usuario", ["bia"]);
+  const [, joined] = await bia.call<Ok<Delivery>>("entrar_na_sala", ["bia", "geral"]);
+  // bia keeps waiting (a wait is a sign of life); ana says nothing more.
+  let cursor = joined.cursor;
+  const notices: string[] = [];
+  const deadline = Date.now() + 8000;
+  while (Date.now() < deadline && !notices.includes("ana saiu da sala.")) {
+    const [, page] = await bia.call<Ok<Delivery>>("aguardar_mensagens", ["bia", "geral", cursor, 500]);
+    notices.push(...page.mensagens.map((m) => m.conteudo));
+    cursor = page.cursor;
+  }
+  assert.deepEqual(notices, ["ana saiu da sala."]);
+  // Two more sweeps' time: no second notice, and the empty room is gone everywhere.
+  await waitUntil(
+    async () => (await two.client().call<Result<string[]>>("listar_salas", []))[1].length === 1,
+    "the idle room to go",
+  );
+  const [, later] = await bia.call<Ok<Delivery>>("aguardar_mensagens", ["bia", "geral", cursor, 1500]);
+  assert.deepEqual(later.mensagens, []);
+  assert.deepEqual(await one.client().call("listar_salas", []), [true, ["geral"]]);
+  assert.deepEqual(await one.client().call("listar_usuarios", ["geral"]), [true, ["bia"]]);
+});
+
+Deno.test("server --store: a bad URL, or --store with --db, is one usage line; an unreachable Redis one line, exit 1", async () => {
+  const permissions = [...PERMISSIONS.clusterServer];
+  await assertUsageError(
+    "server.ts",
+    permissions,
+    ["--store", "http://x"],
+    /--store deve ser redis:\/\/HOST:PORTA/,
+  );
+  await assertUsageError(
+    "server.ts",
+    permissions,
+    ["--store", "redis://127.0.0.1:1", "--db", "x.db"],
+    /--store e --db/,
+  );
+  const dir = await Deno.makeTempDir();
+  try {
+    const free = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const { port } = free.addr as Deno.NetAddr;
+    free.close();
+    const log = `${dir}/chat_server.log`;
+    const { code, stderr } = await runScript(
+      "server.ts",
+      ["--allow-net", "--allow-env=REDIS_DEBUG_MAINTENANCE", `--allow-write=${log}`],
+      ["--store", `redis://127.0.0.1:${port}`, "--port", "0", "--log", log],
+    );
+    assert.equal(code, 1, stderr);
+    assert.equal(stderr.trim().split("\n").length, 1, stderr);
+    assert.match(stderr, /não foi possível conectar ao Redis em redis:\/\/127\.0\.0\.1:\d+/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
