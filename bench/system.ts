@@ -49,15 +49,11 @@ export interface ServerOptions {
 function storeSetup(instance: number, store: string | undefined): { permissions: string[]; args: string[] } {
   if (store === undefined) return { permissions: [...PERMISSIONS.server], args: [] };
   const log = `server-${instance}.log`;
-  return {
-    permissions: [
-      "--allow-net",
-      "--allow-sys=networkInterfaces",
-      "--allow-env=REDIS_DEBUG_MAINTENANCE",
-      `--allow-write=${log}`,
-    ],
-    args: ["--store", store, "--log", log],
-  };
+  // The README's permissions for a server on Redis, its write permission for this log instead of the default one.
+  const permissions = PERMISSIONS.clusterServer.filter((permission) =>
+    !permission.startsWith("--allow-write=")
+  );
+  return { permissions: [...permissions, `--allow-write=${log}`], args: ["--store", store, "--log", log] };
 }
 
 /**
