@@ -131,6 +131,7 @@ export {
   type Joined,
   LAST_WORDS_MS,
   LIMITS,
+  limitsOf,
   lookup,
   MAX_BATCH,
   MAX_LOOKUP,

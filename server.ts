@@ -44,6 +44,7 @@ import {
   type Lang,
   LAST_WORDS_MS,
   LIMITS,
+  limitsOf,
   loadText,
   type Log,
   type Logger,
@@ -595,12 +596,7 @@ export class ChatService implements Chat<User> {
   constructor(store: MessageStore, options: ChatOptions) {
     this.#store = store;
     this.#options = options;
-    this.#limits = {
-      maxUsers: options.maxUsers ?? LIMITS.maxUsers,
-      maxRooms: options.maxRooms ?? LIMITS.maxRooms,
-      maxRoomsPerUser: options.maxRoomsPerUser ?? LIMITS.maxRoomsPerUser,
-      maxWaits: options.maxWaits ?? LIMITS.maxWaits,
-    };
+    this.#limits = limitsOf(options);
     this.#log = options.log;
     this.#lastId = store.lastId();
     const now = Date.now();

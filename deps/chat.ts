@@ -84,6 +84,16 @@ export interface ChatOptions {
 /** The caps' defaults: a classroom's chat, with room to spare. */
 export const LIMITS = { maxUsers: 1000, maxRooms: 1000, maxRoomsPerUser: 20, maxWaits: 4 } as const;
 
+/** The caps a chat runs with: the options', else {@linkcode LIMITS}. */
+export function limitsOf(options: ChatOptions): Required<Pick<ChatOptions, keyof typeof LIMITS>> {
+  return {
+    maxUsers: options.maxUsers ?? LIMITS.maxUsers,
+    maxRooms: options.maxRooms ?? LIMITS.maxRooms,
+    maxRoomsPerUser: options.maxRoomsPerUser ?? LIMITS.maxRoomsPerUser,
+    maxWaits: options.maxWaits ?? LIMITS.maxWaits,
+  };
+}
+
 /** Messages a join and `receber_mensagens` hand out: the latest the user may see. */
 export const HISTORY = 50;
 

@@ -33,6 +33,7 @@ import {
   type Joined,
   LAST_WORDS_MS,
   LIMITS,
+  limitsOf,
   lookup,
   MAX_BATCH,
   MAX_NAME,
@@ -412,12 +413,7 @@ export class ClusterChat implements Chat<Claim> {
     this.#events = events;
     this.#url = url;
     this.#options = options;
-    this.#limits = {
-      maxUsers: options.maxUsers ?? LIMITS.maxUsers,
-      maxRooms: options.maxRooms ?? LIMITS.maxRooms,
-      maxRoomsPerUser: options.maxRoomsPerUser ?? LIMITS.maxRoomsPerUser,
-      maxWaits: options.maxWaits ?? LIMITS.maxWaits,
-    };
+    this.#limits = limitsOf(options);
     this.#log = options.log;
   }
 

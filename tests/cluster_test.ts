@@ -25,7 +25,7 @@ import {
   said,
   startBinder,
   startClient,
-  startScript,
+  startServer,
   waitUntil,
 } from "./test_helpers.ts";
 
@@ -42,34 +42,17 @@ async function startInstance(
   store: string,
   extraArgs: string[] = [],
 ): Promise<Instance & AsyncDisposable> {
-  const dir = await Deno.makeTempDir({ prefix: "rpc-chat-instance-" });
-  const program = startScript("server.ts", [...PERMISSIONS.clusterServer], [
-    "--store",
-    store,
-    "--host",
-    "127.0.0.1",
-    "--port",
-    "0",
-    "--binder",
-    binder.address,
-    "--register-interval",
-    "0.2",
-    ...extraArgs,
-  ], { cwd: dir });
-  const { porta: port } = await program.ready();
+  const server = await startServer(binder, ["--store", store, ...extraArgs], {
+    permissions: PERMISSIONS.clusterServer,
+  });
   return {
-    program,
-    port,
+    ...server,
     client: (from) =>
-      new XmlRpcClient(endpointUrl("127.0.0.1", port), {
+      new XmlRpcClient(endpointUrl("127.0.0.1", server.port), {
         timeoutMs: 10_000,
         headers: { [REASONS_HEADER]: "1" },
         cookiesFrom: from,
       }),
-    [Symbol.asyncDispose]: async () => {
-      await program[Symbol.asyncDispose]();
-      await Deno.remove(dir, { recursive: true });
-    },
   };
 }
 

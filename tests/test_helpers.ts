@@ -196,10 +196,10 @@ export interface RunningServer {
 export async function startServer(
   binder: { address: string } | undefined,
   extraArgs: string[] = [],
-  options: { dir?: string; port?: number } = {},
+  options: { dir?: string; port?: number; permissions?: readonly string[] } = {},
 ): Promise<RunningServer & AsyncDisposable> {
   const dir = options.dir ?? await Deno.makeTempDir({ prefix: "rpc-chat-server-" });
-  const program = startScript("server.ts", SERVER_PERMISSIONS, [
+  const program = startScript("server.ts", [...options.permissions ?? SERVER_PERMISSIONS], [
     "--host",
     "127.0.0.1",
     "--port",
