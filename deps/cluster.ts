@@ -58,6 +58,8 @@ const PREFIX = "rpc-chat:";
 const RECENT_SCAN = 500;
 /** The messages after a cursor one read looks at: a reader skips others' private messages by the thousand. */
 const AFTER_SCAN = 2000;
+/** The latest messages of each room an instance keeps, as their events brought them. */
+const RECENT_KEPT = 200;
 /** Sessions or rooms one slice of the sweep ends, at most. */
 const SWEEP_BATCH = 256;
 /** A call whose Redis does not answer in this long is refused (the server never hangs on it). */
@@ -119,9 +121,10 @@ local function post(room, rest, fromId, toId)
   local head = '{"id":' .. id .. ',"room":' .. cjson.encode(room) .. ',"timestamp":' .. now
   if fromId then head = head .. ',"fromId":' .. cjson.encode(fromId) end
   if toId then head = head .. ',"toId":' .. cjson.encode(toId) end
-  redis.call('ZADD', P .. 'msgs:' .. room, id, head .. ',' .. rest)
+  local message = head .. ',' .. rest
+  redis.call('ZADD', P .. 'msgs:' .. room, id, message)
   redis.call('ZADD', P .. 'activity', now, room)
-  redis.call('PUBLISH', P .. 'events', cjson.encode({k = 'm', r = room, f = fromId, t = toId}))
+  redis.call('PUBLISH', P .. 'events', message)
   return id
 end
 local function leaveRoom(u, leftTemplate)
@@ -375,10 +378,13 @@ type Answer = [status: "ok" | "no", ...values: string[]];
 /** A message as Redis keeps it: JSON, its notice as {@linkcode storeText} made it. */
 type StoredMessage = Omit<Message, "notice"> & { notice?: string };
 
+/** How a wait was woken: for a message this instance knows, or to ask Redis; false: not woken. */
+type Woken = "recent" | "redis" | false;
+
 /** A long wait of this instance: whom it reads for (once known) and how it is woken. */
 interface Waiter {
   reader: string | undefined;
-  readonly wake: () => void;
+  readonly wake: (how: "recent" | "redis") => void;
 }
 
 /**
@@ -401,6 +407,16 @@ export class ClusterChat implements Chat<Claim> {
   /** The long waits here, by user name: a new one past --max-waits ends the oldest; a user gone ends all. */
   readonly #waitsByUser = new Map<string, Set<() => void>>();
   readonly #waitDeadlines = new Deadlines(50);
+  /**
+   * Each room's latest messages as their events brought them: every message of the room with an id
+   * above `after` (at most {@linkcode RECENT_KEPT}), each parsed (and put on the wire) once here
+   * however many of this instance's waits it is for.
+   */
+  readonly #recent = new Map<string, { after: number; messages: Message[] }>();
+  /** Every message with an id above this came by its event (Infinity: none known yet)... */
+  #knownAfter = Infinity;
+  /** ...up to this one. */
+  #lastEventId = 0;
   #sweeper: ReturnType<typeof setInterval> | undefined;
   #sweeping = false;
   #stopped = false;
@@ -461,7 +477,7 @@ export class ClusterChat implements Chat<Claim> {
     connected = true;
     await events.subscribe(`${PREFIX}events`, (message) => chat.#event(message));
     // Back after a loss: the events of the gap are gone, so every wait reads again.
-    events.on("ready", () => chat.#wakeAll());
+    events.on("ready", () => chat.#resubscribed());
     return chat;
   }
 
@@ -564,7 +580,7 @@ export class ClusterChat implements Chat<Claim> {
     this.#log.info(`${user.name} entrou na sala ${room}`);
     return [true, {
       usuarios: members ? members.split("\n").sort((a, b) => a.localeCompare(b)) : [],
-      mensagens: latestVisible(newest, reader!),
+      mensagens: latestVisible(newest.map((json) => this.#parse(room, json)), reader!),
       cursor: Number(last),
     }];
   }
@@ -617,10 +633,11 @@ export class ClusterChat implements Chat<Claim> {
 
   /** The original receive: the latest messages the user may see in their room. */
   async recentMessages(user: Claim, roomName: string): Promise<Outcome<Message[]>> {
-    const answer = await this.#run("read", this.#as(user, lookup(roomName), ""));
+    const room = lookup(roomName);
+    const answer = await this.#run("read", this.#as(user, room, ""));
     if (answer[0] === "no") return this.#refusal(answer, roomName, user);
     const [, reader, , ...newest] = answer;
-    return [true, latestVisible(newest, reader!)];
+    return [true, latestVisible(newest.map((json) => this.#parse(room, json)), reader!)];
   }
 
   /**
@@ -644,6 +661,9 @@ export class ClusterChat implements Chat<Claim> {
       disarm?.();
     };
     const waits = this.#waitsByUser.get(user.name) ?? new Set();
+    /** The reader's identity, once Redis has said it (the first read). */
+    let reader: string | undefined;
+    let askRedis = false;
     if (!ended) {
       this.#waitsByUser.set(user.name, waits);
       if (waits.size >= this.#limits.maxWaits) waits.values().next().value!();
@@ -654,13 +674,19 @@ export class ClusterChat implements Chat<Claim> {
         // Armed before the read: a message stored while the read is on its way still wakes it.
         const wait = ended || this.#stopped ? undefined : this.#arm(room, until);
         disarm = wait && (() => wait.settle(false));
-        const answer = await this.#run("read", this.#as(user, room, String(cursor)));
-        if (answer[0] === "no") {
-          wait?.settle(false);
-          return this.#refusal(answer, roomName, user);
+        // The first read asks Redis (it checks the session and the membership); after a wake-up for a
+        // message, this instance's recent messages answer when they hold all that is asked.
+        let delivery = reader === undefined || askRedis ? undefined : this.#fromRecent(room, reader, cursor);
+        if (!delivery) {
+          const answer = await this.#run("read", this.#as(user, room, String(cursor)));
+          if (answer[0] === "no") {
+            wait?.settle(false);
+            return this.#refusal(answer, roomName, user);
+          }
+          const [, readerId, from, ...after] = answer;
+          reader = readerId!;
+          delivery = afterCursor(after.map((json) => this.#parse(room, json)), reader, Number(from));
         }
-        const [, reader, from, ...after] = answer;
-        const delivery = afterCursor(after, reader!, Number(from));
         if (delivery.mensagens.length > 0 || !wait) {
           wait?.settle(false);
           return [true, delivery];
@@ -668,7 +694,9 @@ export class ClusterChat implements Chat<Claim> {
         cursor = delivery.cursor;
         wait.waiter.reader = reader;
         // Woken: read again (and wait again if it was not for this reader). Else one last read.
-        if (!await wait.woken) ended = true;
+        const woken = await wait.woken;
+        if (!woken) ended = true;
+        askRedis = woken === "redis";
       }
     } finally {
       waits.delete(endWait);
@@ -719,46 +747,113 @@ export class ClusterChat implements Chat<Claim> {
     return [user.name, user.session, this.#options.compat ? "1" : "", String(this.#options.maxRate), ...rest];
   }
 
-  /** A wake-up for a wait in `room`: `woken` is true when woken, false at `until` or when settled first. */
+  /**
+   * A wake-up for a wait in `room`: `woken` says how it was woken (for a message this instance knows,
+   * or to ask Redis), false at `until` or when settled first.
+   */
   #arm(room: string, until: number) {
-    let resolve!: (woken: boolean) => void;
-    const woken = new Promise<boolean>((done) => resolve = done);
+    let resolve!: (woken: Woken) => void;
+    const woken = new Promise<Woken>((done) => resolve = done);
     const waiters = this.#waiters.get(room) ?? new Set();
     this.#waiters.set(room, waiters);
-    const settle = (result: boolean) => {
+    const settle = (result: Woken) => {
       cancelTimer();
       waiters.delete(waiter);
       if (waiters.size === 0 && this.#waiters.get(room) === waiters) this.#waiters.delete(room);
       resolve(result);
     };
-    const waiter: Waiter = { reader: undefined, wake: () => settle(true) };
+    const waiter: Waiter = { reader: undefined, wake: (how) => settle(how) };
     const cancelTimer = this.#waitDeadlines.after(Math.max(0, until - Date.now()), () => settle(false));
     waiters.add(waiter);
     return { waiter, woken, settle };
   }
 
-  /** An event from any instance: a message stored (wake who may see it), a user gone, a room deleted. */
+  /**
+   * An event from any instance: a message stored (the message itself: kept
+   * in the room's recent messages, and the waits that may see it woken), a
+   * user gone (their waits end), a room deleted (its recent messages go).
+   */
   #event(json: string): void {
-    let event: { k: string; r?: string; f?: string; t?: string; u?: string };
+    let event: StoredMessage | { k: string; r?: string; u?: string };
     try {
       event = JSON.parse(json);
     } catch {
       return;
     }
+    if ("id" in event) return this.#arrived(toMessage(event));
     if (event.k === "gone") {
       for (const end of this.#waitsByUser.get(event.u!) ?? []) end();
-      return;
-    }
-    for (const waiter of this.#waiters.get(event.r!) ?? []) {
-      const reader = waiter.reader;
-      if (event.k === "del" || !event.t || reader === undefined || reader === event.t || reader === event.f) {
-        waiter.wake();
-      }
+    } else if (event.k === "del") {
+      this.#recent.delete(event.r!);
+      for (const waiter of this.#waiters.get(event.r!) ?? []) waiter.wake("redis");
     }
   }
 
+  /**
+   * A message as its event brought it. Ids come one by one, in order (each
+   * is given, stored and published in one script), so a jump means events
+   * were missed: then only what comes after counts as known.
+   */
+  #arrived(message: Message): void {
+    if (message.id !== this.#lastEventId + 1) {
+      this.#recent.clear();
+      this.#knownAfter = message.id - 1;
+    }
+    this.#lastEventId = message.id;
+    let recent = this.#recent.get(message.room);
+    if (!recent) this.#recent.set(message.room, recent = { after: this.#knownAfter, messages: [] });
+    recent.messages.push(message);
+    if (recent.messages.length > RECENT_KEPT) recent.after = recent.messages.shift()!.id;
+    for (const waiter of this.#waiters.get(message.room) ?? []) {
+      const reader = waiter.reader;
+      if (reader === undefined || visibleTo(message, reader)) waiter.wake("recent");
+    }
+  }
+
+  /**
+   * What a reader may see in a room after a cursor, from this instance's
+   * recent messages; undefined when they may not hold all of it (then Redis
+   * is asked).
+   */
+  #fromRecent(room: string, reader: string, cursor: number): Delivery | undefined {
+    const recent = this.#recent.get(room);
+    if (cursor < (recent?.after ?? this.#knownAfter) || cursor > this.#lastEventId) return undefined;
+    const mensagens: Message[] = [];
+    for (const message of recent?.messages ?? []) {
+      if (message.id > cursor && visibleTo(message, reader)) mensagens.push(message);
+      if (mensagens.length === MAX_BATCH) break;
+    }
+    return { mensagens, cursor: mensagens.at(-1)?.id ?? cursor };
+  }
+
+  /** A message Redis answered: the same object as its event brought, when this instance still has it. */
+  #parse(room: string, json: string): Message {
+    const id = Number(json.slice(6, json.indexOf(",", 6)));
+    const messages = this.#recent.get(room)?.messages;
+    if (messages?.length && id >= messages[0]!.id) {
+      let low = 0;
+      let high = messages.length - 1;
+      while (low <= high) {
+        const mid = (low + high) >>> 1;
+        const at = messages[mid]!.id;
+        if (at === id) return messages[mid]!;
+        if (at < id) low = mid + 1;
+        else high = mid - 1;
+      }
+    }
+    return toMessage(JSON.parse(json));
+  }
+
+  /** The subscription is back after a loss: its events of the gap are gone, so nothing recent is known. */
+  #resubscribed(): void {
+    this.#recent.clear();
+    this.#knownAfter = Infinity;
+    this.#lastEventId = 0;
+    this.#wakeAll();
+  }
+
   #wakeAll(): void {
-    for (const waiters of this.#waiters.values()) for (const waiter of waiters) waiter.wake();
+    for (const waiters of this.#waiters.values()) for (const waiter of waiters) waiter.wake("redis");
   }
 
   async #housekeeping(sweepEveryMs: number): Promise<void> {
@@ -888,16 +983,14 @@ function noticeRest(said: Text): string {
   }).slice(1);
 }
 
-function toMessage(json: string): Message {
-  const stored = JSON.parse(json) as StoredMessage;
+function toMessage(stored: StoredMessage): Message {
   return { ...stored, notice: loadText(stored.notice) };
 }
 
 /** The latest {@linkcode HISTORY} messages a reader may see, oldest first, from the newest few hundred. */
-function latestVisible(newestFirst: string[], reader: string): Message[] {
+function latestVisible(newestFirst: Message[], reader: string): Message[] {
   const visible: Message[] = [];
-  for (const json of newestFirst) {
-    const message = toMessage(json);
+  for (const message of newestFirst) {
     if (visibleTo(message, reader)) visible.push(message);
     if (visible.length === HISTORY) break;
   }
@@ -908,11 +1001,10 @@ function latestVisible(newestFirst: string[], reader: string): Message[] {
  * What a reader may see of the messages after a cursor, at most
  * {@linkcode MAX_BATCH}; the cursor moves past what it may not see too.
  */
-function afterCursor(oldestFirst: string[], reader: string, cursor: number): Delivery {
+function afterCursor(oldestFirst: Message[], reader: string, cursor: number): Delivery {
   const mensagens: Message[] = [];
   let next = cursor;
-  for (const json of oldestFirst) {
-    const message = toMessage(json);
+  for (const message of oldestFirst) {
     if (visibleTo(message, reader)) {
       if (mensagens.length === MAX_BATCH) break;
       mensagens.push(message);
