@@ -123,6 +123,15 @@ redisTest(
     const seenByCaio = (await readAll(caio, "caio", "geral")).map((m) => m.conteudo);
     assert(!seenByCaio.includes("psiu") && seenByCaio.includes("olá de um"), String(seenByCaio));
     assert((await readAll(bia, "bia", "geral")).some((m) => m.conteudo === "psiu" && m.destino === "bia"));
+    // Live, through the messages each instance keeps: caio's wait on one is not woken by a private message
+    // for bia (it waits on), and ends with the public one after it; bia's wait on two gets the private one.
+    const [, now] = await caio.call<Ok<Delivery>>("aguardar_mensagens", ["caio", "geral", 1 << 30, 0]);
+    const caioWaits = caio.call<Ok<Delivery>>("aguardar_mensagens", ["caio", "geral", now.cursor, 20_000]);
+    const biaWaits = bia.call<Ok<Delivery>>("aguardar_mensagens", ["bia", "geral", now.cursor, 20_000]);
+    await anaOnTwo.call("enviar_mensagem", ["ana", "geral", "só para a bia", "bia"]);
+    assert.deepEqual((await biaWaits)[1].mensagens.map((m) => m.conteudo), ["só para a bia"]);
+    await anaOnTwo.call("enviar_mensagem", ["ana", "geral", "para todos", null]);
+    assert.deepEqual((await caioWaits)[1].mensagens.map((m) => m.conteudo), ["para todos"]);
 
     // Every instance gives the same lists.
     for (const client of [one.client(), two.client()]) {
