@@ -6,9 +6,10 @@
  * modules (`node:sqlite`, `node:util`, `node:buffer`, `node:net`) are the
  * rest; LogTape (`npm:@logtape/logtape@2.4.2`, `npm:@logtape/file@2.3.10`)
  * is pinned in `deps/log.ts` and loaded only by a program that logs to a
- * file, and the Redis client (`npm:@redis/client@6.3.1`) in `deps/cluster.ts`,
- * loaded only by a server started with `--store`, so the client's module graph holds no npm package and runs from a
- * URL on a LAN with no internet.
+ * file, and the Redis client (`npm:@redis/client@6.3.1`) in
+ * `deps/cluster.ts`, loaded only by a server started with `--store`; so the
+ * client's module graph holds no npm package and runs from a URL on a LAN
+ * with no internet.
  *
  * @module
  */
