@@ -795,7 +795,7 @@ export class ClusterChat implements Chat<Claim> {
    * were missed: then only what comes after counts as known.
    */
   #arrived(message: Message): void {
-    if (message.id !== this.#lastEventId + 1) {
+    if (this.#knownAfter === Infinity || message.id !== this.#lastEventId + 1) {
       this.#recent.clear();
       this.#knownAfter = message.id - 1;
     }

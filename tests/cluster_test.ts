@@ -147,6 +147,36 @@ redisTest(
   },
 );
 
+redisTest(
+  "the rate limit is the cluster's: a user's burst spent on one instance is spent on the other",
+  async (redis) => {
+    await using binder = await startBinder();
+    await using one = await startInstance(binder, redis.url, ["--max-rate", "1"]);
+    await using two = await startInstance(binder, redis.url, ["--max-rate", "1"]);
+    const onOne = one.client();
+    await onOne.call("registrar_usuario", ["ana"]);
+    await onOne.call("criar_sala", ["geral"]);
+    const onTwo = two.client(onOne);
+    await onTwo.call("entrar_na_sala", ["ana", "geral"]);
+    // A burst of twice the rate: two messages, one through each instance; the third is slowed on either.
+    assert.deepEqual(
+      (await onOne.call<Result<string>>("enviar_mensagem", ["ana", "geral", "um", null]))[0],
+      true,
+    );
+    assert.deepEqual(
+      (await onTwo.call<Result<string>>("enviar_mensagem", ["ana", "geral", "dois", null]))[0],
+      true,
+    );
+    const [ok, , reason] = await onOne.call<[boolean, string, string]>("enviar_mensagem", [
+      "ana",
+      "geral",
+      "três",
+      null,
+    ]);
+    assert.deepEqual([ok, reason], [false, Reason.RATE_LIMITED]);
+  },
+);
+
 redisTest("Python's xmlrpc.client registers on one instance and reads on the other", async (redis) => {
   await using binder = await startBinder();
   await using one = await startInstance(binder, redis.url);
