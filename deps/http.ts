@@ -40,6 +40,12 @@ export interface IncomingRequest {
   readonly body: ReadableStream<Uint8Array> | null;
   /** The whole body. */
   bytes(): Promise<Uint8Array>;
+  /**
+   * The whole body when it is here already (a small one usually is, read with
+   * its head), taken without a wait; undefined when it is not (then
+   * {@linkcode IncomingRequest.bytes} waits for it). Optional: `Request` has none.
+   */
+  bytesAtHand?(): Uint8Array | undefined;
 }
 
 /** Who is calling: the part of `Deno.ServeHandlerInfo` a handler reads. */
@@ -667,8 +673,8 @@ class Connection {
     }
   }
 
-  /** Reads more bytes after the unread ones; false at the end of the stream. */
-  async #fill(): Promise<boolean> {
+  /** Makes room after the unread bytes for a read, when the buffer is full. */
+  #makeRoom(): void {
     if (this.#end === this.#buffer.length) {
       const unread = this.#end - this.#start;
       if (this.#start > 0 && unread < this.#buffer.length / 2) {
@@ -681,6 +687,11 @@ class Connection {
       this.#start = 0;
       this.#end = unread;
     }
+  }
+
+  /** Reads more bytes after the unread ones; false at the end of the stream. */
+  async #fill(): Promise<boolean> {
+    this.#makeRoom();
     const n = await this.#read(this.#buffer.subarray(this.#end));
     if (n === null) return false;
     this.#end += n;
@@ -715,10 +726,20 @@ class Connection {
       scanned = Math.max(this.#start, this.#end - 3);
       if (this.#end - this.#start > MAX_HEAD) throw new BadRequest(431, "Cabeçalhos grandes demais.");
       const wasWaiting = this.#state === State.Waiting && this.#start === this.#end;
-      if (!await this.#fill()) {
+      // #fill inlined: the read of every request, one async frame fewer each.
+      this.#makeRoom();
+      let n: number | null;
+      this.#ops++;
+      try {
+        n = await this.#conn.read(this.#buffer.subarray(this.#end));
+      } finally {
+        this.#opDone();
+      }
+      if (n === null) {
         if (this.#start === this.#end) return null;
         throw new Interrupted();
       }
+      this.#end += n;
       if (wasWaiting) {
         // The first byte of a request: its head has the header timeout from now.
         this.#state = State.Head;
@@ -768,7 +789,8 @@ class Connection {
     let body: string | Uint8Array | null;
     let head: string;
     try {
-      const answer = await this.#server.handler(request, this.#info);
+      const pending = this.#server.handler(request, this.#info);
+      const answer = pending instanceof Promise ? await pending : pending;
       status = answer.status;
       head = `HTTP/1.1 ${status} ${REASON_PHRASES[status] ?? "Status"}\r\ndate: ${this.#server.date}\r\n`;
       if (answer instanceof Response) {
@@ -788,20 +810,39 @@ class Connection {
     const keepAlive = request.keepAlive && !this.#server.closing && this.#skipUnread(request);
     const withoutBody = request.method === "HEAD" || status === 204 || status === 304 || status < 200;
     if (withoutBody) body = null;
-    else if (typeof body === "string") body = encoder.encode(body);
-    if (!withoutBody) head += `content-length: ${body?.length ?? 0}\r\n`;
-    if (!keepAlive) head += "connection: close\r\n";
-    else if (request.http10) head += "connection: keep-alive\r\n";
-    head += "\r\n";
-    const headBytes = encoder.encode(head);
-    let out = headBytes;
-    if (body?.length) {
-      // One write, one packet.
-      out = new Uint8Array(headBytes.length + body.length);
-      out.set(headBytes);
-      out.set(body, headBytes.length);
+    const connection = !keepAlive
+      ? "connection: close\r\n"
+      : request.http10
+      ? "connection: keep-alive\r\n"
+      : "";
+    let out: Uint8Array;
+    if (typeof body === "string") {
+      // Head and an ASCII body encoded at once (its length in bytes is its length); other text is encoded on
+      // its own first, for its length in bytes.
+      if (isAscii(body)) {
+        out = encoder.encode(`${head}content-length: ${body.length}\r\n${connection}\r\n${body}`);
+      } else out = joined(head, encoder.encode(body), connection);
+    } else if (withoutBody) {
+      out = encoder.encode(`${head}${connection}\r\n`);
+    } else {
+      out = joined(head, body ?? new Uint8Array(), connection);
     }
-    await this.#write(out);
+    // One write, one packet (#write inlined: one async frame fewer a request).
+    this.deadline = Date.now() + this.#server.writeTimeoutMs;
+    try {
+      while (out.length) {
+        this.#ops++;
+        let n: number;
+        try {
+          n = await this.#conn.write(out);
+        } finally {
+          this.#opDone();
+        }
+        out = out.subarray(n);
+      }
+    } finally {
+      this.deadline = 0;
+    }
     return keepAlive;
   }
 
@@ -841,6 +882,14 @@ class Connection {
     const chunk = this.#buffer.slice(this.#start, this.#start + n);
     this.#start += n;
     return chunk;
+  }
+
+  /** Exactly `length` bytes of the body when they are all here already; else undefined (nothing taken). */
+  takeBuffered(length: number): Uint8Array | undefined {
+    if (this.#end - this.#start < length) return undefined;
+    const bytes = this.#buffer.slice(this.#start, this.#start + length);
+    this.#start += length;
+    return bytes;
   }
 
   /** Exactly `length` bytes of the body. */
@@ -936,6 +985,14 @@ class Request1 implements IncomingRequest {
     await this.#connection.sendContinue();
   }
 
+  bytesAtHand(): Uint8Array | undefined {
+    if (this.remaining === 0) return new Uint8Array();
+    if (this.chunked || this.#expectsContinue) return undefined;
+    const bytes = this.#connection.takeBuffered(this.remaining);
+    if (bytes) this.remaining = 0;
+    return bytes;
+  }
+
   async bytes(): Promise<Uint8Array> {
     if (this.remaining === 0) return new Uint8Array();
     if (!this.chunked) {
@@ -987,6 +1044,22 @@ class Request1 implements IncomingRequest {
     }, { highWaterMark: 0 });
     return this.#body;
   }
+}
+
+/** Whether a text is all ASCII (then its UTF-8 bytes are as many as its UTF-16 units). */
+function isAscii(text: string): boolean {
+  // deno-lint-ignore no-control-regex
+  return !/[^\x00-\x7f]/.test(text);
+}
+
+/** A head (its content-length and connection lines added) and a body in one buffer. */
+function joined(head: string, body: Uint8Array, connection: string): Uint8Array {
+  const headBytes = encoder.encode(`${head}content-length: ${body.length}\r\n${connection}\r\n`);
+  if (body.length === 0) return headBytes;
+  const out = new Uint8Array(headBytes.length + body.length);
+  out.set(headBytes);
+  out.set(body, headBytes.length);
+  return out;
 }
 
 /** A response header as written; the server's own (length, connection) are left out. */

@@ -4,11 +4,15 @@
  * that keep a log file (the chat server's `chat_server.log`), in that file.
  *
  * Each line is formatted once and leaves the hot path at once: console lines
- * are written together once per turn of the event loop; file lines go to
- * LogTape's file sink (`npm:@logtape/file`) in its non-blocking mode, which
- * buffers them and writes (and syncs) them off the event loop at least every
- * second. On `kill -9` the file can lose the lines of the last second at most
- * and the console those of the last turn; never a message (those are in the
+ * are written together once per turn of the event loop; file lines are
+ * gathered here (64 KiB or one second, whichever comes first) and handed to
+ * LogTape's file sink (`npm:@logtape/file`, non-blocking mode) as one record,
+ * written in one write and synced off the event loop. (Handed line by line,
+ * the sink writes each line with an asynchronous write of its own, one trip
+ * to a helper thread each: about a seventh of the server's time while it
+ * stores 15,000 messages a second.) On `kill -9` the file can lose the lines
+ * of the last second at most (64 KiB at most, plus a batch being written) and
+ * the console those of the last turn; never a message (those are in the
  * database before they are acknowledged). A clean stop ({@linkcode Log.close})
  * writes everything.
  *
@@ -39,7 +43,7 @@ export interface Log extends Logger {
 /** LogTape's file sink, pinned; imported only by {@linkcode openLog} with a file. */
 const LOGTAPE_FILE = "npm:@logtape/file@2.3.10";
 
-/** Bytes of log lines the file sink holds before it writes them (it also writes every `FILE_FLUSH_MS`). */
+/** Bytes of log lines gathered before they go to the file sink (they also go every `FILE_FLUSH_MS`). */
 const FILE_BUFFER_BYTES = 64 * 1024;
 const FILE_FLUSH_MS = 1000;
 
@@ -152,30 +156,52 @@ export async function openLog(
     fileSink = getFileSink(options.file, {
       formatter: (record) => record.line,
       nonBlocking: true,
-      bufferSize: FILE_BUFFER_BYTES,
+      // Every record is a batch already: the sink writes it at once (one write) and syncs it off the event loop.
+      bufferSize: 0,
       flushInterval: FILE_FLUSH_MS,
     });
   }
   const categories = [category];
-  const write = (level: string, label: string) => (message: string) => {
-    const timestamp = Date.now();
-    const line = formatLine(timestamp, label, message);
-    if (!options.quiet) queueStdout(line);
-    fileSink?.({
+  /** File lines not yet handed to the sink, and their length (UTF-16 units: about the bytes, for a cap). */
+  let batch: string[] = [];
+  let batchLength = 0;
+  let batchLevel = "info";
+  let batchTimer: ReturnType<typeof setTimeout> | undefined;
+  const handOver = () => {
+    if (batchTimer !== undefined) clearTimeout(batchTimer);
+    batchTimer = undefined;
+    if (batch.length === 0) return;
+    const line = batch.join("");
+    const level = batchLevel;
+    batch = [];
+    batchLength = 0;
+    batchLevel = "info";
+    fileSink!({
       category: categories,
       level,
-      message: [message],
-      rawMessage: message,
-      timestamp,
+      message: [line],
+      rawMessage: line,
+      timestamp: Date.now(),
       properties: {},
       line,
     });
+  };
+  const write = (level: string, label: string) => (message: string) => {
+    const line = formatLine(Date.now(), label, message);
+    if (!options.quiet) queueStdout(line);
+    if (!fileSink) return;
+    batch.push(line);
+    batchLength += line.length;
+    if (level !== "info") batchLevel = level;
+    if (batchLength >= FILE_BUFFER_BYTES) handOver();
+    else if (batchTimer === undefined) batchTimer = setTimeout(handOver, FILE_FLUSH_MS);
   };
   return {
     info: write("info", "INFO"),
     warn: write("warning", "WARNING"),
     error: write("error", "ERROR"),
     close: async () => {
+      if (fileSink) handOver();
       await fileSink?.[Symbol.asyncDispose]();
       flushStdout();
     },

@@ -192,10 +192,11 @@ function lookup(table: MethodTable, name: string): RpcMethod {
   return method;
 }
 
-async function dispatch(table: MethodTable, call: Call, name: string, params: unknown[]): Promise<unknown> {
+/** Runs a call: its result, or a promise of it when the method waits (it throws a fault at once when it can). */
+function dispatch(table: MethodTable, call: Call, name: string, params: unknown[]): unknown {
   const method = lookup(table, name);
   checkParams(name, method, params);
-  return await method.run(call, params);
+  return method.run(call, params);
 }
 
 /** A thrown error as a fault: a Fault as it is; anything else is a bug, logged whole and answered -32603. */
@@ -260,11 +261,43 @@ export function xmlRpcHandler(
   return async (request, info) => toResponse(await answer(request, info));
 }
 
+/** The request's cookie and headers a {@linkcode Call} carries, read when a method asks for them. */
+class HttpCall implements Call {
+  readonly remoteAddress: string;
+  newSession: string | undefined;
+  readonly #headers: IncomingRequest["headers"];
+  #session: string | undefined | null = null;
+  #language: Lang | undefined;
+  constructor(request: IncomingRequest, info: ConnectionInfo) {
+    this.remoteAddress = info.remoteAddr.hostname;
+    this.#headers = request.headers;
+  }
+  get registerKey(): string | undefined {
+    return this.#headers.get(REGISTER_KEY_HEADER) ?? undefined;
+  }
+  get session(): string | undefined {
+    if (this.#session === null) this.#session = readCookie(this.#headers.get("cookie"), SESSION_COOKIE);
+    return this.#session;
+  }
+  get wantsReasons(): boolean {
+    return this.#headers.get(REASONS_HEADER)?.trim() === "1";
+  }
+  get language(): Lang {
+    return this.#language ??= languageOf(this.#headers.get("accept-language"));
+  }
+  setSession(token: string): void {
+    this.newSession = token;
+  }
+}
+
 /** The same, answering as plain data: what {@linkcode serveXmlRpc} writes without building a `Response`. */
 function xmlRpcAnswers(
   methods: MethodTable,
   options: HandlerOptions,
-): (request: IncomingRequest, info: ConnectionInfo) => Promise<Response | PlainResponse> {
+): (
+  request: IncomingRequest,
+  info: ConnectionInfo,
+) => Response | PlainResponse | Promise<Response | PlainResponse> {
   const log = options.log ?? STDERR_LOG;
   const asFault = (error: unknown) => faultOf(error, log);
   const table = withSystemMethods(methods, asFault);
@@ -273,18 +306,12 @@ function xmlRpcAnswers(
   const maxInFlight = options.maxInFlightBytes ?? DEFAULT_MAX_IN_FLIGHT;
   let inFlight = 0;
 
-  return async (request, info) => {
-    if (request.method !== "POST") {
-      if (options.get && (request.method === "GET" || request.method === "HEAD")) {
-        return await options.get(request);
-      }
-      return text(405, "Este é um serviço XML-RPC: use POST.\n", {
-        allow: options.get ? "GET, HEAD, POST" : "POST",
-      });
-    }
-    const declared = Number(request.headers.get("content-length") ?? "0");
-    if (declared > maxBody) return tooLarge(maxBody);
-
+  /** A body not here yet (or large, or chunked): read with its deadline and its accounting, then the call. */
+  const later = async (
+    request: IncomingRequest,
+    info: ConnectionInfo,
+    declared: number,
+  ): Promise<PlainResponse> => {
     let held = 0;
     const reserve = (size: number) => {
       const big = Math.max(0, held + size - SMALL_BODY) - Math.max(0, held - SMALL_BODY);
@@ -299,8 +326,8 @@ function xmlRpcAnswers(
     };
     let bytes: Uint8Array;
     try {
-      // The common case, one small body of a declared size, read whole: a chunk-by-chunk read with its
-      // accounting costs about a fifth of a cheap call. Small bodies never count against the budget.
+      // A small body of a declared size is read whole: a chunk-by-chunk read with its accounting costs about
+      // a fifth of a cheap call. Small bodies never count against the budget.
       bytes = declared > 0 && declared <= SMALL_BODY
         ? await withDeadline(request.bytes(), bodyTimeoutMs)
         : await readBody(request, maxBody, bodyTimeoutMs, reserve);
@@ -315,45 +342,74 @@ function xmlRpcAnswers(
       }
       return text(400, "Requisição interrompida.\n");
     }
+    // Before the call: a call that waits holds no request bytes in the budget.
+    release();
+    return await answerCall(bytes, request, info);
+  };
 
-    let newSession: string | undefined;
-    const call: Call = {
-      remoteAddress: info.remoteAddr.hostname,
-      registerKey: request.headers.get(REGISTER_KEY_HEADER) ?? undefined,
-      session: readCookie(request.headers.get("cookie"), SESSION_COOKIE),
-      wantsReasons: request.headers.get(REASONS_HEADER)?.trim() === "1",
-      language: languageOf(request.headers.get("accept-language")),
-      setSession(token) {
-        newSession = token;
-      },
-    };
+  return (request, info) => {
+    if (request.method !== "POST") {
+      if (options.get && (request.method === "GET" || request.method === "HEAD")) {
+        return options.get(request);
+      }
+      return text(405, "Este é um serviço XML-RPC: use POST.\n", {
+        allow: options.get ? "GET, HEAD, POST" : "POST",
+      });
+    }
+    const declared = Number(request.headers.get("content-length") ?? "0");
+    if (declared > maxBody) return tooLarge(maxBody);
+    // The common case, a small body read with its head: taken at once, no wait and no deadline; and a method
+    // that answers at once (listar_salas) is answered in the same step, with no promise on the way.
+    const atHand = declared <= SMALL_BODY ? request.bytesAtHand?.() : undefined;
+    if (atHand !== undefined) return answerCall(atHand, request, info);
+    return later(request, info, declared);
+  };
 
+  /** Decodes and runs one call: its answer now when the method answers at once, else a promise of it. */
+  function answerCall(
+    bytes: Uint8Array,
+    request: IncomingRequest,
+    info: ConnectionInfo,
+  ): PlainResponse | Promise<PlainResponse> {
+    const call = new HttpCall(request, info);
+    let result: unknown;
+    try {
+      const { method, params } = parseXmlRpc(decodeUtf8(bytes), "methodCall") as {
+        method: string;
+        params: XmlRpcValue[];
+      };
+      result = dispatch(table, call, method, params);
+    } catch (error) {
+      return faultAnswer(error);
+    }
+    if (result instanceof Promise) {
+      return result.then((value) => resultAnswer(call, value), faultAnswer);
+    }
+    return resultAnswer(call, result);
+  }
+
+  function resultAnswer(call: HttpCall, result: unknown): PlainResponse {
     let xml: string;
     try {
-      let decoded;
-      try {
-        decoded = parseXmlRpc(decodeUtf8(bytes), "methodCall") as { method: string; params: XmlRpcValue[] };
-      } finally {
-        // Before dispatch: a call that waits holds no request bytes.
-        release();
-        bytes = new Uint8Array();
-      }
-      const { method, params } = decoded;
-      xml = encodeResponse(await dispatch(table, call, method, params));
+      xml = encodeResponse(result);
     } catch (error) {
-      const fault = asFault(error);
-      xml = encodeFault(fault.code, fault.message);
+      return faultAnswer(error);
     }
-    if (newSession === undefined) return { status: 200, headers: XML_HEADERS, body: xml };
+    if (call.newSession === undefined) return { status: 200, headers: XML_HEADERS, body: xml };
     return {
       status: 200,
       headers: {
         ...XML_HEADERS,
-        "set-cookie": `${SESSION_COOKIE}=${newSession}; Path=/; HttpOnly; SameSite=Strict`,
+        "set-cookie": `${SESSION_COOKIE}=${call.newSession}; Path=/; HttpOnly; SameSite=Strict`,
       },
       body: xml,
     };
-  };
+  }
+
+  function faultAnswer(error: unknown): PlainResponse {
+    const fault = asFault(error);
+    return { status: 200, headers: XML_HEADERS, body: encodeFault(fault.code, fault.message) };
+  }
 }
 
 function decodeUtf8(bytes: Uint8Array): string {

@@ -98,6 +98,11 @@ Deno.test("schema 2 becomes 3: identity columns; stored private messages are nob
       "messages_public",
       "messages_to_identity",
     ]);
+    // Version 2's whole index (room, tipo, id) was made again partial: a message adds only to its kind's.
+    const partial = (db.prepare(
+      "SELECT name FROM sqlite_master WHERE type = 'index' AND sql LIKE '%WHERE tipo%' ORDER BY name",
+    ).all() as { name: string }[]).map((row) => row.name);
+    assert.deepEqual(partial, ["messages_from_identity", "messages_public", "messages_to_identity"]);
   } finally {
     db.close();
   }
