@@ -103,6 +103,8 @@ export interface BinderOptions {
   maxPerName?: number;
   /** At most this many endpoints registered from one address (`--max-per-source`, default 64). */
   maxPerSource?: number;
+  /** At most this many endpoints in all, whoever registered them (`--max-endpoints`, default 4096). */
+  maxEndpoints?: number;
   /** Networks besides loopback whose hosts may register and unregister (`--allow-register`). */
   allowRegister?: readonly Network[];
   /** When set, registrations and removals from outside loopback must present it (`--register-key`). */
@@ -180,6 +182,7 @@ export class Binder {
   readonly #maxProbes: number;
   readonly #maxPerName: number;
   readonly #maxPerSource: number;
+  readonly #maxEndpoints: number;
   readonly #failedLookups: LogBudget;
   readonly #refusals: LogBudget;
   #timer: ReturnType<typeof setInterval> | undefined;
@@ -193,6 +196,7 @@ export class Binder {
     this.#maxProbes = options.maxProbes ?? 8;
     this.#maxPerName = options.maxPerName ?? 16;
     this.#maxPerSource = options.maxPerSource ?? 64;
+    this.#maxEndpoints = options.maxEndpoints ?? 4096;
     this.#failedLookups = new LogBudget(options.log, "buscas sem resultado");
     this.#refusals = new LogBudget(options.log, "recusas");
   }
@@ -248,6 +252,12 @@ export class Binder {
     if (mine >= this.#maxPerSource) {
       this.#refusals.info(`Registro recusado: ${owner} já registrou ${mine} endereços (--max-per-source)`);
       return [false, text("registrationPerSource", from.address, mine)];
+    }
+    // A network allowed to register (many sources, each under its own cap) still fills no more than this.
+    const total = this.#endpointCount();
+    if (total >= this.#maxEndpoints) {
+      this.#refusals.info(`Registro recusado: o binder já tem ${total} endereços (--max-endpoints)`);
+      return [false, text("registrationFull", total)];
     }
     const token = newToken();
     endpoints.push({ name, host, port, registeredAt: now, owner, token, lastSeen: now, state: "novo" });
@@ -380,6 +390,13 @@ export class Binder {
     } else {
       endpoint.state = "sem resposta";
     }
+  }
+
+  /** Endpoints registered in all (each is counted once, against its owner). */
+  #endpointCount(): number {
+    let total = 0;
+    for (const count of this.#perSource.values()) total += count;
+    return total;
   }
 
   #remove(name: string, match: (e: Endpoint) => boolean): boolean {
@@ -603,6 +620,7 @@ ${CONNECTION_USAGE}
                            a recebe com a mesma opção)
   --max-per-name N         endereços registrados sob um mesmo nome (padrão: 16)
   --max-per-source N       endereços registrados por um mesmo endereço de origem (padrão: 64)
+  --max-endpoints N        endereços registrados ao todo, de quem for (padrão: 4096)
   --max-probes N           verificações de vida ao mesmo tempo (padrão: 8)
   -h, --help               mostra esta ajuda
 
@@ -626,6 +644,7 @@ export async function main(args: string[] = Deno.args): Promise<void> {
     "register-key": { type: "string" },
     "max-per-name": { type: "string", default: "16" },
     "max-per-source": { type: "string", default: "64" },
+    "max-endpoints": { type: "string", default: "4096" },
     "max-probes": { type: "string", default: "8" },
   });
   const port = numberFlag(program, "--port", flags.port, { min: 0, max: 65535, integer: true });
@@ -637,6 +656,7 @@ export async function main(args: string[] = Deno.args): Promise<void> {
     numberFlag(program, flag, text, { min: 1, max, integer: true });
   const maxPerName = count("--max-per-name", flags["max-per-name"], 100_000);
   const maxPerSource = count("--max-per-source", flags["max-per-source"], 100_000);
+  const maxEndpoints = count("--max-endpoints", flags["max-endpoints"], 1_000_000);
   const maxProbes = count("--max-probes", flags["max-probes"], 1000);
   const registerKey = flags["register-key"];
   if (registerKey !== undefined && !/^[\x21-\x7e]{8,200}$/.test(registerKey)) {
@@ -655,6 +675,7 @@ export async function main(args: string[] = Deno.args): Promise<void> {
     maxProbes,
     maxPerName,
     maxPerSource,
+    maxEndpoints,
     allowRegister,
     registerKey,
     log,

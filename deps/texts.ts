@@ -109,6 +109,8 @@ export const PORTUGUESE_TEXTS = {
     `Registro recusado: '${name}' já tem ${count} endereços registrados (limite --max-per-name).`,
   registrationPerSource: (address: string, count: number) =>
     `Registro recusado: ${address} já registrou ${count} endereços (limite --max-per-source).`,
+  registrationFull: (count: number) =>
+    `Registro recusado: o binder já tem ${count} endereços registrados (limite --max-endpoints).`,
   registrationNotYours: (name: string, at: string) =>
     `Registro recusado: '${name}' em ${at} foi registrado por outro endereço; só ele (ou quem tem o token ` +
     `que recebeu) pode renová-lo ou removê-lo.`,
@@ -188,6 +190,8 @@ const EN: Catalogue = {
     `Registration refused: '${name}' already has ${count} addresses registered (limit --max-per-name).`,
   registrationPerSource: (address, count) =>
     `Registration refused: ${address} already registered ${count} addresses (limit --max-per-source).`,
+  registrationFull: (count) =>
+    `Registration refused: the binder already has ${count} addresses registered (limit --max-endpoints).`,
   registrationNotYours: (name, at) =>
     `Registration refused: '${name}' at ${at} was registered by another address; only it (or whoever holds ` +
     `the token it received) may renew or remove it.`,

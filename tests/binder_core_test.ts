@@ -288,6 +288,23 @@ Deno.test("Binder caps registrations per name and per source, and says which lim
   );
 });
 
+Deno.test("Binder caps the endpoints in all, however many sources a network has", () => {
+  const { lines, log } = keptLog();
+  const registry = binder({ maxEndpoints: 3, allowRegister: [parseNetwork("10.0.0.0/24")!], log });
+  for (let i = 1; i <= 3; i++) {
+    assert.equal(registry.register(`S${i}`, `10.0.0.${i}`, 8000, caller(`10.0.0.${i}`))[0], true);
+  }
+  assert.deepEqual(pt(registry.register("S4", "10.0.0.4", 8000, caller("10.0.0.4"))), [
+    false,
+    "Registro recusado: o binder já tem 3 endereços registrados (limite --max-endpoints).",
+  ]);
+  // Renewing is not registering more; a removal makes room.
+  assert.equal(registry.register("S1", "10.0.0.1", 8000, caller("10.0.0.1"))[0], true);
+  assert.equal(registry.unregister("S2", "10.0.0.2", 8000, caller("10.0.0.2"))[0], true);
+  assert.equal(registry.register("S4", "10.0.0.4", 8000, caller("10.0.0.4"))[0], true);
+  assert(lines.some((line) => /--max-endpoints/.test(line)));
+});
+
 Deno.test("Binder ownership: only the registrant's address or token renews and removes", () => {
   const registry = binder({ allowRegister: [parseNetwork("192.168.0.0/24")!] });
   const server = caller("192.168.0.10");

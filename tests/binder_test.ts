@@ -40,6 +40,7 @@ Deno.test("binder refuses a bad flag or value with one line and exit code 2", as
       [["sobra"], /argumento inesperado 'sobra'/],
       [["--register-key", "curta"], /--register-key: use de 8 a 200 caracteres/],
       [["--max-per-source", "0"], /--max-per-source deve ser um inteiro de 1 a/],
+      [["--max-endpoints", "x"], /--max-endpoints deve ser um inteiro de 1 a/],
     ] as const
   ) {
     await assertUsageError("binder.ts", BINDER_PERMISSIONS, args, message);
