@@ -327,7 +327,8 @@ redisTest(
       assert.equal(count(moving, /Registrando de novo/), 0, moving.output);
       for (const client of clients) await client[Symbol.asyncDispose]();
     } finally {
-      await one.program.stop("SIGKILL");
+      // Its directory goes too (killed already, unless the test failed before).
+      await one[Symbol.asyncDispose]();
     }
   },
 );
