@@ -21,6 +21,7 @@ import {
   count,
   type Program,
   rejection,
+  runPython,
   runScript,
   said,
   startBinder,
@@ -179,23 +180,36 @@ redisTest(
 
 redisTest("Python's xmlrpc.client registers on one instance and reads on the other", async (redis) => {
   await using binder = await startBinder();
-  await using one = await startInstance(binder, redis.url);
-  await using two = await startInstance(binder, redis.url);
-  const python = new Deno.Command("python3", {
-    args: ["-c", PYTHON_ACROSS, String(one.port), String(two.port)],
-    stdout: "piped",
-    stderr: "piped",
-  });
-  const out = await python.output();
-  const text = new TextDecoder().decode(out.stdout);
-  assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
-  assert.deepEqual(text.trim().split("\n"), [
+  await using one = await startInstance(binder, redis.url, ["--compat"]);
+  await using two = await startInstance(binder, redis.url, ["--compat"]);
+  const ports = [String(one.port), String(two.port)];
+  assert.deepEqual((await runPython(PYTHON_ACROSS, ports)).trim().split("\n"), [
     "True Usuário 'py' registrado com sucesso.",
     "False O nome 'py' já está em uso. Escolha outro.",
     "True ['py']",
     "olá do python",
   ]);
+  // As the original client does it, with no cookie at all (--compat): one call on each instance in turn.
+  assert.deepEqual((await runPython(PYTHON_ORIGINAL, ports)).trim().split("\n"), [
+    "True Usuário 'orig' registrado com sucesso.",
+    "True Sala 'antiga' criada com sucesso.",
+    "True",
+    "True Mensagem enviada.",
+    "orig: do cliente original",
+  ]);
 });
+
+/** The original client's calls, with no session, alternating between the two instances. */
+const PYTHON_ORIGINAL = `
+import sys, xmlrpc.client
+one, two = (xmlrpc.client.ServerProxy("http://127.0.0.1:%s" % port, allow_none=True) for port in sys.argv[1:3])
+print(*one.registrar_usuario("orig"))
+print(*two.criar_sala("antiga"))
+print(two.entrar_na_sala("orig", "antiga")[0])
+print(*one.enviar_mensagem("orig", "antiga", "do cliente original", None))
+last = two.receber_mensagens("orig", "antiga")[1][-1]
+print("%s: %s" % (last["origem"], last["conteudo"]))
+`;
 
 /** Python's stdlib client, its session cookie carried from one instance to the other as a browser would. */
 const PYTHON_ACROSS = `
