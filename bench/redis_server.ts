@@ -1,7 +1,8 @@
 /**
  * A real `redis-server` of our own, for the benchmark (`--redis-server`) and
  * the tests (`tests/redis.ts`): started as a subprocess on a free loopback
- * port in a directory of its own, durable (`--appendonly yes --appendfsync
+ * port (or on a given address, on a host of `tests/netns.ts`) in a directory
+ * of its own, durable (`--appendonly yes --appendfsync
  * always`, no snapshots) so that what it acknowledged survives a restart,
  * never a system service. {@linkcode redisCommand} speaks RESP over a raw
  * TCP socket, enough to ping it and to look inside.
@@ -15,6 +16,8 @@ import { ChildProgram } from "../deps.ts";
 export const REDIS_SERVER = "redis-server";
 
 const READY_TIMEOUT_MS = 10_000;
+/** What redis-server logs once it serves (after loading its append-only file). */
+const READY_LOG = /Ready to accept connections/;
 const PING_EVERY_MS = 50;
 /** Another process may take the free port between our asking and redis binding it: try a few. */
 const BIND_ATTEMPTS = 5;
@@ -150,14 +153,37 @@ export async function redisCommand(url: string, ...args: (string | number)[]): P
 // The server
 // ---------------------------------------------------------------------------
 
-/** Where a {@linkcode RedisServer} keeps its files. */
+function redisUrl(options: RedisServerOptions, port: number): string {
+  return `redis://${options.host ?? "127.0.0.1"}:${port}`;
+}
+
+/** Pings `url` until it answers (true), or it `ended()` or the time is up (false). */
+async function answersPing(url: string, ended: () => boolean): Promise<boolean> {
+  const deadline = Date.now() + READY_TIMEOUT_MS;
+  while (!ended() && Date.now() < deadline) {
+    // Refused before it listens, `-LOADING` while it reads its append-only file.
+    if (await redisCommand(url, "PING").catch(() => undefined) === "PONG") return true;
+    await new Promise((resolve) => setTimeout(resolve, PING_EVERY_MS));
+  }
+  return false;
+}
+
+/** Where a {@linkcode RedisServer} keeps its files, and where it runs. */
 export interface RedisServerOptions {
   /** This directory (made if missing, kept); default: a new temporary one, removed by `close()`. */
   dir?: string;
+  /** The address it binds, and is reached at (default `127.0.0.1`). */
+  host?: string;
+  /**
+   * Words before `redis-server` on its command line: `["ip", "netns", "exec", NAME]`
+   * runs it on a host of `tests/netns.ts`. That host may be out of our reach,
+   * so it is then ready when it logs so, not when it answers our PING.
+   */
+  prefix?: readonly string[];
 }
 
 /**
- * A `redis-server` on `127.0.0.1`, on a free port, its files (the
+ * A `redis-server` on `127.0.0.1` (or `host`), on a free port, its files (the
  * append-only file) in `dir`. `stop()` and `kill()` end it, `restart()`
  * starts it again on the same port and directory (the append-only file is
  * reloaded), `close()` (or `await using`) kills it and removes a temporary
@@ -166,18 +192,25 @@ export interface RedisServerOptions {
 export class RedisServer implements AsyncDisposable {
   /** Its directory: the append-only file is there. */
   readonly dir: string;
-  /** Its port on 127.0.0.1. */
+  /** Its port on its address. */
   readonly port: number;
-  /** `redis://127.0.0.1:PORT`. */
+  /** `redis://127.0.0.1:PORT` (or its `host`). */
   readonly url: string;
   readonly #ownsDir: boolean;
+  readonly #options: RedisServerOptions;
   #child: ChildProgram;
 
-  private constructor(dir: string, ownsDir: boolean, port: number, child: ChildProgram) {
+  private constructor(
+    dir: string,
+    options: RedisServerOptions,
+    port: number,
+    child: ChildProgram,
+  ) {
     this.dir = dir;
-    this.#ownsDir = ownsDir;
+    this.#ownsDir = !options.dir;
+    this.#options = options;
     this.port = port;
-    this.url = `redis://127.0.0.1:${port}`;
+    this.url = redisUrl(options, port);
     this.#child = child;
   }
 
@@ -189,7 +222,7 @@ export class RedisServer implements AsyncDisposable {
     for (let attempt = 0; attempt < BIND_ATTEMPTS; attempt++) {
       const port = freePort();
       try {
-        return new RedisServer(dir, !options.dir, port, await RedisServer.#launch(dir, port));
+        return new RedisServer(dir, options, port, await RedisServer.#launch(dir, port, options));
       } catch (error) {
         // It ended before answering: most likely the port was taken meanwhile; another one.
         lastError = error;
@@ -199,21 +232,23 @@ export class RedisServer implements AsyncDisposable {
     throw lastError;
   }
 
-  /** Runs redis-server on `port` in `dir`; resolves once it answers PING, throws (after killing it) if it never does. */
-  static async #launch(dir: string, port: number): Promise<ChildProgram> {
-    const child = new ChildProgram(REDIS_SERVER, [
-      ...["--port", String(port), "--bind", "127.0.0.1", "--protected-mode", "no"],
+  /**
+   * Runs redis-server on `port` in `dir`; resolves once it answers PING (or,
+   * with a prefix, logs that it is ready), throws (after killing it) if it never does.
+   */
+  static async #launch(dir: string, port: number, options: RedisServerOptions): Promise<ChildProgram> {
+    const [command, ...prefixed] = [...options.prefix ?? [], REDIS_SERVER];
+    const child = new ChildProgram(command!, [
+      ...prefixed,
+      ...["--port", String(port), "--bind", options.host ?? "127.0.0.1", "--protected-mode", "no"],
       ...["--save", "", "--appendonly", "yes", "--appendfsync", "always", "--dir", dir],
     ]);
     let ended = false;
     child.status.then(() => ended = true, () => ended = true);
-    const url = `redis://127.0.0.1:${port}`;
-    const deadline = Date.now() + READY_TIMEOUT_MS;
-    while (!ended && Date.now() < deadline) {
-      // Refused before it listens, `-LOADING` while it reads its append-only file.
-      if (await redisCommand(url, "PING").catch(() => undefined) === "PONG") return child;
-      await new Promise((resolve) => setTimeout(resolve, PING_EVERY_MS));
-    }
+    const ready = options.prefix
+      ? await child.waitForLine(READY_LOG, READY_TIMEOUT_MS).then(() => true, () => false)
+      : await answersPing(redisUrl(options, port), () => ended);
+    if (ready) return child;
     await child.stop("SIGKILL");
     throw new Error(
       `${REDIS_SERVER} na porta ${port} ${
@@ -241,7 +276,7 @@ export class RedisServer implements AsyncDisposable {
   /** Stops it (if it runs) and starts it again on the same port and directory: the append-only file is reloaded. */
   async restart(): Promise<void> {
     await this.stop();
-    this.#child = await RedisServer.#launch(this.dir, this.port);
+    this.#child = await RedisServer.#launch(this.dir, this.port, this.#options);
   }
 
   /** Kills it and removes its directory if it was a temporary one of ours. */

@@ -17,13 +17,16 @@ import {
 } from "../deps.ts";
 import { redisTest } from "./redis.ts";
 import {
+  assertCarriesOn,
   assertUsageError,
+  clientOnEach,
   count,
   type Program,
   rejection,
   runPython,
   runScript,
   said,
+  say,
   startBinder,
   startClient,
   startServer,
@@ -34,6 +37,8 @@ import {
 interface Instance {
   program: Program;
   port: number;
+  /** `127.0.0.1:PORT`. */
+  address: string;
   /** A new client of this instance with a session jar of its own (or a copy of `from`'s session). */
   client(from?: XmlRpcClient): XmlRpcClient;
 }
@@ -245,23 +250,14 @@ redisTest(
       await setup.call("criar_sala", ["geral"]);
 
       // Terminal clients: one on each instance (the binder hands them out in turn).
-      const clients: Program[] = [];
-      const onInstance = new Map<number, Program>();
-      for (let i = 0; onInstance.size < 2 && i < 6; i++) {
-        const client = startClient(binder, ["--name", `t${i}`, "--room", "geral"]);
-        clients.push(client);
-        const connected = await client.waitForLine(/^\* Conectado ao ChatService em 127\.0\.0\.1:(\d+)\.$/);
-        const port = Number(connected[1]);
-        await client.waitForLine(/Você está na sala geral/);
-        if (!onInstance.has(port)) onInstance.set(port, client);
-      }
-      const moving = onInstance.get(one.port)!;
-      const staying = onInstance.get(two.port)!;
-      assert(moving && staying, "a terminal client on each instance");
-      const movingName = clients.indexOf(moving);
-      const stayingName = clients.indexOf(staying);
-      await moving.write("antes da queda\n");
-      await staying.waitForLine(said(`t${movingName}: antes da queda`));
+      await using clients = await clientOnEach(
+        (name) => startClient(binder, ["--name", name, "--room", "geral"]),
+        [one.address, two.address],
+        "geral",
+      );
+      const moving = clients.on.get(one.address)!;
+      const staying = clients.on.get(two.address)!;
+      await say(moving, staying, "antes da queda");
 
       // Four senders, two on each instance, each numbering its messages; a sender whose instance dies goes on
       // through the other with the same session.
@@ -324,22 +320,9 @@ redisTest(
         return answers.every(([ok, where]) => ok && where.porta === two.port);
       }, "the binder to drop the dead instance");
 
-      // The terminal client of the dead instance carries on through the other, same session, and sees what was
-      // said meanwhile, once.
-      await staying.write("durante a queda\n");
-      await moving.waitForLine(said(`t${stayingName}: durante a queda`), 15_000);
-      await moving.write("depois da queda\n");
-      await staying.waitForLine(said(`t${movingName}: depois da queda`));
-      await moving.waitForLine(said(`t${movingName}: depois da queda`));
-      for (const client of [moving, staying]) {
-        for (const line of ["antes da queda", "depois da queda"]) {
-          assert.equal(count(client, said(`t${movingName}: ${line}`)), 1, `${line} in\n${client.output}`);
-        }
-        assert.equal(count(client, said(`t${stayingName}: durante a queda`)), 1, client.output);
-      }
-      // It never had to register again: its session lives in Redis.
-      assert.equal(count(moving, /Registrando de novo/), 0, moving.output);
-      for (const client of clients) await client[Symbol.asyncDispose]();
+      // The terminal client of the dead instance carries on through the other, same session (it never
+      // registers again: its session lives in Redis), and sees what was said meanwhile, once.
+      await assertCarriesOn(moving, staying, [[moving, "antes da queda"]]);
     } finally {
       // Its directory goes too (killed already, unless the test failed before).
       await one[Symbol.asyncDispose]();

@@ -12,7 +12,7 @@
 
 import assert from "node:assert/strict";
 import { Lan, LAN_UNAVAILABLE } from "./netns.ts";
-import { BINDER_PERMISSIONS, SERVER_PERMISSIONS } from "./test_helpers.ts";
+import { BINDER_PERMISSIONS, SERVER_PERMISSIONS, tempDir } from "./test_helpers.ts";
 import { classmateLine } from "../start.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
@@ -35,12 +35,6 @@ async function startCommand(): Promise<string[]> {
   const words = String(config.tasks.start).split(" ");
   assert.deepEqual([words[0], words.at(-1)], ["deno", "start.ts"]);
   return [Deno.execPath(), ...words.slice(1, -1), "--no-prompt", `${ROOT}start.ts`];
-}
-
-/** A temporary directory, removed when disposed. */
-async function tempDir(prefix: string): Promise<{ path: string } & AsyncDisposable> {
-  const path = await Deno.makeTempDir({ prefix });
-  return { path, [Symbol.asyncDispose]: () => Deno.remove(path, { recursive: true }) };
 }
 
 lanTest("LAN: deno task start on host A; classmates on B and C type the printed line and chat", async () => {

@@ -133,11 +133,17 @@ export class Lan implements AsyncDisposable {
     return new Lan(`10.77.${subnet}.0/24`, hosts, made);
   }
 
-  /** Starts `command` on a host (`ip netns exec`, which becomes the command: same pid). */
-  run(host: string, command: string[], options: ChildOptions = {}): Program {
+  /** The words that run a command on a host: `ip netns exec NAMESPACE`, which becomes the command (same pid). */
+  prefix(host: string): string[] {
     const { namespace } = this.hosts[host] ?? {};
     if (!namespace) throw new Error(`no host ${host} on this LAN`);
-    return new Program("ip", ["netns", "exec", namespace, ...command], options);
+    return ["ip", "netns", "exec", namespace];
+  }
+
+  /** Starts `command` on a host (see {@linkcode Lan.prefix}). */
+  run(host: string, command: string[], options: ChildOptions = {}): Program {
+    const [ip, ...args] = [...this.prefix(host), ...command];
+    return new Program(ip!, args, options);
   }
 
   /** Removes the hosts and the bridge, ending whatever still runs on them. */

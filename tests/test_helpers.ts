@@ -244,10 +244,10 @@ export function clientArgs(binder: { address: string }, args: string[] = []): st
 
 const TIME = String.raw`\[\d\d:\d\d:\d\d\]`;
 
-/** A scripted client's notice that it is back with the service at 127.0.0.1:`port`, in `room` (pt). */
-export function backInRoom(port: number, room: string): RegExp {
+/** A scripted client's notice that it is back with the service at `host`:`port`, in `room` (pt). */
+export function backInRoom(port: number, room: string, host = "127.0.0.1"): RegExp {
   return new RegExp(
-    `^\\* Reconectado ao ChatService em 127\\.0\\.0\\.1:${port} como .+, de volta à sala ${
+    `^\\* Reconectado ao ChatService em ${escapeRegExp(host)}:${port} como .+, de volta à sala ${
       escapeRegExp(room)
     }\\.$`,
   );
@@ -266,6 +266,94 @@ export function said(text: string): RegExp {
 /** How many of a program's lines match. */
 export function count(program: Program, pattern: RegExp): number {
   return program.lines.filter((line) => pattern.test(line)).length;
+}
+
+/** A scripted terminal client and the name it chats under. */
+export interface Chatter {
+  client: Program;
+  name: string;
+}
+
+/** The terminal clients {@linkcode clientOnEach} started, and the first it saw on each instance. */
+export interface ClientsOnEach extends AsyncDisposable {
+  /** Every client started, in order. */
+  all: Program[];
+  /** The first client on each instance, by the `HOST:PORT` its client printed. */
+  on: Map<string, Chatter>;
+}
+
+/**
+ * Starts terminal clients one by one (`start(name)`, named `t0`, `t1`...),
+ * each until it is in `room`, until each of `instances` (`HOST:PORT`, as
+ * "Conectado ao ChatService em HOST:PORT." names it) has one: the binder
+ * hands the instances out in turn. Disposing it kills them all.
+ */
+export async function clientOnEach(
+  start: (name: string) => Program,
+  instances: readonly string[],
+  room: string,
+  timeoutMs = 10_000,
+): Promise<ClientsOnEach> {
+  const all: Program[] = [];
+  const dispose = async () => {
+    for (const client of all) await client[Symbol.asyncDispose]();
+  };
+  const on = new Map<string, Chatter>();
+  try {
+    for (let i = 0; on.size < instances.length && i < 3 * instances.length; i++) {
+      const client = start(`t${i}`);
+      all.push(client);
+      const [, address] = await client.waitForLine(/^\* Conectado ao ChatService em (.+)\.$/, timeoutMs);
+      await client.waitForLine(new RegExp(`^\\* Você está na sala ${escapeRegExp(room)}\\.`), timeoutMs);
+      if (!on.has(address!)) on.set(address!, { client, name: `t${i}` });
+    }
+    assert.deepEqual([...on.keys()].sort(), [...instances].sort(), "a terminal client on each instance");
+  } catch (error) {
+    await dispose();
+    throw error;
+  }
+  return { all, on, [Symbol.asyncDispose]: dispose };
+}
+
+/** `from` says `text` in its room; waits until `to` sees it. */
+export async function say(from: Chatter, to: Chatter, text: string, timeoutMs?: number): Promise<void> {
+  await from.client.write(`${text}\n`);
+  await to.client.waitForLine(said(`${from.name}: ${text}`), timeoutMs);
+}
+
+/**
+ * Once `moving`'s instance is dead: `staying` says something, `moving`
+ * (through another instance now) sees it and answers, and `staying` sees
+ * that. Each of these lines and of `before` (who said what before the fall)
+ * is seen exactly once by both, and `moving` never registered again (its
+ * session lives in the shared store).
+ */
+export async function assertCarriesOn(
+  moving: Chatter,
+  staying: Chatter,
+  before: [Chatter, string][],
+  timeoutMs = 15_000,
+): Promise<void> {
+  await say(staying, moving, "durante a queda", timeoutMs);
+  await say(moving, staying, "depois da queda", timeoutMs);
+  await moving.client.waitForLine(said(`${moving.name}: depois da queda`), timeoutMs);
+  const lines: [Chatter, string][] = [...before, [staying, "durante a queda"], [moving, "depois da queda"]];
+  for (const { client } of [moving, staying]) {
+    for (const [who, text] of lines) {
+      assert.equal(
+        count(client, said(`${who.name}: ${text}`)),
+        1,
+        `${who.name}: ${text} in\n${client.output}`,
+      );
+    }
+  }
+  assert.equal(count(moving.client, /Registrando de novo/), 0, moving.client.output);
+}
+
+/** A temporary directory, removed when disposed. */
+export async function tempDir(prefix: string): Promise<{ path: string } & AsyncDisposable> {
+  const path = await Deno.makeTempDir({ prefix });
+  return { path, [Symbol.asyncDispose]: () => Deno.remove(path, { recursive: true }) };
 }
 
 /** The Python stand-in for the original server (only the original methods), registered in the binder. */
