@@ -195,7 +195,9 @@ A conversa anterior fica na rolagem do próprio terminal.`,
   connectionLost: (reason: string) =>
     `Conexão com o servidor perdida (${reason}). Procurando o ChatService de novo...`,
   sessionLost: (reason: string) => `O servidor encerrou a sessão (${reason}). Registrando de novo...`,
-  serverTrouble: (reason: string) => `O servidor não pôde atender: ${reason} Tentando de novo...`,
+  serverTrouble: (reason: string, seconds: number) =>
+    `O servidor não pôde atender: ${reason} Tentando de novo a cada ${seconds} s...`,
+  troubleOver: "O servidor voltou a atender.",
   nameStillTaken: (name: string, message: string) =>
     `O nome ${name} ainda está em uso no servidor (${message}).`,
   reconnected: (address: string, name: string, room: string | null) =>
@@ -311,7 +313,9 @@ The earlier conversation stays in the terminal's own scrollback.`,
   connectionLost: (reason) =>
     `Lost the connection to the server (${reason}). Looking for ChatService again...`,
   sessionLost: (reason) => `The server ended the session (${reason}). Registering again...`,
-  serverTrouble: (reason) => `The server could not serve us: ${reason} Trying again...`,
+  serverTrouble: (reason, seconds) =>
+    `The server could not serve us: ${reason} Trying again every ${seconds} s...`,
+  troubleOver: "The server is serving again.",
   nameStillTaken: (name, message) => `The name ${name} is still in use on the server (${message}).`,
   reconnected: (address, name, room) =>
     `Reconnected to ChatService at ${address} as ${name}${room ? `, back in room ${room}` : ""}.`,
@@ -1458,6 +1462,8 @@ export class ChatSession {
   #wake = new AbortController();
   readonly #closing = new AbortController();
   #recovering: Promise<void> | undefined;
+  /** What the server said when it last could do nothing (a -32001 fault), until a call succeeds again. */
+  #trouble: string | undefined;
   #receiving: Promise<void> | undefined;
   #quitting: Promise<void> | undefined;
 
@@ -1893,17 +1899,33 @@ export class ChatSession {
       if (this.closed) throw new Closed();
       await this.#recovering?.catch(() => {});
       try {
-        return await this.#client!.call<T>(method, params, { signal: this.#closing.signal });
+        const result = await this.#client!.call<T>(method, params, { signal: this.#closing.signal });
+        if (this.#trouble !== undefined) {
+          this.#trouble = undefined;
+          this.#view.connection?.(true);
+          this.#view.notice(this.#t.troubleOver);
+        }
+        return result;
       } catch (error) {
         if (this.closed) throw new Closed();
         if (error instanceof Unreachable) await this.#recover(this.#t.network[error.kind]);
-        // The server is there but cannot reach its store (a failed commit, Redis away): nothing was
-        // confirmed, so what we asked is kept and asked again once the server can take it.
-        else if (error instanceof Fault && error.code === FaultCode.INTERNAL_ERROR) {
-          await this.#recover(sanitize(error.message), "trouble");
+        // The server is there but cannot use its store (a failed commit, Redis away) and did nothing:
+        // what we asked is kept and asked again, every --retry seconds, once the server can take it.
+        else if (error instanceof Fault && error.code === FaultCode.UNAVAILABLE) {
+          await this.#troubled(sanitize(error.message));
         } else throw error;
       }
     }
+  }
+
+  /** The server said it can do nothing now: said once (until it can again), then a pause before trying again. */
+  async #troubled(reason: string): Promise<void> {
+    if (this.#trouble !== reason) {
+      this.#view.notice(this.#t.serverTrouble(reason, this.#options.retryMs / 1000), "warn");
+    }
+    if (this.#trouble === undefined) this.#view.connection?.(false);
+    this.#trouble = reason;
+    await sleep(this.#options.retryMs, this.#closing.signal).catch(() => {});
   }
 
   /** A call naming our user: when the server has forgotten our session, register again and retry once. */
@@ -1915,18 +1937,17 @@ export class ChatSession {
   }
 
   /** One recovery at a time, shared by every caller that found the server gone. */
-  #recover(reason: string, why: "network" | "session" | "trouble" = "network"): Promise<void> {
+  #recover(reason: string, why: "network" | "session" = "network"): Promise<void> {
     this.#recovering ??= this.#reconnect(sanitize(reason), why).finally(() => {
       this.#recovering = undefined;
     });
     return this.#recovering;
   }
 
-  async #reconnect(reason: string, why: "network" | "session" | "trouble"): Promise<void> {
+  async #reconnect(reason: string, why: "network" | "session"): Promise<void> {
     const t = this.#t;
     const sessionOnly = why === "session";
-    const said = { network: t.connectionLost, session: t.sessionLost, trouble: t.serverTrouble }[why];
-    this.#view.notice(said(reason), "warn");
+    this.#view.notice(sessionOnly ? t.sessionLost(reason) : t.connectionLost(reason), "warn");
     if (!sessionOnly) this.#view.connection?.(false);
     await this.#retrying(async (attempt) => {
       if (!sessionOnly || attempt > 1) await this.#locate();

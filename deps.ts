@@ -149,7 +149,7 @@ export {
 } from "./deps/chat.ts";
 
 // One chat for several servers, on Redis (its client is loaded only by `--store`).
-export { type Claim, ClusterChat, REDIS_CLIENT } from "./deps/cluster.ts";
+export { type Claim, ClusterChat, redactedUrl, REDIS_CLIENT } from "./deps/cluster.ts";
 
 // Programs: flags, the log, signals, child programs and their ready lines.
 export {

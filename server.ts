@@ -64,6 +64,7 @@ import {
   parseHostPortList,
   quoted,
   Reason,
+  redactedUrl,
   type Refusal,
   refuse,
   REGISTER_KEY_HEADER,
@@ -1625,7 +1626,7 @@ function openSqliteChat(path: string, sync: "normal" | "full", options: ChatOpti
 /** The chat shared by every server on one Redis (`--store`). */
 async function openClusterChat(url: string, options: ChatOptions): Promise<OpenedChat> {
   const chat = await ClusterChat.open(url, options);
-  return { chat, close: () => chat.close(), store: `Redis: ${url}`, stillThere: () => true };
+  return { chat, close: () => chat.close(), store: `Redis: ${redactedUrl(url)}`, stillThere: () => true };
 }
 
 /** Runs the server: flags, log, database, serving, registration; stops cleanly on SIGINT/SIGTERM. */

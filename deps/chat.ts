@@ -114,13 +114,16 @@ export const MAX_TEXT = 2000;
 export const MAX_LOOKUP = MAX_NAME * 4;
 
 /**
- * The database could not be used: one clear line for the operator at start;
- * later, the fault a caller gets (-32603 with this message, not an HTTP 500).
+ * The store could not be used: one clear line for the operator at start;
+ * later, the fault a caller gets (not an HTTP 500): `-32001`
+ * ({@linkcode FaultCode.UNAVAILABLE}) when nothing was applied, so the call
+ * may be made again; `-32603` when that is not known (an answer lost on its
+ * way from Redis).
  */
 export class StoreError extends Fault {
-  /** The problem, in words for people. */
-  constructor(message: string) {
-    super(FaultCode.INTERNAL_ERROR, message);
+  /** The problem, in words for people; `unknownOutcome`: whether it was applied is not known (-32603). */
+  constructor(message: string, options: { unknownOutcome?: boolean } = {}) {
+    super(options.unknownOutcome ? FaultCode.INTERNAL_ERROR : FaultCode.UNAVAILABLE, message);
     this.name = "StoreError";
   }
 }

@@ -52,12 +52,26 @@ import { loadText, render, storeText, type Text, text } from "./texts.ts";
 /** The Redis client, pinned; imported only by {@linkcode openClusterChat}. */
 export const REDIS_CLIENT = "npm:@redis/client@6.3.1";
 
+/** A Redis URL as logs and faults may show it: no user, no password. */
+export function redactedUrl(url: string): string {
+  try {
+    const parsed = new URL(url);
+    parsed.username = "";
+    parsed.password = "";
+    return parsed.href.replace(/\/$/, "");
+  } catch {
+    return "redis://?";
+  }
+}
+
 /** Every key and the channel start with this, so the chat can share a Redis with other data. */
 const PREFIX = "rpc-chat:";
 /** The messages a join or a read of the latest looks at, newest first, to find the latest visible ones. */
 const RECENT_SCAN = 500;
 /** The messages after a cursor one read looks at: a reader skips others' private messages by the thousand. */
 const AFTER_SCAN = 2000;
+/** The messages a room keeps in Redis, the latest (older ones are dropped, a hundred messages at a time). */
+export const HISTORY_KEPT = 10_000;
 /** The latest messages of each room an instance keeps, as their events brought them. */
 const RECENT_KEPT = 200;
 /** Sessions or rooms one slice of the sweep ends, at most. */
@@ -122,7 +136,10 @@ local function post(room, rest, fromId, toId)
   if fromId then head = head .. ',"fromId":' .. cjson.encode(fromId) end
   if toId then head = head .. ',"toId":' .. cjson.encode(toId) end
   local message = head .. ',' .. rest
-  redis.call('ZADD', P .. 'msgs:' .. room, id, message)
+  local messages = P .. 'msgs:' .. room
+  redis.call('ZADD', messages, id, message)
+  -- A room keeps its latest ${HISTORY_KEPT} messages (Redis holds them in memory).
+  if id % 100 == 0 then redis.call('ZREMRANGEBYRANK', messages, 0, -${HISTORY_KEPT + 1}) end
   redis.call('ZADD', P .. 'activity', now, room)
   redis.call('PUBLISH', P .. 'events', message)
   return id
@@ -186,7 +203,7 @@ const SCRIPTS = {
     if not u then return no end
     bye(u, ARGV[6])
     return {'ok'}`,
-  /** 6 room, 7 max rooms, 8 max rooms per creator, 9 source address. */
+  /** 6 room, 7 max rooms, 8 max rooms per creator, 9 source address, 10 '1' when the name breaks the policy. */
   createRoom: `
     local creator
     if ARGV[3] ~= '' then
@@ -194,6 +211,7 @@ const SCRIPTS = {
       if name then creator = getUser(name) end
     end
     if not creator and ARGV[4] ~= '1' then return {'no', 'noSession'} end
+    if ARGV[10] == '1' then return {'no', 'badName'} end
     local room = ARGV[6]
     if redis.call('HEXISTS', P .. 'rooms', room) == 1 then return {'no', 'roomExists'} end
     if redis.call('HLEN', P .. 'rooms') >= tonumber(ARGV[7]) then return {'no', 'roomsFull'} end
@@ -261,13 +279,14 @@ const SCRIPTS = {
     leaveRoom(u, ARGV[6])
     putUser(u)
     return {'ok', room}`,
-  /** 6 room, 7 recipient ('' for the room), 8 the message's JSON rest. */
+  /** 6 room, 7 recipient ('' for the room), 8 the message's JSON rest, 9 '1' when the text breaks the policy. */
   send: `
     local u, no = auth()
     if not u then return no end
     local room = ARGV[6]
     if redis.call('HEXISTS', P .. 'rooms', room) == 0 then return {'no', 'roomMissing'} end
     if u.room ~= room then return {'no', 'notInRoom'} end
+    if ARGV[9] == '1' then return {'no', 'badText'} end
     local toId
     if ARGV[7] ~= '' then
       local to = getUser(ARGV[7])
@@ -279,13 +298,14 @@ const SCRIPTS = {
     if not take('m:' .. u.id) then return {'no', 'rateLimited'} end
     post(room, ARGV[8], u.id, toId)
     return {'ok'}`,
-  /** 6 recipient, 7 the message's JSON rest. */
+  /** 6 recipient, 7 the message's JSON rest, 8 '1' when the text breaks the policy. */
   sendPrivate: `
     local u, no = auth()
     if not u then return no end
     local to = getUser(ARGV[6])
     if not to then return {'no', 'recipientOffline'} end
     if not to.room then return {'no', 'recipientInNoRoom', to.name} end
+    if ARGV[8] == '1' then return {'no', 'badText'} end
     if not take('m:' .. u.id) then return {'no', 'rateLimited'} end
     post(to.room, ARGV[7], u.id, to.id)
     if u.room and u.room ~= to.room then post(u.room, ARGV[7], u.id, to.id) end
@@ -381,6 +401,15 @@ type StoredMessage = Omit<Message, "notice"> & { notice?: string };
 /** How a wait was woken: for a message this instance knows, or to ask Redis; false: not woken. */
 type Woken = "recent" | "redis" | false;
 
+/** A wait's wake-up (see `ClusterChat.#arm`). */
+interface WakeUp {
+  readonly waiter: Waiter;
+  /** How it was woken; false at its deadline or when settled first. */
+  readonly woken: Promise<Woken>;
+  /** Ends it now, as `result` (false: not woken); once only, later calls do nothing. */
+  settle(result: Woken): void;
+}
+
 /** A long wait of this instance: whom it reads for (once known) and how it is woken. */
 interface Waiter {
   reader: string | undefined;
@@ -395,6 +424,7 @@ interface Waiter {
 export class ClusterChat implements Chat<Claim> {
   readonly #redis: RedisConnection;
   readonly #events: RedisConnection;
+  /** Where Redis is, as logs and faults show it (no password). */
   readonly #url: string;
   readonly #options: ChatOptions;
   readonly #limits: Required<Pick<ChatOptions, keyof typeof LIMITS>>;
@@ -455,14 +485,15 @@ export class ClusterChat implements Chat<Claim> {
       commandOptions: { timeout: COMMAND_TIMEOUT_MS },
     });
     const events = redis.duplicate();
-    const chat = new ClusterChat(redis, events, url, options);
+    const shown = redactedUrl(url);
+    const chat = new ClusterChat(redis, events, shown, options);
     let lost = false;
     redis.on("error", (error) => {
-      if (connected && !lost) options.log.error(`Redis indisponível em ${url}: ${error?.message}`);
+      if (connected && !lost) options.log.error(`Redis indisponível em ${shown}: ${error?.message}`);
       lost = true;
     });
     redis.on("ready", () => {
-      if (connected && lost) options.log.info(`Redis de volta em ${url}`);
+      if (connected && lost) options.log.info(`Redis de volta em ${shown}`);
       lost = false;
     });
     events.on("error", () => {});
@@ -472,7 +503,7 @@ export class ClusterChat implements Chat<Claim> {
     } catch (error) {
       redis.destroy();
       events.destroy();
-      throw new StoreError(`não foi possível conectar ao Redis em ${url}: ${(error as Error).message}`);
+      throw new StoreError(`não foi possível conectar ao Redis em ${shown}: ${(error as Error).message}`);
     }
     connected = true;
     await events.subscribe(`${PREFIX}events`, (message) => chat.#event(message));
@@ -530,9 +561,9 @@ export class ClusterChat implements Chat<Claim> {
     if (session === undefined && !this.#options.compat) {
       return refuse(Reason.SESSION_INVALID, text("noSession"));
     }
+    // A name that breaks the policy is refused where the SQLite chat refuses it: after the session's check.
     const checked = checkName("room", rawName);
-    if (!checked[0]) return checked;
-    const name = checked[1];
+    const name = checked[0] ? checked[1] : "";
     const answer = await this.#run("createRoom", [
       "",
       session ?? "",
@@ -542,8 +573,11 @@ export class ClusterChat implements Chat<Claim> {
       String(this.#limits.maxRooms),
       String(this.#limits.maxRoomsPerUser),
       source ?? "",
+      checked[0] ? "" : "1",
     ]);
-    if (answer[0] === "no") return this.#refusal(answer, name);
+    if (answer[0] === "no") {
+      return !checked[0] && answer[1] === "badName" ? checked : this.#refusal(answer, name);
+    }
     this.#log.info(`Sala criada: ${name}${answer[1] ? ` (por ${answer[1]})` : ""}`);
     return [true, text("roomCreated", name)];
   }
@@ -602,13 +636,19 @@ export class ClusterChat implements Chat<Claim> {
     rawText: string,
     recipient: string | null,
   ): Promise<Outcome<Text>> {
+    // A text that breaks the policy is refused where the SQLite chat refuses it: after the room's checks.
     const checked = checkText(rawText);
-    if (!checked[0]) return checked;
     const room = lookup(roomName);
     const to = recipient === null ? EVERYONE : lookup(recipient) || EVERYONE;
-    const rest = messageRest(to === EVERYONE ? "broadcast" : "unicast", user.name, to, checked[1]);
-    const answer = await this.#run("send", this.#as(user, room, to === EVERYONE ? "" : to, rest));
+    const rest = checked[0]
+      ? messageRest(to === EVERYONE ? "broadcast" : "unicast", user.name, to, checked[1])
+      : "";
+    const answer = await this.#run(
+      "send",
+      this.#as(user, room, to === EVERYONE ? "" : to, rest, checked[0] ? "" : "1"),
+    );
     if (answer[0] === "no") {
+      if (!checked[0] && answer[1] === "badText") return checked;
       return answer[1] === "recipientAbsent"
         ? refuse(Reason.RECIPIENT_ABSENT, text("recipientAbsent", clip(to, MAX_NAME), room))
         : this.#refusal(answer, roomName, user);
@@ -621,11 +661,12 @@ export class ClusterChat implements Chat<Claim> {
   /** A private message to anyone online, stored in their room and, when it is another, in the sender's. */
   async sendPrivate(user: Claim, rawRecipient: string, rawText: string): Promise<Outcome<Text>> {
     const checked = checkText(rawText);
-    if (!checked[0]) return checked;
     const to = lookup(rawRecipient);
-    const rest = messageRest("unicast", user.name, to, checked[1]);
-    const answer = await this.#run("sendPrivate", this.#as(user, to, rest));
-    if (answer[0] === "no") return this.#refusal(answer, rawRecipient, user);
+    const rest = checked[0] ? messageRest("unicast", user.name, to, checked[1]) : "";
+    const answer = await this.#run("sendPrivate", this.#as(user, to, rest, checked[0] ? "" : "1"));
+    if (answer[0] === "no") {
+      return !checked[0] && answer[1] === "badText" ? checked : this.#refusal(answer, rawRecipient, user);
+    }
     const rooms = answer.slice(1).filter(Boolean);
     this.#log.info(`Mensagem privada de ${user.name} para ${to} (${[...new Set(rooms)].join(", ")})`);
     return [true, text("sent")];
@@ -660,47 +701,53 @@ export class ClusterChat implements Chat<Claim> {
       ended = true;
       disarm?.();
     };
-    const waits = this.#waitsByUser.get(user.name) ?? new Set();
+    /** The user's waits here; this one counts among them once Redis has said it is the user's. */
+    let waits: Set<() => void> | undefined;
     /** The reader's identity, once Redis has said it (the first read). */
     let reader: string | undefined;
-    let askRedis = false;
-    if (!ended) {
-      this.#waitsByUser.set(user.name, waits);
-      if (waits.size >= this.#limits.maxWaits) waits.values().next().value!();
-      waits.add(endWait);
-    }
+    let askRedis = true;
+    let wait: WakeUp | undefined;
     try {
       for (;;) {
         // Armed before the read: a message stored while the read is on its way still wakes it.
-        const wait = ended || this.#stopped ? undefined : this.#arm(room, until);
-        disarm = wait && (() => wait.settle(false));
-        // The first read asks Redis (it checks the session and the membership); after a wake-up for a
-        // message, this instance's recent messages answer when they hold all that is asked.
-        let delivery = reader === undefined || askRedis ? undefined : this.#fromRecent(room, reader, cursor);
+        wait = ended || this.#stopped ? undefined : this.#arm(room, until);
+        disarm = wait && (() => wait!.settle(false));
+        // Redis answers the first read (it checks the session and the membership), the last one, and any
+        // this instance's recent messages may not cover; after a wake-up for a message, they answer.
+        let delivery = askRedis ? undefined : this.#fromRecent(room, reader!, cursor);
         if (!delivery) {
           const answer = await this.#run("read", this.#as(user, room, String(cursor)));
-          if (answer[0] === "no") {
-            wait?.settle(false);
-            return this.#refusal(answer, roomName, user);
-          }
+          if (answer[0] === "no") return this.#refusal(answer, roomName, user);
           const [, readerId, from, ...after] = answer;
           reader = readerId!;
           delivery = afterCursor(after.map((json) => this.#parse(room, json)), reader, Number(from));
         }
-        if (delivery.mensagens.length > 0 || !wait) {
-          wait?.settle(false);
-          return [true, delivery];
+        if (!waits && !ended) {
+          // The caller proved to be the user: a wait past --max-waits ends the oldest.
+          waits = this.#waitsByUser.get(user.name) ?? new Set();
+          this.#waitsByUser.set(user.name, waits);
+          if (waits.size >= this.#limits.maxWaits) {
+            const oldest = waits.values().next().value!;
+            waits.delete(oldest);
+            oldest();
+          }
+          waits.add(endWait);
         }
+        if (delivery.mensagens.length > 0 || !wait || ended) return [true, delivery];
         cursor = delivery.cursor;
         wait.waiter.reader = reader;
-        // Woken: read again (and wait again if it was not for this reader). Else one last read.
+        // Woken for a message: read it here (and wait again if it was not for this reader). Woken to ask
+        // Redis (a room deleted, the subscription back), or at the deadline: ask Redis, the last time then.
         const woken = await wait.woken;
         if (!woken) ended = true;
-        askRedis = woken === "redis";
+        askRedis = woken !== "recent";
       }
     } finally {
-      waits.delete(endWait);
-      if (waits.size === 0 && this.#waitsByUser.get(user.name) === waits) this.#waitsByUser.delete(user.name);
+      wait?.settle(false);
+      waits?.delete(endWait);
+      if (waits?.size === 0 && this.#waitsByUser.get(user.name) === waits) {
+        this.#waitsByUser.delete(user.name);
+      }
     }
   }
 
@@ -751,7 +798,7 @@ export class ClusterChat implements Chat<Claim> {
    * A wake-up for a wait in `room`: `woken` says how it was woken (for a message this instance knows,
    * or to ask Redis), false at `until` or when settled first.
    */
-  #arm(room: string, until: number) {
+  #arm(room: string, until: number): WakeUp {
     let resolve!: (woken: Woken) => void;
     const woken = new Promise<Woken>((done) => resolve = done);
     const waiters = this.#waiters.get(room) ?? new Set();
@@ -784,7 +831,8 @@ export class ClusterChat implements Chat<Claim> {
     if (event.k === "gone") {
       for (const end of this.#waitsByUser.get(event.u!) ?? []) end();
     } else if (event.k === "del") {
-      this.#recent.delete(event.r!);
+      // Known empty from here on (a room made again with the name starts empty); older cursors ask Redis.
+      this.#recent.set(event.r!, { after: this.#lastEventId, messages: [] });
       for (const waiter of this.#waiters.get(event.r!) ?? []) waiter.wake("redis");
     }
   }
@@ -893,19 +941,44 @@ export class ClusterChat implements Chat<Claim> {
     }
   }
 
-  /** One command; Redis away or failing is a {@linkcode StoreError}: the caller's call is refused, whole. */
+  /**
+   * One command, answered within {@linkcode COMMAND_TIMEOUT_MS}. Redis away
+   * when it is asked is a {@linkcode StoreError} that says nothing was done
+   * (the call may be made again); a command sent whose answer does not come
+   * back (the connection dropped, Redis hung) is one that says it is not
+   * known, since the script may have run.
+   */
   async #command<T>(args: string[]): Promise<T> {
+    if (!this.#redis.isReady) {
+      throw new StoreError(
+        `O servidor perdeu o contato com o Redis em ${this.#url}; nada foi feito. Tente de novo em instantes.`,
+      );
+    }
+    let timer: ReturnType<typeof setTimeout> | undefined;
     try {
-      return await this.#redis.sendCommand<T>(args);
+      // The client's own timeout stops counting once a command is written: a hung Redis would hold us forever.
+      const late = new Promise<never>((_, reject) => {
+        timer = setTimeout(
+          () => reject(new Error(`sem resposta em ${COMMAND_TIMEOUT_MS / 1000} s`)),
+          COMMAND_TIMEOUT_MS,
+        );
+      });
+      return await Promise.race([this.#redis.sendCommand<T>(args), late]);
     } catch (error) {
       const message = (error as Error).message ?? String(error);
       if (message.startsWith("NOSCRIPT")) throw error;
-      this.#log.error(`Redis (${args[0]}) falhou: ${message}`);
+      // Once per loss, not once per call: the connection's own error is logged when it goes.
+      if (this.#redis.isReady) this.#log.error(`Redis (${args[0]}) falhou: ${clip(message, 200)}`);
       throw new StoreError(
-        this.#redis.isReady
-          ? `O servidor não conseguiu usar o Redis (${clip(message, 120)}); nada foi confirmado.`
-          : `O servidor perdeu o contato com o Redis em ${this.#url}; nada foi confirmado. Tente de novo em instantes.`,
+        isErrorReply(error)
+          ? `O Redis em ${this.#url} recusou o pedido (${clip(message, 120)}): não se sabe o que foi feito.`
+          : `O servidor não recebeu a resposta do Redis em ${this.#url} (${
+            clip(message, 120)
+          }): não se sabe se foi feito. Confira antes de repetir.`,
+        { unknownOutcome: true },
       );
+    } finally {
+      clearTimeout(timer);
     }
   }
 
@@ -960,6 +1033,14 @@ export class ClusterChat implements Chat<Claim> {
         );
     }
   }
+}
+
+/** Whether Redis answered with an error (the client's `ErrorReply`), rather than not answering. */
+function isErrorReply(error: unknown): boolean {
+  for (let proto = Object.getPrototypeOf(error); proto; proto = Object.getPrototypeOf(proto)) {
+    if (proto.constructor?.name === "ErrorReply") return true;
+  }
+  return false;
 }
 
 /** A message's JSON without its opening brace: the script puts the id, room, time and identities before it. */

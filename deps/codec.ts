@@ -35,6 +35,11 @@ export const FaultCode = {
   METHOD_NOT_FOUND: -32601,
   INVALID_PARAMS: -32602,
   INTERNAL_ERROR: -32603,
+  /**
+   * Ours, in the range XML-RPC leaves to servers: the server could not use its store and applied
+   * nothing (a failed commit, Redis away): the same call may be made again later.
+   */
+  UNAVAILABLE: -32001,
 } as const;
 
 /** An XML-RPC fault: thrown by methods, rethrown by the client. */

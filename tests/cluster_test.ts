@@ -14,8 +14,9 @@ import {
   REASONS_HEADER,
   type Result,
   XmlRpcClient,
+  type XmlRpcValue,
 } from "../deps.ts";
-import { redisTest } from "./redis.ts";
+import { redisCommand, redisTest } from "./redis.ts";
 import {
   assertCarriesOn,
   assertUsageError,
@@ -37,6 +38,8 @@ import {
 interface Instance {
   program: Program;
   port: number;
+  /** Its directory (its `chat_server.log`). */
+  dir: string;
   /** `127.0.0.1:PORT`. */
   address: string;
   /** A new client of this instance with a session jar of its own (or a copy of `from`'s session). */
@@ -344,6 +347,8 @@ redisTest(
     await caio.waitForLine(/Você está na sala geral/);
 
     await redis.stop();
+    // Once the server knows (a call on its way when Redis went may not know whether it was done: -32603).
+    await one.program.waitForLine(/Redis indisponível em/);
     // A line typed while Redis is away is kept, and sent once the server can store it.
     await caio.write("durante a queda\n");
     await caio.waitForLine(/^\* O servidor não pôde atender: O servidor perdeu o contato com o Redis/);
@@ -351,10 +356,10 @@ redisTest(
       () => ana.call("enviar_mensagem", ["ana", "geral", "durante", null]),
       Fault,
     );
-    assert.equal(fault.code, -32603);
+    assert.equal(fault.code, -32001);
     assert.match(fault.message, /Redis/);
-    assert.match(fault.message, /nada foi confirmado/);
-    assert.equal((await rejection(() => one.client().call("listar_salas", []), Fault)).code, -32603);
+    assert.match(fault.message, /nada foi feito/);
+    assert.equal((await rejection(() => one.client().call("listar_salas", []), Fault)).code, -32001);
 
     await redis.restart();
     // The server reconnects by itself.
@@ -371,6 +376,9 @@ redisTest(
     assert.deepEqual(spoken.slice(0, 20), Array.from({ length: 20 }, (_, i) => `antes ${i}`));
     assert.deepEqual(spoken.slice(20).sort(), ["depois", "durante a queda"]);
     assert.equal(count(caio, said("caio: durante a queda")), 1, caio.output);
+    // Said once, however many times it asked again, and said when it was over.
+    assert.equal(count(caio, /^\* O servidor não pôde atender/), 1, caio.output);
+    await caio.waitForLine(/^\* O servidor voltou a atender\.$/);
   },
 );
 
@@ -440,3 +448,137 @@ Deno.test("server --store: a bad URL, or --store with --db, is one usage line; a
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+// ---------------------------------------------------------------------------
+// What a review of the cluster found, kept found
+// ---------------------------------------------------------------------------
+
+redisTest(
+  "a member waiting on another instance gets a room's deletion notice at once, and once",
+  async (redis) => {
+    await using binder = await startBinder();
+    await using one = await startInstance(binder, redis.url);
+    await using two = await startInstance(binder, redis.url);
+    const ana = one.client();
+    await ana.call("registrar_usuario", ["ana"]);
+    await ana.call("criar_sala", ["geral"]);
+    await ana.call("entrar_na_sala", ["ana", "geral"]);
+    const bia = two.client();
+    await bia.call("registrar_usuario", ["bia"]);
+    const [, joined] = await bia.call<Ok<Delivery>>("entrar_na_sala", ["bia", "geral"]);
+    const started = performance.now();
+    const waiting = bia.call<Ok<Delivery>>("aguardar_mensagens", ["bia", "geral", joined.cursor, 20_000]);
+    await waitUntil(() => performance.now() - started > 200, "the wait to be on its way");
+    await ana.call("excluir_sala", ["ana", "geral"]);
+    const [, delivery] = await waiting;
+    assert(performance.now() - started < 10_000, "woken by the deletion, not by its deadline");
+    assert.deepEqual(delivery.mensagens.map((m) => m.conteudo), ["Sala geral excluída por ana."]);
+    const [ok, , reason] = await bia.call<[boolean, unknown, string]>("aguardar_mensagens", [
+      "bia",
+      "geral",
+      delivery.cursor,
+      0,
+    ]);
+    assert.deepEqual([ok, reason], [false, Reason.ROOM_MISSING]);
+  },
+);
+
+redisTest(
+  "--max-waits: counted once the session is proved, and held for waits that come together",
+  async (redis) => {
+    await using binder = await startBinder();
+    await using one = await startInstance(binder, redis.url, ["--max-waits", "2"]);
+    const bia = one.client();
+    await bia.call("registrar_usuario", ["bia"]);
+    await bia.call("criar_sala", ["geral"]);
+    const [, joined] = await bia.call<Ok<Delivery>>("entrar_na_sala", ["bia", "geral"]);
+    const started = performance.now();
+    let ended = 0;
+    const waits = Array.from(
+      { length: 12 },
+      () =>
+        one.client(bia).call("aguardar_mensagens", ["bia", "geral", joined.cursor, 4000]).then(() => ended++),
+    );
+    // Ten of twelve are ended (answered empty) as newer ones come: two stay.
+    await waitUntil(() => ended === 10, "all but two waits to end");
+    // Someone with no session asks as bia: refused, and her two waits go on.
+    const [ok, , reason] = await one.client().call<[boolean, unknown, string]>("aguardar_mensagens", [
+      "bia",
+      "geral",
+      0,
+      4000,
+    ]);
+    assert.deepEqual([ok, reason], [false, Reason.SESSION_INVALID]);
+    await Promise.all(waits);
+    assert(performance.now() - started > 3000, "the last two waited their time");
+    assert.equal(ended, 12);
+  },
+);
+
+redisTest("the Redis password never shows: not in faults, not in the log", async (redis) => {
+  await redisCommand(redis.url, "CONFIG", "SET", "requirepass", "SEGREDO-123");
+  const url = redis.url.replace("redis://", "redis://:SEGREDO-123@");
+  await using binder = await startBinder();
+  await using one = await startInstance(binder, url);
+  const ana = one.client();
+  await ana.call("registrar_usuario", ["ana"]);
+  await redis.stop();
+  await one.program.waitForLine(/Redis indisponível em/);
+  const fault = await rejection(() => ana.call("manter_sessao", ["ana"]), Fault);
+  assert.match(fault.message, /Redis em redis:\/\/127\.0\.0\.1:\d+;/);
+  assert.equal(one.program.lines.filter((line) => line.includes("SEGREDO")).length, 0, one.program.output);
+  const log = await Deno.readTextFile(`${one.dir}/chat_server.log`).catch(() => "");
+  assert(!log.includes("SEGREDO"), log);
+});
+
+redisTest(
+  "a Redis that stops answering: a call ends within 5 s with a fault that says the outcome is unknown",
+  async (redis) => {
+    await using binder = await startBinder();
+    await using one = await startInstance(binder, redis.url);
+    const ana = one.client();
+    await ana.call("registrar_usuario", ["ana"]);
+    Deno.kill(redis.pid, "SIGSTOP");
+    try {
+      const started = performance.now();
+      const fault = await rejection(() => ana.call("manter_sessao", ["ana"]), Fault);
+      assert(performance.now() - started < 8000, "answered by the server's own timeout");
+      assert.equal(fault.code, -32603);
+      assert.match(fault.message, /não se sabe se foi feito/);
+    } finally {
+      Deno.kill(redis.pid, "SIGCONT");
+    }
+    await waitUntil(
+      async () => (await ana.call<Result<string>>("manter_sessao", ["ana"]))[0],
+      "service again",
+    );
+  },
+);
+
+redisTest(
+  "refusals come in the SQLite chat's order (the session, the room, the recipient, then the text)",
+  async (redis) => {
+    await using binder = await startBinder();
+    await using sqlite = await startServer(binder, ["--compat"]);
+    await using one = await startInstance(binder, redis.url, ["--compat"]);
+    const cases: [string, XmlRpcValue[]][] = [
+      ["enviar_mensagem", ["ninguem", "geral", " ", null]],
+      ["enviar_mensagem", ["ana", "nao-existe", " ", null]],
+      ["enviar_privada", ["ana", "fantasma", " "]],
+      ["enviar_privada", ["ninguem", "ana", ""]],
+      ["criar_sala", ["x".repeat(40)]],
+    ];
+    const answers = async (port: number) => {
+      const client = new XmlRpcClient(endpointUrl("127.0.0.1", port), { headers: { [REASONS_HEADER]: "1" } });
+      await client.call("registrar_usuario", ["ana"]);
+      const stale = new XmlRpcClient(endpointUrl("127.0.0.1", port), {
+        headers: { [REASONS_HEADER]: "1", cookie: "sessao=velha" },
+      });
+      const said = [];
+      for (const [method, params] of cases) said.push(await client.call(method, params));
+      said.push(await stale.call("criar_sala", ["x".repeat(40)]));
+      return said;
+    };
+    assert.deepEqual(await answers(one.port), await answers(sqlite.port));
+  },
+);

@@ -601,7 +601,7 @@ Deno.test("a full disk: sends are refused with a clear fault, nothing half-store
         }
       }
       assert.ok(refused instanceof Fault, `a fault, not ${refused}`);
-      assert.equal(refused.code, -32603);
+      assert.equal(refused.code, -32001);
       assert.match(refused.message, /não conseguiu gravar no banco .*nada foi gravado/);
       // Timers keep running on a full disk: bia's silent session ends (its notice cannot be stored), no crash.
       await waitUntil(async () => {
