@@ -1969,6 +1969,8 @@ export class ChatSession {
       try {
         return await action(attempt);
       } catch (error) {
+        // Closing aborts what is on its way: that is no problem to report.
+        if (this.closed) throw new Closed();
         const problem = this.#problemOf(error);
         if (attempts > 0 && attempt >= attempts) throw new Problem(this.#t.giveUp(problem, attempt));
         if (problem !== reported) this.#view.notice(this.#t.retrying(problem, retryMs / 1000), "warn");
