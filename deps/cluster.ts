@@ -52,6 +52,9 @@ import { loadText, render, storeText, type Text, text } from "./texts.ts";
 /** The Redis client, pinned; imported only by {@linkcode openClusterChat}. */
 export const REDIS_CLIENT = "npm:@redis/client@6.3.1";
 
+/** The one environment variable the Redis client reads (so `--allow-env` names it alone). */
+export const REDIS_ENV = "REDIS_DEBUG_MAINTENANCE";
+
 /** A Redis URL as logs and faults may show it: no user, no password. */
 export function redactedUrl(url: string): string {
   try {
@@ -470,6 +473,12 @@ export class ClusterChat implements Chat<Claim> {
    * away, and both connections come back by themselves.
    */
   static async open(url: string, options: ChatOptions): Promise<ClusterChat> {
+    // The client reads one variable once connected: without the permission, say so before anything.
+    if (Deno.permissions.querySync({ name: "env", variable: REDIS_ENV }).state !== "granted") {
+      throw new StoreError(
+        `com --store, rode com --allow-env=${REDIS_ENV} (o cliente do Redis lê essa variável)`,
+      );
+    }
     const { createClient }: RedisModule = await import(REDIS_CLIENT);
     // No retries before the first connection: a wrong address is said at start, not retried forever.
     let connected = false;
