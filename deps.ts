@@ -103,6 +103,8 @@ export {
   refuse,
   RESERVED_NAMES,
   type Result,
+  SEND_KEY_HEADER,
+  sendKeyOf,
   SERVER,
 } from "./deps/protocol.ts";
 

@@ -152,8 +152,10 @@ const RETURN_WINDOW_MS = 60_000;
  * 2: notices keep their {@linkcode Text} (`notice`), so each reader gets them in their language.
  * 3: private messages and rooms keep the identities of their ends and of their creator (`origem_id`,
  * `destino_id`, `creator_id`).
+ * 4: a message keeps the key its sender gave it (`chave`, from the header `X-Chat-Chave`), so the same message
+ * sent again is stored once, across restarts too.
  */
-const SCHEMA_VERSION = 3;
+const SCHEMA_VERSION = 4;
 /**
  * A sweep's slice ends once the sessions and rooms it ended cost this many rows to write or delete (a leave
  * notice, a room's messages), committed before the next slice...
@@ -238,7 +240,7 @@ function fileIdentity(path: string): { ino: number | null; dev: number } | undef
 
 /** A write waiting for the next commit. */
 type Write =
-  | { kind: "message"; message: Omit<Message, "id">; stored: (message: Message) => void }
+  | { kind: "message"; message: Omit<Message, "id">; stored: (message: Message) => void; key?: string }
   | { kind: "room"; name: string; creator: string | null; creatorId: string | null; createdAt: number }
   | { kind: "deleteRoom"; name: string };
 
@@ -261,6 +263,7 @@ export class MessageStore {
   readonly #deleteRoom;
   readonly #deleteMessages;
   readonly #selectAfter;
+  readonly #selectKey;
   readonly #selectLatest;
   readonly #path: string;
   readonly #log: Logger | undefined;
@@ -306,12 +309,14 @@ export class MessageStore {
           timestamp INTEGER NOT NULL,
           notice TEXT,
           origem_id TEXT,
-          destino_id TEXT
+          destino_id TEXT,
+          chave TEXT
         );
         CREATE INDEX IF NOT EXISTS messages_by_room ON messages (room, id);
       `);
       migrateNotices(this.#db);
       migrateIdentities(this.#db);
+      migrateSendKeys(this.#db);
       this.#db.exec(`PRAGMA user_version = ${SCHEMA_VERSION}`);
       renewVisibilityIndexes(this.#db);
     } catch (error) {
@@ -334,8 +339,8 @@ export class MessageStore {
     }
     const db = this.#db;
     this.#insertMessage = db.prepare(
-      "INSERT INTO messages (room, tipo, origem, destino, conteudo, timestamp, notice, origem_id, destino_id) " +
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+      "INSERT INTO messages (room, tipo, origem, destino, conteudo, timestamp, notice, origem_id, destino_id, " +
+        "chave) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     );
     this.#insertRoom = db.prepare(
       "INSERT INTO rooms (name, creator, created_at, creator_id) VALUES (?, ?, ?, ?)",
@@ -343,6 +348,7 @@ export class MessageStore {
     this.#deleteRoom = db.prepare("DELETE FROM rooms WHERE name = ?");
     this.#deleteMessages = db.prepare("DELETE FROM messages WHERE room = ?");
     this.#selectAfter = db.prepare(VISIBLE_AFTER);
+    this.#selectKey = db.prepare("SELECT 1 FROM messages WHERE chave = ?");
     this.#selectLatest = db.prepare(LATEST_VISIBLE);
     this.#path = path;
     this.#file = fileIdentity(path);
@@ -408,8 +414,13 @@ export class MessageStore {
    * Stores a message with the next commit; `stored` runs with it, id given,
    * right after that commit and in commit order (before the promise settles).
    */
-  addMessage(message: Omit<Message, "id">, stored: (message: Message) => void): Promise<void> {
-    return this.#enqueue({ kind: "message", message, stored });
+  addMessage(message: Omit<Message, "id">, stored: (message: Message) => void, key?: string): Promise<void> {
+    return this.#enqueue({ kind: "message", message, stored, key });
+  }
+
+  /** Whether a message with this send key (as the chat scopes it) is stored. */
+  hasSendKey(key: string): boolean {
+    return this.#selectKey.get(key) !== undefined;
   }
 
   /** Stores a new room with the next commit: its creator's name (for the log) and identity (who may delete it). */
@@ -454,6 +465,7 @@ export class MessageStore {
             m.notice ? storeText(m.notice) : null,
             m.fromId ?? null,
             m.toId ?? null,
+            write.key ?? null,
           );
           stored.push([write.stored, { ...m, id: Number(lastInsertRowid) }]);
         } else if (write.kind === "room") {
@@ -575,6 +587,18 @@ function migrateIdentities(db: DatabaseSync): void {
   }
 }
 
+/**
+ * Schema 3 kept no send keys: the column (empty for what is stored) and
+ * its index, which holds only the messages that have one.
+ */
+function migrateSendKeys(db: DatabaseSync): void {
+  const columns = db.prepare("PRAGMA table_info(messages)").all() as { name: string }[];
+  if (!columns.some((column) => column.name === "chave")) {
+    db.exec("ALTER TABLE messages ADD COLUMN chave TEXT");
+  }
+  db.exec("CREATE UNIQUE INDEX IF NOT EXISTS messages_by_key ON messages (chave) WHERE chave IS NOT NULL");
+}
+
 // ---------------------------------------------------------------------------
 // State and the chat's rules
 // ---------------------------------------------------------------------------
@@ -608,6 +632,8 @@ export class ChatService implements Chat<User> {
   readonly #present = new Map<string, Set<string>>();
   readonly #startedAt = Date.now();
   #stopped = false;
+  /** Sends on their way, by send key (scoped by the sender's name): see `#once`. */
+  readonly #sending = new Map<string, Promise<Outcome<Text>>>();
   /** Rooms just deleted, for their members who were between two waits when it happened: see `#lastWordsOf`. */
   readonly #lastWords = new Map<
     string,
@@ -857,6 +883,7 @@ export class ChatService implements Chat<User> {
     roomName: string,
     rawText: string,
     recipient: string | null,
+    key?: string,
   ): Promise<Outcome<Text>> {
     const room = this.#memberRoom(user, roomName);
     if (Array.isArray(room)) return room;
@@ -868,13 +895,38 @@ export class ChatService implements Chat<User> {
     if (to !== EVERYONE && (!addressee || !room.members.has(to))) {
       return refuse(Reason.RECIPIENT_ABSENT, text("recipientAbsent", clip(to, MAX_NAME), room.name));
     }
-    if (!this.#takeToken(user)) {
-      return refuse(Reason.RATE_LIMITED, text("rateLimited", this.#options.maxRate));
-    }
-    await this.#post(room, message, user, addressee);
-    if (to === EVERYONE) this.#log.info(`Mensagem de ${user.name} na sala ${room.name}`);
-    else this.#log.info(`Mensagem privada de ${user.name} para ${to} na sala ${room.name}`);
-    return [true, text("sent")];
+    return await this.#once(user, key, async (scoped) => {
+      if (!this.#takeToken(user)) {
+        return refuse(Reason.RATE_LIMITED, text("rateLimited", this.#options.maxRate));
+      }
+      await this.#post(room, message, user, addressee, undefined, scoped);
+      if (to === EVERYONE) this.#log.info(`Mensagem de ${user.name} na sala ${room.name}`);
+      else this.#log.info(`Mensagem privada de ${user.name} para ${to} na sala ${room.name}`);
+      return [true, text("sent")];
+    });
+  }
+
+  /**
+   * Runs a send once per send key: the same key again (the sender never got
+   * the answer) gets the first one's answer while it is on its way, and
+   * "sent" once it is stored, across restarts too, without storing it twice.
+   * Keys are the sender's own (scoped by name).
+   */
+  #once(
+    user: User,
+    key: string | undefined,
+    send: (scoped: string | undefined) => Promise<Outcome<Text>>,
+  ): Promise<Outcome<Text>> {
+    if (key === undefined) return send(undefined);
+    const scoped = `${user.name}\n${key}`;
+    const pending = this.#sending.get(scoped);
+    if (pending) return pending;
+    if (this.#store.hasSendKey(scoped)) return Promise.resolve([true, text("sent")]);
+    const sending = send(scoped);
+    this.#sending.set(scoped, sending);
+    const done = () => this.#sending.delete(scoped);
+    sending.then(done, done);
+    return sending;
   }
 
   /**
@@ -883,19 +935,26 @@ export class ChatService implements Chat<User> {
    * room and, when it is another, in the sender's, so each sees it where they
    * are. Durable once it answers.
    */
-  async sendPrivate(user: User, rawRecipient: string, rawText: string): Promise<Outcome<Text>> {
+  async sendPrivate(user: User, rawRecipient: string, rawText: string, key?: string): Promise<Outcome<Text>> {
     const to = this.#users.get(lookup(rawRecipient));
     if (!to) return refuse(Reason.RECIPIENT_ABSENT, text("recipientOffline", quoted(rawRecipient)));
     if (to.room === undefined) return refuse(Reason.RECIPIENT_ABSENT, text("recipientInNoRoom", to.name));
     const checked = checkText(rawText);
     if (!checked[0]) return checked;
-    if (!this.#takeToken(user)) {
-      return refuse(Reason.RATE_LIMITED, text("rateLimited", this.#options.maxRate));
-    }
-    const rooms = new Set([to.room, user.room].filter((name) => name !== undefined));
-    await Promise.all([...rooms].map((name) => this.#post(this.#rooms.get(name)!, checked[1], user, to)));
-    this.#log.info(`Mensagem privada de ${user.name} para ${to.name} (${[...rooms].join(", ")})`);
-    return [true, text("sent")];
+    return await this.#once(user, key, async (scoped) => {
+      if (!this.#takeToken(user)) {
+        return refuse(Reason.RATE_LIMITED, text("rateLimited", this.#options.maxRate));
+      }
+      const rooms = [...new Set([to.room, user.room].filter((name) => name !== undefined))];
+      // The key goes with the first copy (the recipient's room): one row holds it.
+      await Promise.all(
+        rooms.map((name, i) =>
+          this.#post(this.#rooms.get(name)!, checked[1], user, to, undefined, i ? undefined : scoped)
+        ),
+      );
+      this.#log.info(`Mensagem privada de ${user.name} para ${to.name} (${rooms.join(", ")})`);
+      return [true, text("sent")];
+    });
   }
 
   /** The original receive: a bounded recent window, so its cost does not grow with the history. */
@@ -1089,7 +1148,7 @@ export class ChatService implements Chat<User> {
    * told), it joins the room's recent messages and wakes whoever may see it.
    * Settles after that.
    */
-  #post(room: Room, conteudo: string, from?: User, to?: User, notice?: Text): Promise<void> {
+  #post(room: Room, conteudo: string, from?: User, to?: User, notice?: Text, key?: string): Promise<void> {
     const now = Date.now();
     room.lastActivity = now;
     return this.#store.addMessage({
@@ -1111,7 +1170,7 @@ export class ChatService implements Chat<User> {
         room.recentIsComplete = false;
       }
       for (const waiter of room.waiters) if (visibleTo(message, waiter.reader)) waiter.wake();
-    });
+    }, key);
   }
 
   #after(room: Room, reader: string, cursor: number): Message[] {
@@ -1341,7 +1400,7 @@ export function chatMethods<U>(chat: Chat<U>): MethodTable {
       "Envia à sala (destinatario nil) ou a um membro: [true, msg] ou [false, msg].",
       [["usuario", "string"], ["sala", "string"], ["texto", "string"], ["destinatario", "nil|string"]],
       (call, usuario, sala, texto, destinatario) =>
-        asUser(call, usuario, (user) => chat.send(user, sala, texto, destinatario), say),
+        asUser(call, usuario, (user) => chat.send(user, sala, texto, destinatario, call.sendKey), say),
     ),
     receber_mensagens: rpc(
       "As últimas 50 mensagens que o usuário pode ver na sala: [true, [mensagem...]].",
@@ -1399,7 +1458,7 @@ export function chatMethods<U>(chat: Chat<U>): MethodTable {
       "Mensagem privada a qualquer usuário online, esteja em que sala estiver: [true, msg] ou [false, msg].",
       [["usuario", "string"], ["destinatario", "string"], ["texto", "string"]],
       (call, usuario, destinatario, texto) =>
-        asUser(call, usuario, (user) => chat.sendPrivate(user, destinatario, texto), say),
+        asUser(call, usuario, (user) => chat.sendPrivate(user, destinatario, texto, call.sendKey), say),
     ),
   };
 }

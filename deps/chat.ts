@@ -242,10 +242,19 @@ export interface Chat<U> {
   join(user: U, roomName: string): Promise<Outcome<Joined>>;
   /** Leaves the current room. */
   leave(user: U): Promise<Outcome<Text>>;
-  /** Posts to the user's room, or privately to one member of it. */
-  send(user: U, roomName: string, rawText: string, recipient: string | null): Promise<Outcome<Text>>;
-  /** A private message to anyone online. */
-  sendPrivate(user: U, rawRecipient: string, rawText: string): Promise<Outcome<Text>>;
+  /**
+   * Posts to the user's room, or privately to one member of it; with a send
+   * `key`, the same message sent again is stored once.
+   */
+  send(
+    user: U,
+    roomName: string,
+    rawText: string,
+    recipient: string | null,
+    key?: string,
+  ): Promise<Outcome<Text>>;
+  /** A private message to anyone online (once per send `key`, as {@linkcode Chat.send}). */
+  sendPrivate(user: U, rawRecipient: string, rawText: string, key?: string): Promise<Outcome<Text>>;
   /** The last messages the user may see in their room. */
   recentMessages(user: U, roomName: string): Maybe<Outcome<Message[]>>;
   /** Live delivery: the messages after a cursor, waiting up to `waitMs` for one. */

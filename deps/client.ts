@@ -56,6 +56,8 @@ export interface CallOptions {
   timeoutMs?: number;
   /** Ends the call early (the client is quitting). */
   signal?: AbortSignal;
+  /** Request headers for this call alone, besides the client's (`X-Chat-Chave`, say). */
+  headers?: Record<string, string>;
 }
 
 /** How an {@linkcode XmlRpcClient} calls. */
@@ -105,7 +107,11 @@ export class XmlRpcClient {
   async call<T = unknown>(method: string, params: XmlRpcValue[] = [], options: CallOptions = {}): Promise<T> {
     const timeout = AbortSignal.timeout(options.timeoutMs ?? this.timeoutMs);
     const signal = options.signal ? AbortSignal.any([timeout, options.signal]) : timeout;
-    const headers = new Headers({ ...this.#headers, "content-type": "text/xml; charset=utf-8" });
+    const headers = new Headers({
+      ...this.#headers,
+      ...options.headers,
+      "content-type": "text/xml; charset=utf-8",
+    });
     if (this.#cookies.size) {
       headers.set("cookie", [...this.#cookies].map(([name, value]) => `${name}=${value}`).join("; "));
     }

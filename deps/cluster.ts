@@ -73,6 +73,8 @@ const PREFIX = "rpc-chat:";
 const RECENT_SCAN = 500;
 /** The messages after a cursor one read looks at: a reader skips others' private messages by the thousand. */
 const AFTER_SCAN = 2000;
+/** How long Redis remembers a send key: the same message sent again within it is stored once. */
+const SEND_KEY_MS = 3_600_000;
 /** The messages a room keeps in Redis, the latest (older ones are dropped, a hundred messages at a time). */
 export const HISTORY_KEPT = 10_000;
 /** The latest messages of each room an instance keeps, as their events brought them. */
@@ -173,6 +175,11 @@ local function dropRoom(room, keepMs)
   if keepMs then redis.call('PEXPIRE', P .. 'msgs:' .. room, keepMs)
   else redis.call('DEL', P .. 'msgs:' .. room) end
   redis.call('PUBLISH', P .. 'events', cjson.encode({k = 'del', r = room}))
+end
+-- Whether a message with this send key was sent by this user already; if not, it is from now on (an hour).
+local function sentBefore(u, key)
+  if key == '' then return false end
+  return not redis.call('SET', P .. 'sent:' .. u.name .. ':' .. key, '1', 'NX', 'PX', ${SEND_KEY_MS})
 end
 local function withMessages(result, messages)
   for i, m in ipairs(messages) do result[#result + 1] = m end
@@ -282,7 +289,10 @@ const SCRIPTS = {
     leaveRoom(u, ARGV[6])
     putUser(u)
     return {'ok', room}`,
-  /** 6 room, 7 recipient ('' for the room), 8 the message's JSON rest, 9 '1' when the text breaks the policy. */
+  /**
+   * 6 room, 7 recipient ('' for the room), 8 the message's JSON rest, 9 '1' when the text breaks the policy,
+   * 10 the send key ('' for none).
+   */
   send: `
     local u, no = auth()
     if not u then return no end
@@ -298,10 +308,12 @@ const SCRIPTS = {
       end
       toId = to.id
     end
-    if not take('m:' .. u.id) then return {'no', 'rateLimited'} end
-    post(room, ARGV[8], u.id, toId)
+    if not sentBefore(u, ARGV[10]) then
+      if not take('m:' .. u.id) then return {'no', 'rateLimited'} end
+      post(room, ARGV[8], u.id, toId)
+    end
     return {'ok'}`,
-  /** 6 recipient, 7 the message's JSON rest, 8 '1' when the text breaks the policy. */
+  /** 6 recipient, 7 the message's JSON rest, 8 '1' when the text breaks the policy, 9 the send key. */
   sendPrivate: `
     local u, no = auth()
     if not u then return no end
@@ -309,9 +321,11 @@ const SCRIPTS = {
     if not to then return {'no', 'recipientOffline'} end
     if not to.room then return {'no', 'recipientInNoRoom', to.name} end
     if ARGV[8] == '1' then return {'no', 'badText'} end
-    if not take('m:' .. u.id) then return {'no', 'rateLimited'} end
-    post(to.room, ARGV[7], u.id, to.id)
-    if u.room and u.room ~= to.room then post(u.room, ARGV[7], u.id, to.id) end
+    if not sentBefore(u, ARGV[9]) then
+      if not take('m:' .. u.id) then return {'no', 'rateLimited'} end
+      post(to.room, ARGV[7], u.id, to.id)
+      if u.room and u.room ~= to.room then post(u.room, ARGV[7], u.id, to.id) end
+    end
     return {'ok', to.room, u.room or ''}`,
   /**
    * 6 room, 7 cursor ('' for the latest). A member reads; so does a member of a room deleted a moment
@@ -644,6 +658,7 @@ export class ClusterChat implements Chat<Claim> {
     roomName: string,
     rawText: string,
     recipient: string | null,
+    key?: string,
   ): Promise<Outcome<Text>> {
     // A text that breaks the policy is refused where the SQLite chat refuses it: after the room's checks.
     const checked = checkText(rawText);
@@ -654,7 +669,7 @@ export class ClusterChat implements Chat<Claim> {
       : "";
     const answer = await this.#run(
       "send",
-      this.#as(user, room, to === EVERYONE ? "" : to, rest, checked[0] ? "" : "1"),
+      this.#as(user, room, to === EVERYONE ? "" : to, rest, checked[0] ? "" : "1", key ?? ""),
     );
     if (answer[0] === "no") {
       if (!checked[0] && answer[1] === "badText") return checked;
@@ -668,11 +683,16 @@ export class ClusterChat implements Chat<Claim> {
   }
 
   /** A private message to anyone online, stored in their room and, when it is another, in the sender's. */
-  async sendPrivate(user: Claim, rawRecipient: string, rawText: string): Promise<Outcome<Text>> {
+  async sendPrivate(
+    user: Claim,
+    rawRecipient: string,
+    rawText: string,
+    key?: string,
+  ): Promise<Outcome<Text>> {
     const checked = checkText(rawText);
     const to = lookup(rawRecipient);
     const rest = checked[0] ? messageRest("unicast", user.name, to, checked[1]) : "";
-    const answer = await this.#run("sendPrivate", this.#as(user, to, rest, checked[0] ? "" : "1"));
+    const answer = await this.#run("sendPrivate", this.#as(user, to, rest, checked[0] ? "" : "1", key ?? ""));
     if (answer[0] === "no") {
       return !checked[0] && answer[1] === "badText" ? checked : this.#refusal(answer, rawRecipient, user);
     }

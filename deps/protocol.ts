@@ -18,6 +18,19 @@ import type { Text } from "./texts.ts";
 /** The HTTP request header with which a caller asks for reasons in refusals (value `1`). */
 export const REASONS_HEADER = "X-Chat-Motivos";
 
+/**
+ * The HTTP request header with which a caller names one message it sends
+ * (`enviar_mensagem`, `enviar_privada`): 1 to 64 visible ASCII characters,
+ * a fresh random one per message. The same message sent again with the same
+ * key, after an answer that never came, is stored once and answered as sent.
+ */
+export const SEND_KEY_HEADER = "X-Chat-Chave";
+
+/** A send key as a server takes it ({@linkcode SEND_KEY_HEADER}); undefined when absent or malformed. */
+export function sendKeyOf(header: string | null | undefined): string | undefined {
+  return header && /^[\x21-\x7e]{1,64}$/.test(header) ? header : undefined;
+}
+
 /** Why a call was refused: one of these codes, the third element of a refusal for a caller that asks. */
 export const Reason = {
   /** The call carries no session, or another user's: only the user who registered may act as them. */

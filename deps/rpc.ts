@@ -19,7 +19,7 @@ import {
 } from "./http.ts";
 import { numberFlag, secondsFlag } from "./cli.ts";
 import type { Logger } from "./log.ts";
-import { type Lang, languageOf, REASONS_HEADER } from "./protocol.ts";
+import { type Lang, languageOf, REASONS_HEADER, SEND_KEY_HEADER, sendKeyOf } from "./protocol.ts";
 import {
   clip,
   encodeFault,
@@ -64,6 +64,8 @@ export interface Call {
   readonly wantsReasons: boolean;
   /** The caller's language (its `Accept-Language` header): what its messages are written in. */
   readonly language: Lang;
+  /** The key the caller gave the message it sends (`X-Chat-Chave`), if any and well formed. */
+  readonly sendKey?: string | undefined;
   /** Hands the caller a session token it will present from now on. */
   setSession(token: string): void;
 }
@@ -284,6 +286,9 @@ class HttpCall implements Call {
   }
   get language(): Lang {
     return this.#language ??= languageOf(this.#headers.get("accept-language"));
+  }
+  get sendKey(): string | undefined {
+    return sendKeyOf(this.#headers.get(SEND_KEY_HEADER));
   }
   setSession(token: string): void {
     this.newSession = token;

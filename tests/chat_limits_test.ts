@@ -88,11 +88,12 @@ Deno.test("schema 2 becomes 3: identity columns; stored private messages are nob
   }
   const db = new DatabaseSync(file.path);
   try {
-    assert.equal((db.prepare("PRAGMA user_version").get() as { user_version: number }).user_version, 3);
+    assert.equal((db.prepare("PRAGMA user_version").get() as { user_version: number }).user_version, 4);
     const indexes = (db.prepare(
       "SELECT name FROM sqlite_master WHERE type = 'index' AND name LIKE 'messages%' ORDER BY name",
     ).all() as { name: string }[]).map((row) => row.name);
     assert.deepEqual(indexes, [
+      "messages_by_key",
       "messages_by_room",
       "messages_from_identity",
       "messages_public",

@@ -13,6 +13,7 @@ import {
   Reason,
   REASONS_HEADER,
   type Result,
+  SEND_KEY_HEADER,
   XmlRpcClient,
   type XmlRpcValue,
 } from "../deps.ts";
@@ -591,5 +592,32 @@ redisTest(
       return said;
     };
     assert.deepEqual(await answers(one.port), await answers(sqlite.port));
+  },
+);
+
+redisTest(
+  "a send key is the cluster's: the same message sent again through another instance is stored once",
+  async (redis) => {
+    await using binder = await startBinder();
+    await using one = await startInstance(binder, redis.url);
+    await using two = await startInstance(binder, redis.url);
+    const onOne = one.client();
+    await onOne.call("registrar_usuario", ["ana"]);
+    await onOne.call("criar_sala", ["geral"]);
+    await onOne.call("entrar_na_sala", ["ana", "geral"]);
+    const onTwo = two.client(onOne);
+    const keyed = { headers: { [SEND_KEY_HEADER]: "chave-1" } };
+    for (const client of [onOne, onTwo, onOne]) {
+      assert.deepEqual(await client.call("enviar_mensagem", ["ana", "geral", "uma vez", null], keyed), [
+        true,
+        "Mensagem enviada.",
+      ]);
+    }
+    await onTwo.call("enviar_privada", ["ana", "ana", "psiu"], { headers: { [SEND_KEY_HEADER]: "chave-2" } });
+    await onOne.call("enviar_privada", ["ana", "ana", "psiu"], { headers: { [SEND_KEY_HEADER]: "chave-2" } });
+    const said = (await readAll(onTwo, "ana", "geral")).filter((m) => m.origem === "ana").map((m) =>
+      m.conteudo
+    );
+    assert.deepEqual(said, ["uma vez", "psiu"]);
   },
 );

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { type ChatMessage, DatabaseSync, Fault, XmlRpcClient } from "../deps.ts";
+import { type ChatMessage, DatabaseSync, Fault, SEND_KEY_HEADER, XmlRpcClient } from "../deps.ts";
 import {
   assertUsageError,
   runPython,
@@ -492,6 +492,49 @@ Deno.test("after kill -9 and a restart every acknowledged message and room is th
       at = page.cursor;
     }
     assert.deepEqual(sent, Array.from({ length: 500 }, (_, i) => `mensagem ${i + 1}`));
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("a send key: the same message sent again (its answer lost) is stored once, after a kill -9 too", async () => {
+  await using binder = await startBinder();
+  const dir = await Deno.makeTempDir({ prefix: "rpc-chat-key-" });
+  try {
+    const first = await startServer(binder, [], { dir });
+    const ana = await user(first, "ana");
+    await ana.call("criar_sala", ["geral"]);
+    await ana.call("entrar_na_sala", ["ana", "geral"]);
+    const keyed = (key: string) => ({ headers: { [SEND_KEY_HEADER]: key } });
+    const send = (client: XmlRpcClient, text: string, key: string) =>
+      client.call<[boolean, string]>("enviar_mensagem", ["ana", "geral", text, null], keyed(key));
+    // Twice at once, and once more after: one message. Another key is another message.
+    assert.deepEqual(
+      await Promise.all([send(ana, "uma vez", "k-1"), send(ana, "uma vez", "k-1")]),
+      [[true, "Mensagem enviada."], [true, "Mensagem enviada."]],
+    );
+    assert.deepEqual(await send(ana, "uma vez", "k-1"), [true, "Mensagem enviada."]);
+    await send(ana, "outra", "k-2");
+    await ana.call("enviar_privada", ["ana", "ana", "psiu"], keyed("k-3"));
+    await ana.call("enviar_privada", ["ana", "ana", "psiu"], keyed("k-3"));
+    const [, before] = await ana.call<Batch>("aguardar_mensagens", ["ana", "geral", 0, 0]);
+    assert.deepEqual(
+      before.mensagens.filter((m) => m.origem === "ana").map((m) => m.conteudo),
+      ["uma vez", "outra", "psiu"],
+    );
+    await first.program.stop("SIGKILL");
+
+    // The answer to the last send was lost in the crash, say: the client sends it again, same key.
+    await using second = await startServer(binder, [], { dir });
+    const again = await user(second, "ana");
+    await again.call("entrar_na_sala", ["ana", "geral"]);
+    assert.deepEqual(await send(again, "outra", "k-2"), [true, "Mensagem enviada."]);
+    const [, page] = await again.call<Batch>("aguardar_mensagens", ["ana", "geral", 0, 0]);
+    assert.deepEqual(
+      page.mensagens.filter((m) => m.origem === "ana").map((m) => m.conteudo),
+      // The private one was the identity's before the restart (see Identities): not this one's.
+      ["uma vez", "outra"],
+    );
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
