@@ -56,6 +56,7 @@ import {
   REASONS_HEADER,
   type Result,
   secondsFlag,
+  SEND_KEY_HEADER,
   SERVER,
   Unreachable,
   usageError,
@@ -1696,10 +1697,16 @@ export class ChatSession {
     if (this.#room === null && !anywhere) return this.#view.notice(this.#t.notInRoom, "error");
     if (to !== undefined) this.#partners.add(to);
     for (const part of splitMessage(text)) {
+      // One key per message, however many times it is sent: a server stores it once.
+      const keyed = { [SEND_KEY_HEADER]: crypto.randomUUID() };
       const [ok, message] = await this.#patiently(() => {
-        if (anywhere) return this.#userCall<Result<string>>("enviar_privada", [this.#name!, to, part]);
+        if (anywhere) return this.#userCall<Result<string>>("enviar_privada", [this.#name!, to, part], keyed);
         if (this.#room === null) return Promise.resolve<Result<string>>([false, this.#t.notInRoom]);
-        return this.#userCall<Result<string>>("enviar_mensagem", [this.#name!, this.#room, part, to ?? null]);
+        return this.#userCall<Result<string>>(
+          "enviar_mensagem",
+          [this.#name!, this.#room, part, to ?? null],
+          keyed,
+        );
       });
       if (!ok) return this.#view.notice(sanitize(message), "error");
       if (to !== undefined && (!this.live || this.#room === null)) {
@@ -1894,12 +1901,12 @@ export class ChatSession {
   // --- calls and recovery -----------------------------------------------------
 
   /** A call that, when the server is gone, waits for the recovery and tries again. */
-  async #call<T>(method: string, params: XmlRpcValue[]): Promise<T> {
+  async #call<T>(method: string, params: XmlRpcValue[], headers?: Record<string, string>): Promise<T> {
     for (;;) {
       if (this.closed) throw new Closed();
       await this.#recovering?.catch(() => {});
       try {
-        const result = await this.#client!.call<T>(method, params, { signal: this.#closing.signal });
+        const result = await this.#client!.call<T>(method, params, { signal: this.#closing.signal, headers });
         if (this.#trouble !== undefined) {
           this.#trouble = undefined;
           this.#view.connection?.(true);
@@ -1911,7 +1918,12 @@ export class ChatSession {
         if (error instanceof Unreachable) await this.#recover(this.#t.network[error.kind]);
         // The server is there but cannot use its store (a failed commit, Redis away) and did nothing:
         // what we asked is kept and asked again, every --retry seconds, once the server can take it.
-        else if (error instanceof Fault && error.code === FaultCode.UNAVAILABLE) {
+        // A message with its send key may be sent again whatever became of it: the server stores it once.
+        else if (
+          error instanceof Fault &&
+          (error.code === FaultCode.UNAVAILABLE ||
+            (error.code === FaultCode.INTERNAL_ERROR && headers?.[SEND_KEY_HEADER] !== undefined))
+        ) {
           await this.#troubled(sanitize(error.message));
         } else throw error;
       }
@@ -1929,11 +1941,15 @@ export class ChatSession {
   }
 
   /** A call naming our user: when the server has forgotten our session, register again and retry once. */
-  async #userCall<T extends Result<unknown>>(method: string, params: XmlRpcValue[]): Promise<T> {
-    const result = await this.#call<T>(method, params);
+  async #userCall<T extends Result<unknown>>(
+    method: string,
+    params: XmlRpcValue[],
+    headers?: Record<string, string>,
+  ): Promise<T> {
+    const result = await this.#call<T>(method, params, headers);
     if (!sessionGone(result)) return result;
     await this.#recover(String(result[1]), "session");
-    return await this.#call<T>(method, params);
+    return await this.#call<T>(method, params, headers);
   }
 
   /** One recovery at a time, shared by every caller that found the server gone. */

@@ -1003,7 +1003,7 @@ export class ClusterChat implements Chat<Claim> {
           ? `O Redis em ${this.#url} recusou o pedido (${clip(message, 120)}): não se sabe o que foi feito.`
           : `O servidor não recebeu a resposta do Redis em ${this.#url} (${
             clip(message, 120)
-          }): não se sabe se foi feito. Confira antes de repetir.`,
+          }): não se sabe se foi feito.`,
         { unknownOutcome: true },
       );
     } finally {

@@ -10,7 +10,7 @@
 
 import assert from "node:assert/strict";
 import { Binder, binderMethods } from "../binder.ts";
-import type { ChatMessage } from "../deps.ts";
+import { type ChatMessage, Fault, FaultCode, type MethodTable } from "../deps.ts";
 import {
   ChatSession,
   type ChatView,
@@ -59,10 +59,13 @@ class Screen implements ChatView {
 }
 
 /** A chat service registered in a binder, both in this process; sessions that quit on disposal. */
-function chatWorld(options: Parameters<typeof chatOn>[0] = {}) {
+function chatWorld(
+  options: Parameters<typeof chatOn>[0] = {},
+  methods: (table: MethodTable) => MethodTable = (table) => table,
+) {
   const core = chatOn(options);
   const chat = core.chat;
-  const chatServer = serveMethods(chatMethods(chat));
+  const chatServer = serveMethods(methods(chatMethods(chat)));
   const binder = new Binder({
     checkIntervalMs: 3_600_000,
     dropAfterMs: 3_600_000,
@@ -322,4 +325,34 @@ Deno.test("moving to another instance that shares the sessions keeps the session
   } finally {
     await other.shutdown();
   }
+});
+
+Deno.test("a message whose answer was lost after it was stored is sent again with its key, and shows once", async () => {
+  let lost = 0;
+  await using world = chatWorld({}, (table) => ({
+    ...table,
+    enviar_mensagem: {
+      ...table.enviar_mensagem!,
+      // Stored, then the answer lost on its way (as a -32603 says): the first two times.
+      async run(call, args) {
+        const stored = await table.enviar_mensagem!.run(call, args);
+        if (lost++ < 2) {
+          throw new Fault(FaultCode.INTERNAL_ERROR, "resposta perdida; não se sabe se foi feito.");
+        }
+        return stored;
+      },
+    },
+  }));
+  const [ana, anaSees] = await world.user("ana");
+  await ana.join("geral", { create: true });
+  await ana.say("uma vez só");
+  await anaSees.shows("ana: uma vez só");
+  await anaSees.shows("info: O servidor voltou a atender.");
+  assert.equal(lost, 3);
+  assert.equal(anaSees.count("ana: uma vez só"), 1, anaSees.lines.join("\n"));
+  // Stored once: whoever joins later reads it once in the history.
+  const [bia, biaSees] = await world.user("bia");
+  await bia.join("geral");
+  await biaSees.shows("ana: uma vez só");
+  assert.equal(biaSees.count("ana: uma vez só"), 1, biaSees.lines.join("\n"));
 });
