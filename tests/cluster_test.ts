@@ -84,6 +84,20 @@ async function readAll(client: XmlRpcClient, user: string, room: string, cursor 
   }
 }
 
+/** A client of `instance` registered as `name`, in room `room` (created first when asked), and what joining gave. */
+async function member(
+  instance: Instance,
+  name: string,
+  room: string,
+  options: { create?: boolean; from?: XmlRpcClient } = {},
+): Promise<{ client: XmlRpcClient; joined: Delivery }> {
+  const client = instance.client(options.from);
+  if (!options.from) await client.call("registrar_usuario", [name]);
+  if (options.create) await client.call("criar_sala", [room]);
+  const [, joined] = await client.call<Ok<Delivery>>("entrar_na_sala", [name, room]);
+  return { client, joined };
+}
+
 redisTest(
   "two instances on one Redis are one chat: sessions, names, rooms, members and live delivery",
   async (redis) => {
@@ -339,10 +353,7 @@ redisTest(
   async (redis) => {
     await using binder = await startBinder();
     await using one = await startInstance(binder, redis.url);
-    const ana = one.client();
-    await ana.call("registrar_usuario", ["ana"]);
-    await ana.call("criar_sala", ["geral"]);
-    await ana.call("entrar_na_sala", ["ana", "geral"]);
+    const { client: ana } = await member(one, "ana", "geral", { create: true });
     for (let i = 0; i < 20; i++) await ana.call("enviar_mensagem", ["ana", "geral", `antes ${i}`, null]);
     await using caio = startClient(binder, ["--name", "caio", "--room", "geral"]);
     await caio.waitForLine(/Você está na sala geral/);
@@ -471,13 +482,8 @@ redisTest(
     await using binder = await startBinder();
     await using one = await startInstance(binder, redis.url);
     await using two = await startInstance(binder, redis.url);
-    const ana = one.client();
-    await ana.call("registrar_usuario", ["ana"]);
-    await ana.call("criar_sala", ["geral"]);
-    await ana.call("entrar_na_sala", ["ana", "geral"]);
-    const bia = two.client();
-    await bia.call("registrar_usuario", ["bia"]);
-    const [, joined] = await bia.call<Ok<Delivery>>("entrar_na_sala", ["bia", "geral"]);
+    const { client: ana } = await member(one, "ana", "geral", { create: true });
+    const { client: bia, joined } = await member(two, "bia", "geral");
     const started = performance.now();
     const waiting = bia.call<Ok<Delivery>>("aguardar_mensagens", ["bia", "geral", joined.cursor, 20_000]);
     await waitUntil(() => performance.now() - started > 200, "the wait to be on its way");
@@ -601,10 +607,7 @@ redisTest(
     await using binder = await startBinder();
     await using one = await startInstance(binder, redis.url);
     await using two = await startInstance(binder, redis.url);
-    const onOne = one.client();
-    await onOne.call("registrar_usuario", ["ana"]);
-    await onOne.call("criar_sala", ["geral"]);
-    await onOne.call("entrar_na_sala", ["ana", "geral"]);
+    const { client: onOne } = await member(one, "ana", "geral", { create: true });
     const onTwo = two.client(onOne);
     const keyed = { headers: { [SEND_KEY_HEADER]: "chave-1" } };
     for (const client of [onOne, onTwo, onOne]) {
