@@ -39,6 +39,7 @@ import {
   ADDRESS_FLAWS_PT,
   type BadAddress,
   type ChatMessage,
+  CLIENT_FLAGS,
   endpointUrl,
   EVERYONE,
   Fault,
@@ -2620,13 +2621,11 @@ function defaultBinder(moduleUrl: string = import.meta.url): string {
 export async function main(args: string[] = Deno.args): Promise<number> {
   const program = "cliente.ts";
   const flags = parseFlags(program, () => printUsage(args), args, {
-    binder: { type: "string", default: defaultBinder() },
-    name: { type: "string" },
-    room: { type: "string" },
-    lang: { type: "string" },
-    retry: { type: "string", default: "2" },
-    attempts: { type: "string", default: "10" },
-    "no-bell": { type: "boolean", default: false },
+    ...CLIENT_FLAGS,
+    binder: { ...CLIENT_FLAGS.binder, default: defaultBinder() },
+    retry: { ...CLIENT_FLAGS.retry, default: "2" },
+    attempts: { ...CLIENT_FLAGS.attempts, default: "10" },
+    "no-bell": { ...CLIENT_FLAGS["no-bell"], default: false },
   });
   if (flags.lang !== undefined && flags.lang !== "pt" && flags.lang !== "en") {
     usageError(program, TEXTS[detectLang()].badLang(flags.lang));

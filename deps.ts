@@ -155,6 +155,8 @@ export { type Claim, ClusterChat, redactedUrl, REDIS_CLIENT } from "./deps/clust
 
 // Programs: flags, the log, signals, child programs and their ready lines.
 export {
+  checkFlags,
+  CLIENT_FLAGS,
   type FlagOptions,
   type FlagValues,
   numberFlag,

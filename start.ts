@@ -29,7 +29,9 @@
  */
 
 import {
+  checkFlags,
   ChildProgram,
+  CLIENT_FLAGS,
   endpointUrl,
   LineStream,
   numberFlag,
@@ -248,6 +250,8 @@ async function readLine(reader: ReadableStreamDefaultReader<string>): Promise<st
 /** Starts everything, runs the client, stops everything; resolves to the client's exit code. */
 export async function main(args: string[] = Deno.args): Promise<number> {
   const options = parseStartArgs(args);
+  // The client's flags are checked now: a typo costs one line, not a binder and a server started for nothing.
+  checkFlags(PROGRAM, options.clientArgs, CLIENT_FLAGS);
   const host = options.local ? "127.0.0.1" : "0.0.0.0";
   // Before any file is touched: a system already running keeps its logs.
   const taken = portTaken(host, options.binderPort, "binder") ??

@@ -50,6 +50,29 @@ export function parseFlags<const O extends FlagOptions>(
   }
 }
 
+/**
+ * The client's flags (cliente.ts adds their defaults): start.ts checks the
+ * flags it hands the client against them before it starts anything.
+ */
+export const CLIENT_FLAGS = {
+  binder: { type: "string" },
+  name: { type: "string" },
+  room: { type: "string" },
+  lang: { type: "string" },
+  retry: { type: "string" },
+  attempts: { type: "string" },
+  "no-bell": { type: "boolean" },
+} as const satisfies FlagOptions;
+
+/** Checks another program's flags as it will parse them (unknown flags, missing values): one usage error. */
+export function checkFlags(program: string, args: string[], options: FlagOptions): void {
+  try {
+    parseArgs({ args, options: { ...options, help: { type: "boolean", short: "h" } }, strict: true });
+  } catch (error) {
+    usageError(program, describeFlagError(error));
+  }
+}
+
 function describeFlagError(error: unknown): string {
   const { code, message } = error as { code?: string; message: string };
   const option = /'(-[^']*)'/.exec(message)?.[1] ?? "";

@@ -157,6 +157,27 @@ Deno.test("deno task start exits with the client's code and still stops everythi
   assert(await refused(Number(serverPort)));
 });
 
+Deno.test("deno task start refuses a bad client flag in one line, before starting anything", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "rpc-chat-start-" });
+  try {
+    for (
+      const [args, said] of [
+        [["--bogus"], "start.ts: opção desconhecida '--bogus' (veja --help)"],
+        [["--name"], "start.ts: a opção --name precisa de um valor (veja --help)"],
+      ] as const
+    ) {
+      const program = await startIn(dir, [...args]);
+      assert.deepEqual((await program.status).code, 2);
+      assert.deepEqual(program.stderrLines, [said]);
+      assert.deepEqual(program.lines, []);
+    }
+    // No binder, no server: not even their logs.
+    assert.deepEqual([...Deno.readDirSync(dir)], []);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("deno task start refuses in one line when a port is taken, and leaves the logs alone", async () => {
   const taken = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const dir = await Deno.makeTempDir({ prefix: "rpc-chat-start-" });
