@@ -1621,7 +1621,7 @@ Opções:
   --db ARQUIVO             banco de salas e mensagens (padrão: chat.db ao lado do log;
                            :memory: para um servidor descartável)
   --store redis://H:P[/B]  o chat inteiro num Redis, compartilhado por vários servidores
-                           (em vez de --db); veja "Mais de um servidor" no README
+                           (em vez de --db); veja "Running more than one server" no README
   --room-ttl S             remove sala vazia e parada há S segundos (padrão: 300)
   --session-ttl S          encerra sessão sem sinal de vida há S segundos (padrão: 30)
   --max-rate N             por segundo: mensagens de um usuário; outras mudanças dele (entradas,
