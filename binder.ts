@@ -34,6 +34,7 @@ import {
   numberFlag,
   onTerminate,
   openLog,
+  outOfFiles,
   parseFlags,
   render,
   type Result,
@@ -433,7 +434,7 @@ export class Binder {
       connection.close();
       return true;
     } catch (error) {
-      return /too many open files|os error 2[34]\b/i.test((error as Error).message) ? undefined : false;
+      return outOfFiles(error) ? undefined : false;
     }
   }
 }

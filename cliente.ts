@@ -45,6 +45,8 @@ import {
   Fault,
   FaultCode,
   type HostPort,
+  type Lang,
+  MAX_TEXT,
   misleadingName,
   NETWORK_ERRORS_PT,
   numberFlag,
@@ -70,8 +72,8 @@ import {
 // Types
 // ---------------------------------------------------------------------------
 
-/** The languages of the client's texts. */
-export type Lang = "pt" | "en";
+/** The languages of the client's texts: the protocol's. */
+export type { Lang };
 
 /** What `entrar_na_sala` answers (`cursor` is our extension; the original has none). */
 interface Joined {
@@ -537,9 +539,6 @@ export function displayName(name: string): string {
   if (safe && safe === safe.trim() && !safe.includes('"') && !misleadingName(safe)) return safe;
   return `"${safe.replaceAll("\\", "\\\\").replaceAll('"', '\\"')}"`;
 }
-
-/** The longest message the server takes, in UTF-16 units. */
-const MAX_TEXT = 2000;
 
 /**
  * A text of several lines (a paste) in parts the server takes (at most `max`

@@ -37,6 +37,7 @@ import {
   encodeOnce,
   endpointUrl,
   EVERYONE,
+  firstAfter,
   forCaller,
   HISTORY,
   type HostPort,
@@ -60,6 +61,7 @@ import {
   onTerminate,
   openLog,
   type Outcome,
+  ownLanAddresses,
   parseFlags,
   parseHostPortList,
   quoted,
@@ -74,6 +76,7 @@ import {
   secondsFlag,
   serveOrExit,
   SERVER,
+  sortedNames,
   StoreError,
   storeText,
   takeToken,
@@ -184,6 +187,18 @@ export const VISIBILITY_INDEXES = `
 `;
 
 /** The visibility indexes, made again where a database has them whole (as before they were partial). */
+/** Runs `change` in one transaction: committed whole, or rolled back and the error thrown. */
+function inTransaction(db: DatabaseSync, change: () => void): void {
+  db.exec("BEGIN");
+  try {
+    change();
+    db.exec("COMMIT");
+  } catch (error) {
+    if (db.isTransaction) db.exec("ROLLBACK");
+    throw error;
+  }
+}
+
 function renewVisibilityIndexes(db: DatabaseSync): void {
   const whole = (db.prepare(
     "SELECT name FROM sqlite_master WHERE type = 'index' AND " +
@@ -193,15 +208,10 @@ function renewVisibilityIndexes(db: DatabaseSync): void {
     db.exec(VISIBILITY_INDEXES);
     return;
   }
-  db.exec("BEGIN");
-  try {
+  inTransaction(db, () => {
     for (const name of whole) db.exec(`DROP INDEX ${name}`);
     db.exec(VISIBILITY_INDEXES);
-    db.exec("COMMIT");
-  } catch (error) {
-    if (db.isTransaction) db.exec("ROLLBACK");
-    throw error;
-  }
+  });
 }
 
 /**
@@ -314,9 +324,15 @@ export class MessageStore {
         );
         CREATE INDEX IF NOT EXISTS messages_by_room ON messages (room, id);
       `);
-      migrateNotices(this.#db);
-      migrateIdentities(this.#db);
-      migrateSendKeys(this.#db);
+      // The columns a database of an older schema lacks (each migration adds its own).
+      const columns = new Set(
+        (this.#db.prepare("PRAGMA table_info(messages)").all() as { name: string }[]).map((column) =>
+          column.name
+        ),
+      );
+      migrateNotices(this.#db, columns);
+      migrateIdentities(this.#db, columns);
+      migrateSendKeys(this.#db, columns);
       this.#db.exec(`PRAGMA user_version = ${SCHEMA_VERSION}`);
       renewVisibilityIndexes(this.#db);
     } catch (error) {
@@ -536,11 +552,9 @@ function toMessage(row: MessageRow): Message {
  * {@linkcode Text}, and the Text of every notice read back from its words
  * (a text no notice of ours ever had stays Portuguese for everyone).
  */
-function migrateNotices(db: DatabaseSync): void {
-  const columns = db.prepare("PRAGMA table_info(messages)").all() as { name: string }[];
-  if (columns.some((column) => column.name === "notice")) return;
-  db.exec("BEGIN");
-  try {
+function migrateNotices(db: DatabaseSync, columns: ReadonlySet<string>): void {
+  if (columns.has("notice")) return;
+  inTransaction(db, () => {
     db.exec("ALTER TABLE messages ADD COLUMN notice TEXT");
     const update = db.prepare("UPDATE messages SET notice = ? WHERE id = ?");
     const notices = db.prepare("SELECT id, conteudo FROM messages WHERE origem = ?").all(SERVER) as {
@@ -551,11 +565,7 @@ function migrateNotices(db: DatabaseSync): void {
       const said = noticeOf(conteudo);
       if (said) update.run(storeText(said), id);
     }
-    db.exec("COMMIT");
-  } catch (error) {
-    if (db.isTransaction) db.exec("ROLLBACK");
-    throw error;
-  }
+  });
 }
 
 /**
@@ -568,34 +578,24 @@ function migrateNotices(db: DatabaseSync): void {
  * go once empty and idle). The indexes by name give way to those by
  * identity.
  */
-function migrateIdentities(db: DatabaseSync): void {
-  const columns = db.prepare("PRAGMA table_info(messages)").all() as { name: string }[];
-  if (columns.some((column) => column.name === "origem_id")) return;
-  db.exec("BEGIN");
-  try {
+function migrateIdentities(db: DatabaseSync, columns: ReadonlySet<string>): void {
+  if (columns.has("origem_id")) return;
+  inTransaction(db, () =>
     db.exec(`
       ALTER TABLE messages ADD COLUMN origem_id TEXT;
       ALTER TABLE messages ADD COLUMN destino_id TEXT;
       ALTER TABLE rooms ADD COLUMN creator_id TEXT;
       DROP INDEX IF EXISTS messages_to;
       DROP INDEX IF EXISTS messages_from;
-    `);
-    db.exec("COMMIT");
-  } catch (error) {
-    if (db.isTransaction) db.exec("ROLLBACK");
-    throw error;
-  }
+    `));
 }
 
 /**
  * Schema 3 kept no send keys: the column (empty for what is stored) and
  * its index, which holds only the messages that have one.
  */
-function migrateSendKeys(db: DatabaseSync): void {
-  const columns = db.prepare("PRAGMA table_info(messages)").all() as { name: string }[];
-  if (!columns.some((column) => column.name === "chave")) {
-    db.exec("ALTER TABLE messages ADD COLUMN chave TEXT");
-  }
+function migrateSendKeys(db: DatabaseSync, columns: ReadonlySet<string>): void {
+  if (!columns.has("chave")) db.exec("ALTER TABLE messages ADD COLUMN chave TEXT");
   db.exec("CREATE UNIQUE INDEX IF NOT EXISTS messages_by_key ON messages (chave) WHERE chave IS NOT NULL");
 }
 
@@ -830,7 +830,7 @@ export class ChatService implements Chat<User> {
    * once per change of the rooms, however many callers ask in between.
    */
   listRooms(): Outcome<readonly string[]> {
-    this.#roomNames ??= encodeOnce([...this.#rooms.keys()].sort((a, b) => a.localeCompare(b)));
+    this.#roomNames ??= encodeOnce(sortedNames(this.#rooms.keys()));
     return [true, this.#roomNames];
   }
 
@@ -838,7 +838,7 @@ export class ChatService implements Chat<User> {
   listMembers(roomName: string): Outcome<string[]> {
     const room = this.#rooms.get(lookup(roomName));
     if (!room) return refuse(Reason.ROOM_MISSING, text("roomMissing", quoted(roomName)));
-    return [true, [...room.members].sort((a, b) => a.localeCompare(b))];
+    return [true, sortedNames(room.members)];
   }
 
   /** Joins a room (leaving the current one first): members, recent history and the cursor. */
@@ -859,7 +859,7 @@ export class ChatService implements Chat<User> {
       await Promise.all([left, notice]);
     }
     return [true, {
-      usuarios: [...room.members].sort((a, b) => a.localeCompare(b)),
+      usuarios: sortedNames(room.members),
       mensagens: this.#latest(room, user.id, HISTORY),
       cursor: this.#lastId,
     }];
@@ -1267,18 +1267,6 @@ function presentAtStop(messages: readonly Message[]): Set<string> {
   return present;
 }
 
-/** Index of the first message with an id above `cursor` (ids are sorted). */
-function firstAfter(messages: Message[], cursor: number): number {
-  let low = 0;
-  let high = messages.length;
-  while (low < high) {
-    const mid = (low + high) >>> 1;
-    if (messages[mid]!.id <= cursor) low = mid + 1;
-    else high = mid;
-  }
-  return low;
-}
-
 // ---------------------------------------------------------------------------
 // RPC methods
 // ---------------------------------------------------------------------------
@@ -1575,15 +1563,8 @@ async function advertisedHost(listenHost: string, binders: HostPort[]): Promise<
     const local = await route;
     if (local) return local;
   }
-  try {
-    const lan = Deno.networkInterfaces().find((i) =>
-      i.family === "IPv4" && !i.address.startsWith("127.") && !i.address.startsWith("169.254.")
-    );
-    if (lan) return lan.address;
-  } catch {
-    // No --allow-sys=networkInterfaces: loopback only.
-  }
-  return "127.0.0.1";
+  // None without --allow-sys=networkInterfaces: loopback only.
+  return ownLanAddresses()[0] ?? "127.0.0.1";
 }
 
 function isLoopback(host: string): boolean {

@@ -33,9 +33,10 @@ import {
   ChildProgram,
   CLIENT_FLAGS,
   endpointUrl,
-  LineStream,
   numberFlag,
+  ownLanAddresses,
   PERMISSIONS,
+  readLines,
   type ReadyLine,
   usageError,
   writeStdout,
@@ -175,23 +176,6 @@ function portTaken(host: string, port: number, what: string): string | undefined
         `e binder.log e server.log ficaram como estavam (outras portas: --binder-port, --server-port).`;
     }
     return `não é possível escutar em ${host}:${port} (${what}): ${(error as Error).message}`;
-  }
-}
-
-/** The addresses classmates can reach: IPv4, neither loopback nor link-local, each once. */
-export function lanAddresses(interfaces: readonly Deno.NetworkInterfaceInfo[]): string[] {
-  const addresses = interfaces
-    .filter((i) => i.family === "IPv4" && !i.address.startsWith("127.") && !i.address.startsWith("169.254."))
-    .map((i) => i.address);
-  return [...new Set(addresses)];
-}
-
-/** This machine's LAN addresses; none without `--allow-sys=networkInterfaces`. */
-function ownLanAddresses(): string[] {
-  try {
-    return lanAddresses(Deno.networkInterfaces());
-  } catch {
-    return [];
   }
 }
 
@@ -353,7 +337,7 @@ export async function main(args: string[] = Deno.args): Promise<number> {
 async function keepServing(others: number, stopSignal: Promise<void>): Promise<void> {
   const people = others === 1 ? "1 pessoa" : `${others} pessoas`;
   console.log(`Ainda há ${people} no chat.`);
-  const lines = Deno.stdin.readable.pipeThrough(new TextDecoderStream()).pipeThrough(new LineStream())
+  const lines = readLines(Deno.stdin.readable)
     .getReader();
   if (Deno.stdin.isTerminal()) {
     writeStdout("Encerrar o serviço para todos? [s/N] ");

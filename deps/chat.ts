@@ -128,6 +128,26 @@ export class StoreError extends Fault {
   }
 }
 
+/** Compares names as the lists show them (one collator, made once: `localeCompare` makes one a call). */
+const byName = new Intl.Collator().compare;
+
+/** Names sorted as every list of them shows them (rooms, members). */
+export function sortedNames(names: Iterable<string>): string[] {
+  return [...names].sort(byName);
+}
+
+/** Index of the first message with an id above `cursor` in messages sorted by id. */
+export function firstAfter(messages: readonly Message[], cursor: number): number {
+  let low = 0;
+  let high = messages.length;
+  while (low < high) {
+    const mid = (low + high) >>> 1;
+    if (messages[mid]!.id <= cursor) low = mid + 1;
+    else high = mid;
+  }
+  return low;
+}
+
 /** Whether a reader (a user's identity) may see a message: public, or private to or from them. */
 export function visibleTo(message: Message, reader: string): boolean {
   return message.tipo === "broadcast" || message.toId === reader || message.fromId === reader;

@@ -34,12 +34,7 @@ export function parseFlags<const O extends FlagOptions>(
   options: O,
 ): FlagValues<O> {
   try {
-    const { values } = parseArgs({
-      args,
-      options: { ...options, help: { type: "boolean", short: "h" } },
-      strict: true,
-      allowPositionals: false,
-    });
+    const values = parseStrict(args, options);
     if ((values as { help?: boolean }).help) {
       printUsage();
       Deno.exit(0);
@@ -67,10 +62,20 @@ export const CLIENT_FLAGS = {
 /** Checks another program's flags as it will parse them (unknown flags, missing values): one usage error. */
 export function checkFlags(program: string, args: string[], options: FlagOptions): void {
   try {
-    parseArgs({ args, options: { ...options, help: { type: "boolean", short: "h" } }, strict: true });
+    parseStrict(args, options);
   } catch (error) {
     usageError(program, describeFlagError(error));
   }
+}
+
+/** Every program's flags as `parseArgs` reads them: strictly, no positionals, `-h`/`--help` besides. */
+function parseStrict(args: string[], options: FlagOptions): Record<string, unknown> {
+  return parseArgs({
+    args,
+    options: { ...options, help: { type: "boolean", short: "h" } },
+    strict: true,
+    allowPositionals: false,
+  }).values;
 }
 
 function describeFlagError(error: unknown): string {

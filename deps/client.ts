@@ -269,3 +269,20 @@ export function parseHostPortList(text: string, defaultPort: number): HostPort[]
 export function endpointUrl(host: string, port: number): string {
   return `http://${host.includes(":") ? `[${host}]` : host}:${port}/`;
 }
+
+/** The addresses classmates can reach: IPv4, neither loopback nor link-local, each once. */
+export function lanAddresses(interfaces: readonly Deno.NetworkInterfaceInfo[]): string[] {
+  const addresses = interfaces
+    .filter((i) => i.family === "IPv4" && !i.address.startsWith("127.") && !i.address.startsWith("169.254."))
+    .map((i) => i.address);
+  return [...new Set(addresses)];
+}
+
+/** This machine's LAN addresses; none without `--allow-sys=networkInterfaces`. */
+export function ownLanAddresses(): string[] {
+  try {
+    return lanAddresses(Deno.networkInterfaces());
+  } catch {
+    return [];
+  }
+}

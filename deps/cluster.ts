@@ -29,6 +29,7 @@ import {
   checkName,
   checkText,
   type Delivery,
+  firstAfter,
   HISTORY,
   type Joined,
   LAST_WORDS_MS,
@@ -40,6 +41,7 @@ import {
   MAX_WAIT_MS,
   type Message,
   quoted,
+  sortedNames,
   StoreError,
   visibleTo,
 } from "./chat.ts";
@@ -454,6 +456,8 @@ export class ClusterChat implements Chat<Claim> {
   /** The long waits here, by user name: a new one past --max-waits ends the oldest; a user gone ends all. */
   readonly #waitsByUser = new Map<string, Set<() => void>>();
   readonly #waitDeadlines = new Deadlines(50);
+  /** When Redis commands give up: up to a quarter of a second past their 5 s. */
+  readonly #commandDeadlines = new Deadlines(250);
   /**
    * Each room's latest messages as their events brought them: every message of the room with an id
    * above `after` (at most {@linkcode RECENT_KEPT}), each parsed (and put on the wire) once here
@@ -618,14 +622,14 @@ export class ClusterChat implements Chat<Claim> {
   /** The rooms' names, sorted. */
   async listRooms(): Promise<Outcome<readonly string[]>> {
     const names = await this.#command<string[]>(["HKEYS", `${PREFIX}rooms`]);
-    return [true, names.sort((a, b) => a.localeCompare(b))];
+    return [true, sortedNames(names)];
   }
 
   /** Who is in a room, on any instance, sorted. */
   async listMembers(roomName: string): Promise<Outcome<string[]>> {
     const answer = await this.#run("listMembers", [lookup(roomName)]);
     if (answer[0] === "no") return this.#refusal(answer, roomName);
-    return [true, answer.slice(1).sort((a, b) => a.localeCompare(b))];
+    return [true, sortedNames(answer.slice(1))];
   }
 
   /** Joins a room (leaving the current one first): members, recent history and the cursor. */
@@ -636,7 +640,7 @@ export class ClusterChat implements Chat<Claim> {
     const [, reader, last, members, ...newest] = answer;
     this.#log.info(`${user.name} entrou na sala ${room}`);
     return [true, {
-      usuarios: members ? members.split("\n").sort((a, b) => a.localeCompare(b)) : [],
+      usuarios: members ? sortedNames(members.split("\n")) : [],
       mensagens: latestVisible(newest.map((json) => this.#parse(room, json)), reader!),
       cursor: Number(last),
     }];
@@ -895,10 +899,10 @@ export class ClusterChat implements Chat<Claim> {
   #fromRecent(room: string, reader: string, cursor: number): Delivery | undefined {
     const recent = this.#recent.get(room);
     if (cursor < (recent?.after ?? this.#knownAfter) || cursor > this.#lastEventId) return undefined;
+    const messages = recent?.messages ?? [];
     const mensagens: Message[] = [];
-    for (const message of recent?.messages ?? []) {
-      if (message.id > cursor && visibleTo(message, reader)) mensagens.push(message);
-      if (mensagens.length === MAX_BATCH) break;
+    for (let i = firstAfter(messages, cursor); i < messages.length && mensagens.length < MAX_BATCH; i++) {
+      if (visibleTo(messages[i]!, reader)) mensagens.push(messages[i]!);
     }
     return { mensagens, cursor: mensagens.at(-1)?.id ?? cursor };
   }
@@ -906,18 +910,9 @@ export class ClusterChat implements Chat<Claim> {
   /** A message Redis answered: the same object as its event brought, when this instance still has it. */
   #parse(room: string, json: string): Message {
     const id = Number(json.slice(6, json.indexOf(",", 6)));
-    const messages = this.#recent.get(room)?.messages;
-    if (messages?.length && id >= messages[0]!.id) {
-      let low = 0;
-      let high = messages.length - 1;
-      while (low <= high) {
-        const mid = (low + high) >>> 1;
-        const at = messages[mid]!.id;
-        if (at === id) return messages[mid]!;
-        if (at < id) low = mid + 1;
-        else high = mid - 1;
-      }
-    }
+    const messages = this.#recent.get(room)?.messages ?? [];
+    const known = messages[firstAfter(messages, id - 1)];
+    if (known?.id === id) return known;
     return toMessage(JSON.parse(json));
   }
 
@@ -983,13 +978,14 @@ export class ClusterChat implements Chat<Claim> {
         `O servidor perdeu o contato com o Redis em ${this.#url}; nada foi feito. Tente de novo em instantes.`,
       );
     }
-    let timer: ReturnType<typeof setTimeout> | undefined;
+    let cancel: (() => void) | undefined;
     try {
       // The client's own timeout stops counting once a command is written: a hung Redis would hold us forever.
+      // One shared timer per slot, not one per command (every call makes one or two).
       const late = new Promise<never>((_, reject) => {
-        timer = setTimeout(
-          () => reject(new Error(`sem resposta em ${COMMAND_TIMEOUT_MS / 1000} s`)),
+        cancel = this.#commandDeadlines.after(
           COMMAND_TIMEOUT_MS,
+          () => reject(new Error(`sem resposta em ${COMMAND_TIMEOUT_MS / 1000} s`)),
         );
       });
       return await Promise.race([this.#redis.sendCommand<T>(args), late]);
@@ -1007,7 +1003,7 @@ export class ClusterChat implements Chat<Claim> {
         { unknownOutcome: true },
       );
     } finally {
-      clearTimeout(timer);
+      cancel?.();
     }
   }
 

@@ -151,8 +151,14 @@ function reserveFor(connections: number): number {
   return RESERVED_FILES + Math.floor(connections / 16);
 }
 
+/** An unexpected error in one log line: its stack (or name and message), lines joined with " | ". */
+export function describeError(error: unknown): string {
+  const text = error instanceof Error ? error.stack ?? `${error.name}: ${error.message}` : String(error);
+  return text.replace(/\s*\n\s*/g, " | ");
+}
+
 /** The system refused a file: EMFILE (this process) or ENFILE (the whole system). */
-function outOfFiles(error: unknown): boolean {
+export function outOfFiles(error: unknown): boolean {
   return /too many open files|os error 2[34]\b/i.test(String((error as Error)?.message ?? error));
 }
 
@@ -310,8 +316,7 @@ class Server implements HttpServer {
 
   /** A handler threw instead of answering: a bug, logged whole; the client gets 500. */
   handlerFailed(error: unknown): void {
-    const text = error instanceof Error ? error.stack ?? `${error.name}: ${error.message}` : String(error);
-    this.#log.error(`Erro interno no HTTP: ${text.replace(/\s*\n\s*/g, " | ")}`);
+    this.#log.error(`Erro interno no HTTP: ${describeError(error)}`);
   }
 
   get maxConnections(): number {

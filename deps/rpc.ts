@@ -11,6 +11,7 @@
 import { Deadlines } from "./deadlines.ts";
 import {
   type ConnectionInfo,
+  describeError,
   type HttpServer,
   type IncomingRequest,
   type PlainResponse,
@@ -206,12 +207,6 @@ function faultOf(error: unknown, log: Logger): Fault {
   if (error instanceof Fault) return error;
   log.error(`Erro interno: ${describeError(error)}`);
   return new Fault(FaultCode.INTERNAL_ERROR, "Erro interno do servidor");
-}
-
-/** An error's stack (or message) on one line, for the operator log. */
-function describeError(error: unknown): string {
-  const text = error instanceof Error ? error.stack ?? `${error.name}: ${error.message}` : String(error);
-  return text.replace(/\s*\n\s*/g, " | ");
 }
 
 /** Until a program hands its log: stderr. */

@@ -21,8 +21,8 @@ import {
   SERVER_PERMISSIONS,
   startClient,
 } from "./test_helpers.ts";
-import { classmateLine, lanAddresses } from "../start.ts";
-import { REDIS_CLIENT } from "../deps.ts";
+import { classmateLine } from "../start.ts";
+import { lanAddresses, REDIS_CLIENT } from "../deps.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 const decoder = new TextDecoder();
