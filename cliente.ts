@@ -46,9 +46,11 @@ import {
   FaultCode,
   type HostPort,
   type Lang,
+  languageOf,
   MAX_TEXT,
   misleadingName,
   NETWORK_ERRORS_PT,
+  noticeOf,
   numberFlag,
   onTerminate,
   parseFlags,
@@ -1441,6 +1443,8 @@ export class ChatSession {
   #binderTrouble = "";
   readonly #view: ChatView;
   readonly #t: Texts;
+  /** The language of the texts the server sends us (its notices among them). */
+  readonly #lang: Lang;
   #client: XmlRpcClient | undefined;
   #address = "";
   #methods = new Set<string>();
@@ -1473,6 +1477,7 @@ export class ChatSession {
     this.#options = { waitMs: 20_000, pollMs: 1000, keepAliveMs: 10_000, callTimeoutMs: 10_000, ...options };
     this.#view = options.view;
     this.#t = options.texts;
+    this.#lang = languageOf(options.texts.language);
     this.#binders = options.binders.map(({ host, port }) => ({
       address: `${host}:${port}`,
       client: new XmlRpcClient(endpointUrl(host, port), {
@@ -1855,10 +1860,10 @@ export class ChatSession {
   /** Shows a message, and keeps track of who is in the room and who writes privately. */
   #show(message: ChatMessage, history = false): void {
     if (message.origem === SERVER) {
-      const joined = /^(.+) entrou na sala\.$/.exec(message.conteudo)?.[1];
-      const left = /^(.+) saiu da sala\.$/.exec(message.conteudo)?.[1];
-      if (joined !== undefined) this.#members.add(joined);
-      else if (left !== undefined) this.#members.delete(left);
+      // Notices come in our language: read them back in it.
+      const notice = noticeOf(message.conteudo, this.#lang);
+      if (notice?.key === "joinedNotice") this.#members.add(String(notice.args[0]));
+      else if (notice?.key === "leftNotice") this.#members.delete(String(notice.args[0]));
     } else if (isPrivate(message)) {
       this.#partners.add(message.origem === this.#name ? message.destino : message.origem);
     } else {

@@ -242,17 +242,31 @@ export function loadText(stored: string | null | undefined): Text | undefined {
   }
 }
 
+/** The notices a reader can tell apart, each read back from its text in a language by a pattern. */
+const NOTICE_KEYS = ["stoppedNotice", "joinedNotice", "leftNotice", "roomDeletedNotice"] as const;
+
+/** A notice's text in a language as a pattern, its arguments captured (built from the catalogue itself). */
+function noticePattern(template: (...args: string[]) => string): RegExp {
+  const slots = Array.from({ length: template.length }, (_, i) => `\u0000${i}\u0000`);
+  let source = template(...slots).replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+  for (const slot of slots) source = source.replace(slot, "(.+)");
+  return new RegExp(`^${source}$`, "s");
+}
+
+const NOTICE_PATTERNS: Readonly<Record<Lang, readonly [TextKey, RegExp][]>> = {
+  pt: NOTICE_KEYS.map((key) => [key, noticePattern(PORTUGUESE_TEXTS[key] as (...args: string[]) => string)]),
+  en: NOTICE_KEYS.map((key) => [key, noticePattern(EN[key] as (...args: string[]) => string)]),
+};
+
 /**
- * The Text of a notice stored before notices kept theirs (schema 1): the
- * Portuguese `conteudo` read back; undefined for any other text.
+ * The Text of a notice from its text in a language (Portuguese unless
+ * said): for a notice stored before notices kept theirs (schema 1), and for
+ * a client following who comes and goes; undefined for any other text.
  */
-export function noticeOf(conteudo: string): Text | undefined {
-  if (conteudo === PORTUGUESE_TEXTS.stoppedNotice()) return text("stoppedNotice");
-  const joined = /^(.+) entrou na sala\.$/s.exec(conteudo);
-  if (joined) return text("joinedNotice", joined[1]!);
-  const left = /^(.+) saiu da sala\.$/s.exec(conteudo);
-  if (left) return text("leftNotice", left[1]!);
-  const deleted = /^Sala (.+) excluída por (.+)\.$/s.exec(conteudo);
-  if (deleted) return text("roomDeletedNotice", deleted[1]!, deleted[2]!);
+export function noticeOf(conteudo: string, lang: Lang = "pt"): Text | undefined {
+  for (const [key, pattern] of NOTICE_PATTERNS[lang]) {
+    const found = pattern.exec(conteudo);
+    if (found) return { key, args: found.slice(1) } as unknown as Text;
+  }
   return undefined;
 }

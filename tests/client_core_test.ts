@@ -356,3 +356,16 @@ Deno.test("a message whose answer was lost after it was stored is sent again wit
   await biaSees.shows("ana: uma vez só");
   assert.equal(biaSees.count("ana: uma vez só"), 1, biaSees.lines.join("\n"));
 });
+
+Deno.test("a session in English follows who comes and goes from the notices in English", async () => {
+  await using world = chatWorld();
+  const [ana, anaSees] = await world.user("ana", { texts: TEXTS.en });
+  await ana.join("geral", { create: true });
+  const [bia] = await world.user("bia");
+  await bia.join("geral");
+  await anaSees.shows("SERVER: bia joined the room.");
+  assert.deepEqual(ana.people, ["bia"]);
+  await bia.leave();
+  await anaSees.shows("SERVER: bia left the room.");
+  assert.deepEqual(ana.people, []);
+});
