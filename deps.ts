@@ -171,7 +171,7 @@ export {
   secondsFlag,
   usageError,
 } from "./deps/cli.ts";
-export { localTimestamp, type Log, type Logger, openLog, writeStdout } from "./deps/log.ts";
+export { type Log, type Logger, openLog, writeStdout } from "./deps/log.ts";
 export {
   announceReady,
   type ChildOptions,

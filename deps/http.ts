@@ -115,7 +115,7 @@ const MAX_REFUSING = 16;
  * `/proc/self/fd`, where this process may read them (Deno asks `--allow-all`
  * for it); else undefined.
  */
-export function procFiles(): { limit: number; open: number } | undefined {
+function procFiles(): { limit: number; open: number } | undefined {
   try {
     const limit = /^Max open files\s+(\d+|unlimited)/m.exec(Deno.readTextFileSync("/proc/self/limits"))?.[1];
     if (!limit) return undefined;
@@ -134,7 +134,7 @@ export function procFiles(): { limit: number; open: number } | undefined {
  * and closes them. About 20 µs a socket. Stopped by anything else (no port
  * free), it learns nothing and says `max`.
  */
-export function freeFiles(max: number): number {
+function freeFiles(max: number): number {
   const held: Deno.Listener[] = [];
   try {
     while (held.length < max) held.push(Deno.listen({ hostname: "127.0.0.1", port: 0 }));
