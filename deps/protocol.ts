@@ -201,8 +201,13 @@ const MARK_STACK = /(?:^|[^\p{L}\p{Nd}\p{M}])\p{M}|\p{M}{3}/u;
  */
 export const NAME_PUNCTUATION = ". _ - ' ( ) ! ? & + # @";
 
+/** A name's word: letters, digits, combining marks and {@linkcode NAME_PUNCTUATION} (the class made from it). */
+const NAME_WORD = `[\\p{L}\\p{M}\\p{Nd}${
+  NAME_PUNCTUATION.replaceAll(" ", "").replace(/[\\^\]-]/g, "\\$&")
+}]+`;
+
 /** Letters, digits, combining marks, {@linkcode NAME_PUNCTUATION} and single spaces between words. */
-const NAME_CHARACTERS = /^[\p{L}\p{M}\p{Nd}._'()!?&+#@-]+(?: [\p{L}\p{M}\p{Nd}._'()!?&+#@-]+)*$/u;
+const NAME_CHARACTERS = new RegExp(`^${NAME_WORD}(?: ${NAME_WORD})*$`, "u");
 
 /**
  * What breaks the name policy in a name already trimmed and in NFC (the
@@ -313,7 +318,7 @@ const LOOK_ALIKES: Readonly<Record<string, string>> = {
 };
 
 /** The reserved names as their look-alikes fold. */
-const RESERVED_SKELETONS: ReadonlySet<string> = new Set(RESERVED_NAMES);
+const RESERVED_SKELETONS: ReadonlySet<string> = new Set([...RESERVED_NAMES].map(skeleton));
 
 /** A name as it looks: compatibility forms folded, marks, spaces and punctuation gone, look-alikes Latin. */
 function skeleton(name: string): string {
