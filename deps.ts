@@ -176,6 +176,7 @@ export {
   announceReady,
   type ChildOptions,
   ChildProgram,
+  denoRun,
   LineStream,
   parseReadyLine,
   PERMISSIONS,

@@ -32,6 +32,7 @@ import {
   checkFlags,
   ChildProgram,
   CLIENT_FLAGS,
+  denoRun,
   endpointUrl,
   numberFlag,
   ownLanAddresses,
@@ -289,16 +290,14 @@ export async function main(args: string[] = Deno.args): Promise<number> {
   );
   for (const line of joinInstructions(options, binderPort)) console.log(line);
 
-  const client = new Deno.Command("deno", {
-    args: [
-      "run",
-      "--no-prompt",
-      ...PERMISSIONS.cliente,
-      new URL("cliente.ts", HERE).href,
-      "--binder",
-      binderAddress,
-      ...options.clientArgs,
-    ],
+  // In front, on our terminal: not a ChildProgram, whose output is read line by line.
+  const [deno, clientArgs] = denoRun(new URL("cliente.ts", HERE), PERMISSIONS.cliente, [
+    "--binder",
+    binderAddress,
+    ...options.clientArgs,
+  ]);
+  const client = new Deno.Command(deno, {
+    args: clientArgs,
     stdin: "inherit",
     stdout: "inherit",
     stderr: "inherit",

@@ -130,6 +130,18 @@ function denoExecutable(): string {
   return Deno.permissions.querySync({ name: "run", command: path }).state === "granted" ? path : "deno";
 }
 
+/** The command and arguments of `deno run --no-prompt` on a script with exactly these permissions. */
+export function denoRun(
+  script: string | URL,
+  permissions: readonly string[],
+  args: readonly string[] = [],
+): [command: string, args: string[]] {
+  return [
+    denoExecutable(),
+    ["run", "--no-prompt", ...permissions, script instanceof URL ? script.href : script, ...args],
+  ];
+}
+
 /** A program running as a subprocess, its output kept line by line. */
 export class ChildProgram implements AsyncDisposable {
   /** Every stdout line so far. */
@@ -150,13 +162,7 @@ export class ChildProgram implements AsyncDisposable {
     args: readonly string[] = [],
     options: ChildOptions = {},
   ): ChildProgram {
-    return new ChildProgram(denoExecutable(), [
-      "run",
-      "--no-prompt",
-      ...permissions,
-      script instanceof URL ? script.href : script,
-      ...args,
-    ], options);
+    return new ChildProgram(...denoRun(script, permissions, args), options);
   }
 
   /** Starts `command` with `args`. */
