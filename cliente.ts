@@ -594,7 +594,7 @@ function messageKey(message: ChatMessage): string {
  */
 export function newMessages(previous: ChatMessage[], current: ChatMessage[]): ChatMessage[] {
   if (current.every((m) => typeof m.id === "number") && previous.every((m) => typeof m.id === "number")) {
-    const seen = previous.reduce((max, m) => Math.max(max, m.id!), -Infinity);
+    const seen = maxId(previous) ?? -Infinity;
     return current.filter((m) => m.id! > seen);
   }
   const before = previous.map(messageKey);
