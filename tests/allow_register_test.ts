@@ -20,12 +20,12 @@ import {
   BINDER_PERMISSIONS,
   escapeRegExp,
   runScript,
+  scriptCommand,
   SERVER_PERMISSIONS,
   silentLog,
   startBinder,
 } from "./test_helpers.ts";
 
-const ROOT = new URL("..", import.meta.url).pathname;
 const TIMEOUT_MS = 30_000;
 
 /** A test across hosts (tests/netns.ts): skipped, with its reason in the name, where there are no namespaces. */
@@ -265,7 +265,7 @@ lanTest(
     const dir = await Deno.makeTempDir({ prefix: "rpc-chat-hijack-" });
     const key = "chave-da-turma-42";
     const script = (host: string, name: string, permissions: string[], args: string[]) =>
-      lan.run(host, [Deno.execPath(), "run", "--no-prompt", ...permissions, `${ROOT}${name}`, ...args], {
+      lan.run(host, scriptCommand(name, permissions, args), {
         cwd: dir,
       });
     try {

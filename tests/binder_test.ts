@@ -9,6 +9,7 @@ import {
   postRaw,
   Program,
   rejection,
+  ROOT,
   runPython,
   runScript,
   startBinder,
@@ -17,8 +18,6 @@ import {
   startServer,
   waitUntil,
 } from "./test_helpers.ts";
-
-const ROOT = new URL("..", import.meta.url).pathname;
 
 type Listing = [true, { nome: string; endereco: string; porta: number; estado: string; idade_s: number }[]];
 

@@ -16,7 +16,8 @@ export const SERVER_PERMISSIONS: string[] = [...PERMISSIONS.server];
 /** The client's: the network, nothing else. */
 export const CLIENT_PERMISSIONS: string[] = [...PERMISSIONS.cliente];
 
-const ROOT = new URL("..", import.meta.url).pathname;
+/** The repository's root directory, as a path ending in `/`. */
+export const ROOT: string = new URL("..", import.meta.url).pathname;
 const encoder = new TextEncoder();
 
 /** A program under test: a {@linkcode ChildProgram} that can also wait for several matching lines. */
@@ -59,8 +60,9 @@ export async function runScript(
   permissions: string[],
   args: string[] = [],
 ): Promise<{ code: number; stdout: string; stderr: string }> {
-  const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "--no-prompt", ...permissions, `${ROOT}${script}`, ...args],
+  const [command, ...rest] = scriptCommand(script, permissions, args);
+  const { code, stdout, stderr } = await new Deno.Command(command!, {
+    args: rest,
     cwd: ROOT,
     stdin: "null",
   }).output();
