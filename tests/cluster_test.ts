@@ -23,6 +23,7 @@ import {
   assertUsageError,
   clientOnEach,
   count,
+  freePort,
   type Program,
   rejection,
   runPython,
@@ -444,9 +445,7 @@ Deno.test("server --store: a bad URL, or --store with --db, is one usage line; a
   );
   const dir = await Deno.makeTempDir();
   try {
-    const free = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-    const { port } = free.addr as Deno.NetAddr;
-    free.close();
+    const port = freePort();
     const log = `${dir}/chat_server.log`;
     const { code, stderr } = await runScript(
       "server.ts",

@@ -32,7 +32,7 @@ import {
 import { TEXTS } from "../cliente.ts";
 import { chatMethods } from "../server.ts";
 import { caller, chatOn, databaseFile, SCHEMA_1, serveMethods } from "./core_helpers.ts";
-import { runPython, startBinder, startClient, startServer } from "./test_helpers.ts";
+import { freePort, runPython, startBinder, startClient, startServer } from "./test_helpers.ts";
 
 // ---------------------------------------------------------------------------
 // The words an English reader must never see
@@ -164,9 +164,7 @@ Deno.test("network errors are kinds, never the runtime's words", async () => {
   }
 
   // A port nobody listens on: refused, and the error says so in a log's words, not the runtime's.
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = listener.addr.port;
-  listener.close();
+  const port = freePort();
   const error = await new XmlRpcClient(endpointUrl("127.0.0.1", port)).call("x").catch((e) => e);
   assert(error instanceof Unreachable);
   assert.equal(error.kind, "refused");

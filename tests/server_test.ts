@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { type ChatMessage, DatabaseSync, Fault, SEND_KEY_HEADER, XmlRpcClient } from "../deps.ts";
 import {
   assertUsageError,
+  freePort,
   runPython,
   runScript,
   SERVER_PERMISSIONS,
@@ -437,9 +438,7 @@ Deno.test("server registers its real port, re-registers after a binder restart, 
 });
 
 Deno.test("a server started while the binder is down keeps serving and registers when it appears", async () => {
-  const probe = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const binderPort = probe.addr.port;
-  probe.close();
+  const binderPort = freePort();
   await using server = await startServer({ address: `127.0.0.1:${binderPort}` });
   await server.program.waitForLine(/Binder indisponível em 127\.0\.0\.1:\d+/);
   assert.equal((await server.client().call<[boolean]>("registrar_usuario", ["ana"]))[0], true);

@@ -9,6 +9,8 @@
 import assert from "node:assert/strict";
 import { ChildProgram, endpointUrl, type Logger, PERMISSIONS, XmlRpcClient } from "../deps.ts";
 
+export { freePort } from "../bench/redis_server.ts";
+
 /** The exact permissions the README documents for each program. */
 export const BINDER_PERMISSIONS: string[] = [...PERMISSIONS.binder];
 /** The server's, for its default files (`chat.db`, `chat_server.log`) in its working directory. */
