@@ -16,7 +16,6 @@ import {
   type Outcome,
   Reason,
   REASONS_HEADER,
-  type Refusal,
   render,
   type Result,
   type Text,
@@ -26,26 +25,13 @@ import {
   chatMethods,
   type ChatService,
   LATEST_VISIBLE,
-  type Message,
   MessageStore,
   type User,
   VISIBILITY_INDEXES,
   VISIBLE_AFTER,
 } from "../server.ts";
-import { caller, chatOn, serveMethods } from "./core_helpers.ts";
-import { waitUntil } from "./test_helpers.ts";
-
-/** Registers `name` with the token `token-NAME` and returns the user as a call proves it. */
-function userOf(chat: ChatService, name: string): User {
-  assert.equal(chat.register(name, `token-${name}`)[0], true, `register ${name}`);
-  return authorized(chat, name);
-}
-
-function authorized(chat: ChatService, name: string): User {
-  const user = chat.authorize(`token-${name}`, name);
-  assert(!Array.isArray(user), `authorize ${name}: ${user}`);
-  return user;
-}
+import { authorized, caller, chatOn, reasonOf, serveMethods, userOf } from "./core_helpers.ts";
+import { texts, waitUntil } from "./test_helpers.ts";
 
 /** An outcome in Portuguese, as the original clients read it. */
 function pt<T>(outcome: Outcome<T> | User): unknown {
@@ -54,18 +40,6 @@ function pt<T>(outcome: Outcome<T> | User): unknown {
   if (!ok) return [false, render(payload, "pt"), outcome[2]];
   const said = payload as Text;
   return typeof said === "object" && said !== null && "key" in said ? [true, render(said, "pt")] : outcome;
-}
-
-/** The reason of a result that must be a refusal. */
-function reasonOf(result: [true, unknown] | Refusal | User): string {
-  assert(Array.isArray(result) && result[0] === false, `expected a refusal, got ${JSON.stringify(result)}`);
-  return result[2];
-}
-
-function texts(messages: readonly (Message | ChatMessage)[]): string[] {
-  return messages.map((m) =>
-    m.destino === "todos" ? `${m.origem}: ${m.conteudo}` : `${m.origem} -> ${m.destino}: ${m.conteudo}`
-  );
 }
 
 /** Creates `geral` as ana and puts the given users in it, in order. */

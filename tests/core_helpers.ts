@@ -6,8 +6,16 @@
  * @module
  */
 
-import { type Call, DatabaseSync, type Lang, type MethodTable, xmlRpcHandler } from "../deps.ts";
-import { type ChatOptions, ChatService, MessageStore } from "../server.ts";
+import assert from "node:assert/strict";
+import {
+  type Call,
+  DatabaseSync,
+  type Lang,
+  type MethodTable,
+  type Refusal,
+  xmlRpcHandler,
+} from "../deps.ts";
+import { type ChatOptions, ChatService, MessageStore, type User } from "../server.ts";
 import { silentLog } from "./test_helpers.ts";
 
 /** A chat on a database (`:memory:` unless given), with roomy defaults; stopped and closed on disposal. */
@@ -32,6 +40,25 @@ export function chatOn(
       store.close();
     },
   };
+}
+
+/** Registers `name` (with the token `token-NAME` unless given) and returns the user as a call proves it. */
+export function userOf(chat: ChatService, name: string, token = `token-${name}`): User {
+  assert.equal(chat.register(name, token)[0], true, `register ${name}`);
+  return authorized(chat, name, token);
+}
+
+/** The user a call with this token and name proves (token `token-NAME` unless given). */
+export function authorized(chat: ChatService, name: string, token = `token-${name}`): User {
+  const user = chat.authorize(token, name);
+  assert(!Array.isArray(user), `authorize ${name}: ${user}`);
+  return user;
+}
+
+/** The reason of a result that must be a refusal. */
+export function reasonOf(result: [true, unknown] | Refusal | User): string {
+  assert(Array.isArray(result) && result[0] === false, `expected a refusal, got ${JSON.stringify(result)}`);
+  return result[2];
 }
 
 /** A caller of a method table as the HTTP handler makes it, in a language, keeping the session it is given. */

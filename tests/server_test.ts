@@ -9,6 +9,7 @@ import {
   startBinder,
   startScript,
   startServer,
+  texts,
   waitUntil,
 } from "./test_helpers.ts";
 
@@ -22,12 +23,6 @@ async function user(server: { client(): XmlRpcClient }, name: string): Promise<X
   const client = server.client();
   assert.deepEqual((await client.call<[boolean]>("registrar_usuario", [name]))[0], true, `register ${name}`);
   return client;
-}
-
-function texts(messages: ChatMessage[]): string[] {
-  return messages.map((m) =>
-    m.destino === "todos" ? `${m.origem}: ${m.conteudo}` : `${m.origem} -> ${m.destino}: ${m.conteudo}`
-  );
 }
 
 /** Ana creates `geral` and joins, then bia joins: the two clients and bia's cursor after joining. */

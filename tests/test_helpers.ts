@@ -387,5 +387,12 @@ export function prng(seed: number): () => number {
   };
 }
 
+/** Chat messages as lines: `origem: conteudo`, or `origem -> destino: conteudo` when private. */
+export function texts(messages: readonly { origem: string; destino: string; conteudo: string }[]): string[] {
+  return messages.map((m) =>
+    m.destino === "todos" ? `${m.origem}: ${m.conteudo}` : `${m.origem} -> ${m.destino}: ${m.conteudo}`
+  );
+}
+
 /** A log that drops every line: for cores tested in-process. */
 export const silentLog: Logger = { info() {}, warn() {}, error() {} };
