@@ -25,6 +25,7 @@ import {
   count,
   freePort,
   type Program,
+  readAll,
   rejection,
   runPython,
   runScript,
@@ -72,18 +73,6 @@ type Ok<T> = [true, T];
 
 type Wire = { id: number; origem: string; destino: string; conteudo: string };
 type Delivery = { mensagens: Wire[]; cursor: number };
-
-/** Every message `user` may see in `room` after `cursor`, read in pages through `client`. */
-async function readAll(client: XmlRpcClient, user: string, room: string, cursor = 0): Promise<Wire[]> {
-  const all: Wire[] = [];
-  for (;;) {
-    const [ok, page] = await client.call<Ok<Delivery>>("aguardar_mensagens", [user, room, cursor, 0]);
-    assert(ok, String(page));
-    all.push(...page.mensagens);
-    if (page.cursor === cursor) return all;
-    cursor = page.cursor;
-  }
-}
 
 /** A client of `instance` registered as `name`, in room `room` (created first when asked), and what joining gave. */
 async function member(
@@ -319,7 +308,7 @@ redisTest(
       const reader = two.client();
       await reader.call("registrar_usuario", ["leitor"]);
       await reader.call("entrar_na_sala", ["leitor", "geral"]);
-      const stored = await readAll(reader, "leitor", "geral");
+      const stored = await readAll<Wire>(reader, "leitor", "geral");
       const ids = stored.map((m) => m.id);
       assert.deepEqual(ids, [...ids].sort((a, b) => a - b));
       assert.equal(new Set(ids).size, ids.length);

@@ -3,6 +3,7 @@ import { type ChatMessage, DatabaseSync, Fault, SEND_KEY_HEADER, XmlRpcClient } 
 import {
   assertUsageError,
   freePort,
+  readAll,
   runPython,
   runScript,
   SERVER_PERMISSIONS,
@@ -478,13 +479,9 @@ Deno.test("after kill -9 and a restart every acknowledged message and room is th
     const [, batch] = await again.call<Batch>("aguardar_mensagens", ["ana", "geral", before, 0]);
     assert.deepEqual(texts(batch.mensagens), ["SERVER: ana entrou na sala."]);
     // All 500 are in the history, in order, read in batches.
-    const sent: string[] = [];
-    for (let at = 0;;) {
-      const [, page] = await again.call<Batch>("aguardar_mensagens", ["ana", "geral", at, 0]);
-      if (page.mensagens.length === 0) break;
-      sent.push(...page.mensagens.filter((m) => m.origem === "ana").map((m) => m.conteudo));
-      at = page.cursor;
-    }
+    const sent = (await readAll(again, "ana", "geral")).filter((m) => m.origem === "ana").map((m) =>
+      m.conteudo
+    );
     assert.deepEqual(sent, Array.from({ length: 500 }, (_, i) => `mensagem ${i + 1}`));
   } finally {
     await Deno.remove(dir, { recursive: true });
@@ -652,13 +649,8 @@ Deno.test("a full disk: sends are refused with a clear fault, nothing half-store
         await ana.call("enviar_mensagem", ["ana", "geral", "de volta", null]),
         [true, "Mensagem enviada."],
       );
-      const seen: string[] = [];
-      for (let at = 0;;) {
-        const [, page] = await ana.call<Batch>("aguardar_mensagens", ["ana", "geral", at, 0]);
-        if (page.mensagens.length === 0) break;
-        seen.push(...page.mensagens.filter((m) => m.origem === "ana").map((m) => m.conteudo.split(" ")[0]!));
-        at = page.cursor;
-      }
+      const seen = (await readAll(ana, "ana", "geral")).filter((m) => m.origem === "ana")
+        .map((m) => m.conteudo.split(" ")[0]!);
       assert.deepEqual(seen, [...Array.from({ length: sent }, (_, i) => String(i)), "de"]);
     } finally {
       await server.program.stop("SIGKILL");

@@ -7,7 +7,14 @@
  */
 
 import assert from "node:assert/strict";
-import { ChildProgram, endpointUrl, type Logger, PERMISSIONS, XmlRpcClient } from "../deps.ts";
+import {
+  type ChatMessage,
+  ChildProgram,
+  endpointUrl,
+  type Logger,
+  PERMISSIONS,
+  XmlRpcClient,
+} from "../deps.ts";
 
 export { freePort } from "../bench/redis_server.ts";
 
@@ -385,6 +392,29 @@ export function prng(seed: number): () => number {
     t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
+}
+
+/**
+ * Every message `user` may see in `room` after `cursor`, read in pages by
+ * `aguardar_mensagens` (no wait) through `client` until the cursor stops moving.
+ */
+export async function readAll<M = ChatMessage>(
+  client: XmlRpcClient,
+  user: string,
+  room: string,
+  cursor = 0,
+): Promise<M[]> {
+  const all: M[] = [];
+  for (;;) {
+    const [ok, page] = await client.call<[boolean, { mensagens: M[]; cursor: number }]>(
+      "aguardar_mensagens",
+      [user, room, cursor, 0],
+    );
+    assert(ok, String(page));
+    all.push(...page.mensagens);
+    if (page.cursor === cursor) return all;
+    cursor = page.cursor;
+  }
 }
 
 /** Chat messages as lines: `origem: conteudo`, or `origem -> destino: conteudo` when private. */
