@@ -14,7 +14,7 @@
 import assert from "node:assert/strict";
 import { Binder, binderMethods, parseNetwork } from "../binder.ts";
 import { parseXmlRpc, xmlRpcHandler, type XmlRpcValue } from "../deps.ts";
-import { Lan, LAN_UNAVAILABLE } from "./netns.ts";
+import { Lan, lanTest } from "./netns.ts";
 import {
   assertUsageError,
   BINDER_PERMISSIONS,
@@ -27,15 +27,6 @@ import {
 } from "./test_helpers.ts";
 
 const TIMEOUT_MS = 30_000;
-
-/** A test across hosts (tests/netns.ts): skipped, with its reason in the name, where there are no namespaces. */
-function lanTest(name: string, fn: () => Promise<void>): void {
-  Deno.test({
-    name: LAN_UNAVAILABLE ? `${name} (skipped: ${LAN_UNAVAILABLE})` : name,
-    ignore: LAN_UNAVAILABLE !== undefined,
-    fn,
-  });
-}
 
 Deno.test("--allow-register parses CIDR networks and single addresses, IPv4 and IPv6", () => {
   for (

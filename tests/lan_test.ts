@@ -11,22 +11,11 @@
  */
 
 import assert from "node:assert/strict";
-import { Lan, LAN_UNAVAILABLE } from "./netns.ts";
+import { Lan, lanTest } from "./netns.ts";
 import { BINDER_PERMISSIONS, ROOT, scriptCommand, SERVER_PERMISSIONS, tempDir } from "./test_helpers.ts";
 import { classmateLine } from "../start.ts";
 
 const TIMEOUT_MS = 30_000;
-
-if (LAN_UNAVAILABLE) console.log(`tests/lan_test.ts: skipped, ${LAN_UNAVAILABLE}`);
-
-/** A test across hosts: skipped, with its reason in the name, where there are no namespaces. */
-function lanTest(name: string, fn: () => Promise<void>): void {
-  Deno.test({
-    name: LAN_UNAVAILABLE ? `${name} (skipped: ${LAN_UNAVAILABLE})` : name,
-    ignore: LAN_UNAVAILABLE !== undefined,
-    fn,
-  });
-}
 
 /** The `deno task start` command line, from deno.json. */
 async function startCommand(): Promise<string[]> {

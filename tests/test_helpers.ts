@@ -124,6 +124,16 @@ export async function runPython(source: string, args: string[] = []): Promise<st
   return decoder.decode(stdout);
 }
 
+/**
+ * A test that runs only when `reason` is undefined; otherwise it is
+ * ignored, with the reason in its name and printed once, so a machine
+ * without what it needs shows it skipped, never passed.
+ */
+export function testUnless(reason: string | undefined, name: string, fn: () => Promise<void>): void {
+  if (reason) console.log(`skipped: ${name}: ${reason}`);
+  Deno.test({ name: reason ? `${name} (skipped: ${reason})` : name, ignore: reason !== undefined, fn });
+}
+
 /** Polls a condition (a cheap check, on loopback) until it holds. */
 export async function waitUntil(
   condition: () => boolean | Promise<boolean>,
