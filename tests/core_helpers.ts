@@ -10,12 +10,14 @@ import assert from "node:assert/strict";
 import {
   type Call,
   DatabaseSync,
+  endpointUrl,
   type Lang,
   type MethodTable,
   type Refusal,
+  XmlRpcClient,
   xmlRpcHandler,
 } from "../deps.ts";
-import { type ChatOptions, ChatService, MessageStore, type User } from "../server.ts";
+import { chatMethods, type ChatOptions, ChatService, MessageStore, type User } from "../server.ts";
 import { silentLog } from "./test_helpers.ts";
 
 /** A chat on a database (`:memory:` unless given), with roomy defaults; stopped and closed on disposal. */
@@ -81,6 +83,25 @@ export function serveMethods(methods: MethodTable): Deno.HttpServer<Deno.NetAddr
     { hostname: "127.0.0.1", port: 0, onListen() {} },
     xmlRpcHandler(methods, { log: silentLog }),
   );
+}
+
+/** A chat's method table served by the real handler on a free loopback port, and clients for it. */
+export interface ServedChat extends AsyncDisposable {
+  /** Its address. */
+  url: string;
+  /** A new client (a session jar of its own) sending these headers. */
+  client(headers?: Record<string, string>): XmlRpcClient;
+}
+
+/** Serves `chat`'s method table ({@linkcode chatMethods}) until disposed. */
+export function servedChat(chat: ChatService): ServedChat {
+  const server = serveMethods(chatMethods(chat));
+  const url = endpointUrl("127.0.0.1", server.addr.port);
+  return {
+    url,
+    client: (headers = {}) => new XmlRpcClient(url, { timeoutMs: 5000, headers }),
+    [Symbol.asyncDispose]: () => server.shutdown(),
+  };
 }
 
 /** The chat database's schema of version 1, exactly as it was: for the migrations' tests. */
