@@ -131,9 +131,7 @@ redisTest(
 
     // A private message, through two, for bia only.
     await anaOnTwo.call("enviar_mensagem", ["ana", "geral", "psiu", "bia"]);
-    const caio = one.client();
-    await caio.call("registrar_usuario", ["caio"]);
-    await caio.call("entrar_na_sala", ["caio", "geral"]);
+    const { client: caio } = await member(one, "caio", "geral");
     const seenByCaio = (await readAll(caio, "caio", "geral")).map((m) => m.conteudo);
     assert(!seenByCaio.includes("psiu") && seenByCaio.includes("olá de um"), String(seenByCaio));
     assert((await readAll(bia, "bia", "geral")).some((m) => m.conteudo === "psiu" && m.destino === "bia"));
@@ -305,9 +303,7 @@ redisTest(
       await Promise.all(senders);
 
       // In Redis: every acknowledged message, once, ids growing, each sender's in its order.
-      const reader = two.client();
-      await reader.call("registrar_usuario", ["leitor"]);
-      await reader.call("entrar_na_sala", ["leitor", "geral"]);
+      const { client: reader } = await member(two, "leitor", "geral");
       const stored = await readAll<Wire>(reader, "leitor", "geral");
       const ids = stored.map((m) => m.id);
       assert.deepEqual(ids, [...ids].sort((a, b) => a - b));
@@ -394,9 +390,7 @@ redisTest("the sweep runs once for the cluster: a silent session leaves with one
   await ana.call("criar_sala", ["geral"]);
   await ana.call("criar_sala", ["vazia"]);
   await ana.call("entrar_na_sala", ["ana", "geral"]);
-  const bia = two.client();
-  await bia.call("registrar_usuario", ["bia"]);
-  const [, joined] = await bia.call<Ok<Delivery>>("entrar_na_sala", ["bia", "geral"]);
+  const { client: bia, joined } = await member(two, "bia", "geral");
   // bia keeps waiting (a wait is a sign of life); ana says nothing more.
   let cursor = joined.cursor;
   const notices: string[] = [];
@@ -494,10 +488,7 @@ redisTest(
   async (redis) => {
     await using binder = await startBinder();
     await using one = await startInstance(binder, redis.url, ["--max-waits", "2"]);
-    const bia = one.client();
-    await bia.call("registrar_usuario", ["bia"]);
-    await bia.call("criar_sala", ["geral"]);
-    const [, joined] = await bia.call<Ok<Delivery>>("entrar_na_sala", ["bia", "geral"]);
+    const { client: bia, joined } = await member(one, "bia", "geral", { create: true });
     const started = performance.now();
     let ended = 0;
     const waits = Array.from(
