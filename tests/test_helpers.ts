@@ -434,5 +434,29 @@ export function texts(messages: readonly { origem: string; destino: string; cont
   );
 }
 
+/** The XML-RPC element names the fuzzers swap for one another. */
+const ELEMENT_NAMES = [
+  "value",
+  "int",
+  "string",
+  "array",
+  "data",
+  "struct",
+  "member",
+  "name",
+  "param",
+  "params",
+  "nil",
+];
+
+/**
+ * The fuzzers' element-name swap: the first `<NAME>` or `</NAME>` of one
+ * picked name becomes another picked name (the name to find is picked first,
+ * then its replacement, so a seed replays the same run).
+ */
+export function swapElementName(text: string, pick: <T>(items: readonly T[]) => T): string {
+  return text.replace(new RegExp(`<(/?)${pick(ELEMENT_NAMES)}>`), `<$1${pick(ELEMENT_NAMES)}>`);
+}
+
 /** A log that drops every line: for cores tested in-process. */
 export const silentLog: Logger = { info() {}, warn() {}, error() {} };
