@@ -14,28 +14,19 @@
 import assert from "node:assert/strict";
 import { Binder, binderMethods, parseNetwork } from "../binder.ts";
 import { parseXmlRpc, xmlRpcHandler, type XmlRpcValue } from "../deps.ts";
-import { Lan, LAN_UNAVAILABLE } from "./netns.ts";
+import { Lan, lanTest } from "./netns.ts";
 import {
   assertUsageError,
   BINDER_PERMISSIONS,
   escapeRegExp,
   runScript,
+  scriptCommand,
   SERVER_PERMISSIONS,
   silentLog,
   startBinder,
 } from "./test_helpers.ts";
 
-const ROOT = new URL("..", import.meta.url).pathname;
 const TIMEOUT_MS = 30_000;
-
-/** A test across hosts (tests/netns.ts): skipped, with its reason in the name, where there are no namespaces. */
-function lanTest(name: string, fn: () => Promise<void>): void {
-  Deno.test({
-    name: LAN_UNAVAILABLE ? `${name} (skipped: ${LAN_UNAVAILABLE})` : name,
-    ignore: LAN_UNAVAILABLE !== undefined,
-    fn,
-  });
-}
 
 Deno.test("--allow-register parses CIDR networks and single addresses, IPv4 and IPv6", () => {
   for (
@@ -265,7 +256,7 @@ lanTest(
     const dir = await Deno.makeTempDir({ prefix: "rpc-chat-hijack-" });
     const key = "chave-da-turma-42";
     const script = (host: string, name: string, permissions: string[], args: string[]) =>
-      lan.run(host, [Deno.execPath(), "run", "--no-prompt", ...permissions, `${ROOT}${name}`, ...args], {
+      lan.run(host, scriptCommand(name, permissions, args), {
         cwd: dir,
       });
     try {

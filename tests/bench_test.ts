@@ -3,7 +3,7 @@ import { type DecodeCache, Histogram, HttpConnection, httpRequest, responseValue
 import { formatTable } from "../bench/report.ts";
 import { encodeOnce, encodeResponse } from "../deps.ts";
 import { REDIS_UNAVAILABLE, testUnless } from "./redis.ts";
-import { assertUsageError, runScript, SERVER_PERMISSIONS } from "./test_helpers.ts";
+import { assertUsageError, runScript } from "./test_helpers.ts";
 
 /** The permissions `deno task bench` gives the benchmark (deno.json: `deno run PERMISSIONS bench/bench.ts`). */
 const BENCH_PERMISSIONS: string[] = await (async () => {
@@ -12,12 +12,6 @@ const BENCH_PERMISSIONS: string[] = await (async () => {
   assert.deepEqual([...words.slice(0, 2), words.at(-1)], ["deno", "run", "bench/bench.ts"]);
   return words.slice(2, -1);
 })();
-
-/** Why server.ts cannot share a Redis yet (its help lists no `--store`), or undefined when it can. */
-async function storeUnavailable(): Promise<string | undefined> {
-  const { stdout } = await runScript("server.ts", SERVER_PERMISSIONS, ["--help"]);
-  return stdout.includes("--store") ? undefined : "server.ts ainda não tem --store";
-}
 
 const FIELDS = [
   "clients",
@@ -127,7 +121,7 @@ Deno.test("several instances need a shared store: --servers 2 alone is one usage
 });
 
 testUnless(
-  REDIS_UNAVAILABLE ?? await storeUnavailable(),
+  REDIS_UNAVAILABLE,
   "the benchmark on a Redis of its own: one instance, then two sharing it, every delivery made once",
   async () => {
     const small = ["--clients", "8", "--rooms", "2", "--rate", "20", "--duration", "1.5"];

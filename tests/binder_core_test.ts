@@ -9,7 +9,7 @@
 import assert from "node:assert/strict";
 import { render, type Text } from "../deps.ts";
 import { type Answer, Binder, type BinderOptions, parseNetwork } from "../binder.ts";
-import { listenOnFreePort, silentLog, waitUntil } from "./test_helpers.ts";
+import { freePort, listenOnFreePort, silentLog, waitUntil } from "./test_helpers.ts";
 
 const HOUR = 3_600_000;
 
@@ -21,13 +21,6 @@ function binder(options: Partial<BinderOptions> = {}): Binder {
     log: silentLog,
     ...options,
   });
-}
-
-/** A loopback port nobody listens on: one that was just free. */
-function closedPort(): number {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  listener.close();
-  return listener.addr.port;
 }
 
 /** An answer as the original clients read it: its text in Portuguese. */
@@ -145,7 +138,7 @@ Deno.test("Binder refuses bad names, hosts and ports, and takes the limits", () 
 
 Deno.test("Binder probes: a live endpoint stays, a silent one is skipped, then dropped", async () => {
   using live = listenOnFreePort();
-  const dead = closedPort();
+  const dead = freePort();
   const patient = binder({ dropAfterMs: HOUR });
   patient.register("ChatService", "127.0.0.1", live.addr.port);
   patient.register("ChatService", "127.0.0.1", dead);
@@ -183,7 +176,7 @@ Deno.test("Binder probes on its own between start and stop", async () => {
   const live = listenOnFreePort();
   const registry = binder({ checkIntervalMs: 20, dropAfterMs: 0 });
   registry.register("A", "127.0.0.1", live.addr.port);
-  registry.register("B", "127.0.0.1", closedPort());
+  registry.register("B", "127.0.0.1", freePort());
   registry.start();
   registry.start(); // Still one timer, which stop() stops.
   try {
@@ -195,7 +188,7 @@ Deno.test("Binder probes on its own between start and stop", async () => {
     registry.stop();
   }
   // Stopped: five intervals later, a dead endpoint is still there, never probed.
-  registry.register("C", "127.0.0.1", closedPort());
+  registry.register("C", "127.0.0.1", freePort());
   await new Promise((resolve) => setTimeout(resolve, 100));
   assert.deepEqual(listing(registry).map((e) => e.replace(/@\d+/, "")), ["C novo"]);
 });

@@ -5,10 +5,12 @@ import {
   assertUsageError,
   BINDER_PERMISSIONS,
   CLIENT_PERMISSIONS,
+  freePort,
   listenOnFreePort,
   postRaw,
   Program,
   rejection,
+  ROOT,
   runPython,
   runScript,
   startBinder,
@@ -17,8 +19,6 @@ import {
   startServer,
   waitUntil,
 } from "./test_helpers.ts";
-
-const ROOT = new URL("..", import.meta.url).pathname;
 
 type Listing = [true, { nome: string; endereco: string; porta: number; estado: string; idade_s: number }[]];
 
@@ -286,9 +286,7 @@ Deno.test("binder stops cleanly on SIGTERM", async () => {
 
 // The client library talks to a binder that is not there: a clear error, not a hang.
 Deno.test("a call to a binder that is down fails fast and says so", async () => {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = listener.addr.port;
-  listener.close();
+  const port = freePort();
   const client = new XmlRpcClient(`http://127.0.0.1:${port}/`, { timeoutMs: 2000 });
   const error = await rejection(() => client.call("buscar_procedimento", ["ChatService"]));
   assert.match(String(error), /conexão recusada/);

@@ -10,15 +10,13 @@
 import assert from "node:assert/strict";
 import {
   BadAddress,
-  endpointUrl,
   parseHostPortList,
   reasonOf,
   REASONS_HEADER,
   type Result,
   XmlRpcClient,
 } from "../deps.ts";
-import { chatMethods } from "../server.ts";
-import { chatOn, serveMethods } from "./core_helpers.ts";
+import { chatOn, servedChat } from "./core_helpers.ts";
 import {
   assertUsageError,
   backInRoom,
@@ -74,25 +72,19 @@ Deno.test("parseHostPortList: an invalid or empty item, or one given twice, is a
 Deno.test("cookiesFrom: a client for another address starts with the session, a copy of it", async () => {
   using core = chatOn();
   // Two listeners on one core: two instances that share their sessions.
-  const first = serveMethods(chatMethods(core.chat));
-  const second = serveMethods(chatMethods(core.chat));
-  try {
-    const options = { timeoutMs: 5000, headers: { [REASONS_HEADER]: "1" } };
-    const ana = new XmlRpcClient(endpointUrl("127.0.0.1", first.addr.port), options);
-    assert.equal((await ana.call<Result<string>>("registrar_usuario", ["ana"]))[0], true);
-    const secondUrl = endpointUrl("127.0.0.1", second.addr.port);
-    const moved = new XmlRpcClient(secondUrl, { ...options, cookiesFrom: ana });
-    assert.equal((await moved.call<Result<string>>("manter_sessao", ["ana"]))[0], true);
-    // Without the cookie the second instance does not take us for ana.
-    const stranger = new XmlRpcClient(secondUrl, options);
-    assert.equal(reasonOf(await stranger.call<Result<string>>("manter_sessao", ["ana"])), "sessao_invalida");
-    // A copy: forgetting the session in one leaves the other's.
-    ana.forgetSession();
-    assert.equal((await moved.call<Result<string>>("manter_sessao", ["ana"]))[0], true);
-  } finally {
-    await first.shutdown();
-    await second.shutdown();
-  }
+  await using first = servedChat(core.chat);
+  await using second = servedChat(core.chat);
+  const reasons = { [REASONS_HEADER]: "1" };
+  const ana = first.client(reasons);
+  assert.equal((await ana.call<Result<string>>("registrar_usuario", ["ana"]))[0], true);
+  const moved = new XmlRpcClient(second.url, { timeoutMs: 5000, headers: reasons, cookiesFrom: ana });
+  assert.equal((await moved.call<Result<string>>("manter_sessao", ["ana"]))[0], true);
+  // Without the cookie the second instance does not take us for ana.
+  const stranger = second.client(reasons);
+  assert.equal(reasonOf(await stranger.call<Result<string>>("manter_sessao", ["ana"])), "sessao_invalida");
+  // A copy: forgetting the session in one leaves the other's.
+  ana.forgetSession();
+  assert.equal((await moved.call<Result<string>>("manter_sessao", ["ana"]))[0], true);
 });
 
 // ---------------------------------------------------------------------------

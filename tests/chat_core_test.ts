@@ -12,40 +12,24 @@ import {
   type Call,
   type ChatMessage,
   DatabaseSync,
-  endpointUrl,
   type Outcome,
   Reason,
   REASONS_HEADER,
-  type Refusal,
   render,
   type Result,
   type Text,
-  XmlRpcClient,
 } from "../deps.ts";
 import {
   chatMethods,
   type ChatService,
   LATEST_VISIBLE,
-  type Message,
   MessageStore,
   type User,
   VISIBILITY_INDEXES,
   VISIBLE_AFTER,
 } from "../server.ts";
-import { caller, chatOn, serveMethods } from "./core_helpers.ts";
-import { waitUntil } from "./test_helpers.ts";
-
-/** Registers `name` with the token `token-NAME` and returns the user as a call proves it. */
-function userOf(chat: ChatService, name: string): User {
-  assert.equal(chat.register(name, `token-${name}`)[0], true, `register ${name}`);
-  return authorized(chat, name);
-}
-
-function authorized(chat: ChatService, name: string): User {
-  const user = chat.authorize(`token-${name}`, name);
-  assert(!Array.isArray(user), `authorize ${name}: ${user}`);
-  return user;
-}
+import { authorized, caller, chatOn, reasonOf, servedChat, userOf } from "./core_helpers.ts";
+import { texts, waitUntil } from "./test_helpers.ts";
 
 /** An outcome in Portuguese, as the original clients read it. */
 function pt<T>(outcome: Outcome<T> | User): unknown {
@@ -54,18 +38,6 @@ function pt<T>(outcome: Outcome<T> | User): unknown {
   if (!ok) return [false, render(payload, "pt"), outcome[2]];
   const said = payload as Text;
   return typeof said === "object" && said !== null && "key" in said ? [true, render(said, "pt")] : outcome;
-}
-
-/** The reason of a result that must be a refusal. */
-function reasonOf(result: [true, unknown] | Refusal | User): string {
-  assert(Array.isArray(result) && result[0] === false, `expected a refusal, got ${JSON.stringify(result)}`);
-  return result[2];
-}
-
-function texts(messages: readonly (Message | ChatMessage)[]): string[] {
-  return messages.map((m) =>
-    m.destino === "todos" ? `${m.origem}: ${m.conteudo}` : `${m.origem} -> ${m.destino}: ${m.conteudo}`
-  );
 }
 
 /** Creates `geral` as ana and puts the given users in it, in order. */
@@ -332,22 +304,11 @@ Deno.test("rooms and messages outlive the service on the same database; ids go o
 // The method table over HTTP, in-process
 // ---------------------------------------------------------------------------
 
-/** The chat's method table served by the real handler on a loopback port. */
-function served(chat: ChatService): { client(reasons: boolean): XmlRpcClient } & AsyncDisposable {
-  const server = serveMethods(chatMethods(chat));
-  const url = endpointUrl("127.0.0.1", server.addr.port);
-  return {
-    client: (reasons) =>
-      new XmlRpcClient(url, { timeoutMs: 5000, headers: reasons ? { [REASONS_HEADER]: "1" } : {} }),
-    [Symbol.asyncDispose]: () => server.shutdown(),
-  };
-}
-
 Deno.test("over the wire: refusals carry their reason only for a caller that sends X-Chat-Motivos: 1", async () => {
   using chatted = chatOn();
-  await using server = served(chatted.chat);
-  const plain = server.client(false);
-  const asking = server.client(true);
+  await using server = servedChat(chatted.chat);
+  const plain = server.client();
+  const asking = server.client({ [REASONS_HEADER]: "1" });
   assert.deepEqual(await plain.call("registrar_usuario", ["ana"]), [
     true,
     "Usuário 'ana' registrado com sucesso.",
@@ -393,9 +354,9 @@ Deno.test("over the wire: refusals carry their reason only for a caller that sen
 Deno.test("over the wire: a message is the original struct plus id, its timestamp a date", async () => {
   using chatted = chatOn();
   const { chat } = chatted;
-  await using server = served(chat);
-  const ana = server.client(true);
-  const bia = server.client(true);
+  await using server = servedChat(chat);
+  const ana = server.client({ [REASONS_HEADER]: "1" });
+  const bia = server.client({ [REASONS_HEADER]: "1" });
   await ana.call("registrar_usuario", ["ana"]);
   await bia.call("registrar_usuario", ["bia"]);
   await ana.call("criar_sala", ["geral"]);

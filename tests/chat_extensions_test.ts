@@ -9,15 +9,9 @@
 
 import assert from "node:assert/strict";
 import { misleadingName, type Outcome, Reason } from "../deps.ts";
-import { type ChatService, type Message, type User } from "../server.ts";
-import { chatOn } from "./core_helpers.ts";
-
-function userOf(chat: ChatService, name: string): User {
-  assert.equal(chat.register(name, `token-${name}`)[0], true, `register ${name}`);
-  const user = chat.authorize(`token-${name}`, name);
-  assert(!Array.isArray(user), `authorize ${name}`);
-  return user;
-}
+import { type ChatService, type User } from "../server.ts";
+import { chatOn, userOf } from "./core_helpers.ts";
+import { texts } from "./test_helpers.ts";
 
 /** The reason of a refusal from the chat's core (undefined for a success). */
 function reasonOf(outcome: Outcome<unknown>): string | undefined {
@@ -28,9 +22,7 @@ function reasonOf(outcome: Outcome<unknown>): string | undefined {
 async function seen(chat: ChatService, user: User, room: string, cursor = 0): Promise<string[]> {
   const result = await chat.waitMessages(user, room, cursor, 0);
   assert(result[0], `waitMessages ${user.name}`);
-  return result[1].mensagens.map((m: Message) =>
-    m.destino === "todos" ? `${m.origem}: ${m.conteudo}` : `${m.origem} -> ${m.destino}: ${m.conteudo}`
-  );
+  return texts(result[1].mensagens);
 }
 
 Deno.test("user names that could pass for a line's format are refused (nome_invalido); others are fine", () => {

@@ -10,19 +10,7 @@
 import assert from "node:assert/strict";
 import { DatabaseSync, Reason, type Refusal } from "../deps.ts";
 import { type ChatService, type Message, type User } from "../server.ts";
-import { chatOn, databaseFile, SCHEMA_2 } from "./core_helpers.ts";
-
-function userOf(chat: ChatService, name: string, token = `token-${name}`): User {
-  assert.equal(chat.register(name, token)[0], true, `register ${name}`);
-  const user = chat.authorize(token, name);
-  assert(!Array.isArray(user), `authorize ${name}`);
-  return user;
-}
-
-function reasonOf(result: [true, unknown] | Refusal | User): string {
-  assert(Array.isArray(result) && result[0] === false, `expected a refusal, got ${JSON.stringify(result)}`);
-  return result[2];
-}
+import { chatOn, databaseFile, reasonOf, SCHEMA_2, userOf } from "./core_helpers.ts";
 
 /** Every private message a user may read in a room, from the start. */
 async function privateSeen(chat: ChatService, user: User, room: string): Promise<string[]> {

@@ -21,7 +21,7 @@ import {
 } from "../cliente.ts";
 import { chatMethods } from "../server.ts";
 import { chatOn, serveMethods } from "./core_helpers.ts";
-import { silentLog, waitUntil } from "./test_helpers.ts";
+import { freePort, silentLog, waitUntil } from "./test_helpers.ts";
 
 /** What a session showed, line by line: messages as the terminal prints them, notices with their kind. */
 class Screen implements ChatView {
@@ -277,9 +277,7 @@ Deno.test("private messages reach anyone online, in another room or none; /entra
 
 Deno.test("several binders: a dead one is said once, by its address, and the next one finds the service", async () => {
   await using world = chatWorld();
-  const dead = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const deadPort = dead.addr.port;
-  dead.close();
+  const deadPort = freePort();
   const [ana, anaSees] = await world.user("ana", {
     binders: [{ host: "127.0.0.1", port: deadPort }, world.binderAddress],
   });

@@ -7,6 +7,7 @@ import {
   backInRoom,
   CLIENT_PERMISSIONS,
   count,
+  freePort,
   Program,
   runScript,
   said,
@@ -141,9 +142,7 @@ Deno.test("cliente --help in Portuguese and English; bad flags exit 2 with one l
 });
 
 Deno.test("an unreachable binder or a missing service: clear messages, retries, exit 1, no stack trace", async () => {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const deadPort = listener.addr.port;
-  listener.close();
+  const deadPort = freePort();
   const down = startClient({ address: `127.0.0.1:${deadPort}` }, ["--name", "ana", "--attempts", "3"]);
   assert.deepEqual((await down.status).code, 1);
   assert.match(

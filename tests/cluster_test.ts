@@ -23,7 +23,9 @@ import {
   assertUsageError,
   clientOnEach,
   count,
+  freePort,
   type Program,
+  readAll,
   rejection,
   runPython,
   runScript,
@@ -71,18 +73,6 @@ type Ok<T> = [true, T];
 
 type Wire = { id: number; origem: string; destino: string; conteudo: string };
 type Delivery = { mensagens: Wire[]; cursor: number };
-
-/** Every message `user` may see in `room` after `cursor`, read in pages through `client`. */
-async function readAll(client: XmlRpcClient, user: string, room: string, cursor = 0): Promise<Wire[]> {
-  const all: Wire[] = [];
-  for (;;) {
-    const [ok, page] = await client.call<Ok<Delivery>>("aguardar_mensagens", [user, room, cursor, 0]);
-    assert(ok, String(page));
-    all.push(...page.mensagens);
-    if (page.cursor === cursor) return all;
-    cursor = page.cursor;
-  }
-}
 
 /** A client of `instance` registered as `name`, in room `room` (created first when asked), and what joining gave. */
 async function member(
@@ -141,9 +131,7 @@ redisTest(
 
     // A private message, through two, for bia only.
     await anaOnTwo.call("enviar_mensagem", ["ana", "geral", "psiu", "bia"]);
-    const caio = one.client();
-    await caio.call("registrar_usuario", ["caio"]);
-    await caio.call("entrar_na_sala", ["caio", "geral"]);
+    const { client: caio } = await member(one, "caio", "geral");
     const seenByCaio = (await readAll(caio, "caio", "geral")).map((m) => m.conteudo);
     assert(!seenByCaio.includes("psiu") && seenByCaio.includes("olá de um"), String(seenByCaio));
     assert((await readAll(bia, "bia", "geral")).some((m) => m.conteudo === "psiu" && m.destino === "bia"));
@@ -315,10 +303,8 @@ redisTest(
       await Promise.all(senders);
 
       // In Redis: every acknowledged message, once, ids growing, each sender's in its order.
-      const reader = two.client();
-      await reader.call("registrar_usuario", ["leitor"]);
-      await reader.call("entrar_na_sala", ["leitor", "geral"]);
-      const stored = await readAll(reader, "leitor", "geral");
+      const { client: reader } = await member(two, "leitor", "geral");
+      const stored = await readAll<Wire>(reader, "leitor", "geral");
       const ids = stored.map((m) => m.id);
       assert.deepEqual(ids, [...ids].sort((a, b) => a - b));
       assert.equal(new Set(ids).size, ids.length);
@@ -404,9 +390,7 @@ redisTest("the sweep runs once for the cluster: a silent session leaves with one
   await ana.call("criar_sala", ["geral"]);
   await ana.call("criar_sala", ["vazia"]);
   await ana.call("entrar_na_sala", ["ana", "geral"]);
-  const bia = two.client();
-  await bia.call("registrar_usuario", ["bia"]);
-  const [, joined] = await bia.call<Ok<Delivery>>("entrar_na_sala", ["bia", "geral"]);
+  const { client: bia, joined } = await member(two, "bia", "geral");
   // bia keeps waiting (a wait is a sign of life); ana says nothing more.
   let cursor = joined.cursor;
   const notices: string[] = [];
@@ -444,9 +428,7 @@ Deno.test("server --store: a bad URL, or --store with --db, is one usage line; a
   );
   const dir = await Deno.makeTempDir();
   try {
-    const free = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-    const { port } = free.addr as Deno.NetAddr;
-    free.close();
+    const port = freePort();
     const log = `${dir}/chat_server.log`;
     const { code, stderr } = await runScript(
       "server.ts",
@@ -506,10 +488,7 @@ redisTest(
   async (redis) => {
     await using binder = await startBinder();
     await using one = await startInstance(binder, redis.url, ["--max-waits", "2"]);
-    const bia = one.client();
-    await bia.call("registrar_usuario", ["bia"]);
-    await bia.call("criar_sala", ["geral"]);
-    const [, joined] = await bia.call<Ok<Delivery>>("entrar_na_sala", ["bia", "geral"]);
+    const { client: bia, joined } = await member(one, "bia", "geral", { create: true });
     const started = performance.now();
     let ended = 0;
     const waits = Array.from(

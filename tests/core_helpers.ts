@@ -6,8 +6,18 @@
  * @module
  */
 
-import { type Call, DatabaseSync, type Lang, type MethodTable, xmlRpcHandler } from "../deps.ts";
-import { type ChatOptions, ChatService, MessageStore } from "../server.ts";
+import assert from "node:assert/strict";
+import {
+  type Call,
+  DatabaseSync,
+  endpointUrl,
+  type Lang,
+  type MethodTable,
+  type Refusal,
+  XmlRpcClient,
+  xmlRpcHandler,
+} from "../deps.ts";
+import { chatMethods, type ChatOptions, ChatService, MessageStore, type User } from "../server.ts";
 import { silentLog } from "./test_helpers.ts";
 
 /** A chat on a database (`:memory:` unless given), with roomy defaults; stopped and closed on disposal. */
@@ -34,6 +44,25 @@ export function chatOn(
   };
 }
 
+/** Registers `name` (with the token `token-NAME` unless given) and returns the user as a call proves it. */
+export function userOf(chat: ChatService, name: string, token = `token-${name}`): User {
+  assert.equal(chat.register(name, token)[0], true, `register ${name}`);
+  return authorized(chat, name, token);
+}
+
+/** The user a call with this token and name proves (token `token-NAME` unless given). */
+export function authorized(chat: ChatService, name: string, token = `token-${name}`): User {
+  const user = chat.authorize(token, name);
+  assert(!Array.isArray(user), `authorize ${name}: ${user}`);
+  return user;
+}
+
+/** The reason of a result that must be a refusal. */
+export function reasonOf(result: [true, unknown] | Refusal | User): string {
+  assert(Array.isArray(result) && result[0] === false, `expected a refusal, got ${JSON.stringify(result)}`);
+  return result[2];
+}
+
 /** A caller of a method table as the HTTP handler makes it, in a language, keeping the session it is given. */
 export function caller(language: Lang = "pt"): Call {
   const call = {
@@ -54,6 +83,25 @@ export function serveMethods(methods: MethodTable): Deno.HttpServer<Deno.NetAddr
     { hostname: "127.0.0.1", port: 0, onListen() {} },
     xmlRpcHandler(methods, { log: silentLog }),
   );
+}
+
+/** A chat's method table served by the real handler on a free loopback port, and clients for it. */
+export interface ServedChat extends AsyncDisposable {
+  /** Its address. */
+  url: string;
+  /** A new client (a session jar of its own) sending these headers. */
+  client(headers?: Record<string, string>): XmlRpcClient;
+}
+
+/** Serves `chat`'s method table ({@linkcode chatMethods}) until disposed. */
+export function servedChat(chat: ChatService): ServedChat {
+  const server = serveMethods(chatMethods(chat));
+  const url = endpointUrl("127.0.0.1", server.addr.port);
+  return {
+    url,
+    client: (headers = {}) => new XmlRpcClient(url, { timeoutMs: 5000, headers }),
+    [Symbol.asyncDispose]: () => server.shutdown(),
+  };
 }
 
 /** The chat database's schema of version 1, exactly as it was: for the migrations' tests. */

@@ -15,7 +15,7 @@ import assert from "node:assert/strict";
 import { isDeepStrictEqual } from "node:util";
 import { encodeCall, Fault, FaultCode, parseXmlRpc, type XmlRpcValue } from "../deps.ts";
 import { saxParseXmlRpc } from "./testdata/sax_decoder.ts";
-import { prng, runPython } from "./test_helpers.ts";
+import { prng, runPython, swapElementName } from "./test_helpers.ts";
 
 type Outcome = { value: unknown } | { code: number; message: string };
 
@@ -307,20 +307,7 @@ function mutate(input: string, random: () => number): string {
         text = text.slice(0, i) + String.fromCharCode(Math.floor(random() * 128)) + text.slice(i + 1);
         break;
       case 6: { // Swap an element name for another.
-        const names = [
-          "value",
-          "int",
-          "string",
-          "array",
-          "data",
-          "struct",
-          "member",
-          "name",
-          "param",
-          "params",
-          "nil",
-        ];
-        text = text.replace(new RegExp(`<(/?)${pick(names)}>`), `<$1${pick(names)}>`);
+        text = swapElementName(text, pick);
         break;
       }
     }

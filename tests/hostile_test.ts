@@ -21,7 +21,7 @@ import {
   type XmlRpcDocument,
   type XmlRpcValue,
 } from "../deps.ts";
-import { prng, runPython, startBinder, startServer, waitUntil } from "./test_helpers.ts";
+import { prng, runPython, startBinder, startServer, swapElementName, waitUntil } from "./test_helpers.ts";
 
 // ---------------------------------------------------------------------------
 // What the suite needs to know of a service
@@ -773,21 +773,7 @@ function mutate(input: Uint8Array<ArrayBuffer>, random: () => number): Uint8Arra
         }
         break;
       case 6: { // Swap an element name for another.
-        const text = new TextDecoder().decode(body);
-        const names = [
-          "value",
-          "int",
-          "string",
-          "array",
-          "data",
-          "struct",
-          "member",
-          "name",
-          "param",
-          "params",
-          "nil",
-        ];
-        body = encoder.encode(text.replace(new RegExp(`<(/?)${pick(names)}>`), `<$1${pick(names)}>`));
+        body = encoder.encode(swapElementName(new TextDecoder().decode(body), pick));
         break;
       }
     }

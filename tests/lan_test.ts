@@ -11,23 +11,11 @@
  */
 
 import assert from "node:assert/strict";
-import { Lan, LAN_UNAVAILABLE } from "./netns.ts";
-import { BINDER_PERMISSIONS, SERVER_PERMISSIONS, tempDir } from "./test_helpers.ts";
+import { Lan, lanTest } from "./netns.ts";
+import { BINDER_PERMISSIONS, ROOT, scriptCommand, SERVER_PERMISSIONS, tempDir } from "./test_helpers.ts";
 import { classmateLine } from "../start.ts";
 
-const ROOT = new URL("..", import.meta.url).pathname;
 const TIMEOUT_MS = 30_000;
-
-if (LAN_UNAVAILABLE) console.log(`tests/lan_test.ts: skipped, ${LAN_UNAVAILABLE}`);
-
-/** A test across hosts: skipped, with its reason in the name, where there are no namespaces. */
-function lanTest(name: string, fn: () => Promise<void>): void {
-  Deno.test({
-    name: LAN_UNAVAILABLE ? `${name} (skipped: ${LAN_UNAVAILABLE})` : name,
-    ignore: LAN_UNAVAILABLE !== undefined,
-    fn,
-  });
-}
 
 /** The `deno task start` command line, from deno.json. */
 async function startCommand(): Promise<string[]> {
@@ -120,30 +108,22 @@ lanTest(
     await using dir = await tempDir("rpc-chat-lan-");
     const env = { NO_COLOR: "1" };
     const binder = (port: number, args: string[] = []) =>
-      lan.run("a", [
-        Deno.execPath(),
-        "run",
-        "--no-prompt",
-        ...BINDER_PERMISSIONS,
-        `${ROOT}binder.ts`,
-        "--port",
-        String(port),
-        ...args,
-      ], { env });
+      lan.run("a", scriptCommand("binder.ts", BINDER_PERMISSIONS, ["--port", String(port), ...args]), {
+        env,
+      });
     const server = (port: number, binderPort: number) =>
-      lan.run("c", [
-        Deno.execPath(),
-        "run",
-        "--no-prompt",
-        ...SERVER_PERMISSIONS,
-        `${ROOT}server.ts`,
-        "--port",
-        String(port),
-        "--db",
-        ":memory:",
-        "--binder",
-        `${a!.address}:${binderPort}`,
-      ], { cwd: dir.path, env });
+      lan.run(
+        "c",
+        scriptCommand("server.ts", SERVER_PERMISSIONS, [
+          "--port",
+          String(port),
+          "--db",
+          ":memory:",
+          "--binder",
+          `${a!.address}:${binderPort}`,
+        ]),
+        { cwd: dir.path, env },
+      );
 
     await using closed = binder(5000);
     await using open = binder(5001, ["--allow-register", lan.network]);

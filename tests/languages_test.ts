@@ -31,8 +31,8 @@ import {
 } from "../deps.ts";
 import { TEXTS } from "../cliente.ts";
 import { chatMethods } from "../server.ts";
-import { caller, chatOn, databaseFile, SCHEMA_1, serveMethods } from "./core_helpers.ts";
-import { runPython, startBinder, startClient, startServer } from "./test_helpers.ts";
+import { caller, chatOn, databaseFile, SCHEMA_1, servedChat } from "./core_helpers.ts";
+import { freePort, runPython, startBinder, startClient, startServer } from "./test_helpers.ts";
 
 // ---------------------------------------------------------------------------
 // The words an English reader must never see
@@ -164,9 +164,7 @@ Deno.test("network errors are kinds, never the runtime's words", async () => {
   }
 
   // A port nobody listens on: refused, and the error says so in a log's words, not the runtime's.
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = listener.addr.port;
-  listener.close();
+  const port = freePort();
   const error = await new XmlRpcClient(endpointUrl("127.0.0.1", port)).call("x").catch((e) => e);
   assert(error instanceof Unreachable);
   assert.equal(error.kind, "refused");
@@ -180,56 +178,49 @@ Deno.test("network errors are kinds, never the runtime's words", async () => {
 
 Deno.test("over the wire: refusals, successes and notices in each caller's language; none sent is Portuguese", async () => {
   using chatted = chatOn({ maxRate: 1000 });
-  const server = serveMethods(chatMethods(chatted.chat));
-  const url = endpointUrl("127.0.0.1", server.addr.port);
-  const client = (headers: Record<string, string>) => new XmlRpcClient(url, { timeoutMs: 5000, headers });
-  try {
-    const ann = client({ "accept-language": "en-US,en;q=0.9" });
-    const ana = client({ "accept-language": "pt-BR" });
-    const plain = client({});
-    assert.deepEqual(await ann.call("registrar_usuario", ["ann"]), [true, "User 'ann' registered."]);
-    assert.deepEqual(await ana.call("registrar_usuario", ["ana"]), [
-      true,
-      "Usuário 'ana' registrado com sucesso.",
-    ]);
-    assert.deepEqual(await ann.call("registrar_usuario", ["ana"]), [
-      false,
-      "The name 'ana' is already in use. Choose another.",
-    ]);
-    assert.deepEqual(await plain.call("registrar_usuario", ["ana"]), [
-      false,
-      "O nome 'ana' já está em uso. Escolha outro.",
-    ]);
-    // The reason is the same whatever the language.
-    const asking = client({ "accept-language": "en", "X-Chat-Motivos": "1" });
-    assert.deepEqual(await asking.call("listar_usuarios", ["nowhere"]), [
-      false,
-      "Room 'nowhere' does not exist.",
-      "sala_inexistente",
-    ]);
-    assert.deepEqual(await ann.call("criar_sala", ["lobby"]), [true, "Room 'lobby' created."]);
-    await ann.call("entrar_na_sala", ["ann", "lobby"]);
-    const [, joined] = await ana.call<[true, { mensagens: ChatMessage[] }]>("entrar_na_sala", [
-      "ana",
-      "lobby",
-    ]);
-    assert.deepEqual(joined.mensagens.map((m) => m.conteudo), ["ann entrou na sala.", "ana entrou na sala."]);
-    const [, inEnglish] = await ann.call<[true, ChatMessage[]]>("receber_mensagens", ["ann", "lobby"]);
-    assert.deepEqual(inEnglish.map((m) => m.conteudo), ["ann joined the room.", "ana joined the room."]);
-    assert.deepEqual(await ann.call("enviar_mensagem", ["ann", "lobby", " ", null]), [
-      false,
-      "Empty message.",
-    ]);
-    assert.deepEqual(await ann.call("enviar_mensagem", ["ann", "lobby", "hi", null]), [
-      true,
-      "Message sent.",
-    ]);
-    assert.deepEqual(await ann.call("sair_da_sala", ["ann"]), [true, "You left room 'lobby'."]);
-    assert.deepEqual(await ana.call("sair_do_servico", ["ana"]), [true, "Até logo, ana."]);
-  } finally {
-    chatted.chat.stop();
-    await server.shutdown();
-  }
+  await using server = servedChat(chatted.chat);
+  const ann = server.client({ "accept-language": "en-US,en;q=0.9" });
+  const ana = server.client({ "accept-language": "pt-BR" });
+  const plain = server.client({});
+  assert.deepEqual(await ann.call("registrar_usuario", ["ann"]), [true, "User 'ann' registered."]);
+  assert.deepEqual(await ana.call("registrar_usuario", ["ana"]), [
+    true,
+    "Usuário 'ana' registrado com sucesso.",
+  ]);
+  assert.deepEqual(await ann.call("registrar_usuario", ["ana"]), [
+    false,
+    "The name 'ana' is already in use. Choose another.",
+  ]);
+  assert.deepEqual(await plain.call("registrar_usuario", ["ana"]), [
+    false,
+    "O nome 'ana' já está em uso. Escolha outro.",
+  ]);
+  // The reason is the same whatever the language.
+  const asking = server.client({ "accept-language": "en", "X-Chat-Motivos": "1" });
+  assert.deepEqual(await asking.call("listar_usuarios", ["nowhere"]), [
+    false,
+    "Room 'nowhere' does not exist.",
+    "sala_inexistente",
+  ]);
+  assert.deepEqual(await ann.call("criar_sala", ["lobby"]), [true, "Room 'lobby' created."]);
+  await ann.call("entrar_na_sala", ["ann", "lobby"]);
+  const [, joined] = await ana.call<[true, { mensagens: ChatMessage[] }]>("entrar_na_sala", [
+    "ana",
+    "lobby",
+  ]);
+  assert.deepEqual(joined.mensagens.map((m) => m.conteudo), ["ann entrou na sala.", "ana entrou na sala."]);
+  const [, inEnglish] = await ann.call<[true, ChatMessage[]]>("receber_mensagens", ["ann", "lobby"]);
+  assert.deepEqual(inEnglish.map((m) => m.conteudo), ["ann joined the room.", "ana joined the room."]);
+  assert.deepEqual(await ann.call("enviar_mensagem", ["ann", "lobby", " ", null]), [
+    false,
+    "Empty message.",
+  ]);
+  assert.deepEqual(await ann.call("enviar_mensagem", ["ann", "lobby", "hi", null]), [
+    true,
+    "Message sent.",
+  ]);
+  assert.deepEqual(await ann.call("sair_da_sala", ["ann"]), [true, "You left room 'lobby'."]);
+  assert.deepEqual(await ana.call("sair_do_servico", ["ana"]), [true, "Até logo, ana."]);
 });
 
 Deno.test("a message is encoded once per language: a notice once per language, any other once", async () => {

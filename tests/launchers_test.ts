@@ -18,13 +18,14 @@ import {
   BINDER_PERMISSIONS,
   CLIENT_PERMISSIONS,
   Program,
+  ROOT,
+  scriptCommand,
   SERVER_PERMISSIONS,
   startClient,
 } from "./test_helpers.ts";
 import { classmateLine } from "../start.ts";
 import { lanAddresses, REDIS_CLIENT } from "../deps.ts";
 
-const ROOT = new URL("..", import.meta.url).pathname;
 const decoder = new TextDecoder();
 
 /** The task's command line, from deno.json: what `deno task NAME` runs. */
@@ -56,18 +57,15 @@ async function startIn(dir: string, args: string[], options: { stdin?: "piped" }
   const command = (await task("start")).split(" ");
   assert.deepEqual(command.slice(0, 2), ["deno", "run"]);
   assert.deepEqual(command.at(-1), "start.ts");
-  return new Program(Deno.execPath(), [
-    "run",
-    "--no-prompt",
-    ...command.slice(2, -1),
-    `${ROOT}start.ts`,
+  const [deno, ...rest] = scriptCommand("start.ts", command.slice(2, -1), [
     "--local",
     "--binder-port",
     "0",
     "--server-port",
     "0",
     ...args,
-  ], { ...options, cwd: dir });
+  ]);
+  return new Program(deno!, rest, { ...options, cwd: dir });
 }
 
 /** {@linkcode startIn} a directory of its own, its client on a pipe. */

@@ -14,6 +14,8 @@ import {
   BINDER_PERMISSIONS,
   Program,
   rejection,
+  ROOT,
+  scriptCommand,
   SERVER_PERMISSIONS,
   silentLog,
   startBinder,
@@ -21,16 +23,20 @@ import {
   waitUntil,
 } from "./test_helpers.ts";
 
-const ROOT = new URL("..", import.meta.url).pathname;
 const FILE_LIMIT = 256;
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
+/** `sh` arguments that run a Deno script of this repository with `ulimit -n` lowered for it alone. */
+function limitedShell(script: string, permissions: string[], args: string[] = []): string[] {
+  const command = scriptCommand(script, permissions, args)
+    .map((word) => `'${word.replace(/'/g, "'\\''")}'`).join(" ");
+  return ["-c", `ulimit -n ${FILE_LIMIT} && exec ${command}`];
+}
+
 /** A Deno script of this repository, with `ulimit -n` lowered for it alone. */
 function startLimited(script: string, permissions: string[], args: string[], cwd = ROOT): Program {
-  const command = [Deno.execPath(), "run", "--no-prompt", ...permissions, `${ROOT}${script}`, ...args]
-    .map((word) => `'${word.replace(/'/g, "'\\''")}'`).join(" ");
-  return new Program("sh", ["-c", `ulimit -n ${FILE_LIMIT} && exec ${command}`], { cwd });
+  return new Program("sh", limitedShell(script, permissions, args), { cwd });
 }
 
 /** The cap a program announced: `Conexões: no máximo N abertas (...)`. */
@@ -188,11 +194,7 @@ Deno.test("past the cap with every connection busy: 503 at once, then served aga
 
 Deno.test("when the system refuses a file anyway, the cap drops, idle connections make room, nothing dies", async () => {
   // A server whose files run out under it: it opened sockets of its own after starting.
-  await using hog = new Program("sh", [
-    "-c",
-    `ulimit -n ${FILE_LIMIT} && exec '${Deno.execPath()}' run --no-prompt --allow-net ` +
-    `'${ROOT}tests/testdata/file_hog_server.ts'`,
-  ]);
+  await using hog = new Program("sh", limitedShell("tests/testdata/file_hog_server.ts", ["--allow-net"]));
   const { porta: port } = await hog.ready();
   const free = Number((await hog.waitForLine(/^arquivos livres: (\d+)$/))[1]);
   assert(free < 20, `${free} files left free`);

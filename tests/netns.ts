@@ -15,7 +15,7 @@
  */
 
 import type { ChildOptions } from "../deps.ts";
-import { Program } from "./test_helpers.ts";
+import { Program, testUnless } from "./test_helpers.ts";
 
 const PREFIX = "rpcchat";
 const decoder = new TextDecoder();
@@ -174,3 +174,8 @@ async function lanUnavailable(): Promise<string | undefined> {
 
 /** Why the LAN tests are skipped on this machine; undefined when they run. */
 export const LAN_UNAVAILABLE: string | undefined = await lanUnavailable();
+
+/** A test across hosts: skipped, with its reason in the name, where there are no namespaces. */
+export function lanTest(name: string, fn: () => Promise<void>): void {
+  testUnless(LAN_UNAVAILABLE, name, fn);
+}

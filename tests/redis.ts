@@ -17,21 +17,13 @@
  */
 
 import { redisMissing, RedisServer } from "../bench/redis_server.ts";
+import { testUnless } from "./test_helpers.ts";
 
 export { redisCommand, type RedisReply, RedisServer } from "../bench/redis_server.ts";
+export { testUnless };
 
 /** Why the Redis tests cannot run here, or undefined when `redis-server` is installed. */
 export const REDIS_UNAVAILABLE: string | undefined = await redisMissing();
-
-/**
- * A test that runs only when `reason` is undefined; otherwise it is
- * ignored, with the reason in its name and printed once, so a machine
- * without what it needs shows it skipped, never passed.
- */
-export function testUnless(reason: string | undefined, name: string, fn: () => Promise<void>): void {
-  if (reason) console.log(`skipped: ${name}: ${reason}`);
-  Deno.test({ name: reason ? `${name} (skipped: ${reason})` : name, ignore: reason !== undefined, fn });
-}
 
 /** A test with a fresh `redis-server` of its own, killed and its directory removed at the end. */
 export function redisTest(name: string, fn: (redis: RedisServer) => Promise<void>): void {

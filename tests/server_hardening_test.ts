@@ -18,7 +18,7 @@ import {
   type Result,
   XmlRpcClient,
 } from "../deps.ts";
-import { runScript, SERVER_PERMISSIONS, startServer, waitUntil } from "./test_helpers.ts";
+import { readAll, runScript, SERVER_PERMISSIONS, startServer, waitUntil } from "./test_helpers.ts";
 
 type Delivery = { mensagens: ChatMessage[]; cursor: number };
 type Joined = Delivery & { usuarios: string[] };
@@ -49,19 +49,6 @@ function privateOnes(messages: ChatMessage[]): ChatMessage[] {
   return messages.filter((m) => m.tipo === "unicast");
 }
 
-/** Every message a user may read in a room from the start, by aguardar_mensagens from cursor 0. */
-async function everything(client: XmlRpcClient, name: string, room: string): Promise<ChatMessage[]> {
-  const all: ChatMessage[] = [];
-  let cursor = 0;
-  for (;;) {
-    const [ok, batch] = await client.call<[true, Delivery]>("aguardar_mensagens", [name, room, cursor, 0]);
-    assert.equal(ok, true);
-    if (batch.mensagens.length === 0) return all;
-    all.push(...batch.mensagens);
-    cursor = batch.cursor;
-  }
-}
-
 Deno.test("name reuse: a new holder of a name reads none of the old holder's private messages and deletes none of their rooms", async () => {
   const dir = await Deno.makeTempDir({ prefix: "rpc-chat-reuse-" });
   try {
@@ -81,22 +68,22 @@ Deno.test("name reuse: a new holder of a name reads none of the old holder's pri
       assert.ok((await Promise.all(sends)).every(([ok]) => ok));
       await ana.call("enviar_mensagem", ["ana", "geral", "público", null]);
       // The real bia reads all 200.
-      assert.equal(privateOnes(await everything(bia, "bia", "geral")).length, 200);
+      assert.equal(privateOnes(await readAll(bia, "bia", "geral")).length, 200);
 
       // Attack 1: bia leaves the service; mallory takes the name at once.
       assert.equal((await bia.call<Result<string>>("sair_do_servico", ["bia"]))[0], true);
       const mallory = await user(server, "bia");
       const [, joined] = await mallory.call<[true, Joined]>("entrar_na_sala", ["bia", "geral"]);
       assert.equal(privateOnes(joined.mensagens).length, 0, "entrar_na_sala's history");
-      assert.equal(privateOnes(await everything(mallory, "bia", "geral")).length, 0, "aguardar_mensagens");
+      assert.equal(privateOnes(await readAll(mallory, "bia", "geral")).length, 0, "aguardar_mensagens");
       const [, recent] = await mallory.call<[true, ChatMessage[]]>("receber_mensagens", ["bia", "geral"]);
       assert.equal(privateOnes(recent).length, 0, "receber_mensagens");
-      assert.ok((await everything(mallory, "bia", "geral")).some((m) => m.conteudo === "público"));
+      assert.ok((await readAll(mallory, "bia", "geral")).some((m) => m.conteudo === "público"));
       assert.equal(reason(await mallory.call("excluir_sala", ["bia", "da bia"])), Reason.NOT_CREATOR);
       // What mallory sends privately is hers; ana's to the new bia too.
       await ana.call("enviar_mensagem", ["ana", "geral", "para a nova bia", "bia"]);
       assert.deepEqual(
-        privateOnes(await everything(mallory, "bia", "geral")).map((m) => m.conteudo),
+        privateOnes(await readAll(mallory, "bia", "geral")).map((m) => m.conteudo),
         ["para a nova bia"],
       );
     }
@@ -105,7 +92,7 @@ Deno.test("name reuse: a new holder of a name reads none of the old holder's pri
       await using server = await startServer(undefined, args, { dir });
       const mallory = await user(server, "bia");
       assert.equal((await mallory.call<[true, Joined]>("entrar_na_sala", ["bia", "geral"]))[0], true);
-      assert.equal(privateOnes(await everything(mallory, "bia", "geral")).length, 0, "after a restart");
+      assert.equal(privateOnes(await readAll(mallory, "bia", "geral")).length, 0, "after a restart");
       assert.equal(reason(await mallory.call("excluir_sala", ["bia", "da bia"])), Reason.NOT_CREATOR);
     }
     const db = new DatabaseSync(`${dir}/chat.db`, { readOnly: true });

@@ -2,12 +2,15 @@ import assert from "node:assert/strict";
 import { type ChatMessage, DatabaseSync, Fault, SEND_KEY_HEADER, XmlRpcClient } from "../deps.ts";
 import {
   assertUsageError,
+  freePort,
+  readAll,
   runPython,
   runScript,
   SERVER_PERMISSIONS,
   startBinder,
   startScript,
   startServer,
+  texts,
   waitUntil,
 } from "./test_helpers.ts";
 
@@ -21,12 +24,6 @@ async function user(server: { client(): XmlRpcClient }, name: string): Promise<X
   const client = server.client();
   assert.deepEqual((await client.call<[boolean]>("registrar_usuario", [name]))[0], true, `register ${name}`);
   return client;
-}
-
-function texts(messages: ChatMessage[]): string[] {
-  return messages.map((m) =>
-    m.destino === "todos" ? `${m.origem}: ${m.conteudo}` : `${m.origem} -> ${m.destino}: ${m.conteudo}`
-  );
 }
 
 /** Ana creates `geral` and joins, then bia joins: the two clients and bia's cursor after joining. */
@@ -437,9 +434,7 @@ Deno.test("server registers its real port, re-registers after a binder restart, 
 });
 
 Deno.test("a server started while the binder is down keeps serving and registers when it appears", async () => {
-  const probe = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const binderPort = probe.addr.port;
-  probe.close();
+  const binderPort = freePort();
   await using server = await startServer({ address: `127.0.0.1:${binderPort}` });
   await server.program.waitForLine(/Binder indisponível em 127\.0\.0\.1:\d+/);
   assert.equal((await server.client().call<[boolean]>("registrar_usuario", ["ana"]))[0], true);
@@ -484,13 +479,9 @@ Deno.test("after kill -9 and a restart every acknowledged message and room is th
     const [, batch] = await again.call<Batch>("aguardar_mensagens", ["ana", "geral", before, 0]);
     assert.deepEqual(texts(batch.mensagens), ["SERVER: ana entrou na sala."]);
     // All 500 are in the history, in order, read in batches.
-    const sent: string[] = [];
-    for (let at = 0;;) {
-      const [, page] = await again.call<Batch>("aguardar_mensagens", ["ana", "geral", at, 0]);
-      if (page.mensagens.length === 0) break;
-      sent.push(...page.mensagens.filter((m) => m.origem === "ana").map((m) => m.conteudo));
-      at = page.cursor;
-    }
+    const sent = (await readAll(again, "ana", "geral")).filter((m) => m.origem === "ana").map((m) =>
+      m.conteudo
+    );
     assert.deepEqual(sent, Array.from({ length: 500 }, (_, i) => `mensagem ${i + 1}`));
   } finally {
     await Deno.remove(dir, { recursive: true });
@@ -658,13 +649,8 @@ Deno.test("a full disk: sends are refused with a clear fault, nothing half-store
         await ana.call("enviar_mensagem", ["ana", "geral", "de volta", null]),
         [true, "Mensagem enviada."],
       );
-      const seen: string[] = [];
-      for (let at = 0;;) {
-        const [, page] = await ana.call<Batch>("aguardar_mensagens", ["ana", "geral", at, 0]);
-        if (page.mensagens.length === 0) break;
-        seen.push(...page.mensagens.filter((m) => m.origem === "ana").map((m) => m.conteudo.split(" ")[0]!));
-        at = page.cursor;
-      }
+      const seen = (await readAll(ana, "ana", "geral")).filter((m) => m.origem === "ana")
+        .map((m) => m.conteudo.split(" ")[0]!);
       assert.deepEqual(seen, [...Array.from({ length: sent }, (_, i) => String(i)), "de"]);
     } finally {
       await server.program.stop("SIGKILL");

@@ -7,7 +7,16 @@
  */
 
 import assert from "node:assert/strict";
-import { ChildProgram, endpointUrl, type Logger, PERMISSIONS, XmlRpcClient } from "../deps.ts";
+import {
+  type ChatMessage,
+  ChildProgram,
+  endpointUrl,
+  type Logger,
+  PERMISSIONS,
+  XmlRpcClient,
+} from "../deps.ts";
+
+export { freePort } from "../bench/redis_server.ts";
 
 /** The exact permissions the README documents for each program. */
 export const BINDER_PERMISSIONS: string[] = [...PERMISSIONS.binder];
@@ -16,7 +25,8 @@ export const SERVER_PERMISSIONS: string[] = [...PERMISSIONS.server];
 /** The client's: the network, nothing else. */
 export const CLIENT_PERMISSIONS: string[] = [...PERMISSIONS.cliente];
 
-const ROOT = new URL("..", import.meta.url).pathname;
+/** The repository's root directory, as a path ending in `/`. */
+export const ROOT: string = new URL("..", import.meta.url).pathname;
 const encoder = new TextEncoder();
 
 /** A program under test: a {@linkcode ChildProgram} that can also wait for several matching lines. */
@@ -59,8 +69,9 @@ export async function runScript(
   permissions: string[],
   args: string[] = [],
 ): Promise<{ code: number; stdout: string; stderr: string }> {
-  const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "--no-prompt", ...permissions, `${ROOT}${script}`, ...args],
+  const [command, ...rest] = scriptCommand(script, permissions, args);
+  const { code, stdout, stderr } = await new Deno.Command(command!, {
+    args: rest,
     cwd: ROOT,
     stdin: "null",
   }).output();
@@ -111,6 +122,16 @@ export async function runPython(source: string, args: string[] = []): Promise<st
     throw new Error(`python3 exited ${code}:\n${decoder.decode(stdout)}\n${decoder.decode(stderr)}`);
   }
   return decoder.decode(stdout);
+}
+
+/**
+ * A test that runs only when `reason` is undefined; otherwise it is
+ * ignored, with the reason in its name and printed once, so a machine
+ * without what it needs shows it skipped, never passed.
+ */
+export function testUnless(reason: string | undefined, name: string, fn: () => Promise<void>): void {
+  if (reason) console.log(`skipped: ${name}: ${reason}`);
+  Deno.test({ name: reason ? `${name} (skipped: ${reason})` : name, ignore: reason !== undefined, fn });
 }
 
 /** Polls a condition (a cheap check, on loopback) until it holds. */
@@ -381,6 +402,60 @@ export function prng(seed: number): () => number {
     t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
+}
+
+/**
+ * Every message `user` may see in `room` after `cursor`, read in pages by
+ * `aguardar_mensagens` (no wait) through `client` until the cursor stops moving.
+ */
+export async function readAll<M = ChatMessage>(
+  client: XmlRpcClient,
+  user: string,
+  room: string,
+  cursor = 0,
+): Promise<M[]> {
+  const all: M[] = [];
+  for (;;) {
+    const [ok, page] = await client.call<[boolean, { mensagens: M[]; cursor: number }]>(
+      "aguardar_mensagens",
+      [user, room, cursor, 0],
+    );
+    assert(ok, String(page));
+    all.push(...page.mensagens);
+    if (page.cursor === cursor) return all;
+    cursor = page.cursor;
+  }
+}
+
+/** Chat messages as lines: `origem: conteudo`, or `origem -> destino: conteudo` when private. */
+export function texts(messages: readonly { origem: string; destino: string; conteudo: string }[]): string[] {
+  return messages.map((m) =>
+    m.destino === "todos" ? `${m.origem}: ${m.conteudo}` : `${m.origem} -> ${m.destino}: ${m.conteudo}`
+  );
+}
+
+/** The XML-RPC element names the fuzzers swap for one another. */
+const ELEMENT_NAMES = [
+  "value",
+  "int",
+  "string",
+  "array",
+  "data",
+  "struct",
+  "member",
+  "name",
+  "param",
+  "params",
+  "nil",
+];
+
+/**
+ * The fuzzers' element-name swap: the first `<NAME>` or `</NAME>` of one
+ * picked name becomes another picked name (the name to find is picked first,
+ * then its replacement, so a seed replays the same run).
+ */
+export function swapElementName(text: string, pick: <T>(items: readonly T[]) => T): string {
+  return text.replace(new RegExp(`<(/?)${pick(ELEMENT_NAMES)}>`), `<$1${pick(ELEMENT_NAMES)}>`);
 }
 
 /** A log that drops every line: for cores tested in-process. */
