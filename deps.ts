@@ -7,7 +7,7 @@
  * rest; LogTape (`npm:@logtape/logtape@2.4.2`, `npm:@logtape/file@2.3.10`)
  * is pinned in `deps/log.ts` and loaded only by a program that logs to a
  * file, and the Redis client (`npm:@redis/client@6.3.1`) in
- * `deps/cluster.ts`, loaded only by a server started with `--store`; so the
+ * `deps/redis_chat.ts`, loaded only by a server started with `--store`; so the
  * client's module graph holds no npm package and runs from a URL on a LAN
  * with no internet.
  *
@@ -131,12 +131,15 @@ export {
 export {
   type Bucket,
   type Chat,
+  type ChatEngine,
   type ChatOptions,
   checkName,
   checkText,
   type Delivery,
   firstAfter,
   HISTORY,
+  HISTORY_KEPT,
+  HISTORY_SLACK,
   type Joined,
   LAST_WORDS_MS,
   LIMITS,
@@ -156,8 +159,19 @@ export {
   visibleTo,
 } from "./deps/chat.ts";
 
-// One chat for several servers, on Redis (its client is loaded only by `--store`).
-export { type Claim, ClusterChat, redactedUrl, REDIS_CLIENT } from "./deps/cluster.ts";
+// The two engines: SQLite (one server, the default) and Redis (several servers; its client loaded only by `--store`).
+export {
+  LATEST_VISIBLE,
+  MessageStore,
+  SqliteChat,
+  type User,
+  VISIBILITY_INDEXES,
+  VISIBLE_AFTER,
+} from "./deps/sqlite_chat.ts";
+export { type Claim, redactedUrl, REDIS_CLIENT, RedisChat } from "./deps/redis_chat.ts";
+
+// The ChatService method table, over either engine.
+export { chatMethods } from "./deps/chat_service.ts";
 
 // Programs: flags, the log, signals, child programs and their ready lines.
 export {

@@ -18,7 +18,7 @@
 
 import { serveHttp } from "../deps/http.ts";
 import { encodeResponse, parseXmlRpc } from "../deps/codec.ts";
-import { MessageStore } from "../server.ts";
+import { MessageStore } from "../deps.ts";
 
 const mode = Deno.args[0] ?? "http-send";
 const ANSWER = encodeResponse([true, "Mensagem enviada."]);

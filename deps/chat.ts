@@ -2,9 +2,11 @@
  * The chat's shapes and rules, the same whichever store holds the chat: the
  * messages and answers the chat hands out, its options and caps, the name
  * and text policies, visibility and rate limits, and {@linkcode Chat}, what
- * the method table needs of a chat. `server.ts` keeps one chat in a process
- * and its SQLite file (`ChatService`); `deps/cluster.ts` keeps one chat for
- * several processes in Redis (`ClusterChat`).
+ * the method table needs of a chat, and {@linkcode ChatEngine}, a chat with
+ * its life (open, start, stop, close). Two engines implement it: SQLite
+ * (`sqlite_chat.ts`: one server and its file) and Redis (`redis_chat.ts`:
+ * several servers, one chat); one contract suite holds them to the same
+ * behaviour.
  *
  * @module
  */
@@ -79,6 +81,8 @@ export interface ChatOptions {
   maxRoomsPerUser?: number;
   /** Pending waits per user: a new one ends the oldest (default {@linkcode LIMITS}). */
   maxWaits?: number;
+  /** Messages a room keeps at least (default {@linkcode HISTORY_KEPT}). */
+  historyKept?: number;
 }
 
 /** The caps' defaults: a classroom's chat, with room to spare. */
@@ -93,6 +97,15 @@ export function limitsOf(options: ChatOptions): Required<Pick<ChatOptions, keyof
     maxWaits: options.maxWaits ?? LIMITS.maxWaits,
   };
 }
+
+/**
+ * Messages a room keeps, at least: the latest. The SQLite engine keeps every message until its room goes; the
+ * Redis engine (memory) drops older ones, keeping at most {@linkcode HISTORY_SLACK} more than this.
+ */
+export const HISTORY_KEPT = 10_000;
+
+/** How far past {@linkcode HISTORY_KEPT} a room on Redis may grow before it is cut back (one cut per this many). */
+export const HISTORY_SLACK = 100;
 
 /** Messages a join and `receber_mensagens` hand out: the latest the user may see. */
 export const HISTORY = 50;
@@ -283,4 +296,29 @@ export interface Chat<U> {
   keepAlive(user: U): Maybe<Outcome<Text>>;
   /** Ends a session; `why` goes to the log. */
   unregister(user: U, why: string): Promise<Outcome<Text>>;
+}
+
+/**
+ * A chat engine: the chat's rules on one kind of storage, and its life.
+ * Each engine's module opens one (`SqliteChat.open`, `RedisChat.open`);
+ * then a server calls {@linkcode ChatEngine.start}, serves, and at the end
+ * {@linkcode ChatEngine.announceStop}, {@linkcode ChatEngine.stop} and
+ * {@linkcode ChatEngine.close}, in that order.
+ */
+export interface ChatEngine<U = unknown> extends Chat<U> {
+  /** Where the chat is kept, as the operator's log says it at start. */
+  describe(): string;
+  /** Starts the housekeeping: every `sweepEveryMs`, silent sessions end and empty idle rooms go. */
+  start(sweepEveryMs: number): void;
+  /**
+   * Tells the rooms with members that this server stops (before their waits end, so that waiting members
+   * read it); how many rooms were told.
+   */
+  announceStop(): Promise<number>;
+  /** Ends every wait, now and from now on, and the housekeeping. */
+  stop(): void;
+  /** Writes what is pending and lets the storage go (stopping first). */
+  close(): Promise<void>;
+  /** False once the storage is gone for good under the running server (a database file deleted). */
+  stillThere(): boolean;
 }

@@ -20,16 +20,18 @@
 import cliente from "../cliente.ts" with { type: "text" };
 import deps from "../deps.ts" with { type: "text" };
 import chat from "./chat.ts" with { type: "text" };
+import chatService from "./chat_service.ts" with { type: "text" };
 import child from "./child.ts" with { type: "text" };
 import cli from "./cli.ts" with { type: "text" };
 import client from "./client.ts" with { type: "text" };
-import cluster from "./cluster.ts" with { type: "text" };
 import codec from "./codec.ts" with { type: "text" };
 import deadlines from "./deadlines.ts" with { type: "text" };
 import http from "./http.ts" with { type: "text" };
 import log from "./log.ts" with { type: "text" };
 import protocol from "./protocol.ts" with { type: "text" };
+import redisChat from "./redis_chat.ts" with { type: "text" };
 import rpc from "./rpc.ts" with { type: "text" };
+import sqliteChat from "./sqlite_chat.ts" with { type: "text" };
 import texts from "./texts.ts" with { type: "text" };
 
 /** The served paths (relative to the binder's address) and their text: the client's module graph. */
@@ -37,16 +39,18 @@ export const CLIENT_MODULES: ReadonlyMap<string, string> = new Map([
   ["cliente.ts", cliente],
   ["deps.ts", deps],
   ["deps/chat.ts", chat],
+  ["deps/chat_service.ts", chatService],
   ["deps/child.ts", child],
   ["deps/cli.ts", cli],
   ["deps/client.ts", client],
-  ["deps/cluster.ts", cluster],
   ["deps/codec.ts", codec],
   ["deps/deadlines.ts", deadlines],
   ["deps/http.ts", http],
   ["deps/log.ts", log],
   ["deps/protocol.ts", protocol],
+  ["deps/redis_chat.ts", redisChat],
   ["deps/rpc.ts", rpc],
+  ["deps/sqlite_chat.ts", sqliteChat],
   ["deps/texts.ts", texts],
 ]);
 

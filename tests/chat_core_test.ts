@@ -1,5 +1,5 @@
 /**
- * The chat's core in-process: {@linkcode ChatService} over an in-memory
+ * The chat's core in-process: {@linkcode SqliteChat} over an in-memory
  * {@linkcode MessageStore}, and {@linkcode chatMethods} served by the real
  * HTTP handler on a loopback port. Fast, beside the end-to-end tests of
  * server_test.ts, which run the program itself.
@@ -21,13 +21,13 @@ import {
 } from "../deps.ts";
 import {
   chatMethods,
-  type ChatService,
   LATEST_VISIBLE,
   MessageStore,
+  type SqliteChat,
   type User,
   VISIBILITY_INDEXES,
   VISIBLE_AFTER,
-} from "../server.ts";
+} from "../deps.ts";
 import { authorized, caller, chatOn, reasonOf, servedChat, userOf } from "./core_helpers.ts";
 import { texts, waitUntil } from "./test_helpers.ts";
 
@@ -41,7 +41,7 @@ function pt<T>(outcome: Outcome<T> | User): unknown {
 }
 
 /** Creates `geral` as ana and puts the given users in it, in order. */
-async function inGeral(chat: ChatService, ...users: User[]): Promise<void> {
+async function inGeral(chat: SqliteChat, ...users: User[]): Promise<void> {
   assert.equal((await chat.createRoom("geral", users[0]!.token))[0], true);
   for (const user of users) assert.equal((await chat.join(user, "geral"))[0], true);
 }

@@ -9,7 +9,7 @@
 
 import assert from "node:assert/strict";
 import { misleadingName, type Outcome, Reason } from "../deps.ts";
-import { type ChatService, type User } from "../server.ts";
+import { type SqliteChat, type User } from "../deps.ts";
 import { chatOn, userOf } from "./core_helpers.ts";
 import { texts } from "./test_helpers.ts";
 
@@ -19,7 +19,7 @@ function reasonOf(outcome: Outcome<unknown>): string | undefined {
 }
 
 /** What a user sees after a cursor, as `origem: texto` or `origem -> destino: texto`. */
-async function seen(chat: ChatService, user: User, room: string, cursor = 0): Promise<string[]> {
+async function seen(chat: SqliteChat, user: User, room: string, cursor = 0): Promise<string[]> {
   const result = await chat.waitMessages(user, room, cursor, 0);
   assert(result[0], `waitMessages ${user.name}`);
   return texts(result[1].mensagens);

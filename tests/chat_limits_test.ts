@@ -9,11 +9,11 @@
 
 import assert from "node:assert/strict";
 import { DatabaseSync, Reason, type Refusal } from "../deps.ts";
-import { type ChatService, type Message, type User } from "../server.ts";
+import { type Message, type SqliteChat, type User } from "../deps.ts";
 import { chatOn, databaseFile, reasonOf, SCHEMA_2, userOf } from "./core_helpers.ts";
 
 /** Every private message a user may read in a room, from the start. */
-async function privateSeen(chat: ChatService, user: User, room: string): Promise<string[]> {
+async function privateSeen(chat: SqliteChat, user: User, room: string): Promise<string[]> {
   const read = await chat.waitMessages(user, room, 0, 0);
   assert(read[0]);
   return read[1].mensagens.filter((m: Message) => m.tipo === "unicast").map((m) => m.conteudo);

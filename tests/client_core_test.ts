@@ -1,7 +1,7 @@
 /**
  * The client's session logic in-process: {@linkcode ChatSession} with a
  * {@linkcode ChatView} that records what it would show, against a real
- * {@linkcode ChatService} and a real {@linkcode Binder}, each served by the
+ * {@linkcode SqliteChat} and a real {@linkcode Binder}, each served by the
  * real HTTP handler on a loopback port of this process. Fast, beside the
  * end-to-end tests of cliente_test.ts, which run the program itself.
  *
@@ -19,7 +19,7 @@ import {
   type SessionOptions,
   TEXTS,
 } from "../cliente.ts";
-import { chatMethods } from "../server.ts";
+import { chatMethods } from "../deps.ts";
 import { chatOn, serveMethods } from "./core_helpers.ts";
 import { freePort, silentLog, waitUntil } from "./test_helpers.ts";
 

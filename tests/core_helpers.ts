@@ -1,6 +1,6 @@
 /**
  * Helpers for the cores tested in-process (chat_core_test.ts,
- * client_core_test.ts): a real {@linkcode ChatService} on a database of its
+ * client_core_test.ts): a real {@linkcode SqliteChat} on a database of its
  * own, and a method table served by the real HTTP handler on a loopback port.
  *
  * @module
@@ -17,16 +17,16 @@ import {
   XmlRpcClient,
   xmlRpcHandler,
 } from "../deps.ts";
-import { chatMethods, type ChatOptions, ChatService, MessageStore, type User } from "../server.ts";
+import { chatMethods, type ChatOptions, MessageStore, SqliteChat, type User } from "../deps.ts";
 import { silentLog } from "./test_helpers.ts";
 
 /** A chat on a database (`:memory:` unless given), with roomy defaults; stopped and closed on disposal. */
 export function chatOn(
   options: Partial<ChatOptions> = {},
   path = ":memory:",
-): { chat: ChatService; store: MessageStore } & Disposable {
+): { chat: SqliteChat; store: MessageStore } & Disposable {
   const store = new MessageStore(path);
-  const chat = new ChatService(store, {
+  const chat = new SqliteChat(store, {
     compat: false,
     sessionTtlMs: 60_000,
     roomTtlMs: 60_000,
@@ -45,13 +45,13 @@ export function chatOn(
 }
 
 /** Registers `name` (with the token `token-NAME` unless given) and returns the user as a call proves it. */
-export function userOf(chat: ChatService, name: string, token = `token-${name}`): User {
+export function userOf(chat: SqliteChat, name: string, token = `token-${name}`): User {
   assert.equal(chat.register(name, token)[0], true, `register ${name}`);
   return authorized(chat, name, token);
 }
 
 /** The user a call with this token and name proves (token `token-NAME` unless given). */
-export function authorized(chat: ChatService, name: string, token = `token-${name}`): User {
+export function authorized(chat: SqliteChat, name: string, token = `token-${name}`): User {
   const user = chat.authorize(token, name);
   assert(!Array.isArray(user), `authorize ${name}: ${user}`);
   return user;
@@ -94,7 +94,7 @@ export interface ServedChat extends AsyncDisposable {
 }
 
 /** Serves `chat`'s method table ({@linkcode chatMethods}) until disposed. */
-export function servedChat(chat: ChatService): ServedChat {
+export function servedChat(chat: SqliteChat): ServedChat {
   const server = serveMethods(chatMethods(chat));
   const url = endpointUrl("127.0.0.1", server.addr.port);
   return {

@@ -30,7 +30,7 @@ import {
   XmlRpcClient,
 } from "../deps.ts";
 import { TEXTS } from "../cliente.ts";
-import { chatMethods } from "../server.ts";
+import { chatMethods } from "../deps.ts";
 import { caller, chatOn, databaseFile, SCHEMA_1, servedChat } from "./core_helpers.ts";
 import { freePort, runPython, startBinder, startClient, startServer } from "./test_helpers.ts";
 

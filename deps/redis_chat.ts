@@ -24,13 +24,15 @@
  */
 
 import {
-  type Chat,
+  type ChatEngine,
   type ChatOptions,
   checkName,
   checkText,
   type Delivery,
   firstAfter,
   HISTORY,
+  HISTORY_KEPT,
+  HISTORY_SLACK,
   type Joined,
   LAST_WORDS_MS,
   LIMITS,
@@ -51,7 +53,7 @@ import type { Logger } from "./log.ts";
 import { EVERYONE, type Outcome, Reason, type Refusal, refuse, SERVER } from "./protocol.ts";
 import { loadText, render, storeText, type Text, text } from "./texts.ts";
 
-/** The Redis client, pinned; imported only by {@linkcode openClusterChat}. */
+/** The Redis client, pinned; imported only by {@linkcode openRedisChat}. */
 export const REDIS_CLIENT = "npm:@redis/client@6.3.1";
 
 /** The one environment variable the Redis client reads (so `--allow-env` names it alone). */
@@ -77,8 +79,6 @@ const RECENT_SCAN = 500;
 const AFTER_SCAN = 2000;
 /** How long Redis remembers a send key: the same message sent again within it is stored once. */
 const SEND_KEY_MS = 3_600_000;
-/** The messages a room keeps in Redis, the latest (older ones are dropped, a hundred messages at a time). */
-export const HISTORY_KEPT = 10_000;
 /** The latest messages of each room an instance keeps, as their events brought them. */
 const RECENT_KEPT = 200;
 /** Sessions or rooms one slice of the sweep ends, at most. */
@@ -88,9 +88,14 @@ const COMMAND_TIMEOUT_MS = 5000;
 /** Stands for the user's name in the notice templates the scripts fill in (no name holds a '%'). */
 const NAME_SLOT = "%NAME%";
 
-/** What the scripts share: the clock, users, sessions, rate limits, posting, leaving, dropping a room. */
-const PRELUDE = `
+/**
+ * What the scripts share: the clock, users, sessions, rate limits, posting, leaving, dropping a room. KEYS[1]
+ * is the channel of the chat's events (pub/sub ignores the database number: each database has its own).
+ * `historyKept` is the bound every room is cut back to, {@linkcode HISTORY_SLACK} messages past it.
+ */
+const prelude = (historyKept: number) => `
 local P = ARGV[1]
+local EVENTS = KEYS[1]
 local clock = redis.call('TIME')
 local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
 local function getUser(name)
@@ -145,10 +150,13 @@ local function post(room, rest, fromId, toId)
   local message = head .. ',' .. rest
   local messages = P .. 'msgs:' .. room
   redis.call('ZADD', messages, id, message)
-  -- A room keeps its latest ${HISTORY_KEPT} messages (Redis holds them in memory).
-  if id % 100 == 0 then redis.call('ZREMRANGEBYRANK', messages, 0, -${HISTORY_KEPT + 1}) end
+  -- A room keeps its latest ${historyKept} messages (Redis holds them in memory); the rule is the contract's
+  -- ("history kept per room"), counted per room whatever ids the other rooms take.
+  if redis.call('ZCARD', messages) > ${historyKept + HISTORY_SLACK} then
+    redis.call('ZREMRANGEBYRANK', messages, 0, -${historyKept + 1})
+  end
   redis.call('ZADD', P .. 'activity', now, room)
-  redis.call('PUBLISH', P .. 'events', message)
+  redis.call('PUBLISH', EVENTS, message)
   return id
 end
 local function leaveRoom(u, leftTemplate)
@@ -162,7 +170,7 @@ local function bye(u, leftTemplate)
   redis.call('HDEL', P .. 'tokens', u.token)
   redis.call('ZREM', P .. 'seen', u.name)
   redis.call('DEL', P .. 'bucket:m:' .. u.id, P .. 'bucket:c:' .. u.id)
-  redis.call('PUBLISH', P .. 'events', cjson.encode({k = 'gone', u = u.name}))
+  redis.call('PUBLISH', EVENTS, cjson.encode({k = 'gone', u = u.name}))
 end
 -- A room out of the chat; its messages stay readable for keepMs (its members' last words) or go now.
 local function dropRoom(room, keepMs)
@@ -176,12 +184,16 @@ local function dropRoom(room, keepMs)
   redis.call('ZREM', P .. 'activity', room)
   if keepMs then redis.call('PEXPIRE', P .. 'msgs:' .. room, keepMs)
   else redis.call('DEL', P .. 'msgs:' .. room) end
-  redis.call('PUBLISH', P .. 'events', cjson.encode({k = 'del', r = room}))
+  redis.call('PUBLISH', EVENTS, cjson.encode({k = 'del', r = room}))
 end
--- Whether a message with this send key was sent by this user already; if not, it is from now on (an hour).
+-- Whether a message with this send key was stored for this user already (within the key's hour).
 local function sentBefore(u, key)
-  if key == '' then return false end
-  return not redis.call('SET', P .. 'sent:' .. u.name .. ':' .. key, '1', 'NX', 'PX', ${SEND_KEY_MS})
+  return key ~= '' and redis.call('EXISTS', P .. 'sent:' .. u.name .. ':' .. key) == 1
+end
+-- The send key remembered, once its message is stored: a send refused (slowed, say) leaves no trace of it,
+-- so its retry is stored (the contract's "sends refused, then retried with the same key").
+local function keepSendKey(u, key)
+  if key ~= '' then redis.call('SET', P .. 'sent:' .. u.name .. ':' .. key, '1', 'PX', ${SEND_KEY_MS}) end
 end
 local function withMessages(result, messages)
   for i, m in ipairs(messages) do result[#result + 1] = m end
@@ -313,6 +325,7 @@ const SCRIPTS = {
     if not sentBefore(u, ARGV[10]) then
       if not take('m:' .. u.id) then return {'no', 'rateLimited'} end
       post(room, ARGV[8], u.id, toId)
+      keepSendKey(u, ARGV[10])
     end
     return {'ok'}`,
   /** 6 recipient, 7 the message's JSON rest, 8 '1' when the text breaks the policy, 9 the send key. */
@@ -327,6 +340,7 @@ const SCRIPTS = {
       if not take('m:' .. u.id) then return {'no', 'rateLimited'} end
       post(to.room, ARGV[7], u.id, to.id)
       if u.room and u.room ~= to.room then post(u.room, ARGV[7], u.id, to.id) end
+      keepSendKey(u, ARGV[9])
     end
     return {'ok', to.room, u.room or ''}`,
   /**
@@ -420,7 +434,7 @@ type StoredMessage = Omit<Message, "notice"> & { notice?: string };
 /** How a wait was woken: for a message this instance knows, or to ask Redis; false: not woken. */
 type Woken = "recent" | "redis" | false;
 
-/** A wait's wake-up (see `ClusterChat.#arm`). */
+/** A wait's wake-up (see `RedisChat.#arm`). */
 interface WakeUp {
   readonly waiter: Waiter;
   /** How it was woken; false at its deadline or when settled first. */
@@ -440,11 +454,16 @@ interface Waiter {
  * refusals and texts as the SQLite `ChatService`; what differs is said in
  * the README ("Running more than one server").
  */
-export class ClusterChat implements Chat<Claim> {
+export class RedisChat implements ChatEngine<Claim> {
   readonly #redis: RedisConnection;
   readonly #events: RedisConnection;
   /** Where Redis is, as logs and faults show it (no password). */
   readonly #url: string;
+  /** The channel of this chat's events: one per Redis database, as pub/sub knows no databases. */
+  readonly #channel: string;
+  /** Each script's source: the prelude (with the history bound) and the script. */
+  readonly #sources: (name: ScriptName) => string;
+  #closed = false;
   readonly #options: ChatOptions;
   readonly #limits: Required<Pick<ChatOptions, keyof typeof LIMITS>>;
   readonly #log: Logger;
@@ -478,7 +497,10 @@ export class ClusterChat implements Chat<Claim> {
   private constructor(redis: RedisConnection, events: RedisConnection, url: string, options: ChatOptions) {
     this.#redis = redis;
     this.#events = events;
-    this.#url = url;
+    this.#url = redactedUrl(url);
+    this.#channel = eventsChannel(url);
+    const head = prelude(options.historyKept ?? HISTORY_KEPT);
+    this.#sources = (name) => head + SCRIPTS[name];
     this.#options = options;
     this.#limits = limitsOf(options);
     this.#log = options.log;
@@ -490,7 +512,7 @@ export class ClusterChat implements Chat<Claim> {
    * Later losses of Redis are survived: calls are refused while it is
    * away, and both connections come back by themselves.
    */
-  static async open(url: string, options: ChatOptions): Promise<ClusterChat> {
+  static async open(url: string, options: ChatOptions): Promise<RedisChat> {
     // The client reads one variable once connected: without the permission, say so before anything.
     if (Deno.permissions.querySync({ name: "env", variable: REDIS_ENV }).state !== "granted") {
       throw new StoreError(
@@ -513,7 +535,7 @@ export class ClusterChat implements Chat<Claim> {
     });
     const events = redis.duplicate();
     const shown = redactedUrl(url);
-    const chat = new ClusterChat(redis, events, shown, options);
+    const chat = new RedisChat(redis, events, url, options);
     let lost = false;
     redis.on("error", (error) => {
       if (connected && !lost) options.log.error(`Redis indisponível em ${shown}: ${error?.message}`);
@@ -533,7 +555,7 @@ export class ClusterChat implements Chat<Claim> {
       throw new StoreError(`não foi possível conectar ao Redis em ${shown}: ${(error as Error).message}`);
     }
     connected = true;
-    await events.subscribe(`${PREFIX}events`, (message) => chat.#event(message));
+    await events.subscribe(chat.#channel, (message) => chat.#event(message));
     // Back after a loss: the events of the gap are gone, so every wait reads again.
     events.on("ready", () => chat.#resubscribed());
     return chat;
@@ -814,9 +836,21 @@ export class ClusterChat implements Chat<Claim> {
     this.#wakeAll();
   }
 
-  /** Closes both connections to Redis. */
+  /** Where the chat is kept: the Redis address (no password). */
+  describe(): string {
+    return `Redis: ${this.#url}`;
+  }
+
+  /** Redis going away is survived (calls are refused meanwhile): never gone for good. */
+  stillThere(): boolean {
+    return true;
+  }
+
+  /** Closes both connections to Redis (once). */
   async close(): Promise<void> {
     this.stop();
+    if (this.#closed) return;
+    this.#closed = true;
     await Promise.allSettled([this.#redis.close(), this.#events.close()]);
   }
 
@@ -953,11 +987,11 @@ export class ClusterChat implements Chat<Claim> {
     let sha = this.#shas.get(name);
     for (let attempt = 0;; attempt++) {
       if (!sha) {
-        sha = await this.#command<string>(["SCRIPT", "LOAD", PRELUDE + SCRIPTS[name]]);
+        sha = await this.#command<string>(["SCRIPT", "LOAD", this.#sources(name)]);
         this.#shas.set(name, sha);
       }
       try {
-        return await this.#command<Answer>(["EVALSHA", sha, "0", PREFIX, ...args]);
+        return await this.#command<Answer>(["EVALSHA", sha, "1", this.#channel, PREFIX, ...args]);
       } catch (error) {
         if (attempt > 0 || !String((error as Error).message).startsWith("NOSCRIPT")) throw error;
         sha = undefined;
@@ -1058,6 +1092,12 @@ export class ClusterChat implements Chat<Claim> {
         );
     }
   }
+}
+
+/** The channel of the chat's events in the Redis database of `url`: database 0 keeps the plain name. */
+function eventsChannel(url: string): string {
+  const db = Number(new URL(url).pathname.replace(/\//g, "") || 0);
+  return db ? `${PREFIX}events:${db}` : `${PREFIX}events`;
 }
 
 /** Whether Redis answered with an error (the client's `ErrorReply`), rather than not answering. */
