@@ -603,3 +603,22 @@ redisTest(
     assert.deepEqual(said, ["uma vez", "psiu"]);
   },
 );
+
+redisTest(
+  "40 lines pasted into cliente.ts on a Redis-backed server: past the rate limit, all 40 stored, once each",
+  async (redis) => {
+    await using binder = await startBinder();
+    await using one = await startInstance(binder, redis.url);
+    const { client: bia } = await member(one, "bia", "geral", { create: true });
+    await using ana = startClient(binder, ["--name", "ana", "--room", "geral"]);
+    await ana.waitForLine(/^\* Você está na sala geral\./);
+    // One write, as a paste arrives: four times the burst the default rate (10/s) allows.
+    const lines = Array.from({ length: 40 }, (_, i) => `linha ${i + 1}`);
+    await ana.write(lines.map((line) => `${line}\n`).join(""));
+    await ana.waitForLine(said("ana: linha 40"), 20_000);
+    const stored = (await readAll(bia, "bia", "geral")).filter((m) => m.origem === "ana").map((m) =>
+      m.conteudo
+    );
+    assert.deepEqual(stored, lines);
+  },
+);
