@@ -130,6 +130,7 @@ export {
 // The chat's shapes and rules, whichever store holds it (the server's SQLite, or Redis for a cluster).
 export {
   type Bucket,
+  BURST_SECONDS,
   type Chat,
   type ChatEngine,
   type ChatOptions,
@@ -137,6 +138,7 @@ export {
   checkText,
   type Delivery,
   firstAfter,
+  fullBucket,
   HISTORY,
   HISTORY_KEPT,
   HISTORY_SLACK,

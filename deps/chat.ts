@@ -49,7 +49,18 @@ export interface Message {
   readonly toId?: string;
 }
 
-/** A token bucket of a rate limit: filled at `rate` tokens a second, up to twice that. */
+/**
+ * A rate limit's burst, in seconds of its rate: a bucket fills up to `rate * BURST_SECONDS` tokens, and
+ * an empty one is full again after this long. The Redis engine's Lua gets it from here.
+ */
+export const BURST_SECONDS = 2;
+
+/** A full bucket of a rate limit. */
+export function fullBucket(rate: number, now = Date.now()): Bucket {
+  return { tokens: rate * BURST_SECONDS, tokensAt: now };
+}
+
+/** A token bucket of a rate limit: filled at `rate` tokens a second, up to {@linkcode BURST_SECONDS} of that. */
 export interface Bucket {
   /** The tokens left... */
   tokens: number;
@@ -222,9 +233,12 @@ export function checkText(message: string): Outcome<string> {
   return [true, message];
 }
 
-/** Takes a token from a bucket filled at `rate` a second up to twice that; false when it is empty. */
+/**
+ * Takes a token from a bucket filled at `rate` a second up to {@linkcode BURST_SECONDS} of that; false when
+ * it is empty. The Redis engine's `take` is its twin in Lua, bound to it by the contract's rate-limit case.
+ */
 export function takeToken(bucket: Bucket, rate: number, now = Date.now()): boolean {
-  bucket.tokens = Math.min(rate * 2, bucket.tokens + ((now - bucket.tokensAt) / 1000) * rate);
+  bucket.tokens = Math.min(rate * BURST_SECONDS, bucket.tokens + ((now - bucket.tokensAt) / 1000) * rate);
   bucket.tokensAt = now;
   if (bucket.tokens < 1) return false;
   bucket.tokens -= 1;

@@ -24,6 +24,7 @@
  */
 
 import {
+  BURST_SECONDS,
   type ChatEngine,
   type ChatOptions,
   checkName,
@@ -114,19 +115,20 @@ local function auth()
   redis.call('ZADD', P .. 'seen', now, u.name)
   return u
 end
--- A token bucket (ARGV 5: the rate), filled up to twice the rate a second; full again, it is gone.
+-- A token bucket (ARGV 5: the rate), filled up to ${BURST_SECONDS} s of the rate; full again, it is gone.
+-- The twin of takeToken (chat.ts), bound to it by the contract's rate-limit case.
 local function take(key)
   local rate = tonumber(ARGV[5])
   local k = P .. 'bucket:' .. key
   local b = redis.call('GET', k)
-  local tokens = rate * 2
+  local tokens = rate * ${BURST_SECONDS}
   if b then
     local colon = string.find(b, ':', 1, true)
     local at = tonumber(string.sub(b, colon + 1))
-    tokens = math.min(rate * 2, tonumber(string.sub(b, 1, colon - 1)) + (now - at) / 1000 * rate)
+    tokens = math.min(rate * ${BURST_SECONDS}, tonumber(string.sub(b, 1, colon - 1)) + (now - at) / 1000 * rate)
   end
   if tokens < 1 then return false end
-  redis.call('SET', k, (tokens - 1) .. ':' .. now, 'PX', 2000)
+  redis.call('SET', k, (tokens - 1) .. ':' .. now, 'PX', ${BURST_SECONDS * 1000})
   return true
 end
 local function fill(template, name)

@@ -14,12 +14,14 @@
 
 import {
   type Bucket,
+  BURST_SECONDS,
   type ChatEngine,
   type ChatOptions,
   checkName,
   checkText,
   type Delivery,
   firstAfter,
+  fullBucket,
   HISTORY,
   type Joined,
   LAST_WORDS_MS,
@@ -674,9 +676,8 @@ export class SqliteChat implements ChatEngine<User> {
       lastSeen: now,
       waits: new Set(),
       provedBySession: false,
-      tokens: this.#options.maxRate * 2,
-      tokensAt: now,
-      changes: { tokens: this.#options.maxRate * 2, tokensAt: now },
+      ...fullBucket(this.#options.maxRate, now),
+      changes: fullBucket(this.#options.maxRate, now),
     };
     this.#users.set(name, user);
     this.#usersByToken.set(token, user);
@@ -1095,7 +1096,7 @@ export class SqliteChat implements ChatEngine<User> {
     }
     // Buckets full again are as good as none.
     for (const [address, bucket] of this.#addressBuckets) {
-      if (now - bucket.tokensAt >= 2000) this.#addressBuckets.delete(address);
+      if (now - bucket.tokensAt >= BURST_SECONDS * 1000) this.#addressBuckets.delete(address);
       if (++looked % SWEEP_LOOKS === 0) yield 0;
     }
   }
@@ -1238,7 +1239,7 @@ export class SqliteChat implements ChatEngine<User> {
   #takeAddressToken(source: string): boolean {
     let bucket = this.#addressBuckets.get(source);
     if (!bucket) {
-      bucket = { tokens: this.#options.maxRate * 2, tokensAt: Date.now() };
+      bucket = fullBucket(this.#options.maxRate);
       this.#addressBuckets.set(source, bucket);
     }
     return takeToken(bucket, this.#options.maxRate);
