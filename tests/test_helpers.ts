@@ -29,6 +29,18 @@ export const CLIENT_PERMISSIONS: string[] = [...PERMISSIONS.cliente];
 export const ROOT: string = new URL("..", import.meta.url).pathname;
 const encoder = new TextEncoder();
 
+/**
+ * A task's command line, from deno.json: what `deno task NAME` runs. A task is
+ * `{ description, command }` (so `deno task` lists what each does) or a plain string.
+ */
+export async function taskCommand(name: string): Promise<string> {
+  const config = JSON.parse(await Deno.readTextFile(`${ROOT}deno.json`));
+  const task = config.tasks?.[name];
+  const command = typeof task === "string" ? task : task?.command;
+  if (typeof command !== "string") throw new Error(`no task ${name} in deno.json`);
+  return command;
+}
+
 /** A program under test: a {@linkcode ChildProgram} that can also wait for several matching lines. */
 export class Program extends ChildProgram {
   /** Waits until `count` stdout lines match; returns them. */
