@@ -3,12 +3,11 @@ import { type DecodeCache, Histogram, HttpConnection, httpRequest, responseValue
 import { formatTable } from "../bench/report.ts";
 import { encodeOnce, encodeResponse } from "../deps.ts";
 import { REDIS_UNAVAILABLE, testUnless } from "./redis.ts";
-import { assertUsageError, runScript } from "./test_helpers.ts";
+import { assertUsageError, runScript, taskCommand } from "./test_helpers.ts";
 
 /** The permissions `deno task bench` gives the benchmark (deno.json: `deno run PERMISSIONS bench/bench.ts`). */
 const BENCH_PERMISSIONS: string[] = await (async () => {
-  const config = JSON.parse(await Deno.readTextFile(new URL("../deno.json", import.meta.url)));
-  const words = String(config.tasks.bench).split(" ");
+  const words = (await taskCommand("bench")).split(" ");
   assert.deepEqual([...words.slice(0, 2), words.at(-1)], ["deno", "run", "bench/bench.ts"]);
   return words.slice(2, -1);
 })();

@@ -12,15 +12,21 @@
 
 import assert from "node:assert/strict";
 import { Lan, lanTest } from "./netns.ts";
-import { BINDER_PERMISSIONS, ROOT, scriptCommand, SERVER_PERMISSIONS, tempDir } from "./test_helpers.ts";
+import {
+  BINDER_PERMISSIONS,
+  ROOT,
+  scriptCommand,
+  SERVER_PERMISSIONS,
+  taskCommand,
+  tempDir,
+} from "./test_helpers.ts";
 import { classmateLine } from "../start.ts";
 
 const TIMEOUT_MS = 30_000;
 
 /** The `deno task start` command line, from deno.json. */
 async function startCommand(): Promise<string[]> {
-  const config = JSON.parse(await Deno.readTextFile(`${ROOT}deno.json`));
-  const words = String(config.tasks.start).split(" ");
+  const words = (await taskCommand("start")).split(" ");
   assert.deepEqual([words[0], words.at(-1)], ["deno", "start.ts"]);
   return [Deno.execPath(), ...words.slice(1, -1), "--no-prompt", `${ROOT}start.ts`];
 }

@@ -22,6 +22,7 @@ import {
   scriptCommand,
   SERVER_PERMISSIONS,
   startClient,
+  taskCommand,
 } from "./test_helpers.ts";
 import { classmateLine } from "../start.ts";
 import { lanAddresses, REDIS_CLIENT } from "../deps.ts";
@@ -29,12 +30,7 @@ import { lanAddresses, REDIS_CLIENT } from "../deps.ts";
 const decoder = new TextDecoder();
 
 /** The task's command line, from deno.json: what `deno task NAME` runs. */
-async function task(name: string): Promise<string> {
-  const config = JSON.parse(await Deno.readTextFile(`${ROOT}deno.json`));
-  const command = config.tasks[name];
-  assert(typeof command === "string", `task ${name} in deno.json`);
-  return command;
-}
+const task = taskCommand;
 
 async function refused(port: number): Promise<boolean> {
   try {

@@ -1,6 +1,6 @@
 /**
  * The red team's attacks on the chat server (issue 14: 3, 6, 7, 10), each
- * run against the real program (a subprocess with the README's permissions)
+ * run against the real program (a subprocess with the documented permissions)
  * and answered: the figures in the assertions are the counts the attack got
  * before and gets now. The cores of the same rules are tested in-process in
  * chat_limits_test.ts.

@@ -1,6 +1,6 @@
 /**
  * Shared test helpers: start the real programs as subprocesses with the
- * permissions the README documents, talk to them over loopback, run Python's
+ * permissions the docs give, talk to them over loopback, run Python's
  * stdlib XML-RPC client, and wait on conditions instead of sleeping.
  *
  * @module
@@ -18,7 +18,7 @@ import {
 
 export { freePort } from "../bench/redis_server.ts";
 
-/** The exact permissions the README documents for each program. */
+/** The exact permissions the docs give each program (docs/binder.md, server.md, cliente.md). */
 export const BINDER_PERMISSIONS: string[] = [...PERMISSIONS.binder];
 /** The server's, for its default files (`chat.db`, `chat_server.log`) in its working directory. */
 export const SERVER_PERMISSIONS: string[] = [...PERMISSIONS.server];
@@ -28,6 +28,18 @@ export const CLIENT_PERMISSIONS: string[] = [...PERMISSIONS.cliente];
 /** The repository's root directory, as a path ending in `/`. */
 export const ROOT: string = new URL("..", import.meta.url).pathname;
 const encoder = new TextEncoder();
+
+/**
+ * A task's command line, from deno.json: what `deno task NAME` runs. A task is
+ * `{ description, command }` (so `deno task` lists what each does) or a plain string.
+ */
+export async function taskCommand(name: string): Promise<string> {
+  const config = JSON.parse(await Deno.readTextFile(`${ROOT}deno.json`));
+  const task = config.tasks?.[name];
+  const command = typeof task === "string" ? task : task?.command;
+  if (typeof command !== "string") throw new Error(`no task ${name} in deno.json`);
+  return command;
+}
 
 /** A program under test: a {@linkcode ChildProgram} that can also wait for several matching lines. */
 export class Program extends ChildProgram {
@@ -210,7 +222,7 @@ export interface RunningServer {
 }
 
 /**
- * Starts server.ts with the README's permissions in `dir` (a new temporary
+ * Starts server.ts with the documented permissions in `dir` (a new temporary
  * directory unless given: reuse one to restart on the same database),
  * registered in the given binder.
  */
@@ -246,7 +258,7 @@ export async function startServer(
 }
 
 /**
- * Starts cliente.ts with the README's permissions, scripted through stdin,
+ * Starts cliente.ts with the documented permissions, scripted through stdin,
  * against the given binder; Portuguese unless the args say otherwise, and
  * quick retries so reconnection tests stay short.
  */
