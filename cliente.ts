@@ -45,6 +45,7 @@ import {
   Fault,
   FaultCode,
   type HostPort,
+  KEEPS_SESSION_HEADER,
   type Lang,
   languageOf,
   MAX_TEXT,
@@ -77,8 +78,10 @@ import {
 /** The languages of the client's texts: the protocol's. */
 export type { Lang };
 
-/** What `entrar_na_sala` answers (`cursor` is our extension; the original has none). */
+/** What `entrar_na_sala` answers (`cursor` and `sala` are our extensions; the original has neither). */
 interface Joined {
+  /** The room's name as the server keeps it (`geral` when we asked for `Geral`). */
+  sala?: string;
   usuarios: string[];
   mensagens: ChatMessage[];
   cursor?: number;
@@ -614,8 +617,8 @@ function sessionGone(result: Result<unknown>): boolean {
   return SESSION_GONE.has(reasonOf(result) ?? "");
 }
 
-/** Every call to the chat service asks for the reason of refusals. */
-const ASK_REASONS = { [REASONS_HEADER]: "1" };
+/** Every call to the chat service asks for the reason of refusals and says it keeps the session cookie. */
+const CHAT_HEADERS = { [REASONS_HEADER]: "1", [KEEPS_SESSION_HEADER]: "1" };
 
 function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
@@ -1650,8 +1653,8 @@ export class ChatSession {
       this.#view.notice(sanitize(result[1]), "error");
       return false;
     }
-    const { usuarios, mensagens, cursor } = result[1];
-    const name = room.trim();
+    const { usuarios, mensagens, cursor, sala } = result[1];
+    const name = typeof sala === "string" ? sala : room.trim();
     this.#members.clear();
     for (const user of usuarios) this.#members.add(user);
     if (!this.#rooms.includes(name)) this.#rooms = [...this.#rooms, name];
@@ -2068,7 +2071,7 @@ export class ChatSession {
     // instance sharing the sessions knows (one that does not refuses it, and #restore registers again).
     const client = this.#client?.url === url ? this.#client : new XmlRpcClient(url, {
       timeoutMs: this.#options.callTimeoutMs,
-      headers: { ...ASK_REASONS, "accept-language": this.#t.language },
+      headers: { ...CHAT_HEADERS, "accept-language": this.#t.language },
       cookiesFrom: this.#client,
     });
     let methods: string[] = [];

@@ -92,7 +92,7 @@ export {
   type ChatMessage,
   EVERYONE,
   forCaller,
-  imitatesReserved,
+  KEEPS_SESSION_HEADER,
   type Lang,
   languageOf,
   misleadingName,
@@ -111,6 +111,9 @@ export {
   sendKeyOf,
   SERVER,
 } from "./deps/protocol.ts";
+
+// When two names are one (UTS #39): look-alikes and mixed scripts.
+export { bareKey, imitatesReserved, mixesScripts, nameKey, skeleton } from "./deps/names.ts";
 
 // The servers' texts in Portuguese and English: the core says a Text, the method tables render it.
 export {

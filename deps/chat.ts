@@ -13,8 +13,8 @@
 
 import { clip, Fault, FaultCode } from "./codec.ts";
 import type { Logger } from "./log.ts";
+import { imitatesReserved, mixesScripts } from "./names.ts";
 import {
-  imitatesReserved,
   misleadingName,
   nameFlaw,
   type Outcome,
@@ -196,8 +196,10 @@ export function quoted(raw: string): string {
  * invisible characters, no stacked combining marks; letters, digits, single
  * spaces and a little punctuation ({@linkcode nameFlaw}). A user's name
  * also draws no line format ({@linkcode misleadingName}) and is no reserved
- * name nor a look-alike of one ({@linkcode imitatesReserved}). The name, or
- * why not.
+ * name nor a look-alike of one ({@linkcode imitatesReserved}). No name
+ * mixes scripts as UTS #39 finds unsafe ({@linkcode mixesScripts}). The
+ * name, or why not; whether it is one already taken is the engine's
+ * question, by the name's key (`names.ts`).
  */
 export function checkName(kind: NameKind, raw: string): Outcome<string> {
   const name = raw.length > MAX_LOOKUP ? raw : raw.normalize("NFC").trim();
@@ -218,6 +220,7 @@ export function checkName(kind: NameKind, raw: string): Outcome<string> {
     }
     if (imitatesReserved(name)) return refuse(Reason.NAME_INVALID, text("nameLookalike", name));
   }
+  if (mixesScripts(name)) return refuse(Reason.NAME_INVALID, text("nameMixesScripts", kind));
   return [true, name];
 }
 
@@ -247,6 +250,8 @@ export function takeToken(bucket: Bucket, rate: number, now = Date.now()): boole
 
 /** What joining a room gives: who is there, the latest messages the user may see, and the cursor. */
 export interface Joined {
+  /** The room's name as the chat keeps it (the call may have named it by a variant: `Geral` for `geral`). */
+  sala: string;
   /** The members, sorted. */
   usuarios: string[];
   /** The last 50 messages the user may see, oldest first. */
@@ -273,8 +278,11 @@ export type Maybe<T> = T | Promise<T>;
  * claim that each call's script checks in Redis).
  */
 export interface Chat<U> {
-  /** Registers a unique name; `token` is the session the caller will present; `source` its address. */
-  register(rawName: string, token: string, source?: string): Maybe<Outcome<Text>>;
+  /**
+   * Registers a unique name; `token` is the session the caller will present; `source` its address;
+   * `keepsSession`: the caller keeps the cookie, so even with --compat no call without it acts as this user.
+   */
+  register(rawName: string, token: string, source?: string, keepsSession?: boolean): Maybe<Outcome<Text>>;
   /** Whom a call may act as, or why not. */
   authorize(session: string | undefined, rawName: string): U | Refusal;
   /** Creates a room for whoever the session proves (none: only with --compat). */
@@ -317,9 +325,9 @@ export interface Chat<U> {
  * Each engine's module opens one (`SqliteChat.open`, `RedisChat.open`);
  * then a server calls {@linkcode ChatEngine.start}, serves, and at the end
  * {@linkcode ChatEngine.announceStop}, {@linkcode ChatEngine.stop} and
- * {@linkcode ChatEngine.close}, in that order.
+ * {@linkcode ChatEngine.close}, in that order (disposing of it closes it).
  */
-export interface ChatEngine<U = unknown> extends Chat<U> {
+export interface ChatEngine<U = unknown> extends Chat<U>, AsyncDisposable {
   /** Where the chat is kept, as the operator's log says it at start. */
   describe(): string;
   /** Starts the housekeeping: every `sweepEveryMs`, silent sessions end and empty idle rooms go. */

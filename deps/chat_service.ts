@@ -101,7 +101,7 @@ export function chatMethods<U>(chat: Chat<U>): MethodTable {
       [["nome", "string"]],
       (call, nome) => {
         const token = crypto.randomUUID();
-        return mapMaybe(chat.register(nome, token, call.remoteAddress), (outcome) => {
+        return mapMaybe(chat.register(nome, token, call.remoteAddress, call.keepsSession), (outcome) => {
           if (outcome[0]) call.setSession(token);
           return say(call, outcome);
         });

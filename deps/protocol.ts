@@ -26,6 +26,15 @@ export const REASONS_HEADER = "X-Chat-Motivos";
  */
 export const SEND_KEY_HEADER = "X-Chat-Chave";
 
+/**
+ * The HTTP request header with which a caller says it keeps the session
+ * cookie (value `1`). On a `--compat` server a user it registers is bound to
+ * that cookie from the first answer: calls without it are refused, as on any
+ * server. The original clients keep no cookie and send none: theirs stay
+ * free of it.
+ */
+export const KEEPS_SESSION_HEADER = "X-Chat-Sessao";
+
 /** A send key as a server takes it ({@linkcode SEND_KEY_HEADER}); undefined when absent or malformed. */
 export function sendKeyOf(header: string | null | undefined): string | undefined {
   return header && /^[\x21-\x7e]{1,64}$/.test(header) ? header : undefined;
@@ -225,115 +234,4 @@ export function nameFlaw(name: string): NameFlaw | undefined {
   if (MARK_STACK.test(name.normalize("NFD"))) return "marks";
   if (!NAME_CHARACTERS.test(name)) return "characters";
   return undefined;
-}
-
-/**
- * Letters of other scripts (and a few Latin ones) that look like the Latin
- * letters of the reserved names, by what they look like: enough to fold
- * `SΕRVER` (Greek Ε), `ЅERVER` (Cyrillic Ѕ), `ꜱᴇʀᴠᴇʀ` (small capitals) or
- * `t0d0s` onto a reserved name. Fullwidth and mathematical letters fold by
- * NFKC first; accented ones lose their marks.
- */
-const LOOK_ALIKES: Readonly<Record<string, string>> = {
-  // Greek.
-  "\u0391": "a",
-  "\u0392": "b",
-  "\u0395": "e",
-  "\u0396": "z",
-  "\u0397": "h",
-  "\u0399": "i",
-  "\u039a": "k",
-  "\u039c": "m",
-  "\u039d": "n",
-  "\u039f": "o",
-  "\u03a1": "p",
-  "\u03a4": "t",
-  "\u03a5": "y",
-  "\u03a7": "x",
-  "\u03b5": "e",
-  "\u03bd": "v",
-  "\u03bf": "o",
-  "\u03c1": "p",
-  "\u03c4": "t",
-  "\u03c5": "u",
-  "\u03f2": "c",
-  "\u03f3": "j",
-  // Cyrillic.
-  "\u0405": "s",
-  "\u0406": "i",
-  "\u0408": "j",
-  "\u0410": "a",
-  "\u0412": "b",
-  "\u0415": "e",
-  "\u041a": "k",
-  "\u041c": "m",
-  "\u041d": "h",
-  "\u041e": "o",
-  "\u0420": "p",
-  "\u0421": "c",
-  "\u0422": "t",
-  "\u0423": "y",
-  "\u0425": "x",
-  "\u0430": "a",
-  "\u0433": "r",
-  "\u0435": "e",
-  "\u043e": "o",
-  "\u0440": "p",
-  "\u0441": "c",
-  "\u0442": "t",
-  "\u0443": "y",
-  "\u0445": "x",
-  "\u0455": "s",
-  "\u0456": "i",
-  "\u0458": "j",
-  "\u0474": "v",
-  "\u0475": "v",
-  "\u04bb": "h",
-  "\u04c0": "l",
-  "\u04cf": "l",
-  "\u0501": "d",
-  "\u051b": "q",
-  "\u051d": "w",
-  // Armenian and Cherokee.
-  "\u0585": "o",
-  "\u13a0": "d",
-  "\u13a1": "r",
-  "\u13a2": "t",
-  "\u13ac": "e",
-  "\u13d9": "v",
-  "\u13da": "s",
-  "\u13df": "c",
-  // Latin small capitals and others.
-  "\u0131": "i",
-  "\u0280": "r",
-  "\u1d05": "d",
-  "\u1d07": "e",
-  "\u1d0f": "o",
-  "\u1d1b": "t",
-  "\u1d20": "v",
-  "\ua731": "s",
-  // Digits.
-  "0": "o",
-  "5": "s",
-};
-
-/** The reserved names as their look-alikes fold. */
-const RESERVED_SKELETONS: ReadonlySet<string> = new Set([...RESERVED_NAMES].map(skeleton));
-
-/** A name as it looks: compatibility forms folded, marks, spaces and punctuation gone, look-alikes Latin. */
-function skeleton(name: string): string {
-  let folded = "";
-  for (const char of name.normalize("NFKD").replace(/[\p{M}\p{P}\p{S}\s]/gu, "")) {
-    folded += LOOK_ALIKES[char] ?? char;
-  }
-  return folded.toLowerCase();
-}
-
-/**
- * Whether a name looks like a reserved one without being it (`SΕRVER` with a
- * Greek Ε, `S.E.R.V.E.R`, `Todos` with a Cyrillic о): a user by such a name
- * would pass for the server's notices or for everyone.
- */
-export function imitatesReserved(name: string): boolean {
-  return !RESERVED_NAMES.has(name.toLowerCase()) && RESERVED_SKELETONS.has(skeleton(name));
 }

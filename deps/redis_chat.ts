@@ -49,6 +49,7 @@ import {
   visibleTo,
 } from "./chat.ts";
 import { clip } from "./codec.ts";
+import { nameKey } from "./names.ts";
 import { Deadlines } from "./deadlines.ts";
 import type { Logger } from "./log.ts";
 import { EVERYONE, type Outcome, Reason, type Refusal, refuse, SERVER } from "./protocol.ts";
@@ -88,6 +89,8 @@ const SWEEP_BATCH = 256;
 const COMMAND_TIMEOUT_MS = 5000;
 /** Stands for the user's name in the notice templates the scripts fill in (no name holds a '%'). */
 const NAME_SLOT = "%NAME%";
+/** Stands for the room's name in the deletion notice (no name holds a '%'). */
+const ROOM_SLOT = "%ROOM%";
 
 /**
  * What the scripts share: the clock, users, sessions, rate limits, posting, leaving, dropping a room. KEYS[1]
@@ -131,14 +134,16 @@ local function take(key)
   redis.call('SET', k, (tokens - 1) .. ':' .. now, 'PX', ${BURST_SECONDS * 1000})
   return true
 end
-local function fill(template, name)
+-- A template with each slot (the user's name unless said) filled in.
+local function fill(template, name, slot)
+  slot = slot or '${NAME_SLOT}'
   local out, from = {}, 1
   while true do
-    local at = string.find(template, '${NAME_SLOT}', from, true)
+    local at = string.find(template, slot, from, true)
     if not at then break end
     out[#out + 1] = string.sub(template, from, at - 1)
     out[#out + 1] = name
-    from = at + ${NAME_SLOT.length}
+    from = at + #slot
   end
   out[#out + 1] = string.sub(template, from)
   return table.concat(out)
@@ -169,6 +174,7 @@ end
 local function bye(u, leftTemplate)
   if u.room then leaveRoom(u, leftTemplate) end
   redis.call('HDEL', P .. 'users', u.name)
+  if u.key and redis.call('HGET', P .. 'userkeys', u.key) == u.name then redis.call('HDEL', P .. 'userkeys', u.key) end
   redis.call('HDEL', P .. 'tokens', u.token)
   redis.call('ZREM', P .. 'seen', u.name)
   redis.call('DEL', P .. 'bucket:m:' .. u.id, P .. 'bucket:c:' .. u.id)
@@ -177,7 +183,11 @@ end
 -- A room out of the chat; its messages stay readable for keepMs (its members' last words) or go now.
 local function dropRoom(room, keepMs)
   local json = redis.call('HGET', P .. 'rooms', room)
-  local creatorId = json and cjson.decode(json).creatorId
+  local info = json and cjson.decode(json) or {}
+  local creatorId = info.creatorId
+  if info.key and redis.call('HGET', P .. 'roomkeys', info.key) == room then
+    redis.call('HDEL', P .. 'roomkeys', info.key)
+  end
   if creatorId and redis.call('HINCRBY', P .. 'creators', creatorId, -1) <= 0 then
     redis.call('HDEL', P .. 'creators', creatorId)
   end
@@ -197,6 +207,16 @@ end
 local function keepSendKey(u, key)
   if key ~= '' then redis.call('SET', P .. 'sent:' .. u.name .. ':' .. key, '1', 'PX', ${SEND_KEY_MS}) end
 end
+-- A room by its name, or by its name's key (a variant of the name: 'Geral' for 'geral'): the name and
+-- whether the room exists. The key is names.ts's, made in TypeScript (Lua knows no Unicode).
+local function findRoom(name, key)
+  if redis.call('HEXISTS', P .. 'rooms', name) == 1 then return name, true end
+  if key and key ~= '' then
+    local found = redis.call('HGET', P .. 'roomkeys', key)
+    if found and redis.call('HEXISTS', P .. 'rooms', found) == 1 then return found, true end
+  end
+  return name, false
+end
 local function withMessages(result, messages)
   for i, m in ipairs(messages) do result[#result + 1] = m end
   return result
@@ -208,13 +228,18 @@ end
  * as a user, 2 to 4 are name, session and compat, and 5 the rate.
  */
 const SCRIPTS = {
-  /** 6 user JSON, 7 token, 8 max users, 9 source address. */
+  /** 6 user JSON, 7 token, 8 max users, 9 source address, 10 the name's key. */
   register: `
     local name = ARGV[2]
     if redis.call('HEXISTS', P .. 'users', name) == 1 then return {'no', 'nameTaken'} end
+    local resembled = redis.call('HGET', P .. 'userkeys', ARGV[10])
+    if resembled and redis.call('HEXISTS', P .. 'users', resembled) == 1 then
+      return {'no', 'nameResembles', resembled}
+    end
     if redis.call('HLEN', P .. 'users') >= tonumber(ARGV[8]) then return {'no', 'usersFull'} end
     if ARGV[9] ~= '' and not take('a:' .. ARGV[9]) then return {'no', 'registrationsLimited'} end
     redis.call('HSET', P .. 'users', name, ARGV[6])
+    redis.call('HSET', P .. 'userkeys', ARGV[10], name)
     redis.call('HSET', P .. 'tokens', ARGV[7], name)
     redis.call('ZADD', P .. 'seen', now, name)
     return {'ok'}`,
@@ -229,7 +254,10 @@ const SCRIPTS = {
     if not u then return no end
     bye(u, ARGV[6])
     return {'ok'}`,
-  /** 6 room, 7 max rooms, 8 max rooms per creator, 9 source address, 10 '1' when the name breaks the policy. */
+  /**
+   * 6 room, 7 max rooms, 8 max rooms per creator, 9 source address, 10 '1' when the name breaks the policy,
+   * 11 the name's key.
+   */
   createRoom: `
     local creator
     if ARGV[3] ~= '' then
@@ -240,6 +268,8 @@ const SCRIPTS = {
     if ARGV[10] == '1' then return {'no', 'badName'} end
     local room = ARGV[6]
     if redis.call('HEXISTS', P .. 'rooms', room) == 1 then return {'no', 'roomExists'} end
+    local resembled, exists = findRoom('', ARGV[11])
+    if exists then return {'no', 'roomResembles', resembled} end
     if redis.call('HLEN', P .. 'rooms') >= tonumber(ARGV[7]) then return {'no', 'roomsFull'} end
     if creator then
       if tonumber(redis.call('HGET', P .. 'creators', creator.id) or '0') >= tonumber(ARGV[8]) then
@@ -249,21 +279,22 @@ const SCRIPTS = {
       redis.call('HINCRBY', P .. 'creators', creator.id, 1)
       redis.call('ZADD', P .. 'seen', now, creator.name)
     elseif ARGV[9] ~= '' and not take('a:' .. ARGV[9]) then return {'no', 'actionsLimited'} end
-    redis.call('HSET', P .. 'rooms', room, cjson.encode({creator = creator and creator.name, creatorId = creator and creator.id}))
+    redis.call('HSET', P .. 'rooms', room, cjson.encode({creator = creator and creator.name, creatorId = creator and creator.id, key = ARGV[11]}))
+    redis.call('HSET', P .. 'roomkeys', ARGV[11], room)
     redis.call('DEL', P .. 'msgs:' .. room, P .. 'lastwords:' .. room)
     redis.call('ZADD', P .. 'activity', now, room)
     return {'ok', creator and creator.name or ''}`,
-  /** 6 room, 7 the deletion notice. */
+  /** 6 room, 7 the deletion notice (the room's name in its slot), 8 the room's key. */
   deleteRoom: `
     local u, no = auth()
     if not u then return no end
-    local room = ARGV[6]
+    local room, exists = findRoom(ARGV[6], ARGV[8])
+    if not exists then return {'no', 'roomMissing'} end
     local json = redis.call('HGET', P .. 'rooms', room)
-    if not json then return {'no', 'roomMissing'} end
     local creatorId = cjson.decode(json).creatorId
-    if not creatorId or creatorId ~= u.id then return {'no', 'notCreator'} end
+    if not creatorId or creatorId ~= u.id then return {'no', 'notCreator', room} end
     if not take('c:' .. u.id) then return {'no', 'actionsLimited'} end
-    post(room, ARGV[7])
+    post(room, fill(ARGV[7], room, '${ROOM_SLOT}'))
     local lastWords = P .. 'lastwords:' .. room
     redis.call('DEL', lastWords)
     for _, name in ipairs(redis.call('SMEMBERS', P .. 'members:' .. room)) do
@@ -273,17 +304,18 @@ const SCRIPTS = {
     end
     redis.call('PEXPIRE', lastWords, ${LAST_WORDS_MS})
     dropRoom(room, ${LAST_WORDS_MS})
-    return {'ok'}`,
-  /** 2 room. */
+    return {'ok', room}`,
+  /** 2 room, 3 its key. */
   listMembers: `
-    if redis.call('HEXISTS', P .. 'rooms', ARGV[2]) == 0 then return {'no', 'roomMissing'} end
-    return withMessages({'ok'}, redis.call('SMEMBERS', P .. 'members:' .. ARGV[2]))`,
-  /** 6 room, 7 the join notice's template, 8 the leave notice's. */
+    local room, exists = findRoom(ARGV[2], ARGV[3])
+    if not exists then return {'no', 'roomMissing'} end
+    return withMessages({'ok'}, redis.call('SMEMBERS', P .. 'members:' .. room))`,
+  /** 6 room, 7 the join notice's template, 8 the leave notice's, 9 the room's key. */
   join: `
     local u, no = auth()
     if not u then return no end
-    local room = ARGV[6]
-    if redis.call('HEXISTS', P .. 'rooms', room) == 0 then return {'no', 'roomMissingToJoin'} end
+    local room, exists = findRoom(ARGV[6], ARGV[9])
+    if not exists then return {'no', 'roomMissingToJoin'} end
     if u.room ~= room then
       if not take('c:' .. u.id) then return {'no', 'actionsLimited'} end
       if u.room then leaveRoom(u, ARGV[8]) end
@@ -293,7 +325,7 @@ const SCRIPTS = {
       post(room, fill(ARGV[7], u.name))
     end
     local members = table.concat(redis.call('SMEMBERS', P .. 'members:' .. room), '\\n')
-    local result = {'ok', u.id, redis.call('GET', P .. 'lastid') or '0', members}
+    local result = {'ok', u.id, redis.call('GET', P .. 'lastid') or '0', members, room}
     return withMessages(result, redis.call('ZREVRANGE', P .. 'msgs:' .. room, 0, ${RECENT_SCAN - 1}))`,
   /** 6 the leave notice's template. */
   leave: `
@@ -307,20 +339,20 @@ const SCRIPTS = {
     return {'ok', room}`,
   /**
    * 6 room, 7 recipient ('' for the room), 8 the message's JSON rest, 9 '1' when the text breaks the policy,
-   * 10 the send key ('' for none).
+   * 10 the send key ('' for none), 11 the room's key.
    */
   send: `
     local u, no = auth()
     if not u then return no end
-    local room = ARGV[6]
-    if redis.call('HEXISTS', P .. 'rooms', room) == 0 then return {'no', 'roomMissing'} end
-    if u.room ~= room then return {'no', 'notInRoom'} end
+    local room, exists = findRoom(ARGV[6], ARGV[11])
+    if not exists then return {'no', 'roomMissing'} end
+    if u.room ~= room then return {'no', 'notInRoom', room} end
     if ARGV[9] == '1' then return {'no', 'badText'} end
     local toId
     if ARGV[7] ~= '' then
       local to = getUser(ARGV[7])
       if not to or redis.call('SISMEMBER', P .. 'members:' .. room, ARGV[7]) == 0 then
-        return {'no', 'recipientAbsent'}
+        return {'no', 'recipientAbsent', room}
       end
       toId = to.id
     end
@@ -346,22 +378,22 @@ const SCRIPTS = {
     end
     return {'ok', to.room, u.room or ''}`,
   /**
-   * 6 room, 7 cursor ('' for the latest). A member reads; so does a member of a room deleted a moment
-   * ago, once, after a cursor (its last words). Answers the reader's identity, the last id, messages.
+   * 6 room, 7 cursor ('' for the latest), 8 the room's key. A member reads; so does a member of a room
+   * deleted a moment ago, once, after a cursor (its last words). Answers the reader's identity, the last id,
+   * the room's name, messages.
    */
   read: `
     local u, no = auth()
     if not u then return no end
-    local room = ARGV[6]
-    local exists = redis.call('HEXISTS', P .. 'rooms', room) == 1
+    local room, exists = findRoom(ARGV[6], ARGV[8])
     if not (exists and u.room == room) then
       if ARGV[7] == '' or redis.call('SREM', P .. 'lastwords:' .. room, u.name) == 0 then
         if not exists then return {'no', 'roomMissing'} end
-        return {'no', 'notInRoom'}
+        return {'no', 'notInRoom', room}
       end
     end
     local last = redis.call('GET', P .. 'lastid') or '0'
-    local result = {'ok', u.id, last}
+    local result = {'ok', u.id, last, room}
     if ARGV[7] == '' then
       return withMessages(result, redis.call('ZREVRANGE', P .. 'msgs:' .. room, 0, ${RECENT_SCAN - 1}))
     end
@@ -466,6 +498,8 @@ export class RedisChat implements ChatEngine<Claim> {
   /** Each script's source: the prelude (with the history bound) and the script. */
   readonly #sources: (name: ScriptName) => string;
   #closed = false;
+  /** Room names' keys, as {@linkcode RedisChat.#keyOf} made them. */
+  readonly #roomKeys = new Map<string, string>();
   readonly #options: ChatOptions;
   readonly #limits: Required<Pick<ChatOptions, keyof typeof LIMITS>>;
   readonly #log: Logger;
@@ -566,11 +600,17 @@ export class RedisChat implements ChatEngine<Claim> {
   // --- users and sessions ---------------------------------------------------
 
   /** Registers a unique name across every instance. */
-  async register(rawName: string, token: string, source?: string): Promise<Outcome<Text>> {
+  async register(
+    rawName: string,
+    token: string,
+    source?: string,
+    keepsSession = false,
+  ): Promise<Outcome<Text>> {
     const checked = checkName("user", rawName);
     if (!checked[0]) return checked;
     const name = checked[1];
-    const user = JSON.stringify({ name, id: crypto.randomUUID(), token, proved: false });
+    const key = nameKey(name);
+    const user = JSON.stringify({ name, key, id: crypto.randomUUID(), token, proved: keepsSession });
     const answer = await this.#run("register", [
       name,
       "",
@@ -580,6 +620,7 @@ export class RedisChat implements ChatEngine<Claim> {
       token,
       String(this.#limits.maxUsers),
       source ?? "",
+      key,
     ]);
     if (answer[0] === "no") return this.#refusal(answer, name);
     this.#log.info(`Usuário registrado: ${name}`);
@@ -625,6 +666,7 @@ export class RedisChat implements ChatEngine<Claim> {
       String(this.#limits.maxRoomsPerUser),
       source ?? "",
       checked[0] ? "" : "1",
+      checked[0] ? nameKey(name) : "",
     ]);
     if (answer[0] === "no") {
       return !checked[0] && answer[1] === "badName" ? checked : this.#refusal(answer, name);
@@ -635,10 +677,11 @@ export class RedisChat implements ChatEngine<Claim> {
 
   /** Deletes a room its creator asks to delete: its members get a notice and are out, on every instance. */
   async deleteRoom(user: Claim, roomName: string): Promise<Outcome<Text>> {
-    const room = lookup(roomName);
-    const notice = noticeRest(text("roomDeletedNotice", room, user.name));
-    const answer = await this.#run("deleteRoom", this.#as(user, room, notice));
+    const named = lookup(roomName);
+    const notice = noticeRest(text("roomDeletedNotice", ROOM_SLOT, user.name));
+    const answer = await this.#run("deleteRoom", this.#as(user, named, notice, this.#keyOf(named)));
     if (answer[0] === "no") return this.#refusal(answer, roomName, user);
+    const room = answer[1]!;
     this.#log.info(`Sala excluída: ${room} (por ${user.name})`);
     return [true, text("roomDeleted", room)];
   }
@@ -651,19 +694,24 @@ export class RedisChat implements ChatEngine<Claim> {
 
   /** Who is in a room, on any instance, sorted. */
   async listMembers(roomName: string): Promise<Outcome<string[]>> {
-    const answer = await this.#run("listMembers", [lookup(roomName)]);
+    const named = lookup(roomName);
+    const answer = await this.#run("listMembers", [named, this.#keyOf(named)]);
     if (answer[0] === "no") return this.#refusal(answer, roomName);
     return [true, sortedNames(answer.slice(1))];
   }
 
   /** Joins a room (leaving the current one first): members, recent history and the cursor. */
   async join(user: Claim, roomName: string): Promise<Outcome<Joined>> {
-    const room = lookup(roomName);
-    const answer = await this.#run("join", this.#as(user, room, this.#joinedTemplate, this.#leftTemplate));
+    const named = lookup(roomName);
+    const answer = await this.#run(
+      "join",
+      this.#as(user, named, this.#joinedTemplate, this.#leftTemplate, this.#keyOf(named)),
+    );
     if (answer[0] === "no") return this.#refusal(answer, roomName, user);
-    const [, reader, last, members, ...newest] = answer;
+    const [, reader, last, members, room = named, ...newest] = answer;
     this.#log.info(`${user.name} entrou na sala ${room}`);
     return [true, {
+      sala: room,
       usuarios: members ? sortedNames(members.split("\n")) : [],
       mensagens: latestVisible(newest.map((json) => this.#parse(room, json)), reader!),
       cursor: Number(last),
@@ -697,12 +745,20 @@ export class RedisChat implements ChatEngine<Claim> {
       : "";
     const answer = await this.#run(
       "send",
-      this.#as(user, room, to === EVERYONE ? "" : to, rest, checked[0] ? "" : "1", key ?? ""),
+      this.#as(
+        user,
+        room,
+        to === EVERYONE ? "" : to,
+        rest,
+        checked[0] ? "" : "1",
+        key ?? "",
+        this.#keyOf(room),
+      ),
     );
     if (answer[0] === "no") {
       if (!checked[0] && answer[1] === "badText") return checked;
       return answer[1] === "recipientAbsent"
-        ? refuse(Reason.RECIPIENT_ABSENT, text("recipientAbsent", clip(to, MAX_NAME), room))
+        ? refuse(Reason.RECIPIENT_ABSENT, text("recipientAbsent", clip(to, MAX_NAME), answer[2] ?? room))
         : this.#refusal(answer, roomName, user);
     }
     if (to === EVERYONE) this.#log.info(`Mensagem de ${user.name} na sala ${room}`);
@@ -731,10 +787,10 @@ export class RedisChat implements ChatEngine<Claim> {
 
   /** The original receive: the latest messages the user may see in their room. */
   async recentMessages(user: Claim, roomName: string): Promise<Outcome<Message[]>> {
-    const room = lookup(roomName);
-    const answer = await this.#run("read", this.#as(user, room, ""));
+    const named = lookup(roomName);
+    const answer = await this.#run("read", this.#as(user, named, "", this.#keyOf(named)));
     if (answer[0] === "no") return this.#refusal(answer, roomName, user);
-    const [, reader, , ...newest] = answer;
+    const [, reader, , room = named, ...newest] = answer;
     return [true, latestVisible(newest.map((json) => this.#parse(room, json)), reader!)];
   }
 
@@ -749,7 +805,9 @@ export class RedisChat implements ChatEngine<Claim> {
     cursor: number,
     waitMs: number,
   ): Promise<Outcome<Delivery>> {
-    const room = lookup(roomName);
+    /** The room as named, until Redis says its name (a variant names the room of the name it resembles). */
+    let room = lookup(roomName);
+    const roomKey = this.#keyOf(room);
     const until = Date.now() + Math.min(Math.max(waitMs, 0), MAX_WAIT_MS);
     let ended = waitMs <= 0 || this.#stopped;
     /** Ends the wake-up armed now, if any. */
@@ -773,10 +831,16 @@ export class RedisChat implements ChatEngine<Claim> {
         // this instance's recent messages may not cover; after a wake-up for a message, they answer.
         let delivery = askRedis ? undefined : this.#fromRecent(room, reader!, cursor);
         if (!delivery) {
-          const answer = await this.#run("read", this.#as(user, room, String(cursor)));
+          const answer = await this.#run("read", this.#as(user, room, String(cursor), roomKey));
           if (answer[0] === "no") return this.#refusal(answer, roomName, user);
-          const [, readerId, from, ...after] = answer;
+          const [, readerId, from, named = room, ...after] = answer;
           reader = readerId!;
+          if (named !== room) {
+            // Named by a variant: wait where the room's events come, and read again from there.
+            wait?.settle(false);
+            room = named;
+            continue;
+          }
           delivery = afterCursor(after.map((json) => this.#parse(room, json)), reader, Number(from));
         }
         if (!waits && !ended) {
@@ -848,6 +912,11 @@ export class RedisChat implements ChatEngine<Claim> {
     return true;
   }
 
+  /** Closes it. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
   /** Closes both connections to Redis (once). */
   async close(): Promise<void> {
     this.stop();
@@ -857,6 +926,16 @@ export class RedisChat implements ChatEngine<Claim> {
   }
 
   // --- inner workings ---------------------------------------------------------
+
+  /** A room name's key ({@linkcode nameKey}), remembered for the few hundred names in use. */
+  #keyOf(name: string): string {
+    let key = this.#roomKeys.get(name);
+    if (key === undefined) {
+      if (this.#roomKeys.size >= 1024) this.#roomKeys.clear();
+      this.#roomKeys.set(name, key = nameKey(name));
+    }
+    return key;
+  }
 
   /** The arguments of a script acting as `user`: name, session, compat, rate, then `rest`. */
   #as(user: Claim, ...rest: string[]): string[] {
@@ -1060,12 +1139,16 @@ export class RedisChat implements ChatEngine<Claim> {
         return refuse(Reason.SESSION_INVALID, text("otherSession", arg!));
       case "nameTaken":
         return refuse(Reason.NAME_TAKEN, text("nameTaken", name));
+      case "nameResembles":
+        return refuse(Reason.NAME_TAKEN, text("nameResembles", name, arg!));
       case "usersFull":
         return refuse(Reason.LIMIT_REACHED, text("usersFull", this.#limits.maxUsers));
       case "registrationsLimited":
         return refuse(Reason.RATE_LIMITED, text("registrationsLimited", rate));
       case "roomExists":
         return refuse(Reason.ROOM_EXISTS, text("roomExists", name));
+      case "roomResembles":
+        return refuse(Reason.ROOM_EXISTS, text("roomResembles", name, arg!));
       case "roomsFull":
         return refuse(Reason.LIMIT_REACHED, text("roomsFull", this.#limits.maxRooms));
       case "creatorRoomsFull":
@@ -1079,11 +1162,11 @@ export class RedisChat implements ChatEngine<Claim> {
       case "roomMissingToJoin":
         return refuse(Reason.ROOM_MISSING, text("roomMissingToJoin", name));
       case "notInRoom":
-        return refuse(Reason.NOT_IN_ROOM, text("notInRoom", name));
+        return refuse(Reason.NOT_IN_ROOM, text("notInRoom", arg ?? name));
       case "inNoRoom":
         return refuse(Reason.NOT_IN_ROOM, text("inNoRoom"));
       case "notCreator":
-        return refuse(Reason.NOT_CREATOR, text("notCreator", name));
+        return refuse(Reason.NOT_CREATOR, text("notCreator", arg ?? name));
       case "recipientOffline":
         return refuse(Reason.RECIPIENT_ABSENT, text("recipientOffline", name));
       case "recipientInNoRoom":

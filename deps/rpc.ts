@@ -20,7 +20,14 @@ import {
 } from "./http.ts";
 import { numberFlag, secondsFlag } from "./cli.ts";
 import type { Logger } from "./log.ts";
-import { type Lang, languageOf, REASONS_HEADER, SEND_KEY_HEADER, sendKeyOf } from "./protocol.ts";
+import {
+  KEEPS_SESSION_HEADER,
+  type Lang,
+  languageOf,
+  REASONS_HEADER,
+  SEND_KEY_HEADER,
+  sendKeyOf,
+} from "./protocol.ts";
 import {
   clip,
   encodeFault,
@@ -67,6 +74,8 @@ export interface Call {
   readonly language: Lang;
   /** The key the caller gave the message it sends (`X-Chat-Chave`), if any and well formed. */
   readonly sendKey?: string | undefined;
+  /** The caller keeps the session cookie (the header `X-Chat-Sessao: 1`). */
+  readonly keepsSession?: boolean;
   /** Hands the caller a session token it will present from now on. */
   setSession(token: string): void;
 }
@@ -284,6 +293,9 @@ class HttpCall implements Call {
   }
   get sendKey(): string | undefined {
     return sendKeyOf(this.#headers.get(SEND_KEY_HEADER));
+  }
+  get keepsSession(): boolean {
+    return this.#headers.get(KEEPS_SESSION_HEADER)?.trim() === "1";
   }
   setSession(token: string): void {
     this.newSession = token;

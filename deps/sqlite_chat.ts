@@ -43,6 +43,7 @@ import { Deadlines } from "./deadlines.ts";
 import type { Logger } from "./log.ts";
 import { EVERYONE, type Outcome, Reason, type Refusal, refuse, SERVER } from "./protocol.ts";
 import { loadText, noticeOf, render, storeText, type Text, text } from "./texts.ts";
+import { nameKey } from "./names.ts";
 import { DatabaseSync } from "node:sqlite";
 
 // ---------------------------------------------------------------------------
@@ -59,6 +60,8 @@ export interface User {
   readonly id: string;
   /** The name, unique on this server. */
   readonly name: string;
+  /** The name's key ({@linkcode nameKey}): no other user's name has it. */
+  readonly key: string;
   /** The session token only this user's client holds. */
   readonly token: string;
   /** The name of the room the user is in, if any. */
@@ -80,6 +83,8 @@ export interface User {
 /** A room, who is in it, its newest messages and who waits for more. */
 interface Room {
   readonly name: string;
+  /** The name's key ({@linkcode nameKey}): a variant of the name names this room. */
+  readonly key: string;
   /** The creator's name, for the log. */
   readonly creator: string | null;
   /** The creator's identity: who may delete the room. None for a room created without a session. */
@@ -572,8 +577,12 @@ function migrateSendKeys(db: DatabaseSync, columns: ReadonlySet<string>): void {
  */
 export class SqliteChat implements ChatEngine<User> {
   readonly #users = new Map<string, User>();
+  /** The users by their names' keys: a look-alike of a name in use is refused. */
+  readonly #userKeys = new Map<string, User>();
   readonly #usersByToken = new Map<string, User>();
   readonly #rooms = new Map<string, Room>();
+  /** The rooms by their names' keys: a variant of a room's name names it (the first, of rooms stored alike). */
+  readonly #roomKeys = new Map<string, Room>();
   /** The rooms' names, sorted and encoded once, until the rooms change. */
   #roomNames: readonly string[] | undefined;
   /** How many rooms each creator (by identity) has now. */
@@ -626,6 +635,7 @@ export class SqliteChat implements ChatEngine<User> {
     for (const room of store.loadRooms()) {
       this.#addRoom({
         name: room.name,
+        key: nameKey(room.name),
         creator: room.creator,
         creatorId: room.creatorId,
         members: new Set(),
@@ -657,11 +667,14 @@ export class SqliteChat implements ChatEngine<User> {
    * caller will present. `source`, the caller's address, draws on that
    * address's rate limit (in-process callers pass none).
    */
-  register(rawName: string, token: string, source?: string): Outcome<Text> {
+  register(rawName: string, token: string, source?: string, keepsSession = false): Outcome<Text> {
     const checked = checkName("user", rawName);
     if (!checked[0]) return checked;
     const name = checked[1];
     if (this.#users.has(name)) return refuse(Reason.NAME_TAKEN, text("nameTaken", name));
+    const key = nameKey(name);
+    const resembled = this.#userKeys.get(key);
+    if (resembled) return refuse(Reason.NAME_TAKEN, text("nameResembles", name, resembled.name));
     const { maxUsers } = this.#limits;
     if (this.#users.size >= maxUsers) return refuse(Reason.LIMIT_REACHED, text("usersFull", maxUsers));
     if (source !== undefined && !this.#takeAddressToken(source)) {
@@ -671,15 +684,17 @@ export class SqliteChat implements ChatEngine<User> {
     const user: User = {
       id: crypto.randomUUID(),
       name,
+      key,
       token,
       room: undefined,
       lastSeen: now,
       waits: new Set(),
-      provedBySession: false,
+      provedBySession: keepsSession,
       ...fullBucket(this.#options.maxRate, now),
       changes: fullBucket(this.#options.maxRate, now),
     };
     this.#users.set(name, user);
+    this.#userKeys.set(key, user);
     this.#usersByToken.set(token, user);
     this.#log.info(`Usuário registrado: ${name}`);
     return [true, text("registered", name)];
@@ -715,6 +730,7 @@ export class SqliteChat implements ChatEngine<User> {
   async unregister(user: User, why: string): Promise<Outcome<Text>> {
     const notice = user.room !== undefined ? this.#leave(user) : undefined;
     if (this.#users.get(user.name) === user) this.#users.delete(user.name);
+    if (this.#userKeys.get(user.key) === user) this.#userKeys.delete(user.key);
     this.#usersByToken.delete(user.token);
     for (const end of user.waits) end();
     this.#log.info(`Usuário saiu (${why}): ${user.name}`);
@@ -737,6 +753,9 @@ export class SqliteChat implements ChatEngine<User> {
     if (!checked[0]) return checked;
     const name = checked[1];
     if (this.#rooms.has(name)) return refuse(Reason.ROOM_EXISTS, text("roomExists", name));
+    const key = nameKey(name);
+    const resembled = this.#roomKeys.get(key);
+    if (resembled) return refuse(Reason.ROOM_EXISTS, text("roomResembles", name, resembled.name));
     const { maxRooms, maxRoomsPerUser } = this.#limits;
     if (this.#rooms.size >= maxRooms) return refuse(Reason.LIMIT_REACHED, text("roomsFull", maxRooms));
     if (creator && (this.#roomsByCreator.get(creator.id) ?? 0) >= maxRoomsPerUser) {
@@ -748,6 +767,7 @@ export class SqliteChat implements ChatEngine<User> {
     // In the map at once, so a second creation is refused while this one is being stored.
     const room: Room = {
       name,
+      key,
       creator: creator?.name ?? null,
       creatorId: creator?.id ?? null,
       members: new Set(),
@@ -770,7 +790,7 @@ export class SqliteChat implements ChatEngine<User> {
 
   /** Deletes a room its creator asks to delete: its members get a notice and are out. */
   async deleteRoom(user: User, roomName: string): Promise<Outcome<Text>> {
-    const room = this.#rooms.get(lookup(roomName));
+    const room = this.#findRoom(roomName);
     if (!room) return refuse(Reason.ROOM_MISSING, text("roomMissing", quoted(roomName)));
     // By identity: a later holder of the creator's name is not the creator.
     if (room.creatorId === null || room.creatorId !== user.id) {
@@ -808,14 +828,14 @@ export class SqliteChat implements ChatEngine<User> {
 
   /** Who is in a room, sorted. */
   listMembers(roomName: string): Outcome<string[]> {
-    const room = this.#rooms.get(lookup(roomName));
+    const room = this.#findRoom(roomName);
     if (!room) return refuse(Reason.ROOM_MISSING, text("roomMissing", quoted(roomName)));
     return [true, sortedNames(room.members)];
   }
 
   /** Joins a room (leaving the current one first): members, recent history and the cursor. */
   async join(user: User, roomName: string): Promise<Outcome<Joined>> {
-    const room = this.#rooms.get(lookup(roomName));
+    const room = this.#findRoom(roomName);
     if (!room) return refuse(Reason.ROOM_MISSING, text("roomMissingToJoin", quoted(roomName)));
     if (user.room !== room.name) {
       const slowed = this.#slowed(user);
@@ -831,6 +851,7 @@ export class SqliteChat implements ChatEngine<User> {
       await Promise.all([left, notice]);
     }
     return [true, {
+      sala: room.name,
       usuarios: sortedNames(room.members),
       mensagens: this.#latest(room, user.id, HISTORY),
       cursor: this.#lastId,
@@ -1023,6 +1044,11 @@ export class SqliteChat implements ChatEngine<User> {
     return this.#store.stillOnDisk();
   }
 
+  /** Closes it. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
   /** Stops, commits what is pending and closes the database. */
   close(): Promise<void> {
     this.stop();
@@ -1102,7 +1128,7 @@ export class SqliteChat implements ChatEngine<User> {
   }
 
   #memberRoom(user: User, roomName: string): Room | Refusal {
-    const room = this.#rooms.get(lookup(roomName));
+    const room = this.#findRoom(roomName);
     if (!room) return refuse(Reason.ROOM_MISSING, text("roomMissing", quoted(roomName)));
     if (user.room !== room.name) return refuse(Reason.NOT_IN_ROOM, text("notInRoom", room.name));
     return room;
@@ -1187,9 +1213,17 @@ export class SqliteChat implements ChatEngine<User> {
     return visible.reverse();
   }
 
+  /** A room by its name, or by a variant of it (its key). */
+  #findRoom(rawName: string): Room | undefined {
+    const name = lookup(rawName);
+    return this.#rooms.get(name) ?? this.#roomKeys.get(nameKey(name));
+  }
+
   /** A room into the map, counted for its creator. */
   #addRoom(room: Room): void {
     this.#rooms.set(room.name, room);
+    // Rooms stored alike before the rule (their keys the same) keep their names; the first takes the key.
+    if (!this.#roomKeys.has(room.key)) this.#roomKeys.set(room.key, room);
     this.#roomNames = undefined;
     if (room.creatorId !== null) {
       this.#roomsByCreator.set(room.creatorId, (this.#roomsByCreator.get(room.creatorId) ?? 0) + 1);
@@ -1202,6 +1236,7 @@ export class SqliteChat implements ChatEngine<User> {
    */
   #removeRoom(room: Room, wake = true): void {
     this.#rooms.delete(room.name);
+    if (this.#roomKeys.get(room.key) === room) this.#roomKeys.delete(room.key);
     this.#roomNames = undefined;
     const creator = room.creatorId;
     if (creator !== null) {

@@ -46,6 +46,10 @@ export const PORTUGUESE_TEXTS = {
   registrationsLimited: (rate: number) =>
     `Devagar: no máximo ${rate} registros por segundo de um mesmo endereço.`,
   nameTaken: (name: string) => `O nome '${name}' já está em uso. Escolha outro.`,
+  nameResembles: (name: string, existing: string) =>
+    `O nome '${name}' se confunde com '${existing}', que já está em uso. Escolha outro.`,
+  nameMixesScripts: (kind: NameKind) =>
+    `Nome de ${KIND_PT[kind]} inválido: não misture alfabetos (latino com cirílico ou grego, por exemplo).`,
   registered: (name: string) => `Usuário '${name}' registrado com sucesso.`,
   // Sessions.
   notRegistered: (name: string) => `Usuário '${name}' não está registrado.`,
@@ -55,6 +59,8 @@ export const PORTUGUESE_TEXTS = {
   goodbye: (name: string) => `Até logo, ${name}.`,
   // Rooms.
   roomExists: (room: string) => `A sala '${room}' já existe.`,
+  roomResembles: (room: string, existing: string) =>
+    `A sala '${room}' se confunde com '${existing}', que já existe: entre em '${existing}'.`,
   roomsFull: (max: number) => `Limite de ${max} salas atingido: exclua uma ou espere as vazias expirarem.`,
   creatorRoomsFull: (max: number) =>
     `Você já criou ${max} salas, o máximo por usuário: exclua uma antes de criar outra.`,
@@ -134,6 +140,9 @@ const EN: Catalogue = {
   usersFull: (max) => `The server is full: at most ${max} users. Try again later.`,
   registrationsLimited: (rate) => `Slow down: at most ${rate} registrations per second from one address.`,
   nameTaken: (name) => `The name '${name}' is already in use. Choose another.`,
+  nameResembles: (name, existing) =>
+    `The name '${name}' looks like '${existing}', which is already in use. Choose another.`,
+  nameMixesScripts: (kind) => `Invalid ${kind} name: do not mix scripts (Latin with Cyrillic or Greek, say).`,
   registered: (name) => `User '${name}' registered.`,
   notRegistered: (name) => `User '${name}' is not registered.`,
   noSession: () => "Invalid session: register with registrar_usuario and send the session cookie.",
@@ -141,6 +150,8 @@ const EN: Catalogue = {
   sessionKept: () => "Session kept.",
   goodbye: (name) => `Goodbye, ${name}.`,
   roomExists: (room) => `Room '${room}' already exists.`,
+  roomResembles: (room, existing) =>
+    `Room '${room}' looks like '${existing}', which exists: join '${existing}'.`,
   roomsFull: (max) => `The limit of ${max} rooms is reached: delete one or wait for empty ones to expire.`,
   creatorRoomsFull: (max) =>
     `You have created ${max} rooms, the most per user: delete one before creating another.`,

@@ -28,11 +28,13 @@ import codec from "./codec.ts" with { type: "text" };
 import deadlines from "./deadlines.ts" with { type: "text" };
 import http from "./http.ts" with { type: "text" };
 import log from "./log.ts" with { type: "text" };
+import names from "./names.ts" with { type: "text" };
 import protocol from "./protocol.ts" with { type: "text" };
 import redisChat from "./redis_chat.ts" with { type: "text" };
 import rpc from "./rpc.ts" with { type: "text" };
 import sqliteChat from "./sqlite_chat.ts" with { type: "text" };
 import texts from "./texts.ts" with { type: "text" };
+import unicodeNamesData from "./unicode_names_data.ts" with { type: "text" };
 
 /** The served paths (relative to the binder's address) and their text: the client's module graph. */
 export const CLIENT_MODULES: ReadonlyMap<string, string> = new Map([
@@ -47,11 +49,13 @@ export const CLIENT_MODULES: ReadonlyMap<string, string> = new Map([
   ["deps/deadlines.ts", deadlines],
   ["deps/http.ts", http],
   ["deps/log.ts", log],
+  ["deps/names.ts", names],
   ["deps/protocol.ts", protocol],
   ["deps/redis_chat.ts", redisChat],
   ["deps/rpc.ts", rpc],
   ["deps/sqlite_chat.ts", sqliteChat],
   ["deps/texts.ts", texts],
+  ["deps/unicode_names_data.ts", unicodeNamesData],
 ]);
 
 /** The content type they are served with: Deno runs a module sent so as TypeScript. */

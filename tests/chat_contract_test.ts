@@ -21,6 +21,7 @@ import {
   type Delivery,
   HISTORY,
   HISTORY_SLACK,
+  type Joined,
   MAX_BATCH,
   MAX_TEXT,
   type Message,
@@ -133,7 +134,7 @@ class Driver {
     return this.chat.createRoom(room, `token-${name}`).then(said);
   }
 
-  async join(name: string, room: string): Promise<Outcome<{ usuarios: string[]; mensagens: Message[] }>> {
+  async join(name: string, room: string): Promise<Outcome<Joined>> {
     return await this.as(name, (user) => this.chat.join(user, room));
   }
 
@@ -694,4 +695,62 @@ contract("every room keeps at least its latest --history-kept messages; Redis at
     else assert(kept.length >= 200 && kept.length <= 200 + HISTORY_SLACK, `${room}: ${kept.length}`);
     assert.equal(kept.at(-1)!.endsWith(`p${sends - 1}`), true, `${room} ends with the latest`);
   }
+});
+
+// --- look-alike names (UTS #39) ----------------------------------------------------------------
+
+contract(
+  "a user's name has no look-alike: case, compatibility forms, confusables and mixed scripts",
+  {},
+  async (chat) => {
+    await chat.users("ana");
+    for (const lookalike of ["Ana", "ANA", "ａｎａ", "𝐚𝐧𝐚", "ɑna", " ana"]) {
+      const refused = await chat.register(lookalike);
+      assert.equal(reason(refused), Reason.NAME_TAKEN, lookalike);
+      assert.match(refused[1] as string, /'ana'/, `${lookalike}: the refusal names what it resembles`);
+    }
+    // A Cyrillic а among Latin letters: a mix UTS #39 calls unsafe.
+    const mixed = await chat.register("аna");
+    assert.equal(reason(mixed), Reason.NAME_INVALID);
+    assert.match(mixed[1] as string, /alfabetos/);
+    for (
+      const ordinary of ["anabela", "bia", "ana2", "João", "Joao", "Ελένη", "Маша", "李雷", "Tanaka 田中"]
+    ) {
+      assert.equal((await chat.register(ordinary))[0], true, ordinary);
+    }
+    // A name freed frees its look-alikes too.
+    assert.equal((await chat.as("ana", (user) => chat.chat.unregister(user, "test")))[0], true);
+    assert.equal((await chat.register("Ana"))[0], true);
+  },
+);
+
+contract("a room's name has no look-alike, and a variant of it names the room", {}, async (chat) => {
+  await chat.users("ana", "bia");
+  assert.equal((await chat.create("ana", "geral"))[0], true);
+  for (const lookalike of ["Geral", "ｇeral", "gerɑl"]) {
+    const refused = await chat.create("bia", lookalike);
+    assert.equal(reason(refused), Reason.ROOM_EXISTS, lookalike);
+    assert.match(refused[1] as string, /'geral'/, lookalike);
+  }
+  assert.equal(reason(await chat.create("bia", "gеral")), Reason.NAME_INVALID); // a Cyrillic е
+  assert.equal((await chat.create("ana", "minha sala"))[0], true);
+  const joined = await chat.join("bia", "Minha Sala");
+  assert(joined[0], JSON.stringify(joined));
+  assert.equal(joined[1].sala, "minha sala");
+  await chat.enter("GERAL", "ana");
+  await chat.enter("geral", "bia");
+  assert.deepEqual(await chat.members("Geral"), [true, ["ana", "bia"]]);
+  assert.equal((await chat.send("ana", "GERAL", "oi"))[0], true);
+  assert.deepEqual((await chat.readAll("bia", "Geral")).slice(-1), ["ana: oi"]);
+  assert.deepEqual((await chat.recent("bia", "gEral")).slice(-1), ["ana: oi"]);
+  const cursor = (await chat.wait("bia", "geral", 0, 0) as [true, Delivery])[1].cursor;
+  const waiting = chat.wait("bia", "Geral", cursor, 10_000);
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  await chat.send("ana", "geral", "acorda");
+  assert.deepEqual((await waiting as [true, Delivery])[1].mensagens.map(line), ["ana: acorda"]);
+  assert.deepEqual(await chat.rooms(), ["geral", "minha sala"]);
+  const deleted = said(await chat.as("ana", (user) => chat.chat.deleteRoom(user, "Geral")));
+  assert.deepEqual(deleted, [true, "Sala 'geral' excluída."]);
+  assert.deepEqual(await chat.rooms(), ["minha sala"]);
+  assert.equal((await chat.create("bia", "Geral"))[0], true);
 });

@@ -23,13 +23,13 @@ import {
   chatMethods,
   LATEST_VISIBLE,
   MessageStore,
-  type SqliteChat,
+  SqliteChat,
   type User,
   VISIBILITY_INDEXES,
   VISIBLE_AFTER,
 } from "../deps.ts";
 import { authorized, caller, chatOn, reasonOf, servedChat, userOf } from "./core_helpers.ts";
-import { texts, waitUntil } from "./test_helpers.ts";
+import { silentLog, texts, waitUntil } from "./test_helpers.ts";
 
 /** An outcome in Portuguese, as the original clients read it. */
 function pt<T>(outcome: Outcome<T> | User): unknown {
@@ -485,4 +485,42 @@ Deno.test("a member between two waits when the room is deleted still reads the d
   assert(late[0], "the last words, not a refusal");
   assert.deepEqual(texts(late[1].mensagens), ["SERVER: Sala geral excluída por ana."]);
   assert.equal(reasonOf(await chat.waitMessages(bia, "geral", late[1].cursor, 0)), Reason.ROOM_MISSING);
+});
+
+Deno.test("a database made by the release before the look-alike rule: its rooms that collide keep working", async () => {
+  // tests/testdata/chat_schema4.db: made by that release's server.ts (schema 4) driven by Python's xmlrpc.client:
+  // rooms geral, Geral (by bia) and estudos; in geral a message and a private one from bia to ana.
+  const dir = await Deno.makeTempDir({ prefix: "rpc-chat-release-" });
+  try {
+    await Deno.copyFile(new URL("./testdata/chat_schema4.db", import.meta.url), `${dir}/chat.db`);
+    await using chat = await SqliteChat.open(`${dir}/chat.db`, {
+      compat: false,
+      sessionTtlMs: 60_000,
+      roomTtlMs: 60_000,
+      maxRate: 1000,
+      log: silentLog,
+    });
+    assert.deepEqual(chat.listRooms(), [true, ["estudos", "geral", "Geral"]]);
+    const ana = userOf(chat, "ana");
+    const caio = userOf(chat, "caio");
+    // Each by its exact name; a variant reaches the first of them (geral, older).
+    const inGeral = await chat.join(ana, "geral");
+    assert(inGeral[0]);
+    assert.equal(inGeral[1].sala, "geral");
+    assert(inGeral[1].mensagens.some((m) => m.conteudo === "olá, turma"));
+    // The private message's ends were that release's registrations: nobody's now.
+    assert(!inGeral[1].mensagens.some((m) => m.conteudo === "psiu, ana"));
+    const inUpper = await chat.join(caio, "Geral");
+    assert(inUpper[0]);
+    assert.equal(inUpper[1].sala, "Geral");
+    assert(inUpper[1].mensagens.some((m) => m.conteudo === "sala com G maiúsculo"));
+    const variant = await chat.join(caio, "GERAL");
+    assert(variant[0]);
+    assert.equal(variant[1].sala, "geral");
+    // New names follow the rule.
+    assert.equal(reasonOf(await chat.createRoom("gERAL", "token-ana")), Reason.ROOM_EXISTS);
+    assert.equal((await chat.createRoom("Estudos 2", "token-ana"))[0], true);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });

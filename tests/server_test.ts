@@ -1,13 +1,23 @@
 import assert from "node:assert/strict";
-import { type ChatMessage, DatabaseSync, Fault, SEND_KEY_HEADER, XmlRpcClient } from "../deps.ts";
+import {
+  type ChatMessage,
+  DatabaseSync,
+  endpointUrl,
+  Fault,
+  KEEPS_SESSION_HEADER,
+  SEND_KEY_HEADER,
+  XmlRpcClient,
+} from "../deps.ts";
 import {
   assertUsageError,
   freePort,
   readAll,
   runPython,
   runScript,
+  said,
   SERVER_PERMISSIONS,
   startBinder,
+  startClient,
   startScript,
   startServer,
   texts,
@@ -709,4 +719,47 @@ Deno.test("--db :memory: runs a throwaway server, and a server without write per
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("with --compat a user registered by our client is bound to its cookie from registration on", async () => {
+  await using binder = await startBinder();
+  await using server = await startServer(binder, ["--compat"]);
+  await using ana = startClient(binder, ["--name", "ana", "--room", "geral"]);
+  await ana.waitForLine(/^\* Você está na sala geral\./);
+  // Registered and nothing else yet: bia by a client that says it keeps the cookie, caio by one that does not.
+  const url = endpointUrl("127.0.0.1", server.port);
+  await new XmlRpcClient(url, { headers: { [KEEPS_SESSION_HEADER]: "1" } }).call("registrar_usuario", [
+    "bia",
+  ]);
+  await new XmlRpcClient(url).call("registrar_usuario", ["caio"]);
+  // Python's xmlrpc.client keeps no cookie: as the original clients, it acts as the users no cookie binds.
+  const output = await runPython(
+    `
+import sys, xmlrpc.client
+chat = xmlrpc.client.ServerProxy("http://127.0.0.1:" + sys.argv[1], allow_none=True)
+for call in ("manter_sessao", "sair_da_sala", "sair_do_servico"):
+    print(call, getattr(chat, call)("ana")[0])
+print("entrar", chat.entrar_na_sala("ana", "geral")[0])
+print("enviar", chat.enviar_mensagem("ana", "geral", "sou a ana?", None)[0])
+print("bia", chat.manter_sessao("bia")[0], chat.sair_do_servico("bia")[0])
+print("caio", chat.manter_sessao("caio")[0])
+print("registro", chat.registrar_usuario("zeca")[0], chat.manter_sessao("zeca")[0])
+`,
+    [String(server.port)],
+  );
+  assert.equal(
+    output.trim(),
+    [
+      "manter_sessao False",
+      "sair_da_sala False",
+      "sair_do_servico False",
+      "entrar False",
+      "enviar False",
+      "bia False False",
+      "caio True",
+      "registro True True",
+    ].join("\n"),
+  );
+  await ana.write("ainda sou eu\n");
+  await ana.waitForLine(said("ana: ainda sou eu"));
 });
