@@ -13,6 +13,7 @@
  * even after `kill -9`, loses nothing that was acknowledged. Users and their
  * sessions live in memory: after a restart clients register again and carry
  * on from the cursor they hold. The operator log goes to `chat_server.log`.
+ * Browsers get the chat page over HTTP GET on the same port (`web/`).
  *
  * @module
  */
@@ -86,6 +87,8 @@ import {
   visibleTo,
   XmlRpcClient,
 } from "./deps.ts";
+// Not through deps.ts: the chat page, which the terminal client's module graph must not carry.
+import { servePage } from "./web/serve.ts";
 
 // The chat's shapes and rules live in deps/chat.ts (shared with the Redis store); its users import them from here.
 export type { Bucket, Chat, ChatOptions, Delivery, Joined, Message } from "./deps.ts";
@@ -1756,6 +1759,8 @@ export async function main(args: string[] = Deno.args): Promise<void> {
     port,
     ...connections,
     log,
+    // The chat page for browsers, on this server's own origin (the binder's `GET /` sends them here).
+    get: servePage,
   }, async () => {
     await opened.close();
     return log.close();
