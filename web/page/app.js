@@ -204,7 +204,7 @@ const view = {
     const item = document.createElement("li");
     const time = element("time", clock(message.timestamp));
     time.dateTime = message.timestamp.toISOString();
-    item.append(time);
+    item.append(time, " ");
     const isPrivate = message.destino !== "todos";
     if (message.origem === "SERVER") {
       item.classList.add("notice");
@@ -212,11 +212,11 @@ const view = {
     } else {
       if (isPrivate) {
         item.classList.add("private");
-        item.append(element("span", t.privateTag, ["tag"]));
+        item.append(element("span", t.privateTag, ["tag"]), " ");
       }
       if (message.origem === session.name) item.classList.add("own");
       const who = isPrivate ? `${message.origem} → ${message.destino}:` : `${message.origem}:`;
-      item.append(element("span", who, ["who"]), element("span", message.conteudo, ["text"]));
+      item.append(element("span", who, ["who"]), " ", element("span", message.conteudo, ["text"]));
     }
     if (history) item.classList.add("history");
     append(item);
