@@ -24,7 +24,10 @@ import {
 import type { XmlRpcClient } from "../deps.ts";
 
 /** The page's document, as the functions that run in the page read it (this test has no DOM types). */
-declare const document: { querySelectorAll(selector: string): Iterable<{ textContent: string | null }> };
+declare const document: {
+  querySelectorAll(selector: string): Iterable<{ textContent: string | null }>;
+  documentElement: { scrollWidth: number };
+};
 
 /** Debian's Chromium, where it is installed. */
 function chromiumPath(): string | undefined {
@@ -255,6 +258,13 @@ testUnless(NO_CHROMIUM, "the chat page: a browser and a terminal classmate talk 
   if (Deno.env.get("UPDATE_SCREENSHOT") === "1") {
     await Deno.mkdir(`${ROOT}docs/images`, { recursive: true });
     await page.screenshot({ path: `${ROOT}docs/images/web-chat.png` });
+  }
+  // On a phone: nothing wider than the screen, the message box and its button on it.
+  await page.setViewport({ width: 360, height: 740, isMobile: true, hasTouch: true });
+  assert.equal(await page.evaluate(() => document.documentElement.scrollWidth), 360, "no sideways scrolling");
+  for (const control of [textBox("Mensagem"), '::-p-aria([name="Enviar"][role="button"])']) {
+    const box = await (await page.$(control))!.boundingBox();
+    assert(box && box.x >= 0 && box.x + box.width <= 360, `${control} fits: ${JSON.stringify(box)}`);
   }
   assert.deepEqual(errors, []);
 }, browserTest);
