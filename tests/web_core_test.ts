@@ -1,13 +1,17 @@
 /**
- * The page's XML-RPC codec (web/page/xmlrpc.js) against the server's
- * (deps/codec.ts), in-process: what one encodes, the other decodes to the
- * same value, both ways, for hand-picked and generated values.
+ * The page's cores in-process: its XML-RPC codec (web/page/xmlrpc.js)
+ * against the server's (deps/codec.ts), what one encodes the other decodes
+ * to the same value, both ways, for hand-picked and generated values; the
+ * server's serving of the page (web/serve.ts) and the binder's way in
+ * (web/entry.ts).
  */
 
 import assert from "node:assert/strict";
-import { encodeFault, encodeResponse, parseXmlRpc, type XmlRpcValue } from "../deps.ts";
+import { encodeFault, encodeResponse, type IncomingRequest, parseXmlRpc, type XmlRpcValue } from "../deps.ts";
+import { chatEntry, hostForBrowser } from "../web/entry.ts";
 import { decodeResponse, encodeCall, Fault, PARSE_ERROR } from "../web/page/xmlrpc.js";
-import { prng } from "./test_helpers.ts";
+import { PAGE_FILES, servePage } from "../web/serve.ts";
+import { listenOnFreePort, prng } from "./test_helpers.ts";
 
 const SAMPLES: XmlRpcValue[] = [
   "",
@@ -178,5 +182,95 @@ Deno.test("page codec: generated values go both ways unchanged", () => {
     assert.deepEqual(decodeResponse(encodeResponse(value)), value);
     const call = parseXmlRpc(encodeCall("m", [value]), "methodCall");
     assert.deepEqual(call, { kind: "call", method: "m", params: [value] });
+  }
+});
+
+// ---------------------------------------------------------------------------
+// The server's and the binder's side of the page, in-process
+// ---------------------------------------------------------------------------
+
+/** A GET as the HTTP layer hands it: the URL with the path exactly as sent. */
+function get(path: string, headers: Record<string, string> = {}): IncomingRequest {
+  return {
+    method: "GET",
+    url: `http://192.168.0.10:5000${path}`,
+    headers: new Headers(headers),
+    body: null,
+    bytes: () => Promise.resolve(new Uint8Array()),
+  };
+}
+
+Deno.test("servePage: the page's files with CSP and nosniff, in the language asked; any other path is 404", async () => {
+  for (const [path, { type, text }] of PAGE_FILES) {
+    const response = servePage(get(path));
+    assert.equal(response.status, 200, path);
+    assert.equal(response.headers.get("content-type"), type);
+    assert.match(response.headers.get("content-security-policy") ?? "", /^default-src 'self'(;|$)/);
+    assert.equal(response.headers.get("x-content-type-options"), "nosniff");
+    assert.equal(await response.text(), text);
+  }
+  const page = await servePage(get("/?binder=192.168.0.10%3A5000", { "accept-language": "en-GB,pt;q=0.5" }))
+    .text();
+  assert.match(page, /<html lang="en">/);
+  assert.match(await servePage(get("/", { "accept-language": "pt-BR,en" })).text(), /<html lang="pt-BR">/);
+  // The page has no inline script and loads nothing from elsewhere.
+  assert.doesNotMatch(page, /<script(?![^>]*\bsrc=")/);
+  assert.doesNotMatch(page, /(src|href)="(https?:)?\/\//);
+  for (
+    const path of [
+      "/index.html",
+      "/app.js/",
+      "/../server.ts",
+      "/chat.db",
+      "/web/page/app.js",
+      "//app.js",
+      "/APP.JS",
+    ]
+  ) {
+    const response = servePage(get(path));
+    assert.equal(response.status, 404, path);
+    assert.equal(response.headers.get("x-content-type-options"), "nosniff");
+    await response.body?.cancel();
+  }
+});
+
+Deno.test("hostForBrowser: the registered host, unless only the binder's machine can use it", () => {
+  assert.equal(hostForBrowser("192.168.0.20", "192.168.0.10"), "192.168.0.20");
+  assert.equal(hostForBrowser("127.0.0.1", "192.168.0.10"), "192.168.0.10");
+  assert.equal(hostForBrowser("0.0.0.0", "sala-3.local"), "sala-3.local");
+  assert.equal(hostForBrowser("::1", "[fd00::7]"), "fd00::7");
+  assert.equal(hostForBrowser("127.0.0.1", "127.0.0.1"), "127.0.0.1");
+  assert.equal(hostForBrowser("127.0.0.1", "localhost"), "127.0.0.1");
+});
+
+Deno.test("chatEntry: a redirect to the next server that answers, never cached; a waiting page when none does", async () => {
+  const listener = listenOnFreePort();
+  try {
+    const live = (listener.addr as Deno.NetAddr).port;
+    // The binder's rotation, as it would hand them out: a dead one first, then the live one.
+    const rotation = [{ host: "127.0.0.1", port: 1 }, { host: "127.0.0.1", port: live }];
+    let turn = 0;
+    const services = { next: () => rotation[turn++ % rotation.length], count: () => rotation.length };
+    const answer = await chatEntry(get("/"), services);
+    assert.equal(answer?.status, 302);
+    assert.equal(answer?.headers.get("cache-control"), "no-store");
+    assert.equal(answer?.headers.get("location"), `http://192.168.0.10:${live}/?binder=192.168.0.10%3A5000`);
+    assert.equal(
+      await chatEntry(get("/cliente.ts"), services),
+      undefined,
+      "not the way in: the client's modules",
+    );
+    const none = await chatEntry(get("/", { "accept-language": "en" }), {
+      next: () => undefined,
+      count: () => 0,
+    });
+    assert.equal(none?.status, 503);
+    assert.equal(none?.headers.get("cache-control"), "no-store");
+    const waiting = await none!.text();
+    assert.match(waiting, /<meta http-equiv="refresh" content="3">/);
+    assert.match(waiting, /No chat server is up/);
+    assert.doesNotMatch(waiting, /<script/);
+  } finally {
+    listener.close();
   }
 });
