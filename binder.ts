@@ -12,6 +12,8 @@
  * runs it from there with one line and no `--binder`
  * (`deno run --allow-net http://192.168.0.10:5000/cliente.ts`): exactly
  * `cliente.ts` and the modules it imports, embedded at load, nothing else.
+ * A browser opening `http://192.168.0.10:5000/` is sent to a live chat
+ * server, which serves the chat page (`web/`).
  *
  * Better than the original, which refused a second registration: registering
  * again succeeds, several endpoints may share a name (lookups rotate among the
@@ -47,6 +49,8 @@ import {
 } from "./deps.ts";
 // Not through deps.ts: this module holds the client's source, which the client itself must not load.
 import { serveClientModule } from "./deps/web.ts";
+// The way in for a browser (`GET /`): a redirect to a live ChatService, which serves the chat page.
+import { chatEntry, type ChatServices } from "./web/entry.ts";
 
 // ---------------------------------------------------------------------------
 // Types
@@ -626,10 +630,22 @@ ${CONNECTION_USAGE}
   -h, --help               mostra esta ajuda
 
 Na mesma porta, por HTTP GET, o binder serve o cliente e só ele: na rede, um colega entra com
-  deno run --allow-net http://ESTE_IP:5000/cliente.ts`;
+  deno run --allow-net http://ESTE_IP:5000/cliente.ts
+ou, só com um navegador, abre http://ESTE_IP:5000/ (o binder o leva a um servidor de chat no ar).`;
 
 function printUsage(): void {
   console.log(USAGE);
+}
+
+/** The binder's ChatServices as the browser's way in asks for them: its rotation among the live ones. */
+function chatServices(binder: Binder): ChatServices {
+  return {
+    next() {
+      const [ok, found] = binder.lookup("ChatService");
+      return ok ? { host: found.endereco, port: found.porta } : undefined;
+    },
+    count: () => binder.list().filter((endpoint) => endpoint.name === "ChatService").length,
+  };
 }
 
 /** The program: flags, the registry, the server; the ready line once it listens. */
@@ -686,7 +702,7 @@ export async function main(args: string[] = Deno.args): Promise<void> {
     port,
     ...connections,
     log,
-    get: serveClientModule,
+    get: async (request) => await chatEntry(request, chatServices(binder)) ?? serveClientModule(request),
   });
   binder.start();
   // Before the ready line: whoever waits for it may stop us at once.

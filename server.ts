@@ -13,6 +13,7 @@
  * even after `kill -9`, loses nothing that was acknowledged. Users and their
  * sessions live in memory: after a restart clients register again and carry
  * on from the cursor they hold. The operator log goes to `chat_server.log`.
+ * Browsers get the chat page over HTTP GET on the same port (`web/`).
  *
  * @module
  */
@@ -44,6 +45,8 @@ import {
   usageError,
   XmlRpcClient,
 } from "./deps.ts";
+// Not through deps.ts: the chat page, which the terminal client's module graph must not carry.
+import { servePage } from "./web/serve.ts";
 
 // ---------------------------------------------------------------------------
 // The binder: registration kept alive
@@ -325,6 +328,8 @@ export async function main(args: string[] = Deno.args): Promise<void> {
     port,
     ...connections,
     log,
+    // The chat page for browsers, on this server's own origin (the binder's `GET /` sends them here).
+    get: servePage,
   }, async () => {
     await chat.close();
     return log.close();

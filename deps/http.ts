@@ -185,6 +185,7 @@ const REASON_PHRASES: Record<number, string> = {
   100: "Continue",
   200: "OK",
   204: "No Content",
+  302: "Found",
   304: "Not Modified",
   400: "Bad Request",
   404: "Not Found",

@@ -272,11 +272,23 @@ class HttpCall implements Call {
   readonly remoteAddress: string;
   newSession: string | undefined;
   readonly #headers: IncomingRequest["headers"];
+  readonly #url: string;
   #session: string | undefined | null = null;
   #language: Lang | undefined;
   constructor(request: IncomingRequest, info: ConnectionInfo) {
     this.remoteAddress = info.remoteAddr.hostname;
     this.#headers = request.headers;
+    this.#url = request.url;
+  }
+  /**
+   * The session cookie's path: the path the call was posted to when it is a plain one, so pages of one
+   * origin posting to paths of their own (the chat page's tabs, `/rpc/TAB`) hold a session each; else `/`.
+   */
+  get path(): string {
+    const afterScheme = this.#url.indexOf("//") + 2;
+    const slash = this.#url.indexOf("/", afterScheme);
+    const path = slash < 0 ? "/" : this.#url.slice(slash);
+    return /^(\/[\w-]+)+$/.test(path) ? path : "/";
   }
   get registerKey(): string | undefined {
     return this.#headers.get(REGISTER_KEY_HEADER) ?? undefined;
@@ -412,7 +424,7 @@ function xmlRpcAnswers(
       status: 200,
       headers: {
         ...XML_HEADERS,
-        "set-cookie": `${SESSION_COOKIE}=${call.newSession}; Path=/; HttpOnly; SameSite=Strict`,
+        "set-cookie": `${SESSION_COOKIE}=${call.newSession}; Path=${call.path}; HttpOnly; SameSite=Strict`,
       },
       body: xml,
     };

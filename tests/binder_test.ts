@@ -355,9 +355,10 @@ Deno.test("binder serves the client's modules over GET as TypeScript, and nothin
       }
     };
     assert.match(await get("/cliente.ts"), /^HTTP\/1\.1 200 /);
+    // `/` is the browser's way in: with no ChatService registered, a page that says so (tests/web_test.ts).
+    assert.match(await get("/"), /^HTTP\/1\.1 503 /);
     for (
       const target of [
-        "/",
         "/chat.db",
         "/binder.log",
         "/binder.ts",

@@ -43,7 +43,10 @@ interface Target {
   requestTimeoutMs: number;
   /** Whether the process is still running. */
   running(): boolean;
-  /** What a GET of `/` gets: 405 from the server; 404 from the binder, which serves only the client's modules. */
+  /**
+   * What a GET of `/` gets: 200 from the server (the chat page); 503 from the binder, whose way in for
+   * browsers finds no ChatService here.
+   */
   getStatus: number;
 }
 
@@ -863,7 +866,7 @@ async function binderTarget() {
     pid: binder.program.pid,
     requestTimeoutMs: REQUEST_TIMEOUT_S * 1000,
     running: () => running,
-    getStatus: 404,
+    getStatus: 503,
     samples: [
       { method: "buscar_procedimento", params: ["Fuzz"] },
       { method: "registrar_procedimento", params: ["Fuzz", "127.0.0.1", 9] },
@@ -897,7 +900,7 @@ async function serverTarget() {
     pid: server.program.pid,
     requestTimeoutMs: REQUEST_TIMEOUT_S * 1000,
     running: () => running,
-    getStatus: 405,
+    getStatus: 200,
     // No session cookie: calls that name a user are refused at once, so none of them waits.
     samples: [
       { method: "listar_salas", params: [] },

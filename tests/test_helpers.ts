@@ -141,9 +141,19 @@ export async function runPython(source: string, args: string[] = []): Promise<st
  * ignored, with the reason in its name and printed once, so a machine
  * without what it needs shows it skipped, never passed.
  */
-export function testUnless(reason: string | undefined, name: string, fn: () => Promise<void>): void {
+export function testUnless(
+  reason: string | undefined,
+  name: string,
+  fn: () => Promise<void>,
+  options: Pick<Deno.TestDefinition, "sanitizeOps" | "sanitizeResources"> = {},
+): void {
   if (reason) console.log(`skipped: ${name}: ${reason}`);
-  Deno.test({ name: reason ? `${name} (skipped: ${reason})` : name, ignore: reason !== undefined, fn });
+  Deno.test({
+    ...options,
+    name: reason ? `${name} (skipped: ${reason})` : name,
+    ignore: reason !== undefined,
+    fn,
+  });
 }
 
 /** Polls a condition (a cheap check, on loopback) until it holds. */
