@@ -36,35 +36,34 @@
  */
 
 import {
-  ADDRESS_FLAWS_PT,
-  type BadAddress,
   type ChatMessage,
-  CLIENT_FLAGS,
+  clientFlags,
   endpointUrl,
   EVERYONE,
   Fault,
   FaultCode,
   type HostPort,
   type Lang,
+  langArgument,
   languageOf,
+  netNeeded,
+  localeLang,
   MAX_TEXT,
   misleadingName,
   NETWORK_ERRORS_PT,
   noticeOf,
-  numberFlag,
   onTerminate,
-  parseFlags,
   parseHostPortList,
   readLines,
   Reason,
   reasonOf,
   REASONS_HEADER,
+  requirePermissions,
   type Result,
-  secondsFlag,
   SEND_KEY_HEADER,
   SERVER,
   Unreachable,
-  usageError,
+  useLanguage,
   writeStdout,
   XmlRpcClient,
   type XmlRpcValue,
@@ -165,9 +164,7 @@ Linhas à espera (sem conexão, ou no limite de mensagens do servidor) aparecem 
 digitação e saem em ordem, nenhuma se perde.
 Privadas e menções ao seu nome ficam destacadas e tocam o sino (--no-bell silencia).
 A conversa anterior fica na rolagem do próprio terminal.`,
-  badLang: (value: string) => `--lang deve ser pt ou en, não '${value}'`,
   /** What is wrong with a `--binder` list. */
-  addressFlaws: ADDRESS_FLAWS_PT,
   looking: (binders: string[]) =>
     `Procurando o ChatService ${binders.length === 1 ? "no binder" : "nos binders"} ${binders.join(", ")}...`,
   binderUnreachable: (binder: string, reason: string) => `O binder em ${binder} não responde (${reason}).`,
@@ -284,12 +281,6 @@ Lines waiting (offline, or at the server's message limit) show above the input l
 order; none is lost.
 Private messages and mentions of your name stand out and ring the bell (--no-bell silences it).
 The earlier conversation stays in the terminal's own scrollback.`,
-  badLang: (value) => `--lang must be pt or en, not '${value}'`,
-  addressFlaws: {
-    invalid: (item) => `invalid address '${item}' (use HOST:PORT)`,
-    empty: (list) => `empty item in the list '${list}' (use HOST:PORT[,HOST:PORT...])`,
-    duplicate: (item) => `'${item}' appears more than once in the list`,
-  },
   looking: (binders) =>
     `Looking for ChatService at the binder${binders.length === 1 ? "" : "s"} ${binders.join(", ")}...`,
   binderUnreachable: (binder, reason) => `The binder at ${binder} does not answer (${reason}).`,
@@ -368,19 +359,7 @@ export const TEXTS: Record<Lang, Texts> = { pt: PT, en: EN };
  * English only when the locale is English; Portuguese otherwise.
  */
 export function detectLang(flag?: string): Lang {
-  if (flag === "pt" || flag === "en") return flag;
-  for (const variable of ["LC_ALL", "LC_MESSAGES", "LANG"]) {
-    try {
-      if (Deno.permissions.querySync({ name: "env", variable }).state !== "granted") continue;
-      const value = Deno.env.get(variable);
-      if (value) return /^en([_.@-]|$)/i.test(value) ? "en" : "pt";
-    } catch {
-      // No permission API (or no such variable): ask the runtime below.
-    }
-  }
-  const locale = navigator.language ?? "";
-  // `C` and `POSIX` show up as en-US-u-va-posix: not a choice of English.
-  return /^en\b/i.test(locale) && !/posix/i.test(locale) ? "en" : "pt";
+  return localeLang(flag);
 }
 
 // ---------------------------------------------------------------------------
@@ -2597,16 +2576,6 @@ class ChatUi implements ChatView {
 // Program
 // ---------------------------------------------------------------------------
 
-/** `--lang` as written on the command line, before flags are parsed (for --help). */
-function langArgument(args: string[]): string | undefined {
-  for (let i = 0; i < args.length; i++) {
-    const arg = args[i]!;
-    if (arg.startsWith("--lang=")) return arg.slice("--lang=".length);
-    if (arg === "--lang") return args[i + 1];
-  }
-  return undefined;
-}
-
 function printUsage(args: string[]): void {
   console.log(TEXTS[detectLang(langArgument(args))].usage);
 }
@@ -2624,32 +2593,26 @@ function defaultBinder(moduleUrl: string = import.meta.url): string {
 /** Runs the client; resolves to its exit code (0 after /fim or the end of input). */
 export async function main(args: string[] = Deno.args): Promise<number> {
   const program = "cliente.ts";
-  const flags = parseFlags(program, () => printUsage(args), args, {
-    ...CLIENT_FLAGS,
-    binder: { ...CLIENT_FLAGS.binder, default: defaultBinder() },
-    retry: { ...CLIENT_FLAGS.retry, default: "2" },
-    attempts: { ...CLIENT_FLAGS.attempts, default: "10" },
-    "no-bell": { ...CLIENT_FLAGS["no-bell"], default: false },
-  });
-  if (flags.lang !== undefined && flags.lang !== "pt" && flags.lang !== "en") {
-    usageError(program, TEXTS[detectLang()].badLang(flags.lang));
-  }
+  // The language first: even a bad flag is refused in it.
+  useLanguage(detectLang(langArgument(args)));
+  const flags = clientFlags(program, args, () => printUsage(args));
   const lang = detectLang(flags.lang);
+  useLanguage(lang);
   const t = TEXTS[lang];
-  let binders: HostPort[];
-  try {
-    binders = parseHostPortList(flags.binder, 5000);
-  } catch (error) {
-    const { flaw, item } = error as BadAddress;
-    usageError(program, `--binder: ${t.addressFlaws[flaw](item)}`);
-  }
-  const retryMs = secondsFlag(program, "--retry", flags.retry, 3600);
-  const attempts = numberFlag(program, "--attempts", flags.attempts, { min: 0, max: 1e6, integer: true });
+  const binders = flags.binders ?? parseHostPortList(defaultBinder(), 5000);
+  const { retryMs, attempts } = flags;
+  // Asked, never requested: without --allow-net one line says so, not a prompt nor 20 s of retries.
+  const self = new URL(import.meta.url);
+  requirePermissions(
+    program,
+    binders.map(({ host, port }) => netNeeded(host, port)),
+    `deno run --allow-net ${self.protocol === "file:" ? program : self.href}`,
+  );
 
   const interactive = Deno.stdin.isTerminal() && Deno.stdout.isTerminal();
   const colour = interactive && !Deno.noColor;
   const terminal = interactive
-    ? new TerminalScreen({ texts: t, colour, bell: !flags["no-bell"] })
+    ? new TerminalScreen({ texts: t, colour, bell: flags.bell })
     : undefined;
   const screen: Screen = terminal ?? new PlainScreen();
   const ui = new ChatUi(screen, {

@@ -68,6 +68,7 @@ export {
 
 // Calling: the client, and where services are.
 export {
+  ADDRESS_FLAWS_EN,
   ADDRESS_FLAWS_PT,
   type AddressFlaw,
   BadAddress,
@@ -115,6 +116,7 @@ export {
 // The servers' texts in Portuguese and English: the core says a Text, the method tables render it.
 export {
   type Catalogue,
+  counted,
   everyText,
   loadText,
   type NameKind,
@@ -163,13 +165,21 @@ export { type Claim, ClusterChat, redactedUrl, REDIS_CLIENT } from "./deps/clust
 export {
   checkFlags,
   CLIENT_FLAGS,
+  clientFlags,
+  type ClientFlags,
   type FlagOptions,
   type FlagValues,
+  langArgument,
+  localeLang,
+  type Needed,
+  netNeeded,
   numberFlag,
   onTerminate,
   parseFlags,
+  requirePermissions,
   secondsFlag,
   usageError,
+  useLanguage,
 } from "./deps/cli.ts";
 export { type Log, type Logger, openLog, writeStdout } from "./deps/log.ts";
 export {

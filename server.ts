@@ -31,6 +31,7 @@ import {
   CONNECTION_FLAGS,
   CONNECTION_USAGE,
   connectionOptions,
+  counted,
   DatabaseSync,
   Deadlines,
   type Delivery,
@@ -56,6 +57,8 @@ import {
   type Maybe,
   type Message,
   type MethodTable,
+  type Needed,
+  netNeeded,
   noticeOf,
   numberFlag,
   onTerminate,
@@ -71,6 +74,7 @@ import {
   refuse,
   REGISTER_KEY_HEADER,
   render,
+  requirePermissions,
   type Result,
   rpc,
   secondsFlag,
@@ -1658,7 +1662,7 @@ function openSqliteChat(path: string, sync: "normal" | "full", options: ChatOpti
   return {
     chat,
     close: () => store.close(),
-    store: `banco: ${path}, ${chat.roomCount} salas`,
+    store: `banco ${path}, com ${counted(chat.roomCount, "sala", "salas")}`,
     stillThere: () => store.stillOnDisk(),
   };
 }
@@ -1726,6 +1730,34 @@ export async function main(args: string[] = Deno.args): Promise<void> {
     }
   }
 
+  // Asked, never requested: a missing permission is one line naming its flag, not a prompt.
+  const files = flags.store === undefined && dbPath !== ":memory:" ? [flags.log, dbPath] : [flags.log];
+  const needed: Needed[] = [
+    netNeeded(flags.host, port),
+    { descriptor: { name: "write", path: flags.log }, flag: `--allow-write=${files.join(",")}` },
+  ];
+  if (files.length > 1) {
+    needed.push(
+      { descriptor: { name: "read", path: dbPath }, flag: `--allow-read=${dbPath}` },
+      { descriptor: { name: "write", path: dbPath }, flag: `--allow-write=${files.join(",")}` },
+    );
+  }
+  if (flags.store !== undefined) {
+    needed.push({
+      descriptor: { name: "env", variable: "REDIS_DEBUG_MAINTENANCE" },
+      flag: "--allow-env=REDIS_DEBUG_MAINTENANCE",
+    });
+  }
+  requirePermissions(
+    program,
+    needed,
+    `deno run --allow-net --allow-sys=networkInterfaces ${
+      flags.store === undefined
+        ? `${files.length > 1 ? `--allow-read=${dbPath} ` : ""}--allow-write=${files.join(",")}`
+        : `--allow-env=REDIS_DEBUG_MAINTENANCE --allow-write=${flags.log}`
+    } server.ts`,
+  );
+
   let log: Log;
   try {
     log = await openLog("chat", { file: flags.log });
@@ -1768,7 +1800,7 @@ export async function main(args: string[] = Deno.args): Promise<void> {
     log.info("Servidor encerrando...");
     // Before the waits end: whoever waits gets the notice in its answer.
     const told = await chat.announceStop().catch(() => 0);
-    if (told) log.info(`Aviso de encerramento enviado a ${told} sala${told === 1 ? "" : "s"}`);
+    if (told) log.info(`Aviso de encerramento enviado a ${counted(told, "sala", "salas")}`);
     chat.stop();
     await Promise.all(registrations.map((registration) => registration.stop()));
     await server.shutdown();
@@ -1777,7 +1809,8 @@ export async function main(args: string[] = Deno.args): Promise<void> {
     await log.close();
   };
   // Set before the ready line: whoever waits for it may send SIGTERM at once.
-  onTerminate(shutdown);
+  // SIGHUP too when in a terminal that closes; without one, whoever started us stops us.
+  onTerminate(shutdown, { hangup: "terminal" });
   // A database deleted or replaced under us would take every later message with it: stop and say so.
   const watchdog = setInterval(async () => {
     if (opened.stillThere()) return;
@@ -1788,12 +1821,16 @@ export async function main(args: string[] = Deno.args): Promise<void> {
     await shutdown().catch(() => {});
     Deno.exit(1);
   }, 1000);
+  const caps = [
+    counted(limits.maxUsers, "usuário", "usuários"),
+    counted(limits.maxRooms, "sala", "salas"),
+    `${counted(limits.maxRoomsPerUser, "sala", "salas")} por criador`,
+    `${counted(limits.maxWaits, "espera", "esperas")} por usuário`,
+    `${maxRate} ${maxRate === 1 ? "mensagem" : "mensagens"} por segundo por usuário`,
+  ];
   log.info(
     `Servidor ouvindo em ${flags.host}:${server.addr.port} (${opened.store}` +
-      `${
-        flags.compat ? ", modo compatível" : ""
-      }; limites: ${limits.maxUsers} usuários, ${limits.maxRooms} ` +
-      `salas, ${limits.maxRoomsPerUser} por criador, ${limits.maxWaits} esperas por usuário, ${maxRate}/s)`,
+      `${flags.compat ? ", modo compatível" : ""}). Limites: ${caps.join(", ")}`,
   );
   announceReady({ programa: "server", host: flags.host, porta: server.addr.port });
   const host = flags.advertise ?? await advertisedHost(flags.host, binders);
