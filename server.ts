@@ -1653,6 +1653,8 @@ interface OpenedChat {
   readonly store: string;
   /** False once the store is gone for good under the running server (a database file deleted). */
   stillThere(): boolean;
+  /** How many users are registered, in rooms or not; undefined where the engine cannot count them. */
+  userCount?(): number;
 }
 
 /** The chat of one server, in its SQLite file (`--db`). */
@@ -1664,6 +1666,7 @@ function openSqliteChat(path: string, sync: "normal" | "full", options: ChatOpti
     close: () => store.close(),
     store: `banco ${path}, com ${counted(chat.roomCount, "sala", "salas")}`,
     stillThere: () => store.stillOnDisk(),
+    userCount: () => chat.userCount,
   };
 }
 
@@ -1671,6 +1674,23 @@ function openSqliteChat(path: string, sync: "normal" | "full", options: ChatOpti
 async function openClusterChat(url: string, options: ChatOptions): Promise<OpenedChat> {
   const chat = await ClusterChat.open(url, options);
   return { chat, close: () => chat.close(), store: `Redis: ${redactedUrl(url)}`, stillThere: () => true };
+}
+
+/**
+ * The server's own state, for whoever runs it: `contar_usuarios()`, how many
+ * people are connected (registered, in a room or not): `[true, n]`. start.ts
+ * asks it before stopping the chat. Only where the engine counts them.
+ */
+function statusMethods(opened: OpenedChat): MethodTable {
+  const { userCount } = opened;
+  if (!userCount) return {};
+  return {
+    contar_usuarios: rpc(
+      "Quantos usuários estão conectados (registrados), numa sala ou não: [true, n].",
+      [],
+      () => [true, userCount()],
+    ),
+  };
 }
 
 /** Runs the server: flags, log, database, serving, registration; stops cleanly on SIGINT/SIGTERM. */
@@ -1783,7 +1803,7 @@ export async function main(args: string[] = Deno.args): Promise<void> {
     Deno.exit(1);
   }
   const { chat } = opened;
-  const server = await serveOrExit(program, chatMethods(chat), {
+  const server = await serveOrExit(program, { ...chatMethods(chat), ...statusMethods(opened) }, {
     host: flags.host,
     port,
     ...connections,
