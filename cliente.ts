@@ -46,10 +46,10 @@ import {
   type Lang,
   langArgument,
   languageOf,
-  netNeeded,
   localeLang,
   MAX_TEXT,
   misleadingName,
+  netNeeded,
   NETWORK_ERRORS_PT,
   noticeOf,
   onTerminate,
@@ -2611,9 +2611,7 @@ export async function main(args: string[] = Deno.args): Promise<number> {
 
   const interactive = Deno.stdin.isTerminal() && Deno.stdout.isTerminal();
   const colour = interactive && !Deno.noColor;
-  const terminal = interactive
-    ? new TerminalScreen({ texts: t, colour, bell: flags.bell })
-    : undefined;
+  const terminal = interactive ? new TerminalScreen({ texts: t, colour, bell: flags.bell }) : undefined;
   const screen: Screen = terminal ?? new PlainScreen();
   const ui = new ChatUi(screen, {
     texts: t,

@@ -165,8 +165,8 @@ export { type Claim, ClusterChat, redactedUrl, REDIS_CLIENT } from "./deps/clust
 export {
   checkFlags,
   CLIENT_FLAGS,
-  clientFlags,
   type ClientFlags,
+  clientFlags,
   type FlagOptions,
   type FlagValues,
   langArgument,

@@ -508,10 +508,14 @@ async function othersConnected(serverPort: number): Promise<number | undefined> 
   }
 }
 
-/** The next line of our stdin, or null at its end. */
+/** The next line of our stdin, or null at its end (a terminal that closed, EIO, is one too). */
 async function readLine(reader: ReadableStreamDefaultReader<string>): Promise<string | null> {
-  const { done, value } = await reader.read();
-  return done ? null : value;
+  try {
+    const { done, value } = await reader.read();
+    return done ? null : value;
+  } catch {
+    return null;
+  }
 }
 
 // ---------------------------------------------------------------------------
@@ -624,7 +628,8 @@ export async function main(args: string[] = Deno.args): Promise<number> {
   const status = await client.status;
 
   const others = terminated ? undefined : await othersConnected(serverPort);
-  if (others) await keepServing(others, stopSignal, t);
+  // Whatever happens while serving on, everything is stopped after.
+  if (others) await keepServing(others, stopSignal, t).catch((error) => complain(String(error)));
   await stopAll();
   await Promise.all(watching);
   return status.code;

@@ -6,7 +6,13 @@
  */
 
 import { parseArgs, type ParseArgsConfig } from "node:util";
-import { ADDRESS_FLAWS_EN, ADDRESS_FLAWS_PT, type BadAddress, type HostPort, parseHostPortList } from "./client.ts";
+import {
+  ADDRESS_FLAWS_EN,
+  ADDRESS_FLAWS_PT,
+  type BadAddress,
+  type HostPort,
+  parseHostPortList,
+} from "./client.ts";
 import type { Lang } from "./protocol.ts";
 
 // ---------------------------------------------------------------------------
