@@ -271,7 +271,8 @@ function complain(line: string): void {
  * Splits start.ts's own flags from the client's (`--lang` is both), checking
  * ours; the client's are checked by {@linkcode main} before anything starts.
  */
-export function parseStartArgs(args: string[], t: StartTexts = TEXTS.pt): StartOptions {
+export function parseStartArgs(args: string[], lang: Lang = "pt"): StartOptions {
+  const t = TEXTS[lang];
   const options: StartOptions = { local: false, binderPort: 5000, serverPort: 8001, clientArgs: [] };
   for (let i = 0; i < args.length; i++) {
     const arg = args[i]!;
@@ -526,7 +527,7 @@ async function readLine(reader: ReadableStreamDefaultReader<string>): Promise<st
 export async function main(args: string[] = Deno.args): Promise<number> {
   // The language first, from the flag as written (or the locale): even a bad argument is refused in it.
   useLanguage(localeLang(langArgument(args)));
-  const options = parseStartArgs(args, TEXTS[localeLang(langArgument(args))]);
+  const options = parseStartArgs(args, localeLang(langArgument(args)));
   // The client's flags are checked now, values included: a typo costs one line, not a binder and a
   // server started for nothing.
   clientFlags(PROGRAM, options.clientArgs);
@@ -547,13 +548,14 @@ export async function main(args: string[] = Deno.args): Promise<number> {
   let terminated = false;
   let stopRequested = () => {};
   const stopSignal = new Promise<void>((resolve) => stopRequested = resolve);
-  let client: Deno.ChildProcess | undefined;
+  /** The client in front, once started: a signal stops it first. */
+  const front: { client?: Deno.ChildProcess } = {};
   const watched: Watched[] = [];
   const onSignal = () => {
     terminated = true;
     stopRequested();
     try {
-      client?.kill("SIGTERM");
+      front.client?.kill("SIGTERM");
     } catch {
       // Already gone.
     }
@@ -618,7 +620,7 @@ export async function main(args: string[] = Deno.args): Promise<number> {
     binderAddress,
     ...options.clientArgs,
   ]);
-  client = new Deno.Command(deno, {
+  const client = front.client = new Deno.Command(deno, {
     args: clientArgs,
     stdin: "inherit",
     stdout: "inherit",

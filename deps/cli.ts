@@ -181,7 +181,9 @@ export const CLIENT_FLAGS = {
 export interface ClientFlags {
   /** `--binder`, parsed (undefined: the default). */
   binders?: HostPort[];
+  /** `--name`. */
   name?: string;
+  /** `--room`. */
   room?: string;
   /** `--lang` (undefined: the locale's). */
   lang?: Lang;
