@@ -191,6 +191,8 @@ A conversa anterior fica na rolagem do próprio terminal.`,
   confirmQuit: "Ctrl-C de novo para sair (qualquer outra tecla continua aqui).",
   pasteQuestion: (lines: number) =>
     `Colar ${lines} linhas? Enter: uma mensagem, l: linha a linha, Esc: cancela`,
+  /** The question where the whole one does not fit (60 columns). */
+  pasteQuestionShort: (lines: number) => `Colar ${lines} linhas? Enter: tudo, l: linha a linha, Esc: não`,
   searchPrompt: (query: string, found: boolean) => `(busca${found ? "" : " sem resultado"} '${query}'): `,
   locale: "pt-BR",
   commands: ["/criar", "/entrar", "/sair", "/salas", "/usuarios", "/msg", "/excluir", "/ajuda", "/fim"],
@@ -217,6 +219,7 @@ A conversa anterior fica na rolagem do próprio terminal.`,
   unknownCommand: (command: string) =>
     `Comando desconhecido: ${command}. Digite /ajuda para ver os comandos.`,
   usageOf: (syntax: string) => `Uso: ${syntax}`,
+  joinHint: (room: string) => `Para entrar nela: /entrar ${/\s/.test(room) ? `"${room}"` : room}`,
   notSupported: (command: string) => `Este servidor (original, sem extensões) não tem ${command}.`,
   fault: (message: string) => `Erro do servidor: ${message}`,
   receiveFailed: (message: string) => `Erro ao receber mensagens: ${message}`,
@@ -303,6 +306,7 @@ The earlier conversation stays in the terminal's own scrollback.`,
   privateTag: "private",
   confirmQuit: "Ctrl-C again to leave (any other key stays here).",
   pasteQuestion: (lines) => `Paste ${lines} lines? Enter: one message, l: line by line, Esc: cancel`,
+  pasteQuestionShort: (lines) => `Paste ${lines} lines? Enter: all, l: line by line, Esc: no`,
   searchPrompt: (query, found) => `(${found ? "" : "failing "}search '${query}'): `,
   locale: "en-US",
   commands: ["/create", "/join", "/leave", "/rooms", "/users", "/msg", "/delete", "/help", "/quit"],
@@ -327,6 +331,7 @@ The earlier conversation stays in the terminal's own scrollback.`,
   emptyRoom: (room) => `Room ${room} is empty.`,
   unknownCommand: (command) => `Unknown command: ${command}. Type /help to see the commands.`,
   usageOf: (syntax) => `Usage: ${syntax}`,
+  joinHint: (room) => `To join it: /join ${/\s/.test(room) ? `"${room}"` : room}`,
   notSupported: (command) => `This server (an original one, without extensions) has no ${command}.`,
   fault: (message) => `Server error: ${message}`,
   receiveFailed: (message) => `Error receiving messages: ${message}`,
@@ -417,6 +422,12 @@ export function parseInput(line: string): Input {
   const rest = space < 0 ? "" : trimmed.slice(space).trim();
   const command = COMMANDS[word.toLowerCase()];
   return command ? { kind: "command", command, word, rest } : { kind: "unknown", word };
+}
+
+/** A room's name as typed after a command: `SALA` or `"SALA COM ESPAÇO"` (quotes work as in `/msg`). */
+export function roomArgument(rest: string): string {
+  const quoted = /^"([^"]*)"$/.exec(rest.trim());
+  return (quoted ? quoted[1]! : rest).trim();
 }
 
 /** `NOME TEXTO` or `"NOME COM ESPAÇO" TEXTO`. */
@@ -1563,11 +1574,13 @@ export class ChatSession {
     };
     switch (command) {
       case "create":
-        if (needs(t.syntax.create)) await this.create(rest);
+        if (needs(t.syntax.create) && await this.create(roomArgument(rest))) {
+          this.#view.notice(t.joinHint(sanitize(roomArgument(rest))));
+        }
         return;
       case "join":
         // As IRC's /join: a room that does not exist is created (and the server says so).
-        if (needs(t.syntax.join)) await this.join(rest, { create: true });
+        if (needs(t.syntax.join)) await this.join(roomArgument(rest), { create: true });
         return;
       case "leave":
         await this.leave();
@@ -1576,7 +1589,7 @@ export class ChatSession {
         await this.listRooms();
         return;
       case "users":
-        await this.listUsers(rest || undefined);
+        await this.listUsers(roomArgument(rest) || undefined);
         return;
       case "msg": {
         const parsed = splitRecipient(rest);
@@ -1585,7 +1598,7 @@ export class ChatSession {
         return;
       }
       case "delete":
-        if (needs(t.syntax.delete)) await this.deleteRoom(rest);
+        if (needs(t.syntax.delete)) await this.deleteRoom(roomArgument(rest));
         return;
       case "help":
         if (this.#view.help) this.#view.help();
@@ -2468,7 +2481,10 @@ class TerminalScreen implements Screen {
   #inputRow(columns: number): { text: string; column: number } {
     const max = Math.max(1, columns - 1);
     if (this.#asking !== undefined) {
-      const question = truncate(this.#t.pasteQuestion(this.#asking.split("\n").length), max);
+      const lines = this.#asking.split("\n").length;
+      // Every answer stays on screen: the short form where the whole question does not fit.
+      const whole = this.#t.pasteQuestion(lines);
+      const question = truncate(textWidth(whole) <= max ? whole : this.#t.pasteQuestionShort(lines), max);
       return { text: paint(this.#colour, "bold", question), column: textWidth(question) };
     }
     const search = this.#editor.search;
