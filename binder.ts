@@ -33,12 +33,14 @@ import {
   isIP,
   type Logger,
   type MethodTable,
+  netNeeded,
   numberFlag,
   onTerminate,
   openLog,
   outOfFiles,
   parseFlags,
   render,
+  requirePermissions,
   type Result,
   rpc,
   secondsFlag,
@@ -684,6 +686,8 @@ export async function main(args: string[] = Deno.args): Promise<void> {
       usageError(program, `--allow-register: rede inválida '${text}' (use CIDR, ex.: 192.168.0.0/24)`)
   );
 
+  // Asked, never requested: without --allow-net, one line saying so instead of a prompt.
+  requirePermissions(program, [netNeeded(flags.host, port)], "deno run --allow-net binder.ts");
   const log = await openLog("binder");
   const binder = new Binder({
     checkIntervalMs,
@@ -706,11 +710,12 @@ export async function main(args: string[] = Deno.args): Promise<void> {
   });
   binder.start();
   // Before the ready line: whoever waits for it may stop us at once.
+  // SIGHUP too when in a terminal that closes; without one, whoever started us stops us.
   onTerminate(async () => {
     binder.stop();
     log.info("Binder encerrado.");
     await server.shutdown();
-  });
+  }, { hangup: "terminal" });
   log.info(`Registros aceitos de: loopback${allowRegister.map((network) => `, ${network.text}`).join("")}`);
   log.info(
     `Registros: até ${maxPerName} por nome e ${maxPerSource} por origem, ${maxProbes} verificações de vida ` +

@@ -36,10 +36,8 @@
  */
 
 import {
-  ADDRESS_FLAWS_PT,
-  type BadAddress,
   type ChatMessage,
-  CLIENT_FLAGS,
+  clientFlags,
   endpointUrl,
   EVERYONE,
   Fault,
@@ -47,25 +45,26 @@ import {
   type HostPort,
   KEEPS_SESSION_HEADER,
   type Lang,
+  langArgument,
   languageOf,
+  localeLang,
   MAX_TEXT,
   misleadingName,
+  netNeeded,
   NETWORK_ERRORS_PT,
   noticeOf,
-  numberFlag,
   onTerminate,
-  parseFlags,
   parseHostPortList,
   readLines,
   Reason,
   reasonOf,
   REASONS_HEADER,
+  requirePermissions,
   type Result,
-  secondsFlag,
   SEND_KEY_HEADER,
   SERVER,
   Unreachable,
-  usageError,
+  useLanguage,
   writeStdout,
   XmlRpcClient,
   type XmlRpcValue,
@@ -168,9 +167,7 @@ Linhas à espera (sem conexão, ou no limite de mensagens do servidor) aparecem 
 digitação e saem em ordem, nenhuma se perde.
 Privadas e menções ao seu nome ficam destacadas e tocam o sino (--no-bell silencia).
 A conversa anterior fica na rolagem do próprio terminal.`,
-  badLang: (value: string) => `--lang deve ser pt ou en, não '${value}'`,
   /** What is wrong with a `--binder` list. */
-  addressFlaws: ADDRESS_FLAWS_PT,
   looking: (binders: string[]) =>
     `Procurando o ChatService ${binders.length === 1 ? "no binder" : "nos binders"} ${binders.join(", ")}...`,
   binderUnreachable: (binder: string, reason: string) => `O binder em ${binder} não responde (${reason}).`,
@@ -197,6 +194,8 @@ A conversa anterior fica na rolagem do próprio terminal.`,
   confirmQuit: "Ctrl-C de novo para sair (qualquer outra tecla continua aqui).",
   pasteQuestion: (lines: number) =>
     `Colar ${lines} linhas? Enter: uma mensagem, l: linha a linha, Esc: cancela`,
+  /** The question where the whole one does not fit (60 columns). */
+  pasteQuestionShort: (lines: number) => `Colar ${lines} linhas? Enter: tudo, l: linha a linha, Esc: não`,
   searchPrompt: (query: string, found: boolean) => `(busca${found ? "" : " sem resultado"} '${query}'): `,
   locale: "pt-BR",
   commands: ["/criar", "/entrar", "/sair", "/salas", "/usuarios", "/msg", "/excluir", "/ajuda", "/fim"],
@@ -223,6 +222,7 @@ A conversa anterior fica na rolagem do próprio terminal.`,
   unknownCommand: (command: string) =>
     `Comando desconhecido: ${command}. Digite /ajuda para ver os comandos.`,
   usageOf: (syntax: string) => `Uso: ${syntax}`,
+  joinHint: (room: string) => `Para entrar nela: /entrar ${/\s/.test(room) ? `"${room}"` : room}`,
   notSupported: (command: string) => `Este servidor (original, sem extensões) não tem ${command}.`,
   fault: (message: string) => `Erro do servidor: ${message}`,
   receiveFailed: (message: string) => `Erro ao receber mensagens: ${message}`,
@@ -287,12 +287,6 @@ Lines waiting (offline, or at the server's message limit) show above the input l
 order; none is lost.
 Private messages and mentions of your name stand out and ring the bell (--no-bell silences it).
 The earlier conversation stays in the terminal's own scrollback.`,
-  badLang: (value) => `--lang must be pt or en, not '${value}'`,
-  addressFlaws: {
-    invalid: (item) => `invalid address '${item}' (use HOST:PORT)`,
-    empty: (list) => `empty item in the list '${list}' (use HOST:PORT[,HOST:PORT...])`,
-    duplicate: (item) => `'${item}' appears more than once in the list`,
-  },
   looking: (binders) =>
     `Looking for ChatService at the binder${binders.length === 1 ? "" : "s"} ${binders.join(", ")}...`,
   binderUnreachable: (binder, reason) => `The binder at ${binder} does not answer (${reason}).`,
@@ -315,6 +309,7 @@ The earlier conversation stays in the terminal's own scrollback.`,
   privateTag: "private",
   confirmQuit: "Ctrl-C again to leave (any other key stays here).",
   pasteQuestion: (lines) => `Paste ${lines} lines? Enter: one message, l: line by line, Esc: cancel`,
+  pasteQuestionShort: (lines) => `Paste ${lines} lines? Enter: all, l: line by line, Esc: no`,
   searchPrompt: (query, found) => `(${found ? "" : "failing "}search '${query}'): `,
   locale: "en-US",
   commands: ["/create", "/join", "/leave", "/rooms", "/users", "/msg", "/delete", "/help", "/quit"],
@@ -339,6 +334,7 @@ The earlier conversation stays in the terminal's own scrollback.`,
   emptyRoom: (room) => `Room ${room} is empty.`,
   unknownCommand: (command) => `Unknown command: ${command}. Type /help to see the commands.`,
   usageOf: (syntax) => `Usage: ${syntax}`,
+  joinHint: (room) => `To join it: /join ${/\s/.test(room) ? `"${room}"` : room}`,
   notSupported: (command) => `This server (an original one, without extensions) has no ${command}.`,
   fault: (message) => `Server error: ${message}`,
   receiveFailed: (message) => `Error receiving messages: ${message}`,
@@ -371,19 +367,7 @@ export const TEXTS: Record<Lang, Texts> = { pt: PT, en: EN };
  * English only when the locale is English; Portuguese otherwise.
  */
 export function detectLang(flag?: string): Lang {
-  if (flag === "pt" || flag === "en") return flag;
-  for (const variable of ["LC_ALL", "LC_MESSAGES", "LANG"]) {
-    try {
-      if (Deno.permissions.querySync({ name: "env", variable }).state !== "granted") continue;
-      const value = Deno.env.get(variable);
-      if (value) return /^en([_.@-]|$)/i.test(value) ? "en" : "pt";
-    } catch {
-      // No permission API (or no such variable): ask the runtime below.
-    }
-  }
-  const locale = navigator.language ?? "";
-  // `C` and `POSIX` show up as en-US-u-va-posix: not a choice of English.
-  return /^en\b/i.test(locale) && !/posix/i.test(locale) ? "en" : "pt";
+  return localeLang(flag);
 }
 
 // ---------------------------------------------------------------------------
@@ -441,6 +425,12 @@ export function parseInput(line: string): Input {
   const rest = space < 0 ? "" : trimmed.slice(space).trim();
   const command = COMMANDS[word.toLowerCase()];
   return command ? { kind: "command", command, word, rest } : { kind: "unknown", word };
+}
+
+/** A room's name as typed after a command: `SALA` or `"SALA COM ESPAÇO"` (quotes work as in `/msg`). */
+export function roomArgument(rest: string): string {
+  const quoted = /^"([^"]*)"$/.exec(rest.trim());
+  return (quoted ? quoted[1]! : rest).trim();
 }
 
 /** `NOME TEXTO` or `"NOME COM ESPAÇO" TEXTO`. */
@@ -1587,11 +1577,13 @@ export class ChatSession {
     };
     switch (command) {
       case "create":
-        if (needs(t.syntax.create)) await this.create(rest);
+        if (needs(t.syntax.create) && await this.create(roomArgument(rest))) {
+          this.#view.notice(t.joinHint(sanitize(roomArgument(rest))));
+        }
         return;
       case "join":
         // As IRC's /join: a room that does not exist is created (and the server says so).
-        if (needs(t.syntax.join)) await this.join(rest, { create: true });
+        if (needs(t.syntax.join)) await this.join(roomArgument(rest), { create: true });
         return;
       case "leave":
         await this.leave();
@@ -1600,7 +1592,7 @@ export class ChatSession {
         await this.listRooms();
         return;
       case "users":
-        await this.listUsers(rest || undefined);
+        await this.listUsers(roomArgument(rest) || undefined);
         return;
       case "msg": {
         const parsed = splitRecipient(rest);
@@ -1609,7 +1601,7 @@ export class ChatSession {
         return;
       }
       case "delete":
-        if (needs(t.syntax.delete)) await this.deleteRoom(rest);
+        if (needs(t.syntax.delete)) await this.deleteRoom(roomArgument(rest));
         return;
       case "help":
         if (this.#view.help) this.#view.help();
@@ -2492,7 +2484,10 @@ class TerminalScreen implements Screen {
   #inputRow(columns: number): { text: string; column: number } {
     const max = Math.max(1, columns - 1);
     if (this.#asking !== undefined) {
-      const question = truncate(this.#t.pasteQuestion(this.#asking.split("\n").length), max);
+      const lines = this.#asking.split("\n").length;
+      // Every answer stays on screen: the short form where the whole question does not fit.
+      const whole = this.#t.pasteQuestion(lines);
+      const question = truncate(textWidth(whole) <= max ? whole : this.#t.pasteQuestionShort(lines), max);
       return { text: paint(this.#colour, "bold", question), column: textWidth(question) };
     }
     const search = this.#editor.search;
@@ -2600,16 +2595,6 @@ class ChatUi implements ChatView {
 // Program
 // ---------------------------------------------------------------------------
 
-/** `--lang` as written on the command line, before flags are parsed (for --help). */
-function langArgument(args: string[]): string | undefined {
-  for (let i = 0; i < args.length; i++) {
-    const arg = args[i]!;
-    if (arg.startsWith("--lang=")) return arg.slice("--lang=".length);
-    if (arg === "--lang") return args[i + 1];
-  }
-  return undefined;
-}
-
 function printUsage(args: string[]): void {
   console.log(TEXTS[detectLang(langArgument(args))].usage);
 }
@@ -2627,33 +2612,25 @@ function defaultBinder(moduleUrl: string = import.meta.url): string {
 /** Runs the client; resolves to its exit code (0 after /fim or the end of input). */
 export async function main(args: string[] = Deno.args): Promise<number> {
   const program = "cliente.ts";
-  const flags = parseFlags(program, () => printUsage(args), args, {
-    ...CLIENT_FLAGS,
-    binder: { ...CLIENT_FLAGS.binder, default: defaultBinder() },
-    retry: { ...CLIENT_FLAGS.retry, default: "2" },
-    attempts: { ...CLIENT_FLAGS.attempts, default: "10" },
-    "no-bell": { ...CLIENT_FLAGS["no-bell"], default: false },
-  });
-  if (flags.lang !== undefined && flags.lang !== "pt" && flags.lang !== "en") {
-    usageError(program, TEXTS[detectLang()].badLang(flags.lang));
-  }
+  // The language first: even a bad flag is refused in it.
+  useLanguage(detectLang(langArgument(args)));
+  const flags = clientFlags(program, args, () => printUsage(args));
   const lang = detectLang(flags.lang);
+  useLanguage(lang);
   const t = TEXTS[lang];
-  let binders: HostPort[];
-  try {
-    binders = parseHostPortList(flags.binder, 5000);
-  } catch (error) {
-    const { flaw, item } = error as BadAddress;
-    usageError(program, `--binder: ${t.addressFlaws[flaw](item)}`);
-  }
-  const retryMs = secondsFlag(program, "--retry", flags.retry, 3600);
-  const attempts = numberFlag(program, "--attempts", flags.attempts, { min: 0, max: 1e6, integer: true });
+  const binders = flags.binders ?? parseHostPortList(defaultBinder(), 5000);
+  const { retryMs, attempts } = flags;
+  // Asked, never requested: without --allow-net one line says so, not a prompt nor 20 s of retries.
+  const self = new URL(import.meta.url);
+  requirePermissions(
+    program,
+    binders.map(({ host, port }) => netNeeded(host, port)),
+    `deno run --allow-net ${self.protocol === "file:" ? program : self.href}`,
+  );
 
   const interactive = Deno.stdin.isTerminal() && Deno.stdout.isTerminal();
   const colour = interactive && !Deno.noColor;
-  const terminal = interactive
-    ? new TerminalScreen({ texts: t, colour, bell: !flags["no-bell"] })
-    : undefined;
+  const terminal = interactive ? new TerminalScreen({ texts: t, colour, bell: flags.bell }) : undefined;
   const screen: Screen = terminal ?? new PlainScreen();
   const ui = new ChatUi(screen, {
     texts: t,

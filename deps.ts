@@ -68,6 +68,7 @@ export {
 
 // Calling: the client, and where services are.
 export {
+  ADDRESS_FLAWS_EN,
   ADDRESS_FLAWS_PT,
   type AddressFlaw,
   BadAddress,
@@ -118,6 +119,7 @@ export { bareKey, imitatesReserved, mixesScripts, nameKey, skeleton } from "./de
 // The servers' texts in Portuguese and English: the core says a Text, the method tables render it.
 export {
   type Catalogue,
+  counted,
   everyText,
   loadText,
   type NameKind,
@@ -182,13 +184,21 @@ export { chatMethods } from "./deps/chat_service.ts";
 export {
   checkFlags,
   CLIENT_FLAGS,
+  type ClientFlags,
+  clientFlags,
   type FlagOptions,
   type FlagValues,
+  langArgument,
+  localeLang,
+  type Needed,
+  netNeeded,
   numberFlag,
   onTerminate,
   parseFlags,
+  requirePermissions,
   secondsFlag,
   usageError,
+  useLanguage,
 } from "./deps/cli.ts";
 export { type Log, type Logger, openLog, writeStdout } from "./deps/log.ts";
 export {

@@ -26,11 +26,14 @@ import {
   CONNECTION_FLAGS,
   CONNECTION_USAGE,
   connectionOptions,
+  counted,
   endpointUrl,
   type HostPort,
   LIMITS,
   type Log,
   type Logger,
+  type Needed,
+  netNeeded,
   numberFlag,
   onTerminate,
   openLog,
@@ -39,6 +42,7 @@ import {
   parseHostPortList,
   RedisChat,
   REGISTER_KEY_HEADER,
+  requirePermissions,
   secondsFlag,
   serveOrExit,
   SqliteChat,
@@ -301,6 +305,34 @@ export async function main(args: string[] = Deno.args): Promise<void> {
     }
   }
 
+  // Asked, never requested: a missing permission is one line naming its flag, not a prompt.
+  const files = flags.store === undefined && dbPath !== ":memory:" ? [flags.log, dbPath] : [flags.log];
+  const needed: Needed[] = [
+    netNeeded(flags.host, port),
+    { descriptor: { name: "write", path: flags.log }, flag: `--allow-write=${files.join(",")}` },
+  ];
+  if (files.length > 1) {
+    needed.push(
+      { descriptor: { name: "read", path: dbPath }, flag: `--allow-read=${dbPath}` },
+      { descriptor: { name: "write", path: dbPath }, flag: `--allow-write=${files.join(",")}` },
+    );
+  }
+  if (flags.store !== undefined) {
+    needed.push({
+      descriptor: { name: "env", variable: "REDIS_DEBUG_MAINTENANCE" },
+      flag: "--allow-env=REDIS_DEBUG_MAINTENANCE",
+    });
+  }
+  requirePermissions(
+    program,
+    needed,
+    `deno run --allow-net --allow-sys=networkInterfaces ${
+      flags.store === undefined
+        ? `${files.length > 1 ? `--allow-read=${dbPath} ` : ""}--allow-write=${files.join(",")}`
+        : `--allow-env=REDIS_DEBUG_MAINTENANCE --allow-write=${flags.log}`
+    } server.ts`,
+  );
+
   let log: Log;
   try {
     log = await openLog("chat", { file: flags.log });
@@ -342,7 +374,7 @@ export async function main(args: string[] = Deno.args): Promise<void> {
     log.info("Servidor encerrando...");
     // Before the waits end: whoever waits gets the notice in its answer.
     const told = await chat.announceStop().catch(() => 0);
-    if (told) log.info(`Aviso de encerramento enviado a ${told} sala${told === 1 ? "" : "s"}`);
+    if (told) log.info(`Aviso de encerramento enviado a ${counted(told, "sala", "salas")}`);
     chat.stop();
     await Promise.all(registrations.map((registration) => registration.stop()));
     await server.shutdown();
@@ -351,7 +383,8 @@ export async function main(args: string[] = Deno.args): Promise<void> {
     await log.close();
   };
   // Set before the ready line: whoever waits for it may send SIGTERM at once.
-  onTerminate(shutdown);
+  // SIGHUP too when in a terminal that closes; without one, whoever started us stops us.
+  onTerminate(shutdown, { hangup: "terminal" });
   // A database deleted or replaced under us would take every later message with it: stop and say so.
   const watchdog = setInterval(async () => {
     if (chat.stillThere()) return;
@@ -362,12 +395,16 @@ export async function main(args: string[] = Deno.args): Promise<void> {
     await shutdown().catch(() => {});
     Deno.exit(1);
   }, 1000);
+  const caps = [
+    counted(limits.maxUsers, "usuário", "usuários"),
+    counted(limits.maxRooms, "sala", "salas"),
+    `${counted(limits.maxRoomsPerUser, "sala", "salas")} por criador`,
+    `${counted(limits.maxWaits, "espera", "esperas")} por usuário`,
+    `${maxRate} ${maxRate === 1 ? "mensagem" : "mensagens"} por segundo por usuário`,
+  ];
   log.info(
     `Servidor ouvindo em ${flags.host}:${server.addr.port} (${chat.describe()}` +
-      `${
-        flags.compat ? ", modo compatível" : ""
-      }; limites: ${limits.maxUsers} usuários, ${limits.maxRooms} ` +
-      `salas, ${limits.maxRoomsPerUser} por criador, ${limits.maxWaits} esperas por usuário, ${maxRate}/s)`,
+      `${flags.compat ? ", modo compatível" : ""}). Limites: ${caps.join(", ")}`,
   );
   announceReady({ programa: "server", host: flags.host, porta: server.addr.port });
   const host = flags.advertise ?? await advertisedHost(flags.host, binders);

@@ -291,6 +291,8 @@ export interface Chat<U> {
   deleteRoom(user: U, roomName: string): Promise<Outcome<Text>>;
   /** The rooms' names, sorted. */
   listRooms(): Maybe<Outcome<readonly string[]>>;
+  /** How many users are registered (connected), in a room or not. */
+  countUsers(): Maybe<number>;
   /** Who is in a room, sorted. */
   listMembers(roomName: string): Maybe<Outcome<string[]>>;
   /** Joins a room, leaving the current one. */

@@ -153,6 +153,11 @@ export function chatMethods<U>(chat: Chat<U>): MethodTable {
         ),
     ),
     listar_salas: rpc("As salas: [true, [nome...]].", [], () => chat.listRooms()),
+    contar_usuarios: rpc(
+      "Quantos usuários estão conectados (registrados), numa sala ou não: [true, n].",
+      [],
+      () => mapMaybe(chat.countUsers(), (count): Result<number> => [true, count]),
+    ),
     listar_usuarios: rpc(
       "Os membros de uma sala: [true, [nome...]] ou [false, msg].",
       [["sala", "string"]],

@@ -120,6 +120,8 @@ export interface ChildOptions {
   stderr?: "piped" | "inherit";
   /** A file that receives a copy of everything the program prints (created or truncated). */
   outputFile?: string;
+  /** Add to {@linkcode ChildOptions.outputFile} instead of truncating it (a program started again). */
+  appendOutput?: boolean;
 }
 
 const encoder = new TextEncoder();
@@ -177,7 +179,12 @@ export class ChildProgram implements AsyncDisposable {
     }).spawn();
     if (options.stdin === "piped") this.#stdin = this.#child.stdin.getWriter();
     const file = options.outputFile
-      ? Deno.openSync(options.outputFile, { write: true, create: true, truncate: true })
+      ? Deno.openSync(options.outputFile, {
+        write: true,
+        create: true,
+        truncate: !options.appendOutput,
+        append: options.appendOutput,
+      })
       : undefined;
     const collect = async (stream: ReadableStream<Uint8Array>, into: string[]) => {
       for await (const line of readLines(stream)) {

@@ -227,6 +227,13 @@ export const ADDRESS_FLAWS_PT: Readonly<Record<AddressFlaw, (item: string) => st
   duplicate: (item) => `'${item}' aparece mais de uma vez na lista`,
 };
 
+/** The flaws in English. */
+export const ADDRESS_FLAWS_EN: Readonly<Record<AddressFlaw, (item: string) => string>> = {
+  invalid: (item) => `invalid address '${item}' (use HOST:PORT)`,
+  empty: (list) => `empty item in the list '${list}' (use HOST:PORT[,HOST:PORT...])`,
+  duplicate: (item) => `'${item}' appears more than once in the list`,
+};
+
 /** An address (or list) that does not parse: its {@linkcode AddressFlaw}, for each program to word. */
 export class BadAddress extends Error {
   /** The flaw, and the item it is about (for `empty`, the whole list). */
@@ -278,9 +285,13 @@ export function lanAddresses(interfaces: readonly Deno.NetworkInterfaceInfo[]): 
   return [...new Set(addresses)];
 }
 
-/** This machine's LAN addresses; none without `--allow-sys=networkInterfaces`. */
+/**
+ * This machine's LAN addresses; none without `--allow-sys=networkInterfaces`
+ * (queried, never requested: no prompt).
+ */
 export function ownLanAddresses(): string[] {
   try {
+    if (Deno.permissions.querySync({ name: "sys", kind: "networkInterfaces" }).state !== "granted") return [];
     return lanAddresses(Deno.networkInterfaces());
   } catch {
     return [];

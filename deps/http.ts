@@ -113,10 +113,14 @@ const MAX_REFUSING = 16;
 /**
  * The file limit and the files open now, from `/proc/self/limits` and
  * `/proc/self/fd`, where this process may read them (Deno asks `--allow-all`
- * for it); else undefined.
+ * for it); else undefined. The permission is queried first, never requested:
+ * a program run without `--no-prompt` must not stop at a prompt for it.
  */
 function procFiles(): { limit: number; open: number } | undefined {
   try {
+    for (const path of ["/proc/self/limits", "/proc/self/fd"]) {
+      if (Deno.permissions.querySync({ name: "read", path }).state !== "granted") return undefined;
+    }
     const limit = /^Max open files\s+(\d+|unlimited)/m.exec(Deno.readTextFileSync("/proc/self/limits"))?.[1];
     if (!limit) return undefined;
     return {
@@ -269,23 +273,23 @@ class Server implements HttpServer {
     if (proc) {
       this.#cap = Math.max(1, Math.min(asked, proc.limit - proc.open - reserveFor(proc.limit - proc.open)));
       this.#checkedUpTo = this.#cap;
-      files = `limite de arquivos ${proc.limit}, ${proc.open} abertos`;
+      files = `o sistema permite ${proc.limit} arquivos abertos, ${proc.open} já em uso`;
     } else {
       // Checked before listening: the checks' sockets come and go before the first client.
       files = this.#checkFiles(0) ??
-        `arquivos conferidos para ${this.#checkedUpTo} conexões, e mais quando houver`;
+        `arquivos livres do sistema conferidos para as primeiras ${this.#checkedUpTo}, de novo quando vierem mais`;
     }
     this.#fullCap = this.#cap;
     this.#listener = Deno.listen({ hostname: options.hostname, port: options.port });
     this.addr = this.#listener.addr;
     this.#log.info(
-      `Conexões: no máximo ${this.#cap} abertas (${files}` +
+      `Conexões: no máximo ${this.#cap} abertas ao mesmo tempo (${files}` +
         `${
           options.maxConnections !== undefined && asked > this.#cap
             ? `; --max-connections ${asked} não cabe`
             : ""
         }); ` +
-        `ociosas fechadas após ${this.idleTimeoutMs / 1000} s, cabeçalhos em até ${
+        `uma conexão ociosa fecha após ${this.idleTimeoutMs / 1000} s, cabeçalhos devem chegar em até ${
           this.headerTimeoutMs / 1000
         } s`,
     );

@@ -5,14 +5,15 @@
  *
  * Each line is formatted once and leaves the hot path at once: console lines
  * are written together once per turn of the event loop; file lines are
- * gathered here (64 KiB or one second, whichever comes first) and handed to
+ * gathered here (64 KiB or a quarter of a second, whichever comes first: an
+ * operator watching the file sees each line within a second) and handed to
  * LogTape's file sink (`npm:@logtape/file`, non-blocking mode) as one record,
  * written in one write and synced off the event loop. (Handed line by line,
  * the sink writes each line with an asynchronous write of its own, one trip
  * to a helper thread each: about a seventh of the server's time while it
  * stores 15,000 messages a second.) On `kill -9` the file can lose the lines
- * of the last second at most (64 KiB at most, plus a batch being written) and
- * the console those of the last turn; never a message (those are in the
+ * of the last quarter of a second at most (64 KiB at most, plus a batch being
+ * written) and the console those of the last turn; never a message (those are in the
  * database before they are acknowledged). A clean stop ({@linkcode Log.close})
  * writes everything.
  *
@@ -45,7 +46,7 @@ const LOGTAPE_FILE = "npm:@logtape/file@2.3.10";
 
 /** Bytes of log lines gathered before they go to the file sink (they also go every `FILE_FLUSH_MS`). */
 const FILE_BUFFER_BYTES = 64 * 1024;
-const FILE_FLUSH_MS = 1000;
+const FILE_FLUSH_MS = 250;
 
 /**
  * The record LogTape's sinks take, with our line already formatted in it

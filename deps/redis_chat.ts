@@ -686,6 +686,11 @@ export class RedisChat implements ChatEngine<Claim> {
     return [true, text("roomDeleted", room)];
   }
 
+  /** How many users are registered on every instance, in a room or not. */
+  countUsers(): Promise<number> {
+    return this.#command<number>(["HLEN", `${PREFIX}users`]);
+  }
+
   /** The rooms' names, sorted. */
   async listRooms(): Promise<Outcome<readonly string[]>> {
     const names = await this.#command<string[]>(["HKEYS", `${PREFIX}rooms`]);

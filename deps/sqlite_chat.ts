@@ -42,7 +42,7 @@ import { clip, encodeOnce } from "./codec.ts";
 import { Deadlines } from "./deadlines.ts";
 import type { Logger } from "./log.ts";
 import { EVERYONE, type Outcome, Reason, type Refusal, refuse, SERVER } from "./protocol.ts";
-import { loadText, noticeOf, render, storeText, type Text, text } from "./texts.ts";
+import { counted, loadText, noticeOf, render, storeText, type Text, text } from "./texts.ts";
 import { nameKey } from "./names.ts";
 import { DatabaseSync } from "node:sqlite";
 
@@ -717,6 +717,11 @@ export class SqliteChat implements ChatEngine<User> {
     return user;
   }
 
+  /** How many users are registered, in a room or not. */
+  countUsers(): number {
+    return this.#users.size;
+  }
+
   /** Nothing to do: authorizing the call was the sign of life. */
   keepAlive(_user: User): Outcome<Text> {
     return [true, text("sessionKept")];
@@ -1036,7 +1041,7 @@ export class SqliteChat implements ChatEngine<User> {
   /** The database file and how many rooms it holds. */
   describe(): string {
     const rooms = this.#rooms.size;
-    return `banco: ${this.#store.path}, ${rooms} sala${rooms === 1 ? "" : "s"}`;
+    return `banco ${this.#store.path}, com ${counted(rooms, "sala", "salas")}`;
   }
 
   /** False once the database file was deleted or replaced under the running server. */

@@ -281,3 +281,8 @@ export function noticeOf(conteudo: string, lang: Lang = "pt"): Text | undefined 
   }
   return undefined;
 }
+
+/** A count with its noun, singular for one: `1 sala`, `2 salas`, `0 salas` (Portuguese and English alike). */
+export function counted(count: number, one: string, many: string): string {
+  return `${count} ${count === 1 ? one : many}`;
+}

@@ -254,10 +254,11 @@ contract(
   },
 );
 
-contract("at most --max-users are registered; a freed name and place are taken again", {
+contract("at most --max-users are registered, and counted; a freed name and place are taken again", {
   maxUsers: 2,
 }, async (chat) => {
   await chat.users("ana", "bia");
+  assert.equal(await chat.chat.countUsers(), 2);
   const full = await chat.register("caio");
   assert.equal(reason(full), Reason.LIMIT_REACHED);
   assert.match(full[1] as string, /2/);

@@ -228,6 +228,8 @@ Deno.test("commands: create, join, rooms, leave, delete, help, unknown; English 
   await ana.waitForLine(/^\* Você não está em nenhuma sala\. Use \/entrar SALA/);
   await ana.write("/criar estudos\n/criar estudos\n/entrar estudos\n");
   await ana.waitForLine(/^\* Sala 'estudos' criada com sucesso\.$/);
+  // /criar does not join: it says how.
+  await ana.waitForLine(/^\* Para entrar nela: \/entrar estudos$/);
   await ana.waitForLine(/^\* A sala 'estudos' já existe\.$/);
   await ana.waitForLine(/^\* Você está na sala estudos\. Presentes: ana\.$/);
   // As IRC's /join: a missing room is created, and the server says so.
@@ -236,6 +238,16 @@ Deno.test("commands: create, join, rooms, leave, delete, help, unknown; English 
   await ana.waitForLine(/^\* Você está na sala nova\. Presentes: ana\.$/);
   await ana.write("/entrar estudos\n");
   await ana.waitForLines(/^\* Você está na sala estudos\. Presentes: ana\.$/, 2);
+  // Quotes around a room's name, as in /msg; a name against the rules is refused with the rules.
+  await ana.write('/criar "sala de estudos"\n/entrar "sala de estudos"\n');
+  await ana.waitForLine(/^\* Para entrar nela: \/entrar "sala de estudos"$/);
+  await ana.waitForLine(/^\* Você está na sala sala de estudos\. Presentes: ana\.$/);
+  await ana.write('/entrar "x;y"\n');
+  await ana.waitForLine(/^\* Nome de sala inválido: use só letras, números, espaços simples e /);
+  await ana.write("/entrar estudos\n");
+  await ana.waitForLines(/^\* Você está na sala estudos\. Presentes: ana\.$/, 3);
+  await ana.write('/excluir "sala de estudos"\n');
+  await ana.waitForLine(/^\* Sala 'sala de estudos' excluída\.$/);
   await ana.write("//barra no começo\n");
   await ana.waitForLine(said("ana: /barra no começo"));
   await ana.write("/voar\n/msg\n/salas\n/ajuda\n");

@@ -438,7 +438,7 @@ Deno.test("server --store: a bad URL, or --store with --db, is one usage line; a
     assert.equal(code, 1, stderr);
     assert.equal(stderr.trim().split("\n").length, 1, stderr);
     assert.match(stderr, /não foi possível conectar ao Redis em redis:\/\/127\.0\.0\.1:\d+/);
-    // Without the one variable the Redis client reads: said before anything, exit 1.
+    // Without the one variable the Redis client reads: said before anything, exit 2.
     const denied = await runScript("server.ts", ["--allow-net", `--allow-write=${log}`], [
       "--store",
       `redis://127.0.0.1:${port}`,
@@ -447,8 +447,8 @@ Deno.test("server --store: a bad URL, or --store with --db, is one usage line; a
       "--log",
       log,
     ]);
-    assert.equal(denied.code, 1, denied.stderr);
-    assert.match(denied.stderr, /^server\.ts: com --store, rode com --allow-env=REDIS_DEBUG_MAINTENANCE/);
+    assert.equal(denied.code, 2, denied.stderr);
+    assert.match(denied.stderr, /^server\.ts: falta a permissão --allow-env=REDIS_DEBUG_MAINTENANCE: /);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

@@ -313,9 +313,10 @@ Deno.test("the caps are flags: in --help, checked, and in the log at start", asy
   await using server = await startServer(undefined, ["--max-users", "7"]);
   await waitUntil(
     async () =>
-      /limites: 7 usuários, 1000 salas, 20 por criador, 4 esperas por usuário, 10\/s/.test(
-        await Deno.readTextFile(`${server.dir}/chat_server.log`),
-      ),
+      /Limites: 7 usuários, 1000 salas, 20 salas por criador, 4 esperas por usuário, 10 mensagens por segundo/
+        .test(
+          await Deno.readTextFile(`${server.dir}/chat_server.log`),
+        ),
     "the limits in the log",
   );
 });

@@ -711,11 +711,13 @@ Deno.test("--db :memory: runs a throwaway server, and a server without write per
   const dir = await Deno.makeTempDir({ prefix: "rpc-chat-perm-" });
   try {
     const program = startScript("server.ts", ["--allow-net"], ["--port", "0"], { cwd: dir });
-    assert.equal((await program.status).code, 1);
-    assert.match(
-      program.stderrLines.join("\n"),
-      /sem permissão para escrever o log chat_server\.log: rode com --allow-write=chat_server\.log/,
-    );
+    assert.equal((await program.status).code, 2);
+    assert.deepEqual(program.stderrLines, [
+      "server.ts: falta a permissão --allow-write=chat_server.log,chat.db: rode de novo com ela (deno run " +
+      "--allow-net --allow-sys=networkInterfaces --allow-read=chat.db --allow-write=chat_server.log,chat.db " +
+      "server.ts)",
+    ]);
+    assert.deepEqual([...Deno.readDirSync(dir)], [], "nothing written");
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
