@@ -153,7 +153,7 @@ Deno.test({
       await other.waitFor(/\[exit: \d+\]/, { timeoutMs: 20_000 });
       const rows = await shown(other);
       assert.equal(rows.length, 2, rows.join("\n"));
-      assert(rows[0]!.startsWith(said), rows[0]);
+      assert(rows[0]!.startsWith(said), rows[0]!);
       assert.equal(rows[1], "[exit: 2]");
     }
     assert.deepEqual([...Deno.readDirSync(dir.path)].filter((e) => e.name.endsWith(".log")), []);
