@@ -16,18 +16,19 @@
 
 import assert from "node:assert/strict";
 import { XmlRpcClient } from "../deps.ts";
-import { Program, ROOT, startClient, tempDir, waitUntil } from "./test_helpers.ts";
+import { Program, ROOT, startClient, taskCommand, tempDir, waitUntil } from "./test_helpers.ts";
 import { hasTmux, type Pane, Tmux } from "./tmux.ts";
 
-/** The programs of the repository, copied into `dir`: what a fresh clone holds to run them. */
+/** The programs of the repository (every tracked file but the tests, docs and benchmark), copied into `dir`. */
 async function copyPrograms(dir: string): Promise<void> {
-  for await (const entry of Deno.readDir(ROOT)) {
-    const wanted = entry.isFile && (entry.name.endsWith(".ts") || /^deno\.(json|lock)$/.test(entry.name));
-    if (wanted) await Deno.copyFile(`${ROOT}${entry.name}`, `${dir}/${entry.name}`);
-  }
-  await Deno.mkdir(`${dir}/deps`);
-  for await (const entry of Deno.readDir(`${ROOT}deps`)) {
-    await Deno.copyFile(`${ROOT}deps/${entry.name}`, `${dir}/deps/${entry.name}`);
+  const { stdout } = await new Deno.Command("git", { args: ["-C", ROOT, "ls-files", "-z"], stdout: "piped" })
+    .output();
+  const files = new TextDecoder().decode(stdout).split("\0")
+    .filter((path) => path && !/^(tests|docs|bench)\//.test(path));
+  for (const path of files) {
+    const slash = path.lastIndexOf("/");
+    if (slash > 0) await Deno.mkdir(`${dir}/${path.slice(0, slash)}`, { recursive: true });
+    await Deno.copyFile(`${ROOT}${path}`, `${dir}/${path}`);
   }
 }
 
@@ -272,8 +273,7 @@ Deno.test({
 Deno.test("deno task start reports truthfully: a server that stayed down is not said to be stopped", async () => {
   await using dir = await tempDir("rpc-chat-host-");
   await copyPrograms(dir.path);
-  const config = JSON.parse(await Deno.readTextFile(`${dir.path}/deno.json`));
-  const [, , ...words] = String(config.tasks.start).split(" ");
+  const [, , ...words] = (await taskCommand("start")).split(" ");
   const start = new Program(Deno.execPath(), [
     "run",
     "--no-prompt",
