@@ -47,6 +47,7 @@ import {
   LIMITS,
   limitsOf,
   loadText,
+  localWallClock,
   type Log,
   type Logger,
   lookup,
@@ -1296,7 +1297,8 @@ function toWire(message: Message, language: Lang): Readonly<ChatMessage> {
       origem: message.origem,
       destino: message.destino,
       conteudo: message.notice && lang !== "pt" ? render(message.notice, lang) : message.conteudo,
-      timestamp: new Date(message.timestamp),
+      // The server's wall clock, as the original server writes `datetime.now()`.
+      timestamp: localWallClock(message.timestamp),
     });
     wireForms[lang].set(message, wire);
   }
