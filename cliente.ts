@@ -48,6 +48,7 @@ import {
   langArgument,
   languageOf,
   localeLang,
+  localWallClock,
   MAX_TEXT,
   misleadingName,
   netNeeded,
@@ -468,14 +469,20 @@ function pad2(n: number): string {
   return String(n).padStart(2, "0");
 }
 
-/** `HH:MM:SS` of a message's timestamp (a Date, or the original `YYYYMMDDTHH:MM:SS` text). */
+/**
+ * `HH:MM:SS` of a message's timestamp: a Date (the server's wall clock, in its UTC fields, as the codec
+ * reads a naive dateTime), or the original `YYYYMMDDTHH:MM:SS` text. Shown as the server wrote it, as the
+ * original client shows it, whatever this machine's time zone.
+ */
 export function clockOf(timestamp: Date | string): string {
   if (timestamp instanceof Date && !Number.isNaN(timestamp.getTime())) {
-    return `${pad2(timestamp.getHours())}:${pad2(timestamp.getMinutes())}:${pad2(timestamp.getSeconds())}`;
+    return `${pad2(timestamp.getUTCHours())}:${pad2(timestamp.getUTCMinutes())}:${
+      pad2(timestamp.getUTCSeconds())
+    }`;
   }
   const match = /T(\d\d):?(\d\d):?(\d\d)/.exec(String(timestamp));
   if (match) return `${match[1]}:${match[2]}:${match[3]}`;
-  return clockOf(new Date());
+  return clockOf(localWallClock(new Date()));
 }
 
 /** A private message: `unicast`, or (from a lax server) addressed to anyone but everyone. */
@@ -1297,18 +1304,21 @@ export function wrapRows(lines: readonly string[], first: number, width: number)
 // Lines on a terminal: messages wrapped and marked, notices, days
 // ---------------------------------------------------------------------------
 
-/** The local calendar day of a date, as a key (`2026-11-24`). */
+/** The calendar day of a wall-clock date (in its UTC fields, see {@linkcode clockOf}), as a key (`2026-11-24`). */
 function dayOf(date: Date): string {
-  return `${date.getFullYear()}-${pad2(date.getMonth() + 1)}-${pad2(date.getDate())}`;
+  return `${date.getUTCFullYear()}-${pad2(date.getUTCMonth() + 1)}-${pad2(date.getUTCDate())}`;
 }
 
-/** When a message was stored: a Date, or the original `YYYYMMDDTHH:MM:SS` text. */
+/** When a message was stored, as a wall-clock date (see {@linkcode clockOf}): a Date, or the original text. */
 export function dateOf(timestamp: Date | string): Date | undefined {
   if (timestamp instanceof Date) return Number.isNaN(timestamp.getTime()) ? undefined : timestamp;
   const match = /^(\d{4})(\d\d)(\d\d)T(\d\d):?(\d\d):?(\d\d)/.exec(String(timestamp));
   if (!match) return undefined;
   const [y, mo, d, h, mi, s] = match.slice(1).map(Number) as [number, number, number, number, number, number];
-  return new Date(y, mo - 1, d, h, mi, s);
+  const date = new Date(0);
+  date.setUTCFullYear(y, mo - 1, d);
+  date.setUTCHours(h, mi, s);
+  return date;
 }
 
 /** Whether `text` names `name` as a word (any case): a mention. */
@@ -1328,7 +1338,7 @@ export interface RenderOptions {
   attention?: boolean;
   /** The texts, for the private tag and dates. */
   texts?: Texts;
-  /** Today, for dates on older messages. */
+  /** Now, as a wall-clock date (see {@linkcode clockOf}), for dates on older messages. */
   now?: Date;
 }
 
@@ -1345,8 +1355,10 @@ export function renderMessage(message: ChatMessage, options: RenderOptions): str
   const colour = options.colour ?? false;
   const width = Math.max(2, options.width - 1);
   const date = dateOf(message.timestamp);
-  const old = date !== undefined && dayOf(date) !== dayOf(options.now ?? new Date());
-  const day = old ? `${date.toLocaleDateString(t.locale, { day: "2-digit", month: "2-digit" })} ` : "";
+  const old = date !== undefined && dayOf(date) !== dayOf(options.now ?? localWallClock(new Date()));
+  const day = old
+    ? `${date.toLocaleDateString(t.locale, { day: "2-digit", month: "2-digit", timeZone: "UTC" })} `
+    : "";
   const time = `[${day}${clockOf(message.timestamp)}]`;
   const from = displayName(message.origem);
   const body = String(message.conteudo).split(/\r\n|\r|\n/).map(sanitize);
@@ -1391,7 +1403,7 @@ export function renderNotice(text: string, kind: NoticeKind, colour: boolean, wi
 
 /** The line that separates days: `── terça-feira, 24 de novembro de 2026 ──`. */
 export function renderDay(date: Date, texts: Texts, colour: boolean, width: number): string {
-  const label = date.toLocaleDateString(texts.locale, { dateStyle: "full" });
+  const label = date.toLocaleDateString(texts.locale, { dateStyle: "full", timeZone: "UTC" });
   return paint(colour, "dim", truncate(`── ${label} ──`, Math.max(2, width - 1)));
 }
 
@@ -1717,7 +1729,7 @@ export class ChatSession {
           origem: this.#name!,
           destino: to,
           conteudo: part,
-          timestamp: new Date(),
+          timestamp: localWallClock(new Date()),
         };
         this.#ownPrivate.push(privateKey(own));
         this.#view.message(own);
@@ -2544,7 +2556,7 @@ class ChatUi implements ChatView {
   readonly #screen: Screen;
   readonly #options: UiOptions;
   /** The day of the last message shown: a separator when the next is of another. */
-  #day = dayOf(new Date());
+  #day = dayOf(localWallClock(new Date()));
 
   constructor(screen: Screen, options: UiOptions) {
     this.#screen = screen;
@@ -2554,7 +2566,7 @@ class ChatUi implements ChatView {
   message(message: ChatMessage, history = false): void {
     const { colour, interactive, texts } = this.#options;
     if (!interactive) return this.#screen.print(formatMessage(message, colour));
-    const date = dateOf(message.timestamp) ?? new Date();
+    const date = dateOf(message.timestamp) ?? localWallClock(new Date());
     if (dayOf(date) !== this.#day) {
       this.#day = dayOf(date);
       this.#screen.print((width) => [renderDay(date, texts, colour, width)]);

@@ -17,12 +17,14 @@
 // The codec: XML-RPC documents to values and back, for calls and responses.
 export {
   clip,
+  decodeXml,
   encodeCall,
   encodeFault,
   encodeOnce,
   encodeResponse,
   Fault,
   FaultCode,
+  localWallClock,
   MAX_NESTING,
   parseXmlRpc,
   type XmlRpcDocument,

@@ -9,7 +9,7 @@
  */
 
 import type { Chat, Maybe, Message } from "./chat.ts";
-import { encodeOnce } from "./codec.ts";
+import { encodeOnce, localWallClock } from "./codec.ts";
 import { type ChatMessage, forCaller, type Lang, type Outcome, type Result } from "./protocol.ts";
 import { type Call, type MethodTable, rpc } from "./rpc.ts";
 import { render, type Text } from "./texts.ts";
@@ -43,7 +43,8 @@ function toWire(message: Message, language: Lang): Readonly<ChatMessage> {
       origem: message.origem,
       destino: message.destino,
       conteudo: message.notice && lang !== "pt" ? render(message.notice, lang) : message.conteudo,
-      timestamp: new Date(message.timestamp),
+      // The server's wall clock, as the original server writes `datetime.now()`.
+      timestamp: localWallClock(message.timestamp),
     });
     wireForms[lang].set(message, wire);
   }

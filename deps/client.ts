@@ -6,7 +6,7 @@
  * @module
  */
 
-import { encodeCall, Fault, parseXmlRpc, type XmlRpcValue } from "./codec.ts";
+import { decodeXml, encodeCall, Fault, parseXmlRpc, type XmlRpcValue } from "./codec.ts";
 
 // ---------------------------------------------------------------------------
 // Client side
@@ -120,8 +120,12 @@ export class XmlRpcClient {
     try {
       const response = await fetch(this.url, { method: "POST", headers, body, signal });
       for (const cookie of response.headers.getSetCookie()) this.#keepCookie(cookie);
-      text = await readAnswer(response, this.maxAnswerBytes);
-      if (!response.ok) throw new Fault(-response.status, `HTTP ${response.status}: ${text.trim()}`);
+      const bytes = await readAnswer(response, this.maxAnswerBytes);
+      if (!response.ok) {
+        throw new Fault(-response.status, `HTTP ${response.status}: ${lenient.decode(bytes).trim()}`);
+      }
+      // In the encoding the answer declares (an original server may write ISO-8859-1, say).
+      text = decodeXml(bytes, response.headers.get("content-type"));
     } catch (error) {
       if (error instanceof Fault) throw error;
       if (error instanceof AnswerTooLarge) throw new Unreachable(this.url, "tooLarge", error.message);
@@ -148,20 +152,21 @@ export class XmlRpcClient {
 
 class AnswerTooLarge extends Error {}
 
-const decoder = new TextDecoder();
+/** For the text of an HTTP error, which is only shown. */
+const lenient = new TextDecoder();
 
 /**
- * An answer's body as text, read chunk by chunk and given up (the connection
- * closed) as soon as it passes `limit`: never more than that in memory.
+ * An answer's body, read chunk by chunk and given up (the connection closed)
+ * as soon as it passes `limit`: never more than that in memory.
  */
-async function readAnswer(response: Response, limit: number): Promise<string> {
+async function readAnswer(response: Response, limit: number): Promise<Uint8Array> {
   const tooLarge = () => new AnswerTooLarge(`resposta grande demais (mais de ${formatBytes(limit)})`);
   const declared = Number(response.headers.get("content-length") ?? NaN);
   if (declared > limit) {
     await response.body?.cancel().catch(() => {});
     throw tooLarge();
   }
-  if (!response.body) return "";
+  if (!response.body) return new Uint8Array();
   const reader = response.body.getReader();
   const chunks: Uint8Array[] = [];
   let size = 0;
@@ -175,14 +180,14 @@ async function readAnswer(response: Response, limit: number): Promise<string> {
     }
     chunks.push(value);
   }
-  if (chunks.length === 1) return decoder.decode(chunks[0]);
+  if (chunks.length === 1) return chunks[0]!;
   const bytes = new Uint8Array(size);
   let offset = 0;
   for (const chunk of chunks) {
     bytes.set(chunk, offset);
     offset += chunk.byteLength;
   }
-  return decoder.decode(bytes);
+  return bytes;
 }
 
 function formatBytes(bytes: number): string {

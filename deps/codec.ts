@@ -5,8 +5,19 @@
  * - {@linkcode parseXmlRpc}: strict, one-pass decoding of a `methodCall` or
  *   a `methodResponse` (faults included).
  * - {@linkcode encodeCall}, {@linkcode encodeResponse}, {@linkcode encodeFault}:
- *   plain string building, byte for byte what `npm:xmlrpc` writes (the tests
- *   compare them), with {@linkcode encodeOnce} for values many answers carry.
+ *   plain string building, byte for byte what `npm:xmlrpc` writes where it
+ *   wrote valid XML-RPC (the tests compare them), with {@linkcode encodeOnce}
+ *   for values many answers carry.
+ * - {@linkcode decodeXml}: a document's bytes to text, in the encoding it
+ *   declares.
+ *
+ * Conventions, for agreeing with Python's `xmlrpc.client` and other peers:
+ * whole numbers within 32 bits are `<int>`, every other number (`-0`, whole
+ * numbers past 32 bits) a `<double>` in decimal notation, never with an
+ * exponent; NaN and the infinities are refused. A naive `dateTime.iso8601`
+ * (no zone, as the original programs write it) is a wall-clock reading, held
+ * in a `Date`'s UTC fields: it reads and writes the same whatever the
+ * process's time zone ({@linkcode localWallClock} makes one of an instant).
  *
  * @module
  */
@@ -178,6 +189,9 @@ export function clip(text: string, max = 40): string {
  * must not make a room unreadable. Whoever shows the text cleans it.
  */
 export function parseXmlRpc(text: string, root: "methodCall" | "methodResponse"): XmlRpcDocument {
+  // XML's end-of-line handling (XML 1.0, 2.11), before anything else: CRLF and a lone CR are read as LF,
+  // in text and CDATA alike; a CR written as `&#13;` stays one.
+  if (text.includes("\r")) text = text.replace(/\r\n?/g, "\n");
   const illegal = root === "methodCall" ? NOT_XML_CHAR.exec(text) : null;
   if (illegal) throw notXml(illegal[0]);
   const builder = new DocumentBuilder(root);
@@ -559,7 +573,12 @@ function scalar(type: string, text: string): XmlRpcValue {
   return value;
 }
 
-/** `YYYYMMDDTHH:MM:SS` (local time, as the original programs write it); separators, fraction and zone optional. */
+/**
+ * `YYYYMMDDTHH:MM:SS`, separators, a fraction (to the millisecond) and a zone
+ * optional. Naive (no zone, as the original programs write it): a wall-clock
+ * reading, in the Date's UTC fields, whatever the process's time zone. With
+ * a zone: that instant.
+ */
 function dateTime(text: string): Date | undefined {
   const match = DATE_TIME.exec(text);
   if (!match) return undefined;
@@ -573,20 +592,101 @@ function dateTime(text: string): Date | undefined {
   ];
   const ms = Number((match[7] ?? "").padEnd(3, "0"));
   if (month < 1 || month > 12 || day < 1 || hours > 23 || minutes > 59 || seconds > 59) return undefined;
-  const zone = match[8];
   const date = new Date(0);
-  if (!zone) {
-    date.setFullYear(year, month - 1, day);
-    date.setHours(hours, minutes, seconds, ms);
-    return date.getDate() === day ? date : undefined; // Not 30 February.
-  }
+  // setUTCFullYear, not Date.UTC: years 0 to 99 are years, not 1900 to 1999.
   date.setUTCFullYear(year, month - 1, day);
   date.setUTCHours(hours, minutes, seconds, ms);
-  if (date.getUTCDate() !== day) return undefined;
+  if (date.getUTCDate() !== day) return undefined; // Not 30 February.
+  const zone = match[8];
+  if (!zone || zone === "Z") return date;
   const digits = zone.slice(1).replace(":", "");
-  const offset = zone === "Z" ? 0 : Number(digits.slice(0, 2)) * 60 + Number(digits.slice(2) || "0");
+  const offset = Number(digits.slice(0, 2)) * 60 + Number(digits.slice(2) || "0");
   if (offset > 14 * 60) return undefined;
   return new Date(date.getTime() - (zone.startsWith("-") ? -offset : offset) * 60_000);
+}
+
+/**
+ * The wall-clock time of `instant` in this process's time zone, as a naive
+ * `dateTime.iso8601` carries it (in the UTC fields): what the original
+ * Python server writes with `datetime.now()`.
+ */
+export function localWallClock(instant: Date | number): Date {
+  const local = new Date(instant);
+  const wall = new Date(0);
+  wall.setUTCFullYear(local.getFullYear(), local.getMonth(), local.getDate());
+  wall.setUTCHours(local.getHours(), local.getMinutes(), local.getSeconds(), local.getMilliseconds());
+  return wall;
+}
+
+// ---------------------------------------------------------------------------
+// Bytes to text
+// ---------------------------------------------------------------------------
+
+const UTF8 = new TextDecoder("utf-8", { fatal: true });
+/** The names of ISO-8859-1 (which WHATWG's TextDecoder reads as windows-1252, unlike XML parsers). */
+const LATIN1 = new Set([
+  "iso-8859-1",
+  "iso8859-1",
+  "iso_8859-1",
+  "iso_8859-1:1987",
+  "iso88591",
+  "latin1",
+  "latin-1",
+  "l1",
+  "iso-ir-100",
+  "csisolatin1",
+  "cp819",
+  "ibm819",
+]);
+const ASCII = new Set(["us-ascii", "ascii", "ansi_x3.4-1968", "iso646-us", "csascii"]);
+const CHARSET = /;\s*charset\s*=\s*"?([^\s;"]+)"?/i;
+const DECLARED = /^<\?xml\s[^?]*?\bencoding\s*=\s*(["'])([A-Za-z][\w.:-]*)\1/;
+
+/**
+ * The text of an XML document's bytes, in the encoding it declares (RFC
+ * 7303): a byte order mark, else the `charset` of its media type, else the
+ * XML declaration's `encoding`, else UTF-8. ISO-8859-1
+ * is ISO-8859-1 (byte for code point), as XML parsers read it. Bytes that
+ * are not of that encoding, or an encoding unknown, are a -32700 fault: text
+ * is never replaced silently.
+ */
+export function decodeXml(bytes: Uint8Array, contentType?: string | null): string {
+  const declared = bomEncoding(bytes) ?? (contentType ? CHARSET.exec(contentType)?.[1] : undefined) ??
+    xmlDeclarationEncoding(bytes);
+  const label = declared?.toLowerCase() ?? "utf-8";
+  const invalid = () =>
+    new Fault(FaultCode.PARSE_ERROR, `XML inválido: o documento não é ${clip(label)} válido`);
+  if (LATIN1.has(label) || ASCII.has(label)) {
+    if (ASCII.has(label) && bytes.some((byte) => byte > 0x7f)) throw invalid();
+    return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("latin1");
+  }
+  let decoder: TextDecoder;
+  try {
+    decoder = label === "utf-8" || label === "utf8" ? UTF8 : new TextDecoder(label, { fatal: true });
+  } catch {
+    throw new Fault(FaultCode.PARSE_ERROR, `XML inválido: codificação '${clip(label)}' desconhecida`);
+  }
+  try {
+    return decoder.decode(bytes);
+  } catch {
+    throw invalid();
+  }
+}
+
+function bomEncoding(bytes: Uint8Array): string | undefined {
+  if (bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf) return "utf-8";
+  if (bytes[0] === 0xfe && bytes[1] === 0xff) return "utf-16be";
+  if (bytes[0] === 0xff && bytes[1] === 0xfe) return "utf-16le";
+  return undefined;
+}
+
+/** The `encoding` of an XML declaration at the very start, read as ASCII. */
+function xmlDeclarationEncoding(bytes: Uint8Array): string | undefined {
+  // `<?xml ` then the declaration, in its first 200 bytes at most.
+  if (bytes[0] !== 0x3c || bytes[1] !== 0x3f || bytes[2] !== 0x78) return undefined;
+  const head = bytes.subarray(0, 200);
+  const end = head.indexOf(0x3e);
+  return DECLARED.exec(String.fromCharCode(...head.subarray(0, end < 0 ? head.length : end + 1)))?.[2];
 }
 
 // ---------------------------------------------------------------------------
@@ -596,9 +696,11 @@ function dateTime(text: string): Date | undefined {
 // Every answer goes through here, so it is plain string building: the same
 // bytes the codec's serializer (xmlbuilder) writes, about 13 times faster
 // (but for text with two `]]>`, which the codec wrote as broken XML).
-// Strings with `<`, `&` or `]]>` are CDATA sections, as the codec wrote them;
-// numbers with no fraction are <int>; a Date is written in local time as the
-// original programs read it.
+// Strings with `<`, `&` or `]]>` are CDATA sections, as the codec wrote them,
+// but for strings with a CR: XML reads a raw CR as LF, so those are escaped
+// text with `&#xD;`. Whole numbers within 32 bits are <int>; every other
+// number a <double> in decimal notation. A Date is written by its UTC fields
+// (see the module's conventions).
 
 /** Characters XML 1.0 cannot carry: refused, as the codec did (it let lone surrogates pass, and so do we). */
 const NOT_ENCODABLE = /[^\t\n\r\x20-\uFFFD]/;
@@ -623,7 +725,7 @@ function escapeText(text: string): string {
 
 function stringXml(text: string): string {
   if (text.length === 0) return "<string/>";
-  if (AS_CDATA.test(text)) {
+  if (AS_CDATA.test(text) && !text.includes("\r")) {
     // Every `]]>` split in two sections (the codec split only the first: two made broken XML).
     return `<string><![CDATA[${checkEncodable(text.replaceAll("]]>", "]]]]><![CDATA[>"))}]]></string>`;
   }
@@ -648,10 +750,52 @@ function pad2(n: number): string {
   return String(n).padStart(2, "0");
 }
 
-/** `YYYYMMDDTHH:MM:SS` in local time: what the original Python programs write and parse. */
+/**
+ * `YYYYMMDDTHH:MM:SS` of the Date's UTC fields (a wall-clock reading, see
+ * {@linkcode localWallClock}): what the original Python programs write and
+ * parse. The year has four digits (0000 to 9999, else it is refused), and
+ * milliseconds are dropped: the format has none.
+ */
 function iso8601(date: Date): string {
-  return `${date.getFullYear()}${pad2(date.getMonth() + 1)}${pad2(date.getDate())}T` +
-    `${pad2(date.getHours())}:${pad2(date.getMinutes())}:${pad2(date.getSeconds())}`;
+  const year = date.getUTCFullYear();
+  if (!(year >= 0 && year <= 9999)) {
+    const shown = Number.isNaN(date.getTime()) ? "data inválida" : date.toISOString();
+    throw new Error(`Data que XML-RPC não representa (anos 0000 a 9999): ${shown}`);
+  }
+  return `${String(year).padStart(4, "0")}${pad2(date.getUTCMonth() + 1)}${pad2(date.getUTCDate())}T` +
+    `${pad2(date.getUTCHours())}:${pad2(date.getUTCMinutes())}:${pad2(date.getUTCSeconds())}`;
+}
+
+/**
+ * A number as XML-RPC carries it: whole numbers within 32 bits as `<int>`;
+ * any other (`-0`, fractions, whole numbers past 32 bits, which an `<int>`
+ * cannot hold and peers wrap or refuse) as a `<double>` in decimal notation,
+ * exact and with a point, as the spec writes doubles (no exponent). NaN and
+ * the infinities have no XML-RPC form: refused.
+ */
+function numberXml(value: number): string {
+  if (Number.isInteger(value) && value >= -(2 ** 31) && value < 2 ** 31 && !Object.is(value, -0)) {
+    return `<value><int>${value}</int></value>`;
+  }
+  if (!Number.isFinite(value)) throw new Error(`Número que XML-RPC não representa: ${value}`);
+  return `<value><double>${decimalNotation(value)}</double></value>`;
+}
+
+/** A finite number's shortest exact digits (as `String` gives them) written out without an exponent. */
+function decimalNotation(value: number): string {
+  if (Object.is(value, -0)) return "-0.0";
+  const text = String(value);
+  const e = text.indexOf("e");
+  if (e < 0) return text.includes(".") ? text : `${text}.0`;
+  const sign = text[0] === "-" ? "-" : "";
+  const mantissa = text.slice(sign.length, e);
+  const point = mantissa.indexOf(".");
+  const digits = mantissa.replace(".", "");
+  // Where the point falls in `digits`, once the exponent has moved it.
+  const at = (point < 0 ? mantissa.length : point) + Number(text.slice(e + 1));
+  if (at <= 0) return `${sign}0.${"0".repeat(-at)}${digits}`;
+  if (at >= digits.length) return `${sign}${digits}${"0".repeat(at - digits.length)}.0`;
+  return `${sign}${digits.slice(0, at)}.${digits.slice(at)}`;
 }
 
 function valueXml(value: unknown): string {
@@ -659,9 +803,7 @@ function valueXml(value: unknown): string {
     case "string":
       return `<value>${stringXml(value)}</value>`;
     case "number":
-      return value % 1 === 0
-        ? `<value><int>${value}</int></value>`
-        : `<value><double>${value}</double></value>`;
+      return numberXml(value);
     case "boolean":
       return value ? "<value><boolean>1</boolean></value>" : "<value><boolean>0</boolean></value>";
     case "object": {

@@ -90,6 +90,13 @@ export interface HttpServeOptions {
   idleTimeoutMs?: number;
   /** A client must take its answer within this (default 10 s): else the connection is closed. */
   writeTimeoutMs?: number;
+  /**
+   * After a refusal that leaves a request unread (413, 431, 408, 400), at most this many of its bytes
+   * are read and dropped before the connection closes (default {@linkcode LINGER_BYTES}).
+   */
+  lingerBytes?: number;
+  /** ... and for this long at most (default {@linkcode LINGER_MS}). */
+  lingerMs?: number;
   /** Where the limits and their refusals are reported (summed up, at most one line every 10 s). */
   log: Logger;
 }
@@ -109,6 +116,13 @@ const BODY_CHUNK = 64 * 1024;
 const SUMMARY_EVERY_MS = 10_000;
 /** Refused connections given a moment to read their 503, at most this many at once. */
 const MAX_REFUSING = 16;
+/**
+ * The lingering close after a refusal: bytes of the refused request read and dropped at most, so that
+ * a client sending a body of tens of megabytes still reads its 413 (32 MiB, some seconds on a LAN).
+ */
+export const LINGER_BYTES = 32 * 1024 * 1024;
+/** ... and the time it may take at most (nginx's `lingering_timeout` is 5 s too). */
+export const LINGER_MS = 5_000;
 
 /**
  * The file limit and the files open now, from `/proc/self/limits` and
@@ -231,6 +245,8 @@ class Server implements HttpServer {
   readonly headerTimeoutMs: number;
   readonly idleTimeoutMs: number;
   readonly writeTimeoutMs: number;
+  readonly lingerBytes: number;
+  readonly lingerMs: number;
   /** The `date` header, updated every second. */
   date = new Date().toUTCString();
   /** Every open connection. */
@@ -266,6 +282,8 @@ class Server implements HttpServer {
     this.headerTimeoutMs = options.headerTimeoutMs ?? 10_000;
     this.idleTimeoutMs = options.idleTimeoutMs ?? 30_000;
     this.writeTimeoutMs = options.writeTimeoutMs ?? 10_000;
+    this.lingerBytes = options.lingerBytes ?? LINGER_BYTES;
+    this.lingerMs = options.lingerMs ?? LINGER_MS;
     const asked = options.maxConnections ?? DEFAULT_MAX_CONNECTIONS;
     this.#cap = asked;
     let files: string;
@@ -538,6 +556,9 @@ class BadRequest extends Error {
 /** The connection ended in the middle of a body. */
 class Interrupted extends Error {}
 
+/** A head took too long: its 408 is on its way, and the connection lingers. */
+class TimedOut extends Error {}
+
 /** One client connection: its buffer, its state, and the requests on it, one after the other. */
 class Connection {
   readonly #server: Server;
@@ -552,7 +573,8 @@ class Connection {
   /** Reads and writes on their way: until they end, a closed connection still holds its file. */
   #ops = 0;
   #releasing = false;
-  #onClose: (() => void) | undefined;
+  /** A 408 went out while a read of the head was on its way: that read's bytes are dropped, and so on. */
+  #timedOut = false;
   /** When the connection must have moved on (ms since the epoch); 0 for none. */
   deadline: number;
 
@@ -574,7 +596,6 @@ class Connection {
       this.#releasing = true;
       this.#server.releasing++;
     }
-    this.#onClose?.();
     try {
       this.#conn.close();
     } catch {
@@ -582,14 +603,16 @@ class Connection {
     }
   }
 
-  /** Past its deadline: a partial head gets 408; a silent or stuck connection just closes. */
+  /**
+   * Past its deadline: a partial head gets 408 and a lingering close (the read on its way sees
+   * `#timedOut`); a silent or stuck connection, or one lingering too long, just closes.
+   */
   expire(): void {
     if (this.#state === State.Head) {
-      this.#state = State.Busy;
-      this.deadline = 0;
-      this.#server.idle.delete(this);
+      this.#timedOut = true;
+      this.#startLingering();
       const answer = plain(408, "Tempo esgotado recebendo a requisição.\n");
-      this.#writeSome(answer).catch(() => {}).finally(() => this.close());
+      this.#writeAll(answer).then(() => this.#closeWrite()).catch(() => this.close());
       return;
     }
     this.close();
@@ -602,17 +625,20 @@ class Connection {
         if (!request) break;
         const keepAlive = await this.#answer(request);
         if (!keepAlive) {
-          if (request.remaining) await this.#linger();
+          if (request.remaining) await this.#linger(request.chunked ? undefined : request.remaining);
           break;
         }
         if (this.#server.closing) break;
         this.#waiting();
       }
     } catch (error) {
-      if (error instanceof BadRequest && !this.#closed) {
+      if (error instanceof TimedOut) {
+        await this.#drain(undefined);
+      } else if (error instanceof BadRequest && !this.#closed) {
         this.#server.idle.delete(this);
+        this.#state = State.Busy;
         await this.#write(plain(error.status, `${error.message}\n`)).catch(() => {});
-        await this.#linger();
+        await this.#linger(undefined);
       }
     } finally {
       this.close();
@@ -627,35 +653,60 @@ class Connection {
   }
 
   /**
-   * After answering a request whose body is still coming (413, say), or a
-   * malformed one: stop writing, read what is on its way, and if more keeps
-   * coming stop reading too, for a moment. The client's writes stall on a
-   * full window instead of failing, so it reads the answer; closing at once
-   * would reset the connection under it first. Room for new connections is
-   * made from these first.
+   * The lingering close (RFC 9112, 9.6, as nginx does it) after an answer that leaves the request
+   * unread (413, 431, 400, 408): the answer is out, so stop writing, then read and drop what the client
+   * still sends until it closes, or until `bodyLeft` (the rest of a body of known length) has come, for
+   * {@linkcode HttpServeOptions.lingerBytes} and {@linkcode HttpServeOptions.lingerMs} at most. A client that reads only once
+   * it has sent its whole body (Python's `http.client`) reads its answer then: closing with bytes unread
+   * would reset the connection, and a reset throws away the answer the client has not read yet. Room for
+   * new connections is made from these first.
    */
-  async #linger(): Promise<void> {
-    this.deadline = Date.now() + 1000;
-    this.#server.lingering.add(this);
-    const closed = new Promise<void>((resolve) => this.#onClose = resolve);
+  async #linger(bodyLeft: number | undefined): Promise<void> {
+    this.#startLingering();
     try {
-      this.#ops++;
-      try {
-        await this.#conn.closeWrite();
-      } finally {
-        this.#opDone();
-      }
-      // What is on its way is read and dropped, to see the client close; a client that sends on, waits.
-      const sink = new Uint8Array(BODY_CHUNK);
-      for (let drained = 0; drained < 16 * BODY_CHUNK;) {
-        const n = await this.#read(sink);
-        if (n === null) return;
-        drained += n;
-      }
+      await this.#closeWrite();
     } catch {
       return;
     }
-    await closed;
+    await this.#drain(bodyLeft);
+  }
+
+  /** Lingering from now: a deadline of its own, and among the first closed to make room. */
+  #startLingering(): void {
+    this.#state = State.Busy;
+    this.#server.idle.delete(this);
+    this.#server.lingering.add(this);
+    this.deadline = Date.now() + this.#server.lingerMs;
+  }
+
+  async #closeWrite(): Promise<void> {
+    this.#ops++;
+    try {
+      await this.#conn.closeWrite();
+    } finally {
+      this.#opDone();
+    }
+  }
+
+  /** Reads and drops up to `lingerBytes` (the buffered bytes count), to the end or to `bodyLeft`. */
+  async #drain(bodyLeft: number | undefined): Promise<void> {
+    let budget = this.#server.lingerBytes;
+    let wanted = bodyLeft ?? Infinity;
+    const buffered = Math.min(wanted, this.#end - this.#start);
+    wanted -= buffered;
+    budget -= this.#end - this.#start;
+    this.#start = this.#end = 0;
+    const sink = new Uint8Array(BODY_CHUNK);
+    try {
+      while (wanted > 0 && budget > 0) {
+        const n = await this.#read(sink);
+        if (n === null) return;
+        wanted -= n;
+        budget -= n;
+      }
+    } catch {
+      // Closed: the deadline, or the client.
+    }
   }
 
   async #read(into: Uint8Array): Promise<number | null> {
@@ -745,6 +796,7 @@ class Connection {
       } finally {
         this.#opDone();
       }
+      if (this.#timedOut) throw new TimedOut();
       if (n === null) {
         if (this.#start === this.#end) return null;
         throw new Interrupted();
@@ -868,10 +920,15 @@ class Connection {
   async #write(bytes: Uint8Array): Promise<void> {
     this.deadline = Date.now() + this.#server.writeTimeoutMs;
     try {
-      while (bytes.length) bytes = bytes.subarray(await this.#writeSome(bytes));
+      await this.#writeAll(bytes);
     } finally {
       this.deadline = 0;
     }
+  }
+
+  /** All of `bytes`, under whatever deadline the connection has. */
+  async #writeAll(bytes: Uint8Array): Promise<void> {
+    while (bytes.length) bytes = bytes.subarray(await this.#writeSome(bytes));
   }
 
   /** `100 Continue` for a client that waits for it before sending its body. */

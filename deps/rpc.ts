@@ -30,6 +30,7 @@ import {
 } from "./protocol.ts";
 import {
   clip,
+  decodeXml,
   encodeFault,
   encodeResponse,
   Fault,
@@ -255,7 +256,6 @@ export const REGISTER_KEY_HEADER = "X-Chave-Registro";
 const DEFAULT_MAX_BODY = 1024 * 1024;
 const DEFAULT_MAX_IN_FLIGHT = 16 * DEFAULT_MAX_BODY;
 const SMALL_BODY = 64 * 1024;
-const utf8 = new TextDecoder("utf-8", { fatal: true });
 const XML_HEADERS = { "content-type": "text/xml; charset=utf-8" } as const;
 
 /** A handler that serves a method table over XML-RPC, as `Deno.serve` takes it. */
@@ -398,7 +398,10 @@ function xmlRpcAnswers(
     const call = new HttpCall(request, info);
     let result: unknown;
     try {
-      const { method, params } = parseXmlRpc(decodeUtf8(bytes), "methodCall") as {
+      const { method, params } = parseXmlRpc(
+        decodeXml(bytes, request.headers.get("content-type")),
+        "methodCall",
+      ) as {
         method: string;
         params: XmlRpcValue[];
       };
@@ -433,14 +436,6 @@ function xmlRpcAnswers(
   function faultAnswer(error: unknown): PlainResponse {
     const fault = asFault(error);
     return { status: 200, headers: XML_HEADERS, body: encodeFault(fault.code, fault.message) };
-  }
-}
-
-function decodeUtf8(bytes: Uint8Array): string {
-  try {
-    return utf8.decode(bytes);
-  } catch {
-    throw new Fault(FaultCode.PARSE_ERROR, "XML inválido: a requisição não é UTF-8 válido");
   }
 }
 

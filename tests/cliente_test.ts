@@ -61,7 +61,7 @@ Deno.test("parseInput: commands in both languages, messages, // escapes a slash"
 });
 
 Deno.test("formatMessage: [HH:MM:SS] origem: texto, private with an arrow, no colour unless asked", () => {
-  const at = new Date(2026, 10, 24, 15, 28, 12);
+  const at = new Date(Date.UTC(2026, 10, 24, 15, 28, 12));
   const base: ChatMessage = {
     tipo: "broadcast",
     origem: "ana",

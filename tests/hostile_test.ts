@@ -247,7 +247,7 @@ const PALETTE: { type: string; value: XmlRpcValue }[] = [
   { type: "nil", value: null },
   { type: "array", value: ["x"] },
   { type: "struct", value: { x: 1 } },
-  { type: "dateTime", value: new Date(2026, 10, 24, 15, 28, 12) },
+  { type: "dateTime", value: new Date(Date.UTC(2026, 10, 24, 15, 28, 12)) },
   { type: "base64", value: new Uint8Array([0, 255]) },
 ];
 const ACCEPTS: Record<ParamType, string[]> = {
@@ -965,7 +965,8 @@ print(xmlrpc.client.dumps((
   const [binary, date, ...rest] = document.params.splice(11, 2);
   assert.deepEqual(rest, []);
   assert.deepEqual([...(binary as Uint8Array)], [0, 255, 98, 105, 110]);
-  assert.deepEqual(date, new Date(2026, 10, 24, 15, 28, 12));
+  // A naive dateTime: its wall clock, in the UTC fields.
+  assert.deepEqual(date, new Date(Date.UTC(2026, 10, 24, 15, 28, 12)));
   assert.deepEqual(document.params.slice(0, 11), [
     0,
     -(2 ** 31),
@@ -995,10 +996,11 @@ Deno.test("the strict decoder reads dates with and without separators, fraction 
     );
     return (document as { params: Date[] }).params[0]!;
   };
-  assert.deepEqual(date("20261124T15:28:12"), new Date(2026, 10, 24, 15, 28, 12));
-  assert.deepEqual(date("2026-11-24T15:28:12"), new Date(2026, 10, 24, 15, 28, 12));
-  assert.deepEqual(date("20261124T152812"), new Date(2026, 10, 24, 15, 28, 12));
-  assert.deepEqual(date("20240229T00:00:00.5"), new Date(2024, 1, 29, 0, 0, 0, 500));
+  // Naive: the wall clock, in the UTC fields, whatever the time zone.
+  assert.deepEqual(date("20261124T15:28:12"), new Date(Date.UTC(2026, 10, 24, 15, 28, 12)));
+  assert.deepEqual(date("2026-11-24T15:28:12"), new Date(Date.UTC(2026, 10, 24, 15, 28, 12)));
+  assert.deepEqual(date("20261124T152812"), new Date(Date.UTC(2026, 10, 24, 15, 28, 12)));
+  assert.deepEqual(date("20240229T00:00:00.5"), new Date(Date.UTC(2024, 1, 29, 0, 0, 0, 500)));
   assert.deepEqual(date("20261124T15:28:12Z"), new Date(Date.UTC(2026, 10, 24, 15, 28, 12)));
   assert.deepEqual(date("20261124T15:28:12-03:00"), new Date(Date.UTC(2026, 10, 24, 18, 28, 12)));
   assert.deepEqual(date("20261124T15:28:12+0530"), new Date(Date.UTC(2026, 10, 24, 9, 58, 12)));

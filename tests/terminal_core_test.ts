@@ -324,7 +324,8 @@ Deno.test("wrapRows: breaks at spaces, cuts only words longer than a row, keeps 
   }
 });
 
-const AT = new Date(2026, 10, 24, 15, 28, 12);
+/** A wall-clock time, as the codec reads a naive dateTime (in the UTC fields). */
+const AT = new Date(Date.UTC(2026, 10, 24, 15, 28, 12));
 const message = (fields: Partial<ChatMessage>): ChatMessage => ({
   tipo: "broadcast",
   origem: "ana",
@@ -335,7 +336,7 @@ const message = (fields: Partial<ChatMessage>): ChatMessage => ({
 });
 
 Deno.test("renderMessage: wrapped under the text, private lines tagged, dates on older days, nothing passes for a line", () => {
-  const now = new Date(2026, 10, 24, 18, 0, 0);
+  const now = new Date(Date.UTC(2026, 10, 24, 18, 0, 0));
   const text = "uma mensagem comprida que precisa quebrar em várias linhas";
   const rows = renderMessage(message({ conteudo: text }), { width: 40, now });
   assert.deepEqual(rows, [
@@ -363,7 +364,7 @@ Deno.test("renderMessage: wrapped under the text, private lines tagged, dates on
     ["[15:28:12] [private] ana -> bia: oi"],
   );
   // An older day: the date before the time.
-  assert.deepEqual(renderMessage(message({}), { width: 80, now: new Date(2026, 10, 25, 9) }), [
+  assert.deepEqual(renderMessage(message({}), { width: 80, now: new Date(Date.UTC(2026, 10, 25, 9)) }), [
     "[24/11 15:28:12] ana: oi",
   ]);
   assert.deepEqual(

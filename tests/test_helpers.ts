@@ -136,6 +136,17 @@ export async function runPython(source: string, args: string[] = []): Promise<st
   return decoder.decode(stdout);
 }
 
+/** Why Python 3 cannot be the reference peer here (no `python3` on the PATH), or undefined when it runs. */
+export function pythonUnavailable(): string | undefined {
+  try {
+    const { success } = new Deno.Command("python3", { args: ["-c", "import xmlrpc.client, http.client"] })
+      .outputSync();
+    return success ? undefined : "python3 cannot import xmlrpc.client";
+  } catch {
+    return "no python3 on the PATH";
+  }
+}
+
 /**
  * A test that runs only when `reason` is undefined; otherwise it is
  * ignored, with the reason in its name and printed once, so a machine
