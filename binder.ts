@@ -50,9 +50,9 @@ import {
   usageError,
 } from "./deps.ts";
 // Not through deps.ts: this module holds the client's source, which the client itself must not load.
-import { serveClientModule } from "./deps/web.ts";
+import { serveClientModule } from "./lib/program/client_modules.ts";
 // The way in for a browser (`GET /`): a redirect to a live ChatService, which serves the chat page.
-import { chatEntry, type ChatServices } from "./web/entry.ts";
+import { chatEntry, type ChatServices } from "./lib/web/entry.ts";
 
 // ---------------------------------------------------------------------------
 // Types

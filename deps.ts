@@ -5,9 +5,9 @@
  * Third-party code, pinned: none that every program loads. The runtime's own
  * modules (`node:sqlite`, `node:util`, `node:buffer`, `node:net`) are the
  * rest; LogTape (`npm:@logtape/logtape@2.4.2`, `npm:@logtape/file@2.3.10`)
- * is pinned in `deps/log.ts` and loaded only by a program that logs to a
+ * is pinned in `lib/program/log.ts` and loaded only by a program that logs to a
  * file, and the Redis client (`npm:@redis/client@6.3.1`) in
- * `deps/redis_chat.ts`, loaded only by a server started with `--store`; so the
+ * `lib/chat/engines/redis.ts`, loaded only by a server started with `--store`; so the
  * client's module graph holds no npm package and runs from a URL on a LAN
  * with no internet.
  *
@@ -29,7 +29,7 @@ export {
   parseXmlRpc,
   type XmlRpcDocument,
   type XmlRpcValue,
-} from "./deps/codec.ts";
+} from "./lib/wire/codec.ts";
 
 // Serving: method tables of plain functions, the dispatcher, the HTTP handler.
 export {
@@ -52,7 +52,7 @@ export {
   SESSION_COOKIE,
   type ValueOf,
   xmlRpcHandler,
-} from "./deps/rpc.ts";
+} from "./lib/rpc/dispatcher.ts";
 
 // HTTP/1.1 with connection limits: what serveXmlRpc serves on.
 export {
@@ -66,7 +66,7 @@ export {
   type PlainResponse,
   serveHttp,
   toResponse,
-} from "./deps/http.ts";
+} from "./lib/wire/http_server.ts";
 
 // Calling: the client, and where services are.
 export {
@@ -88,7 +88,7 @@ export {
   parseHostPortList,
   Unreachable,
   XmlRpcClient,
-} from "./deps/client.ts";
+} from "./lib/wire/http_client.ts";
 
 // The chat protocol's vocabulary.
 export {
@@ -113,10 +113,10 @@ export {
   SEND_KEY_HEADER,
   sendKeyOf,
   SERVER,
-} from "./deps/protocol.ts";
+} from "./lib/chat/protocol.ts";
 
 // When two names are one (UTS #39): look-alikes and mixed scripts.
-export { bareKey, imitatesReserved, mixesScripts, nameKey, skeleton } from "./deps/names.ts";
+export { bareKey, imitatesReserved, mixesScripts, nameKey, skeleton } from "./lib/chat/names.ts";
 
 // The servers' texts in Portuguese and English: the core says a Text, the method tables render it.
 export {
@@ -132,7 +132,7 @@ export {
   type Text,
   text,
   type TextKey,
-} from "./deps/texts.ts";
+} from "./lib/text/catalogue.ts";
 
 // The chat's shapes and rules, whichever store holds it (the server's SQLite, or Redis for a cluster).
 export {
@@ -166,7 +166,7 @@ export {
   StoreError,
   takeToken,
   visibleTo,
-} from "./deps/chat.ts";
+} from "./lib/chat/rules.ts";
 
 // The two engines: SQLite (one server, the default) and Redis (several servers; its client loaded only by `--store`).
 export {
@@ -176,11 +176,11 @@ export {
   type User,
   VISIBILITY_INDEXES,
   VISIBLE_AFTER,
-} from "./deps/sqlite_chat.ts";
-export { type Claim, redactedUrl, REDIS_CLIENT, RedisChat } from "./deps/redis_chat.ts";
+} from "./lib/chat/engines/sqlite.ts";
+export { type Claim, redactedUrl, REDIS_CLIENT, RedisChat } from "./lib/chat/engines/redis.ts";
 
 // The ChatService method table, over either engine.
-export { chatMethods } from "./deps/chat_service.ts";
+export { chatMethods } from "./lib/chat/methods.ts";
 
 // Programs: flags, the log, signals, child programs and their ready lines.
 export {
@@ -201,8 +201,8 @@ export {
   secondsFlag,
   usageError,
   useLanguage,
-} from "./deps/cli.ts";
-export { type Log, type Logger, openLog, writeStdout } from "./deps/log.ts";
+} from "./lib/program/flags.ts";
+export { type Log, type Logger, openLog, writeStdout } from "./lib/program/log.ts";
 export {
   announceReady,
   type ChildOptions,
@@ -214,13 +214,13 @@ export {
   readLines,
   READY_TAG,
   type ReadyLine,
-} from "./deps/child.ts";
+} from "./lib/program/child.ts";
 
 // Networks: who may register in the binder (`--allow-register`).
 export { BlockList, isIP } from "node:net";
 
 // Many deadlines on few timers (request bodies, long waits).
-export { Deadlines } from "./deps/deadlines.ts";
+export { Deadlines } from "./lib/wire/deadlines.ts";
 
 // Storage: the embedded database of the chat server.
 export { DatabaseSync } from "node:sqlite";

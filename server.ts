@@ -50,7 +50,7 @@ import {
   XmlRpcClient,
 } from "./deps.ts";
 // Not through deps.ts: the chat page, which the terminal client's module graph must not carry.
-import { servePage } from "./web/serve.ts";
+import { servePage } from "./lib/web/serve.ts";
 
 // ---------------------------------------------------------------------------
 // The binder: registration kept alive

@@ -53,7 +53,7 @@
 import { numberFlag, parseFlags, parseHostPort, usageError, type XmlRpcValue } from "../deps.ts";
 import { HttpConnection, rawCall, sleep } from "./loadgen.ts";
 import { type BenchResult, buildResult, fmt, formatTable, progressLine } from "./report.ts";
-import { parseRedisUrl, redisMissing, RedisServer } from "./redis_server.ts";
+import { parseRedisUrl, redisMissing, RedisServer } from "../tools/redis_server.ts";
 import { baselineMain, measureSingleCall } from "./single_call.ts";
 import {
   type Address,

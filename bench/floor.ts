@@ -5,7 +5,7 @@
  *
  * `deno run --allow-net --allow-read=floor.db --allow-write=floor.db bench/floor.ts MODE`, MODE one of:
  *
- * - `http-send`: our HTTP layer (`deps/http.ts`); the body decoded with our
+ * - `http-send`: our HTTP layer (`lib/wire/http_server.ts`); the body decoded with our
  *   codec, stored with our `MessageStore` (its schema, its group commit:
  *   answered once the commit is done), a fixed answer;
  * - `serve-send`: the same on `Deno.serve`;
@@ -16,8 +16,8 @@
  * @module
  */
 
-import { serveHttp } from "../deps/http.ts";
-import { encodeResponse, parseXmlRpc } from "../deps/codec.ts";
+import { serveHttp } from "../lib/wire/http_server.ts";
+import { encodeResponse, parseXmlRpc } from "../lib/wire/codec.ts";
 import { MessageStore } from "../deps.ts";
 
 const mode = Deno.args[0] ?? "http-send";

