@@ -1,15 +1,28 @@
 /**
- * The one module the scripts import: a table of contents of rpc-chat's wire
- * layer and program helpers, which live in `deps/`.
+ * The one module the scripts import: the table of contents of rpc-chat's
+ * library (`lib/`, one folder a layer).
+ *
+ * - Exported here, the layers every program loads, the terminal client
+ *   included: the XML-RPC codec and the HTTP client (`lib/wire`), the chat
+ *   protocol's vocabulary (`lib/chat/protocol.ts`), the texts (`lib/text`),
+ *   the client session and the terminal (`lib/client`, `lib/term`), the
+ *   programs' helpers (`lib/program`).
+ * - The host's side (the HTTP listener, the dispatcher, the chat's rules
+ *   and engines, the binder's registry, the chat page, the operator log,
+ *   child programs) has a table of contents of its own, `lib/host.ts`, which
+ *   the host's programs (binder.ts, server.ts, start.ts) import beside this
+ *   one and the client never does. So the client's module graph, all the
+ *   binder serves to classmates who run it from its address, holds none of
+ *   it.
  *
  * Third-party code, pinned: none that every program loads. The runtime's own
  * modules (`node:sqlite`, `node:util`, `node:buffer`, `node:net`) are the
  * rest; LogTape (`npm:@logtape/logtape@2.4.2`, `npm:@logtape/file@2.3.10`)
- * is pinned in `lib/program/log.ts` and loaded only by a program that logs to a
- * file, and the Redis client (`npm:@redis/client@6.3.1`) in
- * `lib/chat/engines/redis.ts`, loaded only by a server started with `--store`; so the
- * client's module graph holds no npm package and runs from a URL on a LAN
- * with no internet.
+ * is pinned in `lib/program/log.ts` and loaded only by a program that logs to
+ * a file, and the Redis client (`npm:@redis/client@6.3.1`) in
+ * `lib/chat/engines/redis.ts`, loaded only by a server started with
+ * `--store`; so the client's module graph holds no npm package and runs from
+ * a URL on a LAN with no internet.
  *
  * @module
  */
@@ -30,43 +43,6 @@ export {
   type XmlRpcDocument,
   type XmlRpcValue,
 } from "./lib/wire/codec.ts";
-
-// Serving: method tables of plain functions, the dispatcher, the HTTP handler.
-export {
-  type ArgsOf,
-  type Call,
-  CONNECTION_FLAGS,
-  CONNECTION_USAGE,
-  connectionOptions,
-  type HandlerOptions,
-  MAX_MULTICALL,
-  type MethodTable,
-  type Param,
-  type ParamType,
-  REGISTER_KEY_HEADER,
-  rpc,
-  type RpcMethod,
-  type ServeOptions,
-  serveOrExit,
-  serveXmlRpc,
-  SESSION_COOKIE,
-  type ValueOf,
-  xmlRpcHandler,
-} from "./lib/rpc/dispatcher.ts";
-
-// HTTP/1.1 with connection limits: what serveXmlRpc serves on.
-export {
-  type ConnectionInfo,
-  describeError,
-  type HttpHandler,
-  type HttpServeOptions,
-  type HttpServer,
-  type IncomingRequest,
-  outOfFiles,
-  type PlainResponse,
-  serveHttp,
-  toResponse,
-} from "./lib/wire/http_server.ts";
 
 // Calling: the client, and where services are.
 export {
@@ -98,6 +74,8 @@ export {
   KEEPS_SESSION_HEADER,
   type Lang,
   languageOf,
+  MAX_NAME,
+  MAX_TEXT,
   misleadingName,
   NAME_PUNCTUATION,
   type NameFlaw,
@@ -115,72 +93,10 @@ export {
   SERVER,
 } from "./lib/chat/protocol.ts";
 
-// When two names are one (UTS #39): look-alikes and mixed scripts.
-export { bareKey, imitatesReserved, mixesScripts, nameKey, skeleton } from "./lib/chat/names.ts";
-
-// The servers' texts in Portuguese and English: the core says a Text, the method tables render it.
-export {
-  type Catalogue,
-  counted,
-  everyText,
-  loadText,
-  type NameKind,
-  noticeOf,
-  PORTUGUESE_TEXTS,
-  render,
-  storeText,
-  type Text,
-  text,
-  type TextKey,
-} from "./lib/text/catalogue.ts";
-
-// The chat's shapes and rules, whichever store holds it (the server's SQLite, or Redis for a cluster).
-export {
-  type Bucket,
-  BURST_SECONDS,
-  type Chat,
-  type ChatEngine,
-  type ChatOptions,
-  checkName,
-  checkText,
-  type Delivery,
-  firstAfter,
-  fullBucket,
-  HISTORY,
-  HISTORY_KEPT,
-  HISTORY_SLACK,
-  type Joined,
-  LAST_WORDS_MS,
-  LIMITS,
-  limitsOf,
-  lookup,
-  MAX_BATCH,
-  MAX_LOOKUP,
-  MAX_NAME,
-  MAX_TEXT,
-  MAX_WAIT_MS,
-  type Maybe,
-  type Message,
-  quoted,
-  sortedNames,
-  StoreError,
-  takeToken,
-  visibleTo,
-} from "./lib/chat/rules.ts";
-
-// The two engines: SQLite (one server, the default) and Redis (several servers; its client loaded only by `--store`).
-export {
-  LATEST_VISIBLE,
-  MessageStore,
-  SqliteChat,
-  type User,
-  VISIBILITY_INDEXES,
-  VISIBLE_AFTER,
-} from "./lib/chat/engines/sqlite.ts";
-export { type Claim, redactedUrl, REDIS_CLIENT, RedisChat } from "./lib/chat/engines/redis.ts";
-
-// The ChatService method table, over either engine.
-export { chatMethods } from "./lib/chat/methods.ts";
+// The server's notices (who joined, left...), as the client reads them.
+export { type Notice, type NoticeKey, noticeOf, NOTICES } from "./lib/text/notices.ts";
+// The texts' catalogue is the host's (lib/host.ts); the protocol names its Text, a type only here.
+export type { Catalogue, NameKind, PORTUGUESE_TEXTS, Text, TextKey } from "./lib/text/catalogue.ts";
 
 // Programs: flags, the log, signals, child programs and their ready lines.
 export {
@@ -202,25 +118,91 @@ export {
   usageError,
   useLanguage,
 } from "./lib/program/flags.ts";
-export { type Log, type Logger, openLog, writeStdout } from "./lib/program/log.ts";
+
+// The terminal client's texts.
+export { detectLang, EN, PT, TEXTS, type Texts } from "./lib/text/client.ts";
+
+// The client's commands and message lines.
 export {
-  announceReady,
-  type ChildOptions,
-  ChildProgram,
-  denoRun,
-  LineStream,
-  parseReadyLine,
-  PERMISSIONS,
-  readLines,
-  READY_TAG,
-  type ReadyLine,
-} from "./lib/program/child.ts";
+  CHAT_HEADERS,
+  clockOf,
+  type CommandName,
+  COMMANDS,
+  displayName,
+  ESCAPES,
+  formatMessage,
+  type Input,
+  isPrivate,
+  nameColour,
+  newMessages,
+  pad2,
+  paint,
+  parseInput,
+  privateKey,
+  roomArgument,
+  sanitize,
+  sessionGone,
+  sleep,
+  splitMessage,
+  splitRecipient,
+  type Style,
+  UNSAFE,
+  UNSAFE_CHAR,
+} from "./lib/client/lines.ts";
 
-// Networks: who may register in the binder (`--allow-register`).
-export { BlockList, isIP } from "node:net";
+// The client session: registration, delivery, recovery.
+export {
+  ChatSession,
+  type ChatView,
+  Closed,
+  maxId,
+  type NoticeKind,
+  Problem,
+  type SessionOptions,
+} from "./lib/client/session.ts";
 
-// Many deadlines on few timers (request bodies, long waits).
-export { Deadlines } from "./lib/wire/deadlines.ts";
+// The terminal: keys, the line editor, completion.
+export {
+  byName,
+  cleanPaste,
+  complete,
+  type Completion,
+  type CompletionSources,
+  type EditorAction,
+  fitInput,
+  type FittedInput,
+  type Key,
+  KeyDecoder,
+  LineEditor,
+  PASTE_ASK_LINES,
+  promptFor,
+  quoteName,
+  textWidth,
+  truncate,
+  wrapRows,
+} from "./lib/term/editor.ts";
 
-// Storage: the embedded database of the chat server.
-export { DatabaseSync } from "node:sqlite";
+// The terminal: lines wrapped and marked.
+export {
+  dateOf,
+  dayOf,
+  mentions,
+  renderDay,
+  renderMessage,
+  renderNotice,
+  type RenderOptions,
+} from "./lib/term/render.ts";
+
+// The terminal UI: plain lines or a raw-mode screen.
+export {
+  ChatUi,
+  PlainScreen,
+  type Printable,
+  type Screen,
+  type TerminalOptions,
+  TerminalScreen,
+  type UiOptions,
+} from "./lib/term/ui.ts";
+
+// Standard input and output, line by line.
+export { LineStream, readLines, writeStdout } from "./lib/program/io.ts";

@@ -37,9 +37,7 @@
  */
 
 import {
-  ChildProgram,
   clientFlags,
-  denoRun,
   endpointUrl,
   Fault,
   FaultCode,
@@ -48,14 +46,13 @@ import {
   localeLang,
   numberFlag,
   ownLanAddresses,
-  PERMISSIONS,
   readLines,
-  type ReadyLine,
   usageError,
   useLanguage,
   writeStdout,
   XmlRpcClient,
 } from "./deps.ts";
+import { ChildProgram, denoRun, PERMISSIONS, type ReadyLine } from "./lib/host.ts";
 
 // ---------------------------------------------------------------------------
 // Types

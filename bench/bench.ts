@@ -50,7 +50,7 @@
  * @module
  */
 
-import { numberFlag, parseFlags, parseHostPort, usageError, type XmlRpcValue } from "../deps.ts";
+import { numberFlag, parseFlags, parseHostPort, usageError, type XmlRpcValue } from "../lib/mod.ts";
 import { HttpConnection, rawCall, sleep } from "./loadgen.ts";
 import { type BenchResult, buildResult, fmt, formatTable, progressLine } from "./report.ts";
 import { parseRedisUrl, redisMissing, RedisServer } from "../tools/redis_server.ts";

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { type DecodeCache, Histogram, HttpConnection, httpRequest, responseValue } from "./loadgen.ts";
 import { formatTable } from "./report.ts";
-import { encodeOnce, encodeResponse } from "../deps.ts";
+import { encodeOnce, encodeResponse } from "../lib/mod.ts";
 import { REDIS_UNAVAILABLE, testUnless } from "../tests/helpers/redis.ts";
 import { assertUsageError, runScript, taskCommand } from "../tests/helpers/programs.ts";
 

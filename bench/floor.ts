@@ -18,7 +18,7 @@
 
 import { serveHttp } from "../lib/wire/http_server.ts";
 import { encodeResponse, parseXmlRpc } from "../lib/wire/codec.ts";
-import { MessageStore } from "../deps.ts";
+import { MessageStore } from "../lib/mod.ts";
 
 const mode = Deno.args[0] ?? "http-send";
 const ANSWER = encodeResponse([true, "Mensagem enviada."]);

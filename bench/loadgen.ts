@@ -9,7 +9,7 @@
  */
 
 import { Buffer } from "node:buffer";
-import { encodeCall, parseXmlRpc, type XmlRpcValue } from "../deps.ts";
+import { encodeCall, parseXmlRpc, type XmlRpcValue } from "../lib/mod.ts";
 
 // ---------------------------------------------------------------------------
 // Time

@@ -10,7 +10,7 @@
  * @module
  */
 
-import { announceReady, ChildProgram, encodeCall, type XmlRpcValue } from "../deps.ts";
+import { announceReady, ChildProgram, encodeCall, type XmlRpcValue } from "../lib/mod.ts";
 import {
   type HammerCount,
   type HammerTarget,

@@ -9,7 +9,7 @@
  * @module
  */
 
-import { ChildProgram, endpointUrl, PERMISSIONS, XmlRpcClient } from "../deps.ts";
+import { ChildProgram, endpointUrl, PERMISSIONS, XmlRpcClient } from "../lib/mod.ts";
 import { sleep } from "./loadgen.ts";
 
 const READY_TIMEOUT_MS = 30_000;

@@ -13,7 +13,7 @@
  * @module
  */
 
-import { ChildProgram, readLines, type XmlRpcValue } from "../deps.ts";
+import { ChildProgram, readLines, type XmlRpcValue } from "../lib/mod.ts";
 import type { Address } from "./system.ts";
 import {
   clock,

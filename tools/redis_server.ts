@@ -10,7 +10,7 @@
  * @module
  */
 
-import { ChildProgram } from "../deps.ts";
+import { ChildProgram } from "../lib/mod.ts";
 
 /** The program started: Debian's `redis-server`, from PATH. */
 export const REDIS_SERVER = "redis-server";

@@ -15,6 +15,11 @@
 
 import type { Text } from "../text/catalogue.ts";
 
+/** The longest user or room name. */
+export const MAX_NAME = 32;
+/** The longest message. */
+export const MAX_TEXT = 2000;
+
 /** The HTTP request header with which a caller asks for reasons in refusals (value `1`). */
 export const REASONS_HEADER = "X-Chat-Motivos";
 

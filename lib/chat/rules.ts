@@ -15,6 +15,8 @@ import { clip, Fault, FaultCode } from "../wire/codec.ts";
 import type { Logger } from "../program/log.ts";
 import { imitatesReserved, mixesScripts } from "./names.ts";
 import {
+  MAX_NAME,
+  MAX_TEXT,
   misleadingName,
   nameFlaw,
   type Outcome,
@@ -129,10 +131,7 @@ export const MAX_BATCH = 500;
 
 /** The longest an `aguardar_mensagens` call waits on the server. */
 export const MAX_WAIT_MS = 25_000;
-/** The longest user or room name. */
-export const MAX_NAME = 32;
-/** The longest message. */
-export const MAX_TEXT = 2000;
+export { MAX_NAME, MAX_TEXT } from "./protocol.ts";
 
 /** The longest string looked up as a name: a longer one is cut first (it names nobody). */
 export const MAX_LOOKUP = MAX_NAME * 4;

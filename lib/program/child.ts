@@ -8,7 +8,7 @@
  * @module
  */
 
-import { writeStdout } from "./log.ts";
+import { readLines, writeStdout } from "./io.ts";
 
 // ---------------------------------------------------------------------------
 // The ready line
@@ -50,36 +50,6 @@ export function parseReadyLine(line: string): ReadyLine | undefined {
     // Not JSON: not a ready line.
   }
   return undefined;
-}
-
-// ---------------------------------------------------------------------------
-// Lines
-// ---------------------------------------------------------------------------
-
-/**
- * Splits text into lines (`\n` or `\r\n`; a last line without one is kept).
- * Written here because the runtime has none: `TextLineStream` lives in the
- * standard library on JSR, which these machines cannot reach.
- */
-export class LineStream extends TransformStream<string, string> {
-  constructor() {
-    let rest = "";
-    super({
-      transform(chunk, controller) {
-        const parts = (rest + chunk).split("\n");
-        rest = parts.pop()!;
-        for (const part of parts) controller.enqueue(part.endsWith("\r") ? part.slice(0, -1) : part);
-      },
-      flush(controller) {
-        if (rest) controller.enqueue(rest);
-      },
-    });
-  }
-}
-
-/** The lines of a byte stream, decoded as UTF-8. */
-export function readLines(stream: ReadableStream<Uint8Array>): ReadableStream<string> {
-  return stream.pipeThrough(new TextDecoderStream()).pipeThrough(new LineStream());
 }
 
 // ---------------------------------------------------------------------------

@@ -9,53 +9,49 @@
  * 2.8: no flag, no `deno.json`), so the binder reads no file and keeps
  * `--allow-net` as its only permission, whether it runs from the checkout,
  * from a URL or as a binary (`deno compile` embeds them with its graph).
- * tests/e2e/binder_test.ts checks this list against `deno info cliente.ts`.
+ * tests/e2e/binder_test.ts checks this list against the client's code graph
+ * (`deno info --json cliente.ts`, type-only imports left out: Deno never
+ * loads them to run, so the binder never serves them).
  *
- * Only binder.ts imports this module: re-exported from `deps.ts`, it would
- * put the client's own source into the client's module graph.
+ * The one library module that names a program: it embeds the client's files
+ * as text (data, not code), so that the binder serves exactly them. Only the
+ * host's side (`lib/host.ts`) re-exports it: in `deps.ts`, it would put the
+ * client's own source into the client's module graph.
  *
  * @module
  */
 
 import cliente from "../../cliente.ts" with { type: "text" };
 import deps from "../../deps.ts" with { type: "text" };
-import chat from "../chat/rules.ts" with { type: "text" };
-import chatService from "../chat/methods.ts" with { type: "text" };
-import child from "./child.ts" with { type: "text" };
-import cli from "./flags.ts" with { type: "text" };
-import client from "../wire/http_client.ts" with { type: "text" };
-import codec from "../wire/codec.ts" with { type: "text" };
-import deadlines from "../wire/deadlines.ts" with { type: "text" };
-import http from "../wire/http_server.ts" with { type: "text" };
-import log from "./log.ts" with { type: "text" };
-import names from "../chat/names.ts" with { type: "text" };
-import protocol from "../chat/protocol.ts" with { type: "text" };
-import redisChat from "../chat/engines/redis.ts" with { type: "text" };
-import rpc from "../rpc/dispatcher.ts" with { type: "text" };
-import sqliteChat from "../chat/engines/sqlite.ts" with { type: "text" };
-import texts from "../text/catalogue.ts" with { type: "text" };
-import unicodeNamesData from "../chat/unicode_names_data.ts" with { type: "text" };
+import chatProtocol from "../chat/protocol.ts" with { type: "text" };
+import clientLines from "../client/lines.ts" with { type: "text" };
+import clientSession from "../client/session.ts" with { type: "text" };
+import programFlags from "./flags.ts" with { type: "text" };
+import programIo from "./io.ts" with { type: "text" };
+import termEditor from "../term/editor.ts" with { type: "text" };
+import termRender from "../term/render.ts" with { type: "text" };
+import termUi from "../term/ui.ts" with { type: "text" };
+import textClient from "../text/client.ts" with { type: "text" };
+import textNotices from "../text/notices.ts" with { type: "text" };
+import wireCodec from "../wire/codec.ts" with { type: "text" };
+import wireHttpClient from "../wire/http_client.ts" with { type: "text" };
 
 /** The served paths (relative to the binder's address) and their text: the client's module graph. */
 export const CLIENT_MODULES: ReadonlyMap<string, string> = new Map([
   ["cliente.ts", cliente],
   ["deps.ts", deps],
-  ["lib/chat/rules.ts", chat],
-  ["lib/chat/methods.ts", chatService],
-  ["lib/program/child.ts", child],
-  ["lib/program/flags.ts", cli],
-  ["lib/wire/http_client.ts", client],
-  ["lib/wire/codec.ts", codec],
-  ["lib/wire/deadlines.ts", deadlines],
-  ["lib/wire/http_server.ts", http],
-  ["lib/program/log.ts", log],
-  ["lib/chat/names.ts", names],
-  ["lib/chat/protocol.ts", protocol],
-  ["lib/chat/engines/redis.ts", redisChat],
-  ["lib/rpc/dispatcher.ts", rpc],
-  ["lib/chat/engines/sqlite.ts", sqliteChat],
-  ["lib/text/catalogue.ts", texts],
-  ["lib/chat/unicode_names_data.ts", unicodeNamesData],
+  ["lib/chat/protocol.ts", chatProtocol],
+  ["lib/client/lines.ts", clientLines],
+  ["lib/client/session.ts", clientSession],
+  ["lib/program/flags.ts", programFlags],
+  ["lib/program/io.ts", programIo],
+  ["lib/term/editor.ts", termEditor],
+  ["lib/term/render.ts", termRender],
+  ["lib/term/ui.ts", termUi],
+  ["lib/text/client.ts", textClient],
+  ["lib/text/notices.ts", textNotices],
+  ["lib/wire/codec.ts", wireCodec],
+  ["lib/wire/http_client.ts", wireHttpClient],
 ]);
 
 /** The content type they are served with: Deno runs a module sent so as TypeScript. */

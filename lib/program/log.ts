@@ -25,6 +25,8 @@
  * @module
  */
 
+import { flushStdout, queueStdout } from "./io.ts";
+
 /** What programs and their cores log through: plain lines, never message text. */
 export interface Logger {
   /** What happened: a user registered, a room was removed. */
@@ -96,50 +98,6 @@ function formatLine(timestamp: number, level: string, message: string): string {
     stamp = localTimestamp(new Date(timestamp));
   }
   return `${stamp} [${level}] ${message}\n`;
-}
-
-const stdoutEncoder = new TextEncoder();
-
-/** Log lines not yet on stdout: written together once per turn of the event loop, not one write each. */
-let pendingLines: string[] = [];
-let flushScheduled = false;
-
-function queueStdout(line: string): void {
-  pendingLines.push(line);
-  if (!flushScheduled) {
-    flushScheduled = true;
-    setImmediate(flushStdout);
-  }
-}
-
-/** Writes the log lines still queued for stdout (a program does before it exits). */
-export function flushStdout(): void {
-  flushScheduled = false;
-  if (pendingLines.length === 0) return;
-  const text = pendingLines.join("");
-  pendingLines = [];
-  writeAll(text);
-}
-
-/**
- * Writes all of `text` to stdout at once (a short write is continued), after
- * the log lines queued before it; quiet once nobody reads.
- */
-export function writeStdout(text: string): void {
-  flushStdout();
-  writeAll(text);
-}
-
-function writeAll(text: string): void {
-  const bytes = stdoutEncoder.encode(text);
-  let offset = 0;
-  while (offset < bytes.length) {
-    try {
-      offset += Deno.stdout.writeSync(bytes.subarray(offset));
-    } catch {
-      return; // Nobody is reading any more.
-    }
-  }
 }
 
 /**

@@ -18,6 +18,7 @@
  */
 
 import { type Lang, NAME_PUNCTUATION } from "../chat/protocol.ts";
+import { NOTICES } from "./notices.ts";
 
 /** A name's kind in the texts about names: a user's or a room's. */
 export type NameKind = "user" | "room";
@@ -84,10 +85,7 @@ export const PORTUGUESE_TEXTS = {
     `Devagar: no máximo ${rate} mudanças por segundo (entradas e saídas de salas, salas criadas ou excluídas).`,
   sent: () => "Mensagem enviada.",
   // Notices from SERVER, stored with the room's messages.
-  joinedNotice: (user: string) => `${user} entrou na sala.`,
-  leftNotice: (user: string) => `${user} saiu da sala.`,
-  roomDeletedNotice: (room: string, by: string) => `Sala ${room} excluída por ${by}.`,
-  stoppedNotice: () => "O servidor de chat foi encerrado.",
+  ...NOTICES.pt,
   // The binder.
   serviceNameInvalid: (max: number) =>
     `Nome inválido: use de 1 a ${max} caracteres, sem caracteres de controle.`,
@@ -173,10 +171,7 @@ const EN: Catalogue = {
   actionsLimited: (rate) =>
     `Slow down: at most ${rate} changes per second (joining or leaving rooms, creating or deleting them).`,
   sent: () => "Message sent.",
-  joinedNotice: (user) => `${user} joined the room.`,
-  leftNotice: (user) => `${user} left the room.`,
-  roomDeletedNotice: (room, by) => `Room ${room} deleted by ${by}.`,
-  stoppedNotice: () => "The chat server has stopped.",
+  ...NOTICES.en,
   serviceNameInvalid: (max) => `Invalid name: use 1 to ${max} characters, no control characters.`,
   serviceHostInvalid: (host) => `Invalid address: '${host}'.`,
   servicePortInvalid: (port) => `Invalid port: ${port} (use 1 to 65535).`,
@@ -251,35 +246,6 @@ export function loadText(stored: string | null | undefined): Text | undefined {
   } catch {
     return undefined;
   }
-}
-
-/** The notices a reader can tell apart, each read back from its text in a language by a pattern. */
-const NOTICE_KEYS = ["stoppedNotice", "joinedNotice", "leftNotice", "roomDeletedNotice"] as const;
-
-/** A notice's text in a language as a pattern, its arguments captured (built from the catalogue itself). */
-function noticePattern(template: (...args: string[]) => string): RegExp {
-  const slots = Array.from({ length: template.length }, (_, i) => `\u0000${i}\u0000`);
-  let source = template(...slots).replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
-  for (const slot of slots) source = source.replace(slot, "(.+)");
-  return new RegExp(`^${source}$`, "s");
-}
-
-const NOTICE_PATTERNS: Readonly<Record<Lang, readonly [TextKey, RegExp][]>> = {
-  pt: NOTICE_KEYS.map((key) => [key, noticePattern(PORTUGUESE_TEXTS[key] as (...args: string[]) => string)]),
-  en: NOTICE_KEYS.map((key) => [key, noticePattern(EN[key] as (...args: string[]) => string)]),
-};
-
-/**
- * The Text of a notice from its text in a language (Portuguese unless
- * said): for a notice stored before notices kept theirs (schema 1), and for
- * a client following who comes and goes; undefined for any other text.
- */
-export function noticeOf(conteudo: string, lang: Lang = "pt"): Text | undefined {
-  for (const [key, pattern] of NOTICE_PATTERNS[lang]) {
-    const found = pattern.exec(conteudo);
-    if (found) return { key, args: found.slice(1) } as unknown as Text;
-  }
-  return undefined;
 }
 
 /** A count with its noun, singular for one: `1 sala`, `2 salas`, `0 salas` (Portuguese and English alike). */

@@ -14,7 +14,9 @@
  * @module
  */
 
-import { endpointUrl, type IncomingRequest, languageOf } from "../../deps.ts";
+import { languageOf } from "../chat/protocol.ts";
+import { endpointUrl } from "../wire/http_client.ts";
+import type { IncomingRequest } from "../wire/http_server.ts";
 
 /** Where the chat services are, as the binder knows them. */
 export interface ChatServices {

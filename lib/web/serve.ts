@@ -16,7 +16,8 @@
  * @module
  */
 
-import { type IncomingRequest, languageOf } from "../../deps.ts";
+import { languageOf } from "../chat/protocol.ts";
+import type { IncomingRequest } from "../wire/http_server.ts";
 // The page's modules as text, by a specifier of their own (`?text`): as plain `./page/app.js` the text
 // import would be the same module that `deno check` checks with the DOM types of lib/web/page/deno.json, and
 // it would be checked here, without them.

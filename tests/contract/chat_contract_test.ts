@@ -32,7 +32,7 @@ import {
   render,
   SqliteChat,
   type Text,
-} from "../../deps.ts";
+} from "../../lib/mod.ts";
 import { REDIS_UNAVAILABLE, RedisServer } from "../helpers/redis.ts";
 import { silentLog, testUnless, waitUntil } from "../helpers/programs.ts";
 

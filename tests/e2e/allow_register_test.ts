@@ -12,8 +12,8 @@
  */
 
 import assert from "node:assert/strict";
-import { Binder, binderMethods, parseNetwork } from "../../binder.ts";
-import { parseXmlRpc, xmlRpcHandler, type XmlRpcValue } from "../../deps.ts";
+import { Binder, binderMethods, parseNetwork } from "../../lib/mod.ts";
+import { parseXmlRpc, xmlRpcHandler, type XmlRpcValue } from "../../lib/mod.ts";
 import { Lan, lanTest } from "../helpers/netns.ts";
 import {
   assertUsageError,

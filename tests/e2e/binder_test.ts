@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { Fault, FaultCode, XmlRpcClient } from "../../deps.ts";
+import { codeGraph } from "../../tools/client_graph.ts";
+import { Fault, FaultCode, XmlRpcClient } from "../../lib/mod.ts";
 import { CLIENT_MODULES, TYPESCRIPT } from "../../lib/program/client_modules.ts";
 import {
   assertUsageError,
@@ -296,25 +297,26 @@ Deno.test("a call to a binder that is down fails fast and says so", async () => 
 // The client, served over HTTP GET
 // ---------------------------------------------------------------------------
 
-Deno.test("the binder's set of modules is exactly the client's module graph (deno info cliente.ts)", async () => {
-  const info = await new Deno.Command(Deno.execPath(), {
-    args: ["info", "--json", `${ROOT}cliente.ts`],
-    cwd: ROOT,
-  }).output();
-  assert(info.success, new TextDecoder().decode(info.stderr));
-  const graph: { modules: { specifier: string }[] } = JSON.parse(new TextDecoder().decode(info.stdout));
+Deno.test("the binder serves exactly the client's code graph: no host-side module, under 200 KB, no npm", async () => {
+  const graph = await codeGraph(`${ROOT}cliente.ts`);
   const root = new URL("../..", import.meta.url).href;
-  const local = graph.modules.map((m) => m.specifier).filter((s) => s.startsWith("file:"));
+  const local = graph.map(({ specifier }) => specifier).filter((s) => s.startsWith("file:"));
   // Everything else is the runtime's own (`node:`): nothing to serve, nothing to download.
-  assert.deepEqual(
-    graph.modules.map((m) => m.specifier).filter((s) => !s.startsWith("file:") && !s.startsWith("node:")),
-    [],
-  );
+  assert.deepEqual(graph.map(({ specifier }) => specifier).filter((s) => !/^(file|node):/.test(s)), []);
   assert(local.every((s) => s.startsWith(root)), `modules outside the checkout: ${local}`);
-  assert.deepEqual([...CLIENT_MODULES.keys()].sort(), local.map((s) => s.slice(root.length)).sort());
+  const paths = local.map((s) => s.slice(root.length)).sort();
+  assert.deepEqual([...CLIENT_MODULES.keys()].sort(), paths);
   for (const [path, text] of CLIENT_MODULES) {
     assert.deepEqual(text, await Deno.readTextFile(`${ROOT}${path}`), `${path} as embedded`);
   }
+  // The host's side stays out: no listener, no dispatcher, no engine, no SQLite, no Redis, no page.
+  const hostSide = paths.filter((path) =>
+    /^lib\/(rpc|binder|web|chat\/(rules|names|methods|engines))|http_server|program\/(log|child)/.test(path)
+  );
+  assert.deepEqual(hostSide, []);
+  assert(!graph.some(({ specifier }) => specifier === "node:sqlite"), "node:sqlite in the client's graph");
+  const size = graph.reduce((sum, { size }) => sum + size, 0);
+  assert(size <= 200_000, `the client's graph is ${size} bytes`);
 });
 
 Deno.test("binder serves the client's modules over GET as TypeScript, and nothing else", async () => {

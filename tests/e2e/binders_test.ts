@@ -15,7 +15,7 @@ import {
   REASONS_HEADER,
   type Result,
   XmlRpcClient,
-} from "../../deps.ts";
+} from "../../lib/mod.ts";
 import { chatOn, servedChat } from "../helpers/core.ts";
 import {
   assertUsageError,

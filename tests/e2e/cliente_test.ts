@@ -1,7 +1,7 @@
 // deno-lint-ignore-file no-control-regex -- these tests look for terminal escape sequences
 import assert from "node:assert/strict";
-import type { ChatMessage } from "../../deps.ts";
-import { clockOf, formatMessage, newMessages, parseInput, sanitize, splitRecipient } from "../../cliente.ts";
+import type { ChatMessage } from "../../lib/mod.ts";
+import { clockOf, formatMessage, newMessages, parseInput, sanitize, splitRecipient } from "../../lib/mod.ts";
 import {
   assertUsageError,
   backInRoom,

@@ -11,7 +11,7 @@
  */
 
 import assert from "node:assert/strict";
-import { PERMISSIONS } from "../../deps.ts";
+import { PERMISSIONS } from "../../lib/mod.ts";
 import { Lan, LAN_UNAVAILABLE } from "../helpers/netns.ts";
 import { REDIS_UNAVAILABLE, RedisServer, testUnless } from "../helpers/redis.ts";
 import {

@@ -16,7 +16,7 @@ import {
   SEND_KEY_HEADER,
   XmlRpcClient,
   type XmlRpcValue,
-} from "../../deps.ts";
+} from "../../lib/mod.ts";
 import { redisCommand, redisTest } from "../helpers/redis.ts";
 import {
   assertCarriesOn,

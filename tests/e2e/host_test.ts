@@ -15,7 +15,7 @@
  */
 
 import assert from "node:assert/strict";
-import { XmlRpcClient } from "../../deps.ts";
+import { XmlRpcClient } from "../../lib/mod.ts";
 import { Program, ROOT, startClient, taskCommand, tempDir, waitUntil } from "../helpers/programs.ts";
 import { hasTmux, type Pane, Tmux } from "../helpers/tmux.ts";
 

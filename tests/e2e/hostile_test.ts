@@ -20,7 +20,7 @@ import {
   XmlRpcClient,
   type XmlRpcDocument,
   type XmlRpcValue,
-} from "../../deps.ts";
+} from "../../lib/mod.ts";
 import {
   prng,
   runPython,

@@ -28,9 +28,9 @@ import {
   type TextKey,
   Unreachable,
   XmlRpcClient,
-} from "../../deps.ts";
-import { TEXTS } from "../../cliente.ts";
-import { chatMethods } from "../../deps.ts";
+} from "../../lib/mod.ts";
+import { TEXTS } from "../../lib/mod.ts";
+import { chatMethods } from "../../lib/mod.ts";
 import { caller, chatOn, databaseFile, SCHEMA_1, servedChat } from "../helpers/core.ts";
 import { freePort, runPython, startBinder, startClient, startServer } from "../helpers/programs.ts";
 

@@ -25,7 +25,7 @@ import {
   taskCommand,
 } from "../helpers/programs.ts";
 import { classmateLine } from "../../start.ts";
-import { lanAddresses, REDIS_CLIENT } from "../../deps.ts";
+import { lanAddresses, REDIS_CLIENT } from "../../lib/mod.ts";
 
 const decoder = new TextDecoder();
 

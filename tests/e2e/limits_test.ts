@@ -9,7 +9,7 @@
  */
 
 import assert from "node:assert/strict";
-import { endpointUrl, MAX_ANSWER_BYTES, serveHttp, Unreachable, XmlRpcClient } from "../../deps.ts";
+import { endpointUrl, MAX_ANSWER_BYTES, serveHttp, Unreachable, XmlRpcClient } from "../../lib/mod.ts";
 import {
   BINDER_PERMISSIONS,
   Program,

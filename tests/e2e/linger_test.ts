@@ -10,7 +10,7 @@
  */
 
 import assert from "node:assert/strict";
-import { serveHttp } from "../../deps.ts";
+import { serveHttp } from "../../lib/mod.ts";
 import {
   pythonUnavailable,
   runPython,

@@ -17,7 +17,7 @@ import {
   REASONS_HEADER,
   type Result,
   XmlRpcClient,
-} from "../../deps.ts";
+} from "../../lib/mod.ts";
 import { readAll, runScript, SERVER_PERMISSIONS, startServer, waitUntil } from "../helpers/programs.ts";
 
 type Delivery = { mensagens: ChatMessage[]; cursor: number };

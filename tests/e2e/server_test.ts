@@ -7,7 +7,7 @@ import {
   KEEPS_SESSION_HEADER,
   SEND_KEY_HEADER,
   XmlRpcClient,
-} from "../../deps.ts";
+} from "../../lib/mod.ts";
 import {
   assertUsageError,
   freePort,

@@ -10,7 +10,7 @@
 
 // deno-lint-ignore-file no-control-regex -- these tests look for terminal escape sequences
 import assert from "node:assert/strict";
-import { XmlRpcClient } from "../../deps.ts";
+import { XmlRpcClient } from "../../lib/mod.ts";
 import {
   CLIENT_PERMISSIONS,
   clientArgs,

@@ -21,7 +21,7 @@ import {
   testUnless,
   waitUntil,
 } from "../helpers/programs.ts";
-import type { XmlRpcClient } from "../../deps.ts";
+import type { XmlRpcClient } from "../../lib/mod.ts";
 
 /** The page's document, as the functions that run in the page read it (this test has no DOM types). */
 declare const document: {

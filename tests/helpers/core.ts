@@ -16,8 +16,8 @@ import {
   type Refusal,
   XmlRpcClient,
   xmlRpcHandler,
-} from "../../deps.ts";
-import { chatMethods, type ChatOptions, MessageStore, SqliteChat, type User } from "../../deps.ts";
+} from "../../lib/mod.ts";
+import { chatMethods, type ChatOptions, MessageStore, SqliteChat, type User } from "../../lib/mod.ts";
 import { silentLog } from "./programs.ts";
 
 /** A chat on a database (`:memory:` unless given), with roomy defaults; stopped and closed on disposal. */

@@ -14,7 +14,7 @@
  * @module
  */
 
-import type { ChildOptions } from "../../deps.ts";
+import type { ChildOptions } from "../../lib/mod.ts";
 import { Program, testUnless } from "./programs.ts";
 
 const PREFIX = "rpcchat";

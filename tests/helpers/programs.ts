@@ -14,7 +14,7 @@ import {
   type Logger,
   PERMISSIONS,
   XmlRpcClient,
-} from "../../deps.ts";
+} from "../../lib/mod.ts";
 
 export { freePort } from "../../tools/redis_server.ts";
 

@@ -7,7 +7,7 @@
  * @module
  */
 
-import { announceReady, type Logger, serveHttp } from "../../deps.ts";
+import { announceReady, type Logger, serveHttp } from "../../lib/mod.ts";
 
 const log: Logger = { info: console.log, warn: console.log, error: console.log };
 const decoder = new TextDecoder();

@@ -9,7 +9,7 @@
 
 import { Buffer } from "node:buffer";
 import sax from "npm:sax@1.2.4";
-import { Fault, FaultCode, MAX_NESTING, type XmlRpcDocument, type XmlRpcValue } from "../../deps.ts";
+import { Fault, FaultCode, MAX_NESTING, type XmlRpcDocument, type XmlRpcValue } from "../../lib/mod.ts";
 
 function firstLine(text: string): string {
   return text.split("\n", 1)[0]!;

@@ -7,8 +7,8 @@
  */
 
 import assert from "node:assert/strict";
-import { render, type Text } from "../../deps.ts";
-import { type Answer, Binder, type BinderOptions, parseNetwork } from "../../binder.ts";
+import { render, type Text } from "../../lib/mod.ts";
+import { type Answer, Binder, type BinderOptions, parseNetwork } from "../../lib/mod.ts";
 import { freePort, listenOnFreePort, silentLog, waitUntil } from "../helpers/programs.ts";
 
 const HOUR = 3_600_000;
@@ -55,12 +55,12 @@ Deno.test("Binder registers, renews, looks up and unregisters", () => {
 
   // Registering again renews the one registration.
   const [registered] = registry.list();
-  assert.equal(registered!.state, "novo");
+  assert.equal(registered!.state, "new");
   assert.deepEqual(pt(registry.register("ChatService", "127.0.0.1", 8001)), [
     true,
     "Procedimento 'ChatService' já estava registrado em 127.0.0.1:8001; registro renovado.",
   ]);
-  assert.deepEqual(listing(registry), ["ChatService@8001 vivo"]);
+  assert.deepEqual(listing(registry), ["ChatService@8001 alive"]);
   assert(registered!.lastSeen >= registered!.registeredAt);
 
   assert.deepEqual(pt(registry.lookup("Nada")), [false, "Procedimento 'Nada' não encontrado."]);
@@ -142,13 +142,13 @@ Deno.test("Binder probes: a live endpoint stays, a silent one is skipped, then d
   const patient = binder({ dropAfterMs: HOUR });
   patient.register("ChatService", "127.0.0.1", live.addr.port);
   patient.register("ChatService", "127.0.0.1", dead);
-  assert.deepEqual(listing(patient), [`ChatService@${live.addr.port} novo`, `ChatService@${dead} novo`]);
+  assert.deepEqual(listing(patient), [`ChatService@${live.addr.port} new`, `ChatService@${dead} new`]);
 
   await patient.checkLiveness();
   // Silent, but not yet for long: kept, listed as such, and not handed out.
   assert.deepEqual(listing(patient), [
-    `ChatService@${live.addr.port} vivo`,
-    `ChatService@${dead} sem resposta`,
+    `ChatService@${live.addr.port} alive`,
+    `ChatService@${dead} silent`,
   ]);
   for (let i = 0; i < 3; i++) {
     assert.deepEqual(patient.lookup("ChatService"), [true, { endereco: "127.0.0.1", porta: live.addr.port }]);
@@ -165,7 +165,7 @@ Deno.test("Binder probes: a live endpoint stays, a silent one is skipped, then d
   strict.register("ChatService", "127.0.0.1", live.addr.port);
   strict.register("ChatService", "127.0.0.1", dead);
   await strict.checkLiveness();
-  assert.deepEqual(listing(strict), [`ChatService@${live.addr.port} vivo`]);
+  assert.deepEqual(listing(strict), [`ChatService@${live.addr.port} alive`]);
   // The last endpoint of a name dropped: the name is gone.
   strict.register("Outro", "127.0.0.1", dead);
   await strict.checkLiveness();
@@ -180,7 +180,7 @@ Deno.test("Binder probes on its own between start and stop", async () => {
   registry.start();
   registry.start(); // Still one timer, which stop() stops.
   try {
-    await waitUntil(() => listing(registry).join() === `A@${live.addr.port} vivo`, "B dropped, A probed");
+    await waitUntil(() => listing(registry).join() === `A@${live.addr.port} alive`, "B dropped, A probed");
     live.close();
     // Nothing left to probe, so no probe is in flight when the timer stops.
     await waitUntil(() => registry.list().length === 0, "A dropped once it stops answering");
@@ -245,7 +245,7 @@ Deno.test("Binder probes at most maxProbes at once, and each host:port once a ro
   assert.equal(probed.length, 1 + 1 + 10 + 1);
   assert.equal(most, 4, "at most maxProbes at once, and that many");
   // What one probe found holds for every name on that endpoint.
-  assert(registry.list().every((e) => e.state === (e.port === 9999 ? "sem resposta" : "vivo")));
+  assert(registry.list().every((e) => e.state === (e.port === 9999 ? "silent" : "alive")));
   await registry.checkLiveness();
   assert.equal(probed.length, 2 * 13, "one probe per endpoint in the second round too");
 });

@@ -19,7 +19,7 @@ import {
   render,
   type Result,
   type Text,
-} from "../../deps.ts";
+} from "../../lib/mod.ts";
 import {
   chatMethods,
   LATEST_VISIBLE,
@@ -28,7 +28,7 @@ import {
   type User,
   VISIBILITY_INDEXES,
   VISIBLE_AFTER,
-} from "../../deps.ts";
+} from "../../lib/mod.ts";
 import { authorized, caller, chatOn, reasonOf, servedChat, userOf } from "../helpers/core.ts";
 import { silentLog, texts, waitUntil } from "../helpers/programs.ts";
 

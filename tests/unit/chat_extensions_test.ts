@@ -8,8 +8,8 @@
  */
 
 import assert from "node:assert/strict";
-import { misleadingName, type Outcome, Reason } from "../../deps.ts";
-import { type SqliteChat, type User } from "../../deps.ts";
+import { misleadingName, type Outcome, Reason } from "../../lib/mod.ts";
+import { type SqliteChat, type User } from "../../lib/mod.ts";
 import { chatOn, userOf } from "../helpers/core.ts";
 import { texts } from "../helpers/programs.ts";
 

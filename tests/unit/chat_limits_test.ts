@@ -8,8 +8,8 @@
  */
 
 import assert from "node:assert/strict";
-import { DatabaseSync, Reason, type Refusal } from "../../deps.ts";
-import { type Message, type SqliteChat, type User } from "../../deps.ts";
+import { DatabaseSync, Reason, type Refusal } from "../../lib/mod.ts";
+import { type Message, type SqliteChat, type User } from "../../lib/mod.ts";
 import { chatOn, databaseFile, reasonOf, SCHEMA_2, userOf } from "../helpers/core.ts";
 
 /** Every private message a user may read in a room, from the start. */

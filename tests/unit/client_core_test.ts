@@ -9,8 +9,8 @@
  */
 
 import assert from "node:assert/strict";
-import { Binder, binderMethods } from "../../binder.ts";
-import { type ChatMessage, Fault, FaultCode, type MethodTable } from "../../deps.ts";
+import { Binder, binderMethods } from "../../lib/mod.ts";
+import { type ChatMessage, Fault, FaultCode, type MethodTable } from "../../lib/mod.ts";
 import {
   ChatSession,
   type ChatView,
@@ -18,8 +18,8 @@ import {
   type NoticeKind,
   type SessionOptions,
   TEXTS,
-} from "../../cliente.ts";
-import { chatMethods } from "../../deps.ts";
+} from "../../lib/mod.ts";
+import { chatMethods } from "../../lib/mod.ts";
 import { chatOn, serveMethods } from "../helpers/core.ts";
 import { freePort, silentLog, waitUntil } from "../helpers/programs.ts";
 

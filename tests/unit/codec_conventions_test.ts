@@ -18,7 +18,7 @@ import {
   parseXmlRpc,
   XmlRpcClient,
   type XmlRpcValue,
-} from "../../deps.ts";
+} from "../../lib/mod.ts";
 import { Program, pythonUnavailable, ROOT, runPython, startBinder, testUnless } from "../helpers/programs.ts";
 
 /** The one value of a response. */

@@ -23,7 +23,7 @@
 
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
-import { encodeCall, encodeResponse, parseXmlRpc, type XmlRpcValue } from "../../deps.ts";
+import { encodeCall, encodeResponse, parseXmlRpc, type XmlRpcValue } from "../../lib/mod.ts";
 import { prng, pythonUnavailable, ROOT, testUnless } from "../helpers/programs.ts";
 
 const SEED = Number(Deno.env.get("CODEC_SEED") ?? 20261203);

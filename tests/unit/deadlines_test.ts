@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { Deadlines } from "../../deps.ts";
+import { Deadlines } from "../../lib/mod.ts";
 
 Deno.test("deadlines fire once, no earlier than asked and at most a slot late; cancelled ones never", async () => {
   const deadlines = new Deadlines(20);

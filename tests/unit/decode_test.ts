@@ -13,7 +13,14 @@
 
 import assert from "node:assert/strict";
 import { isDeepStrictEqual } from "node:util";
-import { encodeCall, Fault, FaultCode, localWallClock, parseXmlRpc, type XmlRpcValue } from "../../deps.ts";
+import {
+  encodeCall,
+  Fault,
+  FaultCode,
+  localWallClock,
+  parseXmlRpc,
+  type XmlRpcValue,
+} from "../../lib/mod.ts";
 import { saxParseXmlRpc } from "../testdata/sax_decoder.ts";
 import { prng, runPython, swapElementName } from "../helpers/programs.ts";
 

@@ -10,7 +10,7 @@ import {
   localWallClock,
   parseXmlRpc,
   xmlRpcHandler,
-} from "../../deps.ts";
+} from "../../lib/mod.ts";
 import { runPython } from "../helpers/programs.ts";
 
 /** The codec's serializer, which deps.ts used for responses before: the reference for every byte. */

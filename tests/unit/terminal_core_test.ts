@@ -10,7 +10,7 @@
 
 // deno-lint-ignore-file no-control-regex -- these tests look at terminal escape sequences
 import assert from "node:assert/strict";
-import type { ChatMessage } from "../../deps.ts";
+import type { ChatMessage } from "../../lib/mod.ts";
 import {
   cleanPaste,
   complete,
@@ -32,7 +32,7 @@ import {
   textWidth,
   truncate,
   wrapRows,
-} from "../../cliente.ts";
+} from "../../lib/mod.ts";
 
 const names = (keys: Key[]) =>
   keys.map((key) => key.text === undefined ? key.name : `${key.name}:${key.text}`);

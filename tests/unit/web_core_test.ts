@@ -13,7 +13,7 @@ import {
   type IncomingRequest,
   parseXmlRpc,
   type XmlRpcValue,
-} from "../../deps.ts";
+} from "../../lib/mod.ts";
 import { chatEntry, hostForBrowser } from "../../lib/web/entry.ts";
 import { decodeResponse, encodeCall, Fault, PARSE_ERROR } from "../../lib/web/page/xmlrpc.js";
 import { PAGE_FILES, servePage } from "../../lib/web/serve.ts";

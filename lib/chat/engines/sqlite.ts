@@ -42,7 +42,8 @@ import { clip, encodeOnce } from "../../wire/codec.ts";
 import { Deadlines } from "../../wire/deadlines.ts";
 import type { Logger } from "../../program/log.ts";
 import { EVERYONE, type Outcome, Reason, type Refusal, refuse, SERVER } from "../protocol.ts";
-import { counted, loadText, noticeOf, render, storeText, type Text, text } from "../../text/catalogue.ts";
+import { counted, loadText, render, storeText, type Text, text } from "../../text/catalogue.ts";
+import { noticeOf } from "../../text/notices.ts";
 import { nameKey } from "../names.ts";
 import { DatabaseSync } from "node:sqlite";
 
@@ -528,7 +529,7 @@ function migrateNotices(db: DatabaseSync, columns: ReadonlySet<string>): void {
     }[];
     for (const { id, conteudo } of notices) {
       const said = noticeOf(conteudo);
-      if (said) update.run(storeText(said), id);
+      if (said) update.run(storeText(said as Text), id);
     }
   });
 }

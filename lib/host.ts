@@ -1,0 +1,151 @@
+/**
+ * The host's side, its table of contents: what only the host's programs
+ * (binder, server, start.ts) load (`deps.ts`'s `loadHostSide()`), never the
+ * terminal client. The
+ * HTTP/1.1 listener (`wire/http_server.ts`), the dispatcher with
+ * introspection and multicall (`rpc/`), the chat's rules, names, method
+ * table and its two engines (`chat/`), the binder's registry (`binder/`),
+ * the client's modules as the binder serves them and the chat page
+ * (`program/client_modules.ts`, `web/`).
+ *
+ * @module
+ */
+
+// Serving: method tables of plain functions, the dispatcher, the HTTP handler.
+export {
+  type ArgsOf,
+  type Call,
+  CONNECTION_FLAGS,
+  CONNECTION_USAGE,
+  connectionOptions,
+  type HandlerOptions,
+  MAX_MULTICALL,
+  type MethodTable,
+  type Param,
+  type ParamType,
+  REGISTER_KEY_HEADER,
+  rpc,
+  type RpcMethod,
+  type ServeOptions,
+  serveOrExit,
+  serveXmlRpc,
+  SESSION_COOKIE,
+  type ValueOf,
+  xmlRpcHandler,
+} from "./rpc/dispatcher.ts";
+
+// HTTP/1.1 with connection limits: what serveXmlRpc serves on.
+export {
+  type ConnectionInfo,
+  describeError,
+  type HttpHandler,
+  type HttpServeOptions,
+  type HttpServer,
+  type IncomingRequest,
+  outOfFiles,
+  type PlainResponse,
+  serveHttp,
+  toResponse,
+} from "./wire/http_server.ts";
+
+// When two names are one (UTS #39): look-alikes and mixed scripts.
+export { bareKey, imitatesReserved, mixesScripts, nameKey, skeleton } from "./chat/names.ts";
+
+// The chat's shapes and rules, whichever store holds it (the server's SQLite, or Redis for a cluster).
+export {
+  type Bucket,
+  BURST_SECONDS,
+  type Chat,
+  type ChatEngine,
+  type ChatOptions,
+  checkName,
+  checkText,
+  type Delivery,
+  firstAfter,
+  fullBucket,
+  HISTORY,
+  HISTORY_KEPT,
+  HISTORY_SLACK,
+  type Joined,
+  LAST_WORDS_MS,
+  LIMITS,
+  limitsOf,
+  lookup,
+  MAX_BATCH,
+  MAX_LOOKUP,
+  MAX_WAIT_MS,
+  type Maybe,
+  type Message,
+  quoted,
+  sortedNames,
+  StoreError,
+  takeToken,
+  visibleTo,
+} from "./chat/rules.ts";
+
+// The two engines: SQLite (one server, the default) and Redis (several servers; its client loaded only by `--store`).
+export {
+  LATEST_VISIBLE,
+  MessageStore,
+  SqliteChat,
+  type User,
+  VISIBILITY_INDEXES,
+  VISIBLE_AFTER,
+} from "./chat/engines/sqlite.ts";
+
+export { type Claim, redactedUrl, REDIS_CLIENT, RedisChat } from "./chat/engines/redis.ts";
+
+// The ChatService method table, over either engine.
+export { chatMethods } from "./chat/methods.ts";
+
+// Networks: who may register in the binder (`--allow-register`).
+export { BlockList, isIP } from "node:net";
+
+// Storage: the embedded database of the chat server.
+export { DatabaseSync } from "node:sqlite";
+
+// The binder: its registry and its method table.
+export {
+  type Answer,
+  Binder,
+  type BinderOptions,
+  type Endpoint,
+  type EndpointState,
+  LOOPBACK,
+  type Network,
+  parseNetwork,
+  type Registrant,
+  shown,
+  sourceOf,
+} from "./binder/registry.ts";
+export { binderMethods, chatServices } from "./binder/methods.ts";
+
+// What the binder serves on GET: the client's modules, and a browser's way in to the chat page.
+export { CLIENT_MODULES, serveClientModule, TYPESCRIPT } from "./program/client_modules.ts";
+export { chatEntry, type ChatServices, hostForBrowser } from "./web/entry.ts";
+
+// The chat page, served by the chat server on its own origin.
+export { PAGE_FILES, PAGE_HEADERS, servePage } from "./web/serve.ts";
+
+// The chat server in its binders.
+export { advertisedHost, BinderRegistration } from "./program/registration.ts";
+
+// Programs: the operator log, child programs and their ready lines.
+export { type Log, type Logger, openLog } from "./program/log.ts";
+
+export {
+  announceReady,
+  type ChildOptions,
+  ChildProgram,
+  denoRun,
+  parseReadyLine,
+  PERMISSIONS,
+  READY_TAG,
+  type ReadyLine,
+} from "./program/child.ts";
+
+// Many deadlines on few timers (request bodies, long waits).
+export { Deadlines } from "./wire/deadlines.ts";
+
+// The servers' texts in Portuguese and English: the core says a Text, the method tables render it.
+export { counted, everyText, loadText, PORTUGUESE_TEXTS, render, storeText, text } from "./text/catalogue.ts";

@@ -1,0 +1,47 @@
+/**
+ * The client's module graph as Deno runs it: the modules `cliente.ts`
+ * reaches through code imports (type-only imports are never loaded), as
+ * `deno info --json` tells; their paths and sizes.
+ *
+ * ```sh
+ * deno run --allow-run --allow-read tools/client_graph.ts
+ * ```
+ *
+ * @module
+ */
+
+/** One module of a graph: its specifier and its code dependencies. */
+interface InfoModule {
+  specifier: string;
+  size?: number;
+  dependencies?: { code?: { specifier: string } }[];
+}
+
+/** The modules `entry` reaches through code imports, from `deno info --json`: specifier and size. */
+export async function codeGraph(entry: string): Promise<{ specifier: string; size: number }[]> {
+  const output = await new Deno.Command(Deno.execPath(), { args: ["info", "--json", entry] }).output();
+  if (!output.success) throw new Error(new TextDecoder().decode(output.stderr));
+  const info: { modules: InfoModule[]; roots: string[] } = JSON.parse(
+    new TextDecoder().decode(output.stdout),
+  );
+  const bySpecifier = new Map(info.modules.map((module) => [module.specifier, module]));
+  const seen = new Set<string>();
+  const queue = [...info.roots];
+  while (queue.length) {
+    const specifier = queue.pop()!;
+    if (seen.has(specifier)) continue;
+    seen.add(specifier);
+    for (const dependency of bySpecifier.get(specifier)?.dependencies ?? []) {
+      if (dependency.code) queue.push(dependency.code.specifier);
+    }
+  }
+  return [...seen].sort().map((specifier) => ({ specifier, size: bySpecifier.get(specifier)?.size ?? 0 }));
+}
+
+if (import.meta.main) {
+  const graph = await codeGraph(new URL("../cliente.ts", import.meta.url).href);
+  for (const { specifier, size } of graph) console.log(`${String(size).padStart(8)}  ${specifier}`);
+  console.log(
+    `${String(graph.reduce((sum, { size }) => sum + size, 0)).padStart(8)}  in all (${graph.length} modules)`,
+  );
+}
