@@ -694,13 +694,15 @@ function xmlDeclarationEncoding(bytes: Uint8Array): string | undefined {
 // ---------------------------------------------------------------------------
 //
 // Every answer goes through here, so it is plain string building: the same
-// bytes the codec's serializer (xmlbuilder) writes, about 13 times faster
-// (but for text with two `]]>`, which the codec wrote as broken XML).
-// Strings with `<`, `&` or `]]>` are CDATA sections, as the codec wrote them,
-// but for strings with a CR: XML reads a raw CR as LF, so those are escaped
-// text with `&#xD;`. Whole numbers within 32 bits are <int>; every other
-// number a <double> in decimal notation. A Date is written by its UTC fields
-// (see the module's conventions).
+// bytes the codec's serializer (xmlbuilder) writes, about 13 times faster,
+// but where the codec wrote what peers misread: text with two `]]>` (broken
+// XML), a CR in CDATA (read as LF), numbers that are not whole ones within
+// 32 bits (`<int>1e+21</int>`, `<int>0</int>` for -0), and dates (in local
+// time). Strings with `<`, `&` or `]]>` are CDATA sections, as the codec
+// wrote them, but for strings with a CR: those are escaped text with `&#xD;`.
+// Whole numbers within 32 bits are <int>; every other number a <double> in
+// decimal notation. A Date is written by its UTC fields (see the module's
+// conventions).
 
 /** Characters XML 1.0 cannot carry: refused, as the codec did (it let lone surrogates pass, and so do we). */
 const NOT_ENCODABLE = /[^\t\n\r\x20-\uFFFD]/;

@@ -121,7 +121,7 @@ const MAX_REFUSING = 16;
  * a client sending a body of tens of megabytes still reads its 413 (32 MiB, some seconds on a LAN).
  */
 export const LINGER_BYTES = 32 * 1024 * 1024;
-/** ... and the time it may take at most (nginx's `lingering_timeout` is 5 s too). */
+/** ... and the time it may take at most, in all (nginx: 30 s in all, 5 s at most between reads). */
 export const LINGER_MS = 5_000;
 
 /**
@@ -267,6 +267,8 @@ class Server implements HttpServer {
   /** The cap before the system refused a file: the cap climbs back to it once files are refused no more. */
   #fullCap: number;
   #sweeper: ReturnType<typeof setInterval>;
+  /** Expiry decided a turn of the event loop after the sweep that found it due (see {@linkcode #sweep}). */
+  #expiring: ReturnType<typeof setTimeout> | undefined;
   #allClosed: (() => void) | undefined;
   #evicted = 0;
   #refused = 0;
@@ -415,6 +417,7 @@ class Server implements HttpServer {
     // Busy connections answer and close; the sweeper still times out those that stall.
     if (this.open.size) await new Promise<void>((resolve) => this.#allClosed = resolve);
     clearInterval(this.#sweeper);
+    clearTimeout(this.#expiring);
   }
 
   #admit(conn: Deno.TcpConn): void {
@@ -523,8 +526,20 @@ class Server implements HttpServer {
       // Files are given again (whatever held them let go): back up, a step a second.
       this.#cap = Math.min(this.#fullCap, this.#cap + Math.ceil(this.#fullCap / 32));
     }
-    for (const connection of this.open) {
-      if (connection.deadline && now >= connection.deadline) connection.expire();
+    const due = [...this.open].filter((connection) => connection.deadline && now >= connection.deadline);
+    if (due.length && this.#expiring === undefined) {
+      // Decided a turn of the event loop later: timers run before reads that completed while the loop
+      // was held (a big body parsed, say), and a connection whose request is here would pass for a
+      // silent one. A read that came meanwhile moved its deadline.
+      this.#expiring = setTimeout(() => {
+        this.#expiring = undefined;
+        const later = Date.now();
+        for (const connection of due) {
+          if (this.open.has(connection) && connection.deadline && later >= connection.deadline) {
+            connection.expire();
+          }
+        }
+      }, 0);
     }
     if (now - this.#lastSummary >= SUMMARY_EVERY_MS && (this.#evicted || this.#refused)) {
       this.#lastSummary = now;
@@ -654,11 +669,11 @@ class Connection {
 
   /**
    * The lingering close (RFC 9112, 9.6, as nginx does it) after an answer that leaves the request
-   * unread (413, 431, 400, 408): the answer is out, so stop writing, then read and drop what the client
-   * still sends until it closes, or until `bodyLeft` (the rest of a body of known length) has come, for
-   * {@linkcode HttpServeOptions.lingerBytes} and {@linkcode HttpServeOptions.lingerMs} at most. A client that reads only once
-   * it has sent its whole body (Python's `http.client`) reads its answer then: closing with bytes unread
-   * would reset the connection, and a reset throws away the answer the client has not read yet. Room for
+   * unread (413, 431, 400, 408): the answer is out, so stop writing, then read and drop what the
+   * client still sends until it closes, or until `bodyLeft` (the rest of a body of known length) has
+   * come, within the server's `lingerBytes` and `lingerMs`. A client that reads only once it has sent
+   * its whole body (Python's `http.client`) reads its answer then: closing with bytes unread would
+   * reset the connection, and a reset throws away the answer the client has not read yet. Room for
    * new connections is made from these first.
    */
   async #linger(bodyLeft: number | undefined): Promise<void> {

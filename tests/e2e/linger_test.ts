@@ -4,7 +4,8 @@
  * request (a lingering close, RFC 9112, 9.6) within a byte and a time limit,
  * so a client that reads only once it has sent everything (Python's
  * `http.client`) gets its answer instead of a reset. Against the real
- * binder and server, and in-process for the limits.
+ * binder and server, and in-process for the limits. And no request is taken
+ * for a silent connection because the event loop was held when it came.
  *
  * @module
  */
@@ -184,6 +185,29 @@ Deno.test("a head that comes too slowly gets 408, readable while the client stil
     assert.deepEqual(sent, []);
     closeQuietly(connection);
     await waitUntil(() => server.connections === 0, "the connection to close", 5000);
+  } finally {
+    await server.shutdown();
+  }
+});
+
+Deno.test("a request that came while the event loop was held is answered, not taken for a silent connection", async () => {
+  const server = serveHttp(
+    { hostname: "127.0.0.1", port: 0, log: silentLog, headerTimeoutMs: 100 },
+    () => ({ status: 200, headers: {}, body: "ok\n" }),
+  );
+  try {
+    for (let i = 0; i < 5; i++) {
+      const connection = await Deno.connect({ hostname: "127.0.0.1", port: server.addr.port });
+      await new Promise((resolve) => setTimeout(resolve, 10)); // Accepted, its header timeout running.
+      await connection.write(encoder.encode("GET / HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n"));
+      // The loop held past the header timeout (a big body being parsed, say), the request already here.
+      const until = Date.now() + 250;
+      while (Date.now() < until) {
+        // Busy.
+      }
+      assert.match(await readAll(connection), /^HTTP\/1\.1 200 /, `request ${i}`);
+      closeQuietly(connection);
+    }
   } finally {
     await server.shutdown();
   }
