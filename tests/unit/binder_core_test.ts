@@ -190,7 +190,7 @@ Deno.test("Binder probes on its own between start and stop", async () => {
   // Stopped: five intervals later, a dead endpoint is still there, never probed.
   registry.register("C", "127.0.0.1", freePort());
   await new Promise((resolve) => setTimeout(resolve, 100));
-  assert.deepEqual(listing(registry).map((e) => e.replace(/@\d+/, "")), ["C novo"]);
+  assert.deepEqual(listing(registry).map((e) => e.replace(/@\d+/, "")), ["C new"]);
 });
 
 // ---------------------------------------------------------------------------

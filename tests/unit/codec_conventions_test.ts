@@ -163,8 +163,7 @@ async function underTimeZone(timeZone: string, source: string): Promise<unknown>
 
 Deno.test("a naive dateTime reads and writes the same in any time zone, the gap of daylight saving too", async () => {
   const source = `
-import { encodeResponse, localWallClock, parseXmlRpc } from "${ROOT}deps.ts";
-import { clockOf } from "${ROOT}cliente.ts";
+import { clockOf, encodeResponse, localWallClock, parseXmlRpc } from "${ROOT}deps.ts";
 const texts = ["20260308T02:30:00", "20261101T01:30:00", "20261011T00:30:00", "01630104T16:02:45"];
 const read = (text: string) => (parseXmlRpc(
   "<methodResponse><params><param><value><dateTime.iso8601>" + text + "</dateTime.iso8601></value></param></params></methodResponse>",
