@@ -11,28 +11,31 @@
  * @module
  */
 
-// Serving: method tables of plain functions, the dispatcher, the HTTP handler.
+// Serving: method tables of plain functions, the dispatcher, introspection and multicall.
 export {
   type ArgsOf,
   type Call,
-  CONNECTION_FLAGS,
-  CONNECTION_USAGE,
-  connectionOptions,
-  type HandlerOptions,
   MAX_MULTICALL,
   type MethodTable,
   type Param,
   type ParamType,
-  REGISTER_KEY_HEADER,
   rpc,
   type RpcMethod,
+  type ValueOf,
+} from "./rpc/dispatcher.ts";
+
+// XML-RPC over HTTP: the handler.
+export {
+  type HandlerOptions,
+  REGISTER_KEY_HEADER,
   type ServeOptions,
-  serveOrExit,
   serveXmlRpc,
   SESSION_COOKIE,
-  type ValueOf,
   xmlRpcHandler,
-} from "./rpc/dispatcher.ts";
+} from "./wire/xmlrpc_http.ts";
+
+// Serving, for a program: connection flags, and one line and exit when it cannot listen.
+export { CONNECTION_FLAGS, CONNECTION_USAGE, connectionOptions, serveOrExit } from "./program/serve.ts";
 
 // HTTP/1.1 with connection limits: what serveXmlRpc serves on.
 export {

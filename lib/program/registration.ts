@@ -7,7 +7,7 @@
  */
 
 import type { Logger } from "./log.ts";
-import { REGISTER_KEY_HEADER } from "../rpc/dispatcher.ts";
+import { REGISTER_KEY_HEADER } from "../wire/xmlrpc_http.ts";
 import { endpointUrl, type HostPort, ownLanAddresses, XmlRpcClient } from "../wire/http_client.ts";
 
 /**
