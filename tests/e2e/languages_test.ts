@@ -312,11 +312,11 @@ Deno.test("a schema-1 database becomes schema 2: its notices render in English, 
   const db = new DatabaseSync(path);
   try {
     // Schema 2, then 3 (identities: chat_limits_test.ts).
-    assert.equal((db.prepare("PRAGMA user_version").get() as { user_version: number }).user_version, 4);
-    const rows = db.prepare("SELECT conteudo, notice FROM messages ORDER BY id LIMIT 2").all();
+    assert.equal((db.prepare("PRAGMA user_version").get() as { user_version: number }).user_version, 5);
+    const rows = db.prepare("SELECT body, notice FROM messages ORDER BY id LIMIT 2").all();
     assert.deepEqual(rows.map((row) => ({ ...row })), [
-      { conteudo: "ana maria entrou na sala.", notice: '["joinedNotice","ana maria"]' },
-      { conteudo: "oi, entrou na sala.", notice: null },
+      { body: "ana maria entrou na sala.", notice: '["joinedNotice","ana maria"]' },
+      { body: "oi, entrou na sala.", notice: null },
     ]);
   } finally {
     db.close();

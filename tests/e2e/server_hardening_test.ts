@@ -99,7 +99,7 @@ Deno.test("name reuse: a new holder of a name reads none of the old holder's pri
     try {
       // Stored by identity: 201 private messages, each with both ends' identities, and no two bias alike.
       const rows = db.prepare(
-        "SELECT count(*) AS n, count(DISTINCT destino_id) AS bias FROM messages WHERE tipo = 'unicast'",
+        "SELECT count(*) AS n, count(DISTINCT recipient_id) AS bias FROM messages WHERE kind = 'unicast'",
       ).get() as { n: number; bias: number };
       assert.deepEqual({ ...rows }, { n: 201, bias: 2 });
     } finally {
@@ -131,7 +131,7 @@ Deno.test("switching rooms as fast as answered stores at most the rate's notices
     }
     const db = new DatabaseSync(`${dir}/chat.db`, { readOnly: true });
     try {
-      const { n } = db.prepare("SELECT count(*) AS n FROM messages WHERE origem = 'SERVER'").get() as {
+      const { n } = db.prepare("SELECT count(*) AS n FROM messages WHERE sender = 'SERVER'").get() as {
         n: number;
       };
       // A burst of 20 changes (the two creations took 2 of them) and 10 a second: a join and a leave notice

@@ -570,8 +570,8 @@ Deno.test("kill -9 during a burst from 20 concurrent senders: every acknowledged
     // The database file as the dead server left it, read by SQLite itself.
     const db = new DatabaseSync(`${dir}/chat.db`, { readOnly: true });
     const stored = new Set(
-      (db.prepare("SELECT conteudo FROM messages WHERE origem != 'SERVER'").all() as { conteudo: string }[])
-        .map((row) => row.conteudo),
+      (db.prepare("SELECT body FROM messages WHERE sender != 'SERVER'").all() as { body: string }[])
+        .map((row) => row.body),
     );
     db.close();
     const lost = acknowledged.filter((text) => !stored.has(text));

@@ -456,8 +456,8 @@ Deno.test("reads from the database: what a reader may see, by identity and index
   // How SQLite runs those reads: each part through its index, never a scan of the room's messages.
   const db = new DatabaseSync(":memory:");
   try {
-    db.exec(`CREATE TABLE messages (id INTEGER PRIMARY KEY, room TEXT, tipo TEXT, origem TEXT, destino TEXT,
-      conteudo TEXT, timestamp INTEGER, origem_id TEXT, destino_id TEXT)`);
+    db.exec(`CREATE TABLE messages (id INTEGER PRIMARY KEY, room TEXT, kind TEXT, sender TEXT, recipient TEXT,
+      body TEXT, timestamp INTEGER, sender_id TEXT, recipient_id TEXT)`);
     db.exec(VISIBILITY_INDEXES);
     for (const sql of [VISIBLE_AFTER, LATEST_VISIBLE]) {
       const plan =
@@ -522,6 +522,32 @@ Deno.test("a database made by the release before the look-alike rule: its rooms 
     // New names follow the rule.
     assert.equal(reasonOf(await chat.createRoom("gERAL", "token-ana")), Reason.ROOM_EXISTS);
     assert.equal((await chat.createRoom("Estudos 2", "token-ana"))[0], true);
+    await chat.close();
+    // Its columns in English now (schema 5), its rows the same.
+    const db = new DatabaseSync(`${dir}/chat.db`, { readOnly: true });
+    try {
+      const columns = (db.prepare("PRAGMA table_info(messages)").all() as { name: string }[]).map((c) =>
+        c.name
+      );
+      assert.deepEqual(
+        columns.filter((name) => !["id", "room", "timestamp", "notice"].includes(name)).sort(),
+        [
+          "body",
+          "kind",
+          "recipient",
+          "recipient_id",
+          "send_key",
+          "sender",
+          "sender_id",
+        ],
+      );
+      // Its nine rows, and the join notices of this test's three joins.
+      assert.equal((db.prepare("SELECT count(*) AS n FROM messages").get() as { n: number }).n, 12);
+    } catch (error) {
+      db.close();
+      throw error;
+    }
+    db.close();
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

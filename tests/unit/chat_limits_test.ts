@@ -76,7 +76,7 @@ Deno.test("schema 2 becomes 3: identity columns; stored private messages are nob
   }
   const db = new DatabaseSync(file.path);
   try {
-    assert.equal((db.prepare("PRAGMA user_version").get() as { user_version: number }).user_version, 4);
+    assert.equal((db.prepare("PRAGMA user_version").get() as { user_version: number }).user_version, 5);
     const indexes = (db.prepare(
       "SELECT name FROM sqlite_master WHERE type = 'index' AND name LIKE 'messages%' ORDER BY name",
     ).all() as { name: string }[]).map((row) => row.name);
@@ -87,9 +87,9 @@ Deno.test("schema 2 becomes 3: identity columns; stored private messages are nob
       "messages_public",
       "messages_to_identity",
     ]);
-    // Version 2's whole index (room, tipo, id) was made again partial: a message adds only to its kind's.
+    // Version 2's whole index (room, tipo, id) was made again partial (on kind, as tipo is named now).
     const partial = (db.prepare(
-      "SELECT name FROM sqlite_master WHERE type = 'index' AND sql LIKE '%WHERE tipo%' ORDER BY name",
+      "SELECT name FROM sqlite_master WHERE type = 'index' AND sql LIKE '%WHERE kind%' ORDER BY name",
     ).all() as { name: string }[]).map((row) => row.name);
     assert.deepEqual(partial, ["messages_from_identity", "messages_public", "messages_to_identity"]);
   } finally {

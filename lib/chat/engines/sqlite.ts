@@ -113,12 +113,14 @@ const RECENT_KEPT = 200;
 const RETURN_WINDOW_MS = 60_000;
 /**
  * 2: notices keep their {@linkcode Text} (`notice`), so each reader gets them in their language.
- * 3: private messages and rooms keep the identities of their ends and of their creator (`origem_id`,
- * `destino_id`, `creator_id`).
- * 4: a message keeps the key its sender gave it (`chave`, from the header `X-Chat-Chave`), so the same message
+ * 3: private messages and rooms keep the identities of their ends and of their creator (`sender_id`,
+ * `recipient_id`, `creator_id`).
+ * 4: a message keeps the key its sender gave it (`send_key`, from the header `X-Chat-Chave`), so the same message
  * sent again is stored once, across restarts too.
+ * 5: the columns in English (`kind`, `sender`, `recipient`, `body`, `sender_id`, `recipient_id`, `send_key`; they
+ * were named as the wire names the fields).
  */
-const SCHEMA_VERSION = 4;
+const SCHEMA_VERSION = 5;
 /**
  * A sweep's slice ends once the sessions and rooms it ended cost this many rows to write or delete (a leave
  * notice, a room's messages), committed before the next slice...
@@ -141,9 +143,9 @@ const SWEEP_LOOKS = 1024;
  * a stored message (12 µs a row against 8, 20 rows a commit).
  */
 export const VISIBILITY_INDEXES = `
-  CREATE INDEX IF NOT EXISTS messages_public ON messages (room, id) WHERE tipo = 'broadcast';
-  CREATE INDEX IF NOT EXISTS messages_to_identity ON messages (room, destino_id, id) WHERE tipo = 'unicast';
-  CREATE INDEX IF NOT EXISTS messages_from_identity ON messages (room, origem_id, id) WHERE tipo = 'unicast';
+  CREATE INDEX IF NOT EXISTS messages_public ON messages (room, id) WHERE kind = 'broadcast';
+  CREATE INDEX IF NOT EXISTS messages_to_identity ON messages (room, recipient_id, id) WHERE kind = 'unicast';
+  CREATE INDEX IF NOT EXISTS messages_from_identity ON messages (room, sender_id, id) WHERE kind = 'unicast';
 `;
 
 /** The visibility indexes, made again where a database has them whole (as before they were partial). */
@@ -183,10 +185,10 @@ function visibleParts(idCondition: string, order: "ASC" | "DESC"): string {
   const part = (where: string) =>
     `SELECT * FROM (SELECT * FROM messages WHERE room = ?1 AND ${where} AND ${idCondition} ` +
     `ORDER BY id ${order} LIMIT ?4)`;
-  return `${part("tipo = 'broadcast'")} UNION ALL ${
-    part("destino_id = ?3 AND tipo = 'unicast'")
+  return `${part("kind = 'broadcast'")} UNION ALL ${
+    part("recipient_id = ?3 AND kind = 'unicast'")
   } UNION ALL ` +
-    part("origem_id = ?3 AND destino_id IS NOT ?3 AND tipo = 'unicast'");
+    part("sender_id = ?3 AND recipient_id IS NOT ?3 AND kind = 'unicast'");
 }
 
 /** The messages after a cursor (?2) a reader may see, oldest first, at most ?4. */
@@ -272,24 +274,27 @@ export class MessageStore {
         CREATE TABLE IF NOT EXISTS messages (
           id INTEGER PRIMARY KEY AUTOINCREMENT,
           room TEXT NOT NULL,
-          tipo TEXT NOT NULL,
-          origem TEXT NOT NULL,
-          destino TEXT NOT NULL,
-          conteudo TEXT NOT NULL,
+          kind TEXT NOT NULL,
+          sender TEXT NOT NULL,
+          recipient TEXT NOT NULL,
+          body TEXT NOT NULL,
           timestamp INTEGER NOT NULL,
           notice TEXT,
-          origem_id TEXT,
-          destino_id TEXT,
-          chave TEXT
+          sender_id TEXT,
+          recipient_id TEXT,
+          send_key TEXT
         );
         CREATE INDEX IF NOT EXISTS messages_by_room ON messages (room, id);
       `);
+      const columnsNow = () =>
+        new Set(
+          (this.#db.prepare("PRAGMA table_info(messages)").all() as { name: string }[]).map((column) =>
+            column.name
+          ),
+        );
+      migrateColumnNames(this.#db, columnsNow());
       // The columns a database of an older schema lacks (each migration adds its own).
-      const columns = new Set(
-        (this.#db.prepare("PRAGMA table_info(messages)").all() as { name: string }[]).map((column) =>
-          column.name
-        ),
-      );
+      const columns = columnsNow();
       migrateNotices(this.#db, columns);
       migrateIdentities(this.#db, columns);
       migrateSendKeys(this.#db, columns);
@@ -315,8 +320,8 @@ export class MessageStore {
     }
     const db = this.#db;
     this.#insertMessage = db.prepare(
-      "INSERT INTO messages (room, tipo, origem, destino, conteudo, timestamp, notice, origem_id, destino_id, " +
-        "chave) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+      "INSERT INTO messages (room, kind, sender, recipient, body, timestamp, notice, sender_id, recipient_id, " +
+        "send_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     );
     this.#insertRoom = db.prepare(
       "INSERT INTO rooms (name, creator, created_at, creator_id) VALUES (?, ?, ?, ?)",
@@ -324,7 +329,7 @@ export class MessageStore {
     this.#deleteRoom = db.prepare("DELETE FROM rooms WHERE name = ?");
     this.#deleteMessages = db.prepare("DELETE FROM messages WHERE room = ?");
     this.#selectAfter = db.prepare(VISIBLE_AFTER);
-    this.#selectKey = db.prepare("SELECT 1 FROM messages WHERE chave = ?");
+    this.#selectKey = db.prepare("SELECT 1 FROM messages WHERE send_key = ?");
     this.#selectLatest = db.prepare(LATEST_VISIBLE);
     this.#path = path;
     this.#file = fileIdentity(path);
@@ -492,24 +497,32 @@ export class MessageStore {
   }
 }
 
-type MessageRow = Omit<Message, "notice" | "fromId" | "toId"> & {
+/** A row of `messages`, as SQLite hands it out. */
+interface MessageRow {
+  id: number | bigint;
+  room: string;
+  kind: Message["tipo"];
+  sender: string;
+  recipient: string;
+  body: string;
+  timestamp: number | bigint;
   notice: string | null;
-  origem_id: string | null;
-  destino_id: string | null;
-};
+  sender_id: string | null;
+  recipient_id: string | null;
+}
 
 function toMessage(row: MessageRow): Message {
   return {
     id: Number(row.id),
     room: row.room,
-    tipo: row.tipo,
-    origem: row.origem,
-    destino: row.destino,
-    conteudo: row.conteudo,
+    tipo: row.kind,
+    origem: row.sender,
+    destino: row.recipient,
+    conteudo: row.body,
     timestamp: Number(row.timestamp),
     notice: loadText(row.notice),
-    fromId: row.origem_id ?? undefined,
-    toId: row.destino_id ?? undefined,
+    fromId: row.sender_id ?? undefined,
+    toId: row.recipient_id ?? undefined,
   };
 }
 
@@ -523,12 +536,12 @@ function migrateNotices(db: DatabaseSync, columns: ReadonlySet<string>): void {
   inTransaction(db, () => {
     db.exec("ALTER TABLE messages ADD COLUMN notice TEXT");
     const update = db.prepare("UPDATE messages SET notice = ? WHERE id = ?");
-    const notices = db.prepare("SELECT id, conteudo FROM messages WHERE origem = ?").all(SERVER) as {
+    const notices = db.prepare("SELECT id, body FROM messages WHERE sender = ?").all(SERVER) as {
       id: number;
-      conteudo: string;
+      body: string;
     }[];
-    for (const { id, conteudo } of notices) {
-      const said = noticeOf(conteudo);
+    for (const { id, body } of notices) {
+      const said = noticeOf(body);
       if (said) update.run(storeText(said as Text), id);
     }
   });
@@ -545,11 +558,11 @@ function migrateNotices(db: DatabaseSync, columns: ReadonlySet<string>): void {
  * identity.
  */
 function migrateIdentities(db: DatabaseSync, columns: ReadonlySet<string>): void {
-  if (columns.has("origem_id")) return;
+  if (columns.has("sender_id")) return;
   inTransaction(db, () =>
     db.exec(`
-      ALTER TABLE messages ADD COLUMN origem_id TEXT;
-      ALTER TABLE messages ADD COLUMN destino_id TEXT;
+      ALTER TABLE messages ADD COLUMN sender_id TEXT;
+      ALTER TABLE messages ADD COLUMN recipient_id TEXT;
       ALTER TABLE rooms ADD COLUMN creator_id TEXT;
       DROP INDEX IF EXISTS messages_to;
       DROP INDEX IF EXISTS messages_from;
@@ -561,8 +574,35 @@ function migrateIdentities(db: DatabaseSync, columns: ReadonlySet<string>): void
  * its index, which holds only the messages that have one.
  */
 function migrateSendKeys(db: DatabaseSync, columns: ReadonlySet<string>): void {
-  if (!columns.has("chave")) db.exec("ALTER TABLE messages ADD COLUMN chave TEXT");
-  db.exec("CREATE UNIQUE INDEX IF NOT EXISTS messages_by_key ON messages (chave) WHERE chave IS NOT NULL");
+  if (!columns.has("send_key")) db.exec("ALTER TABLE messages ADD COLUMN send_key TEXT");
+  db.exec(
+    "CREATE UNIQUE INDEX IF NOT EXISTS messages_by_key ON messages (send_key) WHERE send_key IS NOT NULL",
+  );
+}
+
+/** Schema 4's columns and what schema 5 names them (older schemas have some of them). */
+const ENGLISH_COLUMNS: readonly [string, string][] = [
+  ["tipo", "kind"],
+  ["origem", "sender"],
+  ["destino", "recipient"],
+  ["conteudo", "body"],
+  ["origem_id", "sender_id"],
+  ["destino_id", "recipient_id"],
+  ["chave", "send_key"],
+];
+
+/**
+ * Schemas 1 to 4 named the columns as the wire names the fields: each
+ * renamed, in one transaction (SQLite rewrites the indexes that name them).
+ */
+function migrateColumnNames(db: DatabaseSync, columns: ReadonlySet<string>): void {
+  const renames = ENGLISH_COLUMNS.filter(([before]) => columns.has(before));
+  if (renames.length === 0) return;
+  inTransaction(db, () => {
+    for (const [before, after] of renames) {
+      db.exec(`ALTER TABLE messages RENAME COLUMN ${before} TO ${after}`);
+    }
+  });
 }
 
 // ---------------------------------------------------------------------------
