@@ -204,7 +204,7 @@ Deno.test("binder refuses a bad --allow-register with one line and exit code 2",
 });
 
 // ---------------------------------------------------------------------------
-// Hijacking ChatService (issue 14, defect 5)
+// Hijacking ChatService
 // ---------------------------------------------------------------------------
 
 Deno.test("over HTTP: the key travels in X-Chave-Registro, the owner's token comes back as a cookie", async () => {

@@ -1,5 +1,5 @@
 /**
- * Hostile input (issue 5): every malformed, ill-typed, oversized or slow
+ * Hostile input: every malformed, ill-typed, oversized or slow
  * request we could think of, thrown at the XML-RPC endpoint of the real
  * binder and the real server (subprocesses with the documented permissions),
  * plus a seeded fuzz loop of mutated valid calls. The table and the fuzz are

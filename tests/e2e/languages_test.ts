@@ -1,5 +1,5 @@
 /**
- * Languages end to end: the caller's `Accept-Language` picks the language
+ * Languages end to end: the inProcessCall's `Accept-Language` picks the language
  * of the servers' refusals, success messages and notices (Portuguese for
  * callers that send none, like the original clients); stored notices render
  * in each reader's language; network errors reach the user as kinds said in
@@ -31,7 +31,7 @@ import {
 } from "../../lib/mod.ts";
 import { TEXTS } from "../../lib/mod.ts";
 import { chatMethods } from "../../lib/mod.ts";
-import { caller, chatOn, databaseFile, SCHEMA_1, servedChat } from "../helpers/core.ts";
+import { chatOn, databaseFile, inProcessCall, SCHEMA_1, servedChat } from "../helpers/core.ts";
 import { freePort, runPython, startBinder, startClient, startServer } from "../helpers/programs.ts";
 
 // ---------------------------------------------------------------------------
@@ -173,10 +173,10 @@ Deno.test("network errors are kinds, never the runtime's words", async () => {
 });
 
 // ---------------------------------------------------------------------------
-// The method table in-process: per caller, per reader, encoded once per language
+// The method table in-process: per inProcessCall, per reader, encoded once per language
 // ---------------------------------------------------------------------------
 
-Deno.test("over the wire: refusals, successes and notices in each caller's language; none sent is Portuguese", async () => {
+Deno.test("over the wire: refusals, successes and notices in each inProcessCall's language; none sent is Portuguese", async () => {
   using chatted = chatOn({ maxRate: 1000 });
   await using server = servedChat(chatted.chat);
   const ann = server.client({ "accept-language": "en-US,en;q=0.9" });
@@ -227,7 +227,12 @@ Deno.test("a message is encoded once per language: a notice once per language, a
   using chatted = chatOn();
   const methods = chatMethods(chatted.chat);
   const run = (call: Call, method: string, ...params: unknown[]) => methods[method]!.run(call, params);
-  const readers = { ann: caller("en"), bob: caller("en"), ana: caller("pt"), bia: caller("pt") };
+  const readers = {
+    ann: inProcessCall("en"),
+    bob: inProcessCall("en"),
+    ana: inProcessCall("pt"),
+    bia: inProcessCall("pt"),
+  };
   for (const [name, call] of Object.entries(readers)) await run(call, "registrar_usuario", name);
   await run(readers.ann, "criar_sala", "lobby");
   for (const [name, call] of Object.entries(readers)) await run(call, "entrar_na_sala", name, "lobby");
@@ -280,8 +285,8 @@ Deno.test("a schema-1 database becomes schema 2: its notices render in English, 
   {
     using chatted = chatOn({}, path);
     const methods = chatMethods(chatted.chat);
-    const ann = caller("en");
-    const ana = caller("pt");
+    const ann = inProcessCall("en");
+    const ana = inProcessCall("pt");
     await methods.registrar_usuario!.run(ann, ["ann"]);
     await methods.registrar_usuario!.run(ana, ["ana"]);
     const contents = async (call: Call, name: string) => {

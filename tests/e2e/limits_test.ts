@@ -1,5 +1,5 @@
 /**
- * Connection limits (issue 14, defects 1 and 11), against the real programs:
+ * Connection limits, against the real programs:
  * idle connections past the file limit (`ulimit -n 256` for the child), heads
  * that never end, kept-alive connections left idle, every connection busy;
  * the system refusing a file anyway; and a rogue service answering a client

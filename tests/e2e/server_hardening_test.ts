@@ -1,5 +1,5 @@
 /**
- * The red team's attacks on the chat server (issue 14: 3, 6, 7, 10), each
+ * The red team's attacks on the chat server, each
  * run against the real program (a subprocess with the documented permissions)
  * and answered: the figures in the assertions are the counts the attack got
  * before and gets now. The cores of the same rules are tested in-process in
@@ -24,7 +24,7 @@ type Delivery = { mensagens: ChatMessage[]; cursor: number };
 type Joined = Delivery & { usuarios: string[] };
 
 /** A caller that asks for the reasons of refusals, with a session jar of its own. */
-function caller(server: { port: number }): XmlRpcClient {
+function clientOf(server: { port: number }): XmlRpcClient {
   return new XmlRpcClient(endpointUrl("127.0.0.1", server.port), {
     timeoutMs: 15_000,
     headers: { [REASONS_HEADER]: "1" },
@@ -33,7 +33,7 @@ function caller(server: { port: number }): XmlRpcClient {
 
 /** A caller registered as `name`. */
 async function user(server: { port: number }, name: string): Promise<XmlRpcClient> {
-  const client = caller(server);
+  const client = clientOf(server);
   const registered = await client.call<Result<string>>("registrar_usuario", [name]);
   assert.equal(registered[0], true, `register ${name}: ${registered[1]}`);
   return client;
@@ -151,7 +151,7 @@ async function registrationsPaced(server: { port: number }): Promise<void> {
   const started = Date.now();
   const registrations = [];
   for (let i = 0; i < 60; i++) {
-    registrations.push(await caller(server).call<Result<string>>("registrar_usuario", [`u${i}`]));
+    registrations.push(await clientOf(server).call<Result<string>>("registrar_usuario", [`u${i}`]));
   }
   const passed = registrations.filter(([ok]) => ok).length;
   const seconds = (Date.now() - started) / 1000;
@@ -175,12 +175,12 @@ Deno.test("caps: users, rooms, rooms per creator, rooms without a session, waits
   const ana = await user(server, "ana");
   const bia = await user(server, "bia");
   await user(server, "caio");
-  const [, full, fullWhy] = await caller(server).call<Result<string>>("registrar_usuario", ["dani"]);
+  const [, full, fullWhy] = await clientOf(server).call<Result<string>>("registrar_usuario", ["dani"]);
   assert.equal(fullWhy, Reason.LIMIT_REACHED);
   assert.equal(full, "O servidor está cheio: no máximo 3 usuários. Tente mais tarde.");
 
   // Without --compat a room takes a session: the attack created them without one.
-  assert.equal(reason(await caller(server).call("criar_sala", ["anônima"])), Reason.SESSION_INVALID);
+  assert.equal(reason(await clientOf(server).call("criar_sala", ["anônima"])), Reason.SESSION_INVALID);
   assert.equal((await ana.call<Result<string>>("criar_sala", ["a1"]))[0], true);
   assert.equal((await ana.call<Result<string>>("criar_sala", ["a2"]))[0], true);
   const [, perUser, perUserWhy] = await ana.call<Result<string>>("criar_sala", ["a3"]);
@@ -258,7 +258,7 @@ Deno.test("look-alike and invisible names are refused with nome_invalido; real n
     ["ana, vic", /letras, números/],
     ["ana\u00a0vic", /letras, números/],
   ];
-  const client = caller(server);
+  const client = clientOf(server);
   for (const [name, text] of attacks) {
     const [ok, message, why] = await client.call<Result<string>>("registrar_usuario", [name]);
     assert.equal(ok, false, JSON.stringify(name));
@@ -279,12 +279,12 @@ Deno.test("look-alike and invisible names are refused with nome_invalido; real n
       "d'Ávila",
     ]
   ) {
-    const [ok, message] = await caller(server).call<Result<string>>("registrar_usuario", [name]);
+    const [ok, message] = await clientOf(server).call<Result<string>>("registrar_usuario", [name]);
     assert.equal(ok, true, `${name}: ${message}`);
   }
   // Names are kept in NFC: the same name decomposed is the same name.
-  assert.equal(reason(await caller(server).call("registrar_usuario", ["Joa\u0303o"])), Reason.NAME_TAKEN);
-  const joao = caller(server);
+  assert.equal(reason(await clientOf(server).call("registrar_usuario", ["Joa\u0303o"])), Reason.NAME_TAKEN);
+  const joao = clientOf(server);
   await joao.call("registrar_usuario", ["joao"]);
   // Rooms: the same policy, with a text about rooms.
   const [, roomMessage, roomWhy] = await joao.call<Result<string>>("criar_sala", ["geral\u200b"]);

@@ -20,6 +20,7 @@ import {
   startClient,
   startScript,
   startServer,
+  testUnless,
   texts,
   waitUntil,
 } from "../helpers/programs.ts";
@@ -605,71 +606,68 @@ Deno.test("one server per database: a second on the same file is refused; a file
   );
 });
 
-/** A tiny filesystem of its own (tmpfs, as root), or why there is none. */
-async function tinyFilesystem(dir: string, size: string): Promise<string | undefined> {
-  if (Deno.uid() !== 0) return "not root: cannot mount a tmpfs";
+/** Mounts a tiny filesystem of its own (tmpfs) on `dir`: as root only. */
+async function tinyFilesystem(dir: string, size: string): Promise<void> {
   const { success, stderr } = await new Deno.Command("mount", {
     args: ["-t", "tmpfs", "-o", `size=${size}`, "tmpfs", dir],
-  })
-    .output();
-  return success ? undefined : `mount failed: ${new TextDecoder().decode(stderr).trim()}`;
+  }).output();
+  assert(success, `mount failed: ${new TextDecoder().decode(stderr).trim()}`);
 }
 
-Deno.test("a full disk: sends are refused with a clear fault, nothing half-stored, and the server lives on", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "rpc-chat-full-" });
-  const why = await tinyFilesystem(dir, "512k");
-  if (why) {
-    console.log(`  skipped: ${why}`);
-    await Deno.remove(dir);
-    return;
-  }
-  try {
-    // Room to give back later.
-    await Deno.writeFile(`${dir}/filler`, new Uint8Array(160 * 1024));
-    const server = await startServer(undefined, ["--max-rate", "100000", "--session-ttl", "0.5"], { dir });
+testUnless(
+  Deno.uid() === 0 ? undefined : "not root: cannot mount a tmpfs",
+  "a full disk: sends are refused with a clear fault, nothing half-stored, and the server lives on",
+  async () => {
+    const dir = await Deno.makeTempDir({ prefix: "rpc-chat-full-" });
     try {
-      const ana = await user(server, "ana");
-      const bia = await user(server, "bia");
-      await ana.call("criar_sala", ["geral"]);
-      await ana.call("entrar_na_sala", ["ana", "geral"]);
-      await bia.call("entrar_na_sala", ["bia", "geral"]);
-      // Fill the disk with messages until one is refused.
-      let refused: unknown;
-      let sent = 0;
-      while (!refused && sent < 5000) {
-        try {
-          await ana.call("enviar_mensagem", ["ana", "geral", `${sent} ${"x".repeat(1900)}`, null]);
-          sent++;
-        } catch (error) {
-          refused = error;
+      await tinyFilesystem(dir, "512k");
+      // Room to give back later.
+      await Deno.writeFile(`${dir}/filler`, new Uint8Array(160 * 1024));
+      const server = await startServer(undefined, ["--max-rate", "100000", "--session-ttl", "0.5"], { dir });
+      try {
+        const ana = await user(server, "ana");
+        const bia = await user(server, "bia");
+        await ana.call("criar_sala", ["geral"]);
+        await ana.call("entrar_na_sala", ["ana", "geral"]);
+        await bia.call("entrar_na_sala", ["bia", "geral"]);
+        // Fill the disk with messages until one is refused.
+        let refused: unknown;
+        let sent = 0;
+        while (!refused && sent < 5000) {
+          try {
+            await ana.call("enviar_mensagem", ["ana", "geral", `${sent} ${"x".repeat(1900)}`, null]);
+            sent++;
+          } catch (error) {
+            refused = error;
+          }
         }
+        assert.ok(refused instanceof Fault, `a fault, not ${refused}`);
+        assert.equal(refused.code, -32001);
+        assert.match(refused.message, /não conseguiu gravar no banco .*nada foi gravado/);
+        // Timers keep running on a full disk: bia's silent session ends (its notice cannot be stored), no crash.
+        await waitUntil(async () => {
+          await ana.call("manter_sessao", ["ana"]); // Ana stays.
+          const [, members] = await ana.call<[boolean, string[]]>("listar_usuarios", ["geral"]);
+          return !members.includes("bia");
+        }, "bia's silent session to end");
+        // Space again: sends are stored again, and what was refused never shows.
+        await Deno.remove(`${dir}/filler`);
+        assert.deepEqual(
+          await ana.call("enviar_mensagem", ["ana", "geral", "de volta", null]),
+          [true, "Mensagem enviada."],
+        );
+        const seen = (await readAll(ana, "ana", "geral")).filter((m) => m.origem === "ana")
+          .map((m) => m.conteudo.split(" ")[0]!);
+        assert.deepEqual(seen, [...Array.from({ length: sent }, (_, i) => String(i)), "de"]);
+      } finally {
+        await server.program.stop("SIGKILL");
       }
-      assert.ok(refused instanceof Fault, `a fault, not ${refused}`);
-      assert.equal(refused.code, -32001);
-      assert.match(refused.message, /não conseguiu gravar no banco .*nada foi gravado/);
-      // Timers keep running on a full disk: bia's silent session ends (its notice cannot be stored), no crash.
-      await waitUntil(async () => {
-        await ana.call("manter_sessao", ["ana"]); // Ana stays.
-        const [, members] = await ana.call<[boolean, string[]]>("listar_usuarios", ["geral"]);
-        return !members.includes("bia");
-      }, "bia's silent session to end");
-      // Space again: sends are stored again, and what was refused never shows.
-      await Deno.remove(`${dir}/filler`);
-      assert.deepEqual(
-        await ana.call("enviar_mensagem", ["ana", "geral", "de volta", null]),
-        [true, "Mensagem enviada."],
-      );
-      const seen = (await readAll(ana, "ana", "geral")).filter((m) => m.origem === "ana")
-        .map((m) => m.conteudo.split(" ")[0]!);
-      assert.deepEqual(seen, [...Array.from({ length: sent }, (_, i) => String(i)), "de"]);
     } finally {
-      await server.program.stop("SIGKILL");
+      await new Deno.Command("umount", { args: [dir] }).output();
+      await Deno.remove(dir, { recursive: true });
     }
-  } finally {
-    await new Deno.Command("umount", { args: [dir] }).output();
-    await Deno.remove(dir, { recursive: true });
-  }
-});
+  },
+);
 
 Deno.test("a database from a newer schema or a corrupt file stops the server with one clear line", async () => {
   for (

@@ -58,13 +58,13 @@ export function authorized(chat: SqliteChat, name: string, token = `token-${name
 }
 
 /** The reason of a result that must be a refusal. */
-export function reasonOf(result: [true, unknown] | Refusal | User): string {
+export function refusalReason(result: [true, unknown] | Refusal | User): string {
   assert(Array.isArray(result) && result[0] === false, `expected a refusal, got ${JSON.stringify(result)}`);
   return result[2];
 }
 
 /** A caller of a method table as the HTTP handler makes it, in a language, keeping the session it is given. */
-export function caller(language: Lang = "pt"): Call {
+export function inProcessCall(language: Lang = "pt"): Call {
   const call = {
     remoteAddress: "127.0.0.1",
     session: undefined as string | undefined,

@@ -194,11 +194,11 @@ Deno.test("Binder probes on its own between start and stop", async () => {
 });
 
 // ---------------------------------------------------------------------------
-// Hardening (issue 14): probes, caps, ownership, the key, the log
+// Hardening: probes, caps, ownership, the key, the log
 // ---------------------------------------------------------------------------
 
 /** A caller at `address`, with what it presents; the token a registration hands it is kept. */
-function caller(address: string, presents: { token?: string; key?: string } = {}) {
+function registrant(address: string, presents: { token?: string; key?: string } = {}) {
   const from = {
     address,
     ...presents,
@@ -266,14 +266,14 @@ Deno.test("Binder caps registrations per name and per source, and says which lim
   assert.equal(registry.register("A", "127.0.0.1", 5)[0], true);
   assert.equal(registry.register("B", "127.0.0.1", 6)[0], true);
   // Every loopback address is the same machine: the same source.
-  assert.deepEqual(pt(registry.register("C", "127.0.0.1", 7, caller("127.0.0.9"))), [
+  assert.deepEqual(pt(registry.register("C", "127.0.0.1", 7, registrant("127.0.0.9"))), [
     false,
     "Registro recusado: 127.0.0.9 já registrou 5 endereços (limite --max-per-source).",
   ]);
-  assert.equal(registry.register("C", "127.0.0.1", 7, caller("::1"))[0], false);
+  assert.equal(registry.register("C", "127.0.0.1", 7, registrant("::1"))[0], false);
   // Renewing is not registering more; another source has its own count; removing frees one.
   assert.equal(registry.register("A", "127.0.0.1", 5)[0], true);
-  assert.equal(registry.register("C", "192.168.0.7", 7, caller("192.168.0.7"))[0], true);
+  assert.equal(registry.register("C", "192.168.0.7", 7, registrant("192.168.0.7"))[0], true);
   assert.equal(registry.unregister("A", "127.0.0.1", 5)[0], true);
   assert.equal(registry.register("D", "127.0.0.1", 7)[0], true);
   assert(
@@ -285,28 +285,28 @@ Deno.test("Binder caps the endpoints in all, however many sources a network has"
   const { lines, log } = keptLog();
   const registry = binder({ maxEndpoints: 3, allowRegister: [parseNetwork("10.0.0.0/24")!], log });
   for (let i = 1; i <= 3; i++) {
-    assert.equal(registry.register(`S${i}`, `10.0.0.${i}`, 8000, caller(`10.0.0.${i}`))[0], true);
+    assert.equal(registry.register(`S${i}`, `10.0.0.${i}`, 8000, registrant(`10.0.0.${i}`))[0], true);
   }
-  assert.deepEqual(pt(registry.register("S4", "10.0.0.4", 8000, caller("10.0.0.4"))), [
+  assert.deepEqual(pt(registry.register("S4", "10.0.0.4", 8000, registrant("10.0.0.4"))), [
     false,
     "Registro recusado: o binder já tem 3 endereços registrados (limite --max-endpoints).",
   ]);
   // Renewing is not registering more; a removal makes room.
-  assert.equal(registry.register("S1", "10.0.0.1", 8000, caller("10.0.0.1"))[0], true);
-  assert.equal(registry.unregister("S2", "10.0.0.2", 8000, caller("10.0.0.2"))[0], true);
-  assert.equal(registry.register("S4", "10.0.0.4", 8000, caller("10.0.0.4"))[0], true);
+  assert.equal(registry.register("S1", "10.0.0.1", 8000, registrant("10.0.0.1"))[0], true);
+  assert.equal(registry.unregister("S2", "10.0.0.2", 8000, registrant("10.0.0.2"))[0], true);
+  assert.equal(registry.register("S4", "10.0.0.4", 8000, registrant("10.0.0.4"))[0], true);
   assert(lines.some((line) => /--max-endpoints/.test(line)));
 });
 
 Deno.test("Binder ownership: only the registrant's address or token renews and removes", () => {
   const registry = binder({ allowRegister: [parseNetwork("192.168.0.0/24")!] });
-  const server = caller("192.168.0.10");
+  const server = registrant("192.168.0.10");
   assert.equal(registry.register("ChatService", "192.168.0.10", 8001, server)[0], true);
   const token = server.given!;
   assert.match(token, /^[\w-]{24}$/);
 
   // Another host of the allowed network: may neither renew nor remove the real one.
-  const intruder = caller("192.168.0.66");
+  const intruder = registrant("192.168.0.66");
   const notYours =
     /^Registro recusado: 'ChatService' em 192\.168\.0\.10:8001 foi registrado por outro endereço/;
   assert.match(said(registry.register("ChatService", "192.168.0.10", 8001, intruder)), notYours);
@@ -316,7 +316,7 @@ Deno.test("Binder ownership: only the registrant's address or token renews and r
       "ChatService",
       "192.168.0.10",
       8001,
-      caller("192.168.0.66", { token: "x".repeat(24) }),
+      registrant("192.168.0.66", { token: "x".repeat(24) }),
     )),
     notYours,
   );
@@ -333,7 +333,7 @@ Deno.test("Binder ownership: only the registrant's address or token renews and r
   assert.equal(registry.register("ChatService", "192.168.0.66", 9000, intruder)[0], true);
 
   // The registrant from another address (its address changed) holds the token: it renews and removes.
-  const moved = caller("192.168.0.11", { token });
+  const moved = registrant("192.168.0.11", { token });
   assert.equal(registry.register("ChatService", "192.168.0.10", 8001, moved)[0], true);
   assert.equal(moved.given, token, "the same token handed back");
   assert.equal(registry.unregister("ChatService", "192.168.0.10", 8001, moved)[0], true);
@@ -345,23 +345,25 @@ Deno.test("Binder ownership: only the registrant's address or token renews and r
 Deno.test("Binder --register-key: callers from outside loopback must present it; loopback need not", () => {
   const registry = binder({ allowRegister: [parseNetwork("10.0.0.0/8")!], registerKey: "chave-da-turma" });
   assert.match(
-    said(registry.register("ChatService", "10.0.0.5", 8001, caller("10.0.0.5"))),
+    said(registry.register("ChatService", "10.0.0.5", 8001, registrant("10.0.0.5"))),
     /^Registro recusado: este binder pede a chave de registro .* nenhuma foi enviada\.$/,
   );
   assert.match(
-    said(registry.register("ChatService", "10.0.0.5", 8001, caller("10.0.0.5", { key: "chave-da-turmA" }))),
+    said(
+      registry.register("ChatService", "10.0.0.5", 8001, registrant("10.0.0.5", { key: "chave-da-turmA" })),
+    ),
     /a chave enviada está errada\.$/,
   );
   assert.equal(
-    registry.register("ChatService", "10.0.0.5", 8001, caller("10.0.0.5", { key: "chave-da-turma" }))[0],
+    registry.register("ChatService", "10.0.0.5", 8001, registrant("10.0.0.5", { key: "chave-da-turma" }))[0],
     true,
   );
   // Removing asks for it too; the original Python server, on loopback, has none and needs none.
-  assert.equal(registry.unregister("ChatService", "10.0.0.5", 8001, caller("10.0.0.5"))[0], false);
+  assert.equal(registry.unregister("ChatService", "10.0.0.5", 8001, registrant("10.0.0.5"))[0], false);
   assert.equal(registry.register("Original", "127.0.0.1", 8002)[0], true);
   // Outside --allow-register, the key is not enough.
   assert.match(
-    said(registry.register("X", "172.16.0.1", 1, caller("172.16.0.1", { key: "chave-da-turma" }))),
+    said(registry.register("X", "172.16.0.1", 1, registrant("172.16.0.1", { key: "chave-da-turma" }))),
     /não pode registrar nem remover serviços neste binder/,
   );
 });

@@ -29,7 +29,7 @@ import {
   VISIBILITY_INDEXES,
   VISIBLE_AFTER,
 } from "../../lib/mod.ts";
-import { authorized, caller, chatOn, reasonOf, servedChat, userOf } from "../helpers/core.ts";
+import { authorized, chatOn, inProcessCall, refusalReason, servedChat, userOf } from "../helpers/core.ts";
 import { silentLog, texts, waitUntil } from "../helpers/programs.ts";
 
 /** An outcome in Portuguese, as the original clients read it. */
@@ -57,10 +57,10 @@ Deno.test("register: names are trimmed and unique; reserved, empty, long and con
     Reason.NAME_TAKEN,
   ]);
   for (const name of ["SERVER", "server", "todos", "Todos"]) {
-    assert.equal(reasonOf(chat.register(name, "t")), Reason.NAME_RESERVED, name);
+    assert.equal(refusalReason(chat.register(name, "t")), Reason.NAME_RESERVED, name);
   }
   for (const name of ["", "   ", "x".repeat(33), "a\u0085b", "a\u200bb", "a\u2028b"]) {
-    assert.equal(reasonOf(chat.register(name, "t")), Reason.NAME_INVALID, JSON.stringify(name));
+    assert.equal(refusalReason(chat.register(name, "t")), Reason.NAME_INVALID, JSON.stringify(name));
   }
   assert.equal(chat.register("x".repeat(32), "t3")[0], true);
 });
@@ -72,8 +72,8 @@ Deno.test("authorize: only the session's own user; none without a session unless
     const ana = userOf(chat, "ana");
     userOf(chat, "bia");
     assert.equal(chat.authorize("token-ana", " ana "), ana);
-    assert.equal(reasonOf(chat.authorize("token-bia", "ana")), Reason.SESSION_INVALID);
-    assert.equal(reasonOf(chat.authorize(undefined, "ana")), Reason.SESSION_INVALID);
+    assert.equal(refusalReason(chat.authorize("token-bia", "ana")), Reason.SESSION_INVALID);
+    assert.equal(refusalReason(chat.authorize(undefined, "ana")), Reason.SESSION_INVALID);
     assert.deepEqual(pt(chat.authorize("token-ana", "caio")), [
       false,
       "Usuário 'caio' não está registrado.",
@@ -87,8 +87,8 @@ Deno.test("authorize: only the session's own user; none without a session unless
     // The original clients send no cookie: accepted, until ana's own client proves her session.
     assert(!Array.isArray(chat.authorize(undefined, "ana")));
     authorized(chat, "ana");
-    assert.equal(reasonOf(chat.authorize(undefined, "ana")), Reason.SESSION_INVALID);
-    assert.equal(reasonOf(chat.authorize("token-x", "ana")), Reason.SESSION_INVALID);
+    assert.equal(refusalReason(chat.authorize(undefined, "ana")), Reason.SESSION_INVALID);
+    assert.equal(refusalReason(chat.authorize("token-x", "ana")), Reason.SESSION_INVALID);
   }
 });
 
@@ -103,14 +103,14 @@ Deno.test("rooms: create, list, join (leaving the last one), leave, members, and
     "A sala 'b' já existe.",
     Reason.ROOM_EXISTS,
   ]);
-  assert.equal(reasonOf(await chat.createRoom("x".repeat(33), ana.token)), Reason.NAME_INVALID);
+  assert.equal(refusalReason(await chat.createRoom("x".repeat(33), ana.token)), Reason.NAME_INVALID);
   // Without a session, only with --compat.
-  assert.equal(reasonOf(await chat.createRoom("a", undefined)), Reason.SESSION_INVALID);
+  assert.equal(refusalReason(await chat.createRoom("a", undefined)), Reason.SESSION_INVALID);
   await chat.createRoom("a", bia.token);
   assert.deepEqual(chat.listRooms(), [true, ["a", "b"]]);
   assert.equal(chat.roomCount, 2);
 
-  assert.equal(reasonOf(await chat.join(ana, "c")), Reason.ROOM_MISSING);
+  assert.equal(refusalReason(await chat.join(ana, "c")), Reason.ROOM_MISSING);
   const joined = await chat.join(ana, "a");
   assert(joined[0]);
   assert.deepEqual(joined[1].usuarios, ["ana"]);
@@ -131,9 +131,9 @@ Deno.test("rooms: create, list, join (leaving the last one), leave, members, and
   assert.deepEqual(pt(await chat.leave(bia)), [true, "Você saiu da sala 'b'."]);
   assert.deepEqual(pt(await chat.leave(bia)), [false, "Você não está em nenhuma sala.", Reason.NOT_IN_ROOM]);
   assert.deepEqual(chat.listMembers("b"), [true, []]);
-  assert.equal(reasonOf(chat.listMembers("c")), Reason.ROOM_MISSING);
-  assert.equal(reasonOf(chat.recentMessages(bia, "a")), Reason.NOT_IN_ROOM);
-  assert.equal(reasonOf(chat.recentMessages(bia, "c")), Reason.ROOM_MISSING);
+  assert.equal(refusalReason(chat.listMembers("c")), Reason.ROOM_MISSING);
+  assert.equal(refusalReason(chat.recentMessages(bia, "a")), Reason.NOT_IN_ROOM);
+  assert.equal(refusalReason(chat.recentMessages(bia, "c")), Reason.ROOM_MISSING);
 });
 
 Deno.test("only the creator deletes a room: members get the notice and are out; their waits end", async () => {
@@ -142,8 +142,8 @@ Deno.test("only the creator deletes a room: members get the notice and are out; 
   const ana = userOf(chat, "ana");
   const bia = userOf(chat, "bia");
   await inGeral(chat, ana, bia);
-  assert.equal(reasonOf(await chat.deleteRoom(bia, "geral")), Reason.NOT_CREATOR);
-  assert.equal(reasonOf(await chat.deleteRoom(ana, "nenhuma")), Reason.ROOM_MISSING);
+  assert.equal(refusalReason(await chat.deleteRoom(bia, "geral")), Reason.NOT_CREATOR);
+  assert.equal(refusalReason(await chat.deleteRoom(ana, "nenhuma")), Reason.ROOM_MISSING);
   const joined = await chat.join(bia, "geral");
   assert(joined[0]);
   const waiting = chat.waitMessages(bia, "geral", joined[1].cursor, 10_000);
@@ -152,7 +152,7 @@ Deno.test("only the creator deletes a room: members get the notice and are out; 
   assert(woken[0]);
   assert.deepEqual(texts(woken[1].mensagens), ["SERVER: Sala geral excluída por ana."]);
   assert.deepEqual(chat.listRooms(), [true, []]);
-  assert.equal(reasonOf(await chat.leave(bia)), Reason.NOT_IN_ROOM);
+  assert.equal(refusalReason(await chat.leave(bia)), Reason.NOT_IN_ROOM);
   // Out of the room, bia may join another.
   await chat.createRoom("outra", bia.token);
   assert.equal((await chat.join(bia, "outra"))[0], true);
@@ -187,12 +187,12 @@ Deno.test("send: to the room or to one member; private messages only to their tw
     Reason.RECIPIENT_ABSENT,
   ]);
   await chat.createRoom("outra", bia.token);
-  assert.equal(reasonOf(await chat.send(ana, "outra", "x", null)), Reason.NOT_IN_ROOM);
-  assert.equal(reasonOf(await chat.send(ana, "nenhuma", "x", null)), Reason.ROOM_MISSING);
-  assert.equal(reasonOf(await chat.send(ana, "geral", "  \n ", null)), Reason.TEXT_EMPTY);
-  assert.equal(reasonOf(await chat.send(ana, "geral", "x".repeat(2001), null)), Reason.TEXT_TOO_LONG);
-  assert.equal(reasonOf(await chat.send(ana, "geral", "a\u009bb", null)), Reason.TEXT_INVALID);
-  assert.equal(reasonOf(await chat.send(ana, "geral", "a\ud800b", null)), Reason.TEXT_INVALID);
+  assert.equal(refusalReason(await chat.send(ana, "outra", "x", null)), Reason.NOT_IN_ROOM);
+  assert.equal(refusalReason(await chat.send(ana, "nenhuma", "x", null)), Reason.ROOM_MISSING);
+  assert.equal(refusalReason(await chat.send(ana, "geral", "  \n ", null)), Reason.TEXT_EMPTY);
+  assert.equal(refusalReason(await chat.send(ana, "geral", "x".repeat(2001), null)), Reason.TEXT_TOO_LONG);
+  assert.equal(refusalReason(await chat.send(ana, "geral", "a\u009bb", null)), Reason.TEXT_INVALID);
+  assert.equal(refusalReason(await chat.send(ana, "geral", "a\ud800b", null)), Reason.TEXT_INVALID);
   assert.equal((await chat.send(ana, "geral", "x".repeat(2000), null))[0], true);
   assert.equal((await chat.send(ana, "geral", "tab\te\nlinhas\r\n", null))[0], true);
 });
@@ -268,7 +268,7 @@ Deno.test("the sweep (start's interval): silent sessions end with a notice, wait
     seen.push(...texts(batch[1].mensagens));
     cursor = batch[1].cursor;
   }
-  assert.equal(reasonOf(chat.authorize("token-bia", "bia")), Reason.NOT_REGISTERED);
+  assert.equal(refusalReason(chat.authorize("token-bia", "bia")), Reason.NOT_REGISTERED);
   assert.deepEqual(chat.listMembers("geral"), [true, ["ana"]]);
   await waitUntil(() => chat.roomCount === 1, "the empty room removed");
   assert.deepEqual(chat.listRooms(), [true, ["geral"]]);
@@ -305,7 +305,7 @@ Deno.test("rooms and messages outlive the service on the same database; ids go o
 // The method table over HTTP, in-process
 // ---------------------------------------------------------------------------
 
-Deno.test("over the wire: refusals carry their reason only for a caller that sends X-Chat-Motivos: 1", async () => {
+Deno.test("over the wire: refusals carry their reason only for a inProcessCall that sends X-Chat-Motivos: 1", async () => {
   using chatted = chatOn();
   await using server = servedChat(chatted.chat);
   const plain = server.client();
@@ -340,7 +340,7 @@ Deno.test("over the wire: refusals carry their reason only for a caller that sen
     "sala_inexistente",
   ]);
   assert.deepEqual(await plain.call("listar_usuarios", ["nenhuma"]), [false, "A sala 'nenhuma' não existe."]);
-  // Inside system.multicall too, each call answered as its caller asked.
+  // Inside system.multicall too, each call answered as its inProcessCall asked.
   const calls = [{ methodName: "criar_sala", params: [""] }, { methodName: "listar_salas", params: [] }];
   assert.deepEqual(await asking.call("system.multicall", [calls]), [
     [[false, "Nome de sala inválido: use de 1 a 32 caracteres.", "nome_invalido"]],
@@ -378,7 +378,7 @@ Deno.test("the method table hands the very same frozen struct to every member wh
   using chatted = chatOn();
   const methods = chatMethods(chatted.chat);
   const run = (call: Call, method: string, ...params: unknown[]) => methods[method]!.run(call, params);
-  const [ana, bia] = [caller(), caller()];
+  const [ana, bia] = [inProcessCall(), inProcessCall()];
   await run(ana, "registrar_usuario", "ana");
   await run(bia, "registrar_usuario", "bia");
   await run(ana, "criar_sala", "geral");
@@ -486,7 +486,7 @@ Deno.test("a member between two waits when the room is deleted still reads the d
   const late = await chat.waitMessages(bia, "geral", joined[1].cursor, 0);
   assert(late[0], "the last words, not a refusal");
   assert.deepEqual(texts(late[1].mensagens), ["SERVER: Sala geral excluída por ana."]);
-  assert.equal(reasonOf(await chat.waitMessages(bia, "geral", late[1].cursor, 0)), Reason.ROOM_MISSING);
+  assert.equal(refusalReason(await chat.waitMessages(bia, "geral", late[1].cursor, 0)), Reason.ROOM_MISSING);
 });
 
 Deno.test("a database made by the release before the look-alike rule: its rooms that collide keep working", async () => {
@@ -520,7 +520,7 @@ Deno.test("a database made by the release before the look-alike rule: its rooms 
     assert(variant[0]);
     assert.equal(variant[1].sala, "geral");
     // New names follow the rule.
-    assert.equal(reasonOf(await chat.createRoom("gERAL", "token-ana")), Reason.ROOM_EXISTS);
+    assert.equal(refusalReason(await chat.createRoom("gERAL", "token-ana")), Reason.ROOM_EXISTS);
     assert.equal((await chat.createRoom("Estudos 2", "token-ana"))[0], true);
     await chat.close();
     // Its columns in English now (schema 5), its rows the same.

@@ -14,7 +14,7 @@ import { chatOn, userOf } from "../helpers/core.ts";
 import { texts } from "../helpers/programs.ts";
 
 /** The reason of a refusal from the chat's core (undefined for a success). */
-function reasonOf(outcome: Outcome<unknown>): string | undefined {
+function outcomeReason(outcome: Outcome<unknown>): string | undefined {
   return outcome[0] ? undefined : outcome[2];
 }
 
@@ -43,7 +43,7 @@ Deno.test("user names that could pass for a line's format are refused (nome_inva
     ]
   ) {
     assert.equal(misleadingName(name), true, name);
-    assert.equal(reasonOf(chat.register(name, "t")), Reason.NAME_INVALID, name);
+    assert.equal(outcomeReason(chat.register(name, "t")), Reason.NAME_INVALID, name);
   }
   for (const name of ["ana maria", "José", "o'neil", "a-b", "a.b_c", "名前", "bia (casa)"]) {
     assert.equal(misleadingName(name), false, name);
@@ -67,7 +67,7 @@ Deno.test("enviar_privada reaches anyone online, shown in the sender's room and 
   await chat.join(caio, "estudos");
 
   // The original method: only a member of the sender's room.
-  assert.equal(reasonOf(await chat.send(ana, "geral", "oi", "bia")), Reason.RECIPIENT_ABSENT);
+  assert.equal(outcomeReason(await chat.send(ana, "geral", "oi", "bia")), Reason.RECIPIENT_ABSENT);
 
   assert.equal((await chat.sendPrivate(ana, " bia ", "psiu"))[0], true);
   assert.deepEqual((await seen(chat, ana, "geral")).at(-1), "ana -> bia: psiu");
@@ -81,9 +81,9 @@ Deno.test("enviar_privada reaches anyone online, shown in the sender's room and 
   assert.equal((await seen(chat, caio, "estudos")).filter((m) => m === "bia -> caio: aqui").length, 1);
 
   // Refusals: nobody by that name, someone in no room, a bad text.
-  assert.equal(reasonOf(await chat.sendPrivate(ana, "zeca", "oi")), Reason.RECIPIENT_ABSENT);
-  assert.equal(reasonOf(await chat.sendPrivate(ana, "dani", "oi")), Reason.RECIPIENT_ABSENT);
-  assert.equal(reasonOf(await chat.sendPrivate(ana, "bia", "  ")), Reason.TEXT_EMPTY);
+  assert.equal(outcomeReason(await chat.sendPrivate(ana, "zeca", "oi")), Reason.RECIPIENT_ABSENT);
+  assert.equal(outcomeReason(await chat.sendPrivate(ana, "dani", "oi")), Reason.RECIPIENT_ABSENT);
+  assert.equal(outcomeReason(await chat.sendPrivate(ana, "bia", "  ")), Reason.TEXT_EMPTY);
   // A sender in no room reaches the recipient all the same.
   await chat.join(dani, "estudos");
   await chat.leave(dani);

@@ -1,5 +1,5 @@
 /**
- * The chat's hardening in-process (issue 14): identities that outlive names,
+ * The chat's hardening in-process: identities that outlive names,
  * the migration to schema 3, one rate limit for every change, the caps, and
  * sweeps in slices. The same attacks against the real program are in
  * server_hardening_test.ts.
@@ -10,7 +10,7 @@
 import assert from "node:assert/strict";
 import { DatabaseSync, Reason, type Refusal } from "../../lib/mod.ts";
 import { type Message, type SqliteChat, type User } from "../../lib/mod.ts";
-import { chatOn, databaseFile, reasonOf, SCHEMA_2, userOf } from "../helpers/core.ts";
+import { chatOn, databaseFile, refusalReason, SCHEMA_2, userOf } from "../helpers/core.ts";
 
 /** Every private message a user may read in a room, from the start. */
 async function privateSeen(chat: SqliteChat, user: User, room: string): Promise<string[]> {
@@ -38,7 +38,7 @@ Deno.test("identity: a session that ended (silence) or a --compat user's: the ne
     await new Promise((resolve) => setTimeout(resolve, 60));
     chat.authorize("token-ana", "ana");
     chat.sweep();
-    assert.equal(reasonOf(chat.authorize(undefined, "bia")), Reason.NOT_REGISTERED);
+    assert.equal(refusalReason(chat.authorize(undefined, "bia")), Reason.NOT_REGISTERED);
     chat.register("bia", "token-mallory");
     const mallory = chat.authorize(compat ? undefined : "token-mallory", "bia") as User;
     assert.notEqual(mallory.id, bia.id);
@@ -47,7 +47,7 @@ Deno.test("identity: a session that ended (silence) or a --compat user's: the ne
     // ana still reads both ends of hers.
     assert.deepEqual(await privateSeen(chat, ana, "geral"), ["só para a bia", "só para a ana"]);
     // A room made without a session (--compat) is nobody's to delete; bia's is bia's identity's.
-    assert.equal(reasonOf(await chat.deleteRoom(mallory, "da bia")), Reason.NOT_CREATOR);
+    assert.equal(refusalReason(await chat.deleteRoom(mallory, "da bia")), Reason.NOT_CREATOR);
   }
 });
 
@@ -72,7 +72,7 @@ Deno.test("schema 2 becomes 3: identity columns; stored private messages are nob
       "público",
     ]);
     assert.deepEqual(await privateSeen(chat, ana, "geral"), []);
-    assert.equal(reasonOf(await chat.deleteRoom(bia, "geral")), Reason.NOT_CREATOR);
+    assert.equal(refusalReason(await chat.deleteRoom(bia, "geral")), Reason.NOT_CREATOR);
   }
   const db = new DatabaseSync(file.path);
   try {
@@ -106,7 +106,7 @@ Deno.test("one rate limit for every change: joins, leaves, creations, deletions;
   assert.equal((await chat.createRoom("b", ana.token))[0], true);
   assert.equal((await chat.join(ana, "a"))[0], true);
   assert.equal((await chat.deleteRoom(ana, "b"))[0], true);
-  assert.equal(reasonOf(await chat.join(ana, "c")), Reason.ROOM_MISSING, "no token taken for a refusal");
+  assert.equal(refusalReason(await chat.join(ana, "c")), Reason.ROOM_MISSING, "no token taken for a refusal");
   for (
     const change of [
       () => chat.createRoom("c", ana.token),
@@ -115,7 +115,7 @@ Deno.test("one rate limit for every change: joins, leaves, creations, deletions;
     ]
   ) {
     const refused = await change();
-    assert.equal(reasonOf(refused), Reason.RATE_LIMITED);
+    assert.equal(refusalReason(refused), Reason.RATE_LIMITED);
     assert.match((refused as Refusal)[1].key, /actionsLimited/);
   }
   // Messages have a bucket of their own: a user who moved about may still talk.
@@ -124,7 +124,7 @@ Deno.test("one rate limit for every change: joins, leaves, creations, deletions;
   assert.equal((await chat.join(ana, "a"))[0], true);
   // Registrations: by address; in-process callers name none.
   for (let i = 0; i < 4; i++) assert.equal(chat.register(`u${i}`, `t${i}`, "10.0.0.1")[0], true);
-  assert.equal(reasonOf(chat.register("u4", "t4", "10.0.0.1")), Reason.RATE_LIMITED);
+  assert.equal(refusalReason(chat.register("u4", "t4", "10.0.0.1")), Reason.RATE_LIMITED);
   assert.equal(chat.register("u4", "t4", "10.0.0.2")[0], true);
   assert.equal(chat.register("u5", "t5")[0], true);
   // --compat rooms without a session: the address pays.
@@ -132,7 +132,7 @@ Deno.test("one rate limit for every change: joins, leaves, creations, deletions;
   for (let i = 0; i < 2; i++) {
     assert.equal((await compat.chat.createRoom(`s${i}`, undefined, "10.0.0.1"))[0], true);
   }
-  assert.equal(reasonOf(await compat.chat.createRoom("s2", undefined, "10.0.0.1")), Reason.RATE_LIMITED);
+  assert.equal(refusalReason(await compat.chat.createRoom("s2", undefined, "10.0.0.1")), Reason.RATE_LIMITED);
 });
 
 Deno.test("caps: users, rooms, rooms per creator; a new wait past --max-waits ends the oldest, empty", async () => {
@@ -140,12 +140,12 @@ Deno.test("caps: users, rooms, rooms per creator; a new wait past --max-waits en
   const { chat } = chatted;
   const ana = userOf(chat, "ana");
   const bia = userOf(chat, "bia");
-  assert.equal(reasonOf(chat.register("caio", "t")), Reason.LIMIT_REACHED);
+  assert.equal(refusalReason(chat.register("caio", "t")), Reason.LIMIT_REACHED);
   await chat.createRoom("a1", ana.token);
   await chat.createRoom("a2", ana.token);
-  assert.equal(reasonOf(await chat.createRoom("a3", ana.token)), Reason.LIMIT_REACHED);
+  assert.equal(refusalReason(await chat.createRoom("a3", ana.token)), Reason.LIMIT_REACHED);
   await chat.createRoom("b1", bia.token);
-  assert.equal(reasonOf(await chat.createRoom("b2", bia.token)), Reason.LIMIT_REACHED);
+  assert.equal(refusalReason(await chat.createRoom("b2", bia.token)), Reason.LIMIT_REACHED);
   // The users' cap counts who is registered: one leaves, one more may come.
   await chat.unregister(bia, "a pedido");
   assert.equal(chat.register("caio", "t")[0], true);
