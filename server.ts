@@ -228,7 +228,7 @@ export async function main(args: string[] = Deno.args): Promise<void> {
     await log.close();
     Deno.exit(1);
   }
-  const server = await serveOrExit(program, chatMethods(chat), {
+  const server = await serveOrExit(program, chatMethods(chat, log), {
     host: flags.host,
     port,
     ...connections,

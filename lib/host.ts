@@ -118,7 +118,6 @@ export {
   type Network,
   parseNetwork,
   type Registrant,
-  shown,
   sourceOf,
 } from "./binder/registry.ts";
 export { binderMethods, chatServices } from "./binder/methods.ts";
@@ -134,7 +133,7 @@ export { PAGE_FILES, PAGE_HEADERS, servePage } from "./web/serve.ts";
 export { advertisedHost, BinderRegistration } from "./program/registration.ts";
 
 // Programs: the operator log, child programs and their ready lines.
-export { type Log, type Logger, openLog } from "./program/log.ts";
+export { type Log, LogBudget, type Logger, openLog, shown } from "./program/log.ts";
 
 export {
   announceReady,

@@ -8,7 +8,7 @@
  */
 
 import { BlockList, isIP } from "node:net";
-import type { Logger } from "../program/log.ts";
+import { LogBudget, type Logger, shown } from "../program/log.ts";
 import { outOfFiles } from "../wire/http_server.ts";
 import { type Text, text } from "../text/catalogue.ts";
 
@@ -82,53 +82,9 @@ export interface BinderOptions {
 
 const MAX_NAME = 100;
 const MAX_HOST = 255;
-/** Caller-given text in the log: at most this many characters, invisible ones shown as escapes. */
-const MAX_LOGGED = 64;
 const CONTROL = /[\p{Cc}]/u;
 /** The address every loopback caller registers as: 127.0.0.0/8 and ::1 are one machine. */
 export const LOOPBACK = "loopback";
-
-/** Caller-given text as the log shows it: clipped, with control and invisible characters escaped. */
-export function shown(text: string): string {
-  const clipped = text.length > MAX_LOGGED
-    ? `${text.slice(0, MAX_LOGGED)}... (${text.length} caracteres)`
-    : text;
-  return clipped.replace(
-    /[\p{Cc}\p{Cf}\p{Zl}\p{Zp}]/gu,
-    (c) => `\\u{${c.codePointAt(0)!.toString(16)}}`,
-  );
-}
-
-/**
- * At most `max` lines of one kind in every window of `windowMs`; past that,
- * one line with how many were left out, once the window is over. Lookups are
- * open to all: without it, anyone could fill the operator's disk.
- */
-class LogBudget {
-  #windowStart = 0;
-  #written = 0;
-  #dropped = 0;
-  constructor(readonly log: Logger, readonly what: string, readonly max = 20, readonly windowMs = 10_000) {}
-
-  info(line: string): void {
-    const now = Date.now();
-    if (now - this.#windowStart >= this.windowMs) {
-      if (this.#dropped) {
-        this.log.info(
-          `... e mais ${this.#dropped} ${this.what} não registradas no log nos últimos ${
-            this.windowMs / 1000
-          } s`,
-        );
-      }
-      this.#windowStart = now;
-      this.#written = this.#dropped = 0;
-    }
-    if (this.#written < this.max) {
-      this.#written++;
-      this.log.info(line);
-    } else this.#dropped++;
-  }
-}
 
 // ---------------------------------------------------------------------------
 // State

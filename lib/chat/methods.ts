@@ -13,6 +13,7 @@ import { encodeOnce, localWallClock } from "../wire/codec.ts";
 import { type ChatMessage, forCaller, type Lang, type Outcome, type Result } from "./protocol.ts";
 import { type Call, type MethodTable, rpc } from "../rpc/dispatcher.ts";
 import { render, type Text } from "../text/catalogue.ts";
+import { LogBudget, type Logger, shown } from "../program/log.ts";
 
 // ---------------------------------------------------------------------------
 // RPC methods
@@ -76,12 +77,15 @@ function mapOutcome<T, U>(outcome: Outcome<T>, map: (payload: T) => U): Outcome<
  * {@linkcode ChatMessage} structs, and refusals lose their reason unless the
  * caller asked for reasons ({@linkcode Call.wantsReasons}).
  */
-export function chatMethods<U>(chat: Chat<U>): MethodTable {
+export function chatMethods<U>(chat: Chat<U>, log?: Logger): MethodTable {
+  /** Refusals in the operator's log, with their reason and the caller's address (at most 20 in 10 s). */
+  const refusals = log && new LogBudget(log, "recusas");
   /** An outcome as the caller gets it: a refusal in its language, with its reason if it asked. */
-  const answer = <T>(call: Call, outcome: Outcome<T>): Result<T> =>
-    outcome[0]
-      ? outcome
-      : forCaller([false, render(outcome[1], call.language), outcome[2]], call.wantsReasons);
+  const answer = <T>(call: Call, outcome: Outcome<T>): Result<T> => {
+    if (outcome[0]) return outcome;
+    refusals?.info(`Recusado (${outcome[2]}) a ${call.remoteAddress}: ${shown(render(outcome[1], "pt"))}`);
+    return forCaller([false, render(outcome[1], call.language), outcome[2]], call.wantsReasons);
+  };
   /** An outcome whose payload is a text, too, in the caller's language. */
   const say = (call: Call, outcome: Outcome<Text>): Result<string> =>
     answer(call, mapOutcome(outcome, (said) => render(said, call.language)));

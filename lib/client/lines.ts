@@ -199,19 +199,19 @@ export function displayName(name: string): string {
 }
 
 /**
- * A text of several lines (a paste) in parts the server takes (at most `max`
- * UTF-16 units each): cut at line breaks where it can, a line too long on its
- * own at `max` (never inside a character); parts of nothing but spaces are
- * dropped. A single line stays whole, whatever its length.
+ * A text in parts the server takes (at most `max` UTF-16 units each), in
+ * order: a paste cut at line breaks where it can; a line too long on its
+ * own, typed or pasted, cut at its last space before `max`, else at `max`
+ * (never inside a character); parts of nothing but spaces are dropped.
  */
 export function splitMessage(text: string, max = MAX_TEXT): string[] {
-  // One line typed goes as it is: over the limit, the server says so.
-  if (text.length <= max || !text.includes("\n")) return [text];
+  if (text.length <= max) return [text];
   const parts: string[] = [];
   let current: string | undefined;
   for (let line of text.split("\n")) {
     while (line.length > max) {
-      const cut = /[\ud800-\udbff]/.test(line[max - 1]!) ? max - 1 : max;
+      const space = line.lastIndexOf(" ", max);
+      const cut = space > max / 2 ? space + 1 : /[\ud800-\udbff]/.test(line[max - 1]!) ? max - 1 : max;
       if (current !== undefined) parts.push(current);
       current = undefined;
       parts.push(line.slice(0, cut));

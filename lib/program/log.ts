@@ -166,3 +166,49 @@ export async function openLog(
     },
   };
 }
+
+/**
+ * At most `max` lines of one kind in every window of `windowMs`; past that,
+ * one line with how many were left out, once the window is over. What anyone
+ * may cause (lookups, refusals) is logged so: else anyone could fill the
+ * operator's disk.
+ */
+export class LogBudget {
+  #windowStart = 0;
+  #written = 0;
+  #dropped = 0;
+  constructor(readonly log: Logger, readonly what: string, readonly max = 20, readonly windowMs = 10_000) {}
+
+  info(line: string): void {
+    const now = Date.now();
+    if (now - this.#windowStart >= this.windowMs) {
+      if (this.#dropped) {
+        this.log.info(
+          `... e mais ${this.#dropped} ${this.what} não registradas no log nos últimos ${
+            this.windowMs / 1000
+          } s`,
+        );
+      }
+      this.#windowStart = now;
+      this.#written = this.#dropped = 0;
+    }
+    if (this.#written < this.max) {
+      this.#written++;
+      this.log.info(line);
+    } else this.#dropped++;
+  }
+}
+
+/** Caller-given text in the log: at most this many characters, invisible ones shown as escapes. */
+const MAX_LOGGED = 64;
+
+/** Caller-given text as the log shows it: clipped, with control and invisible characters escaped. */
+export function shown(text: string): string {
+  const clipped = text.length > MAX_LOGGED
+    ? `${text.slice(0, MAX_LOGGED)}... (${text.length} caracteres)`
+    : text;
+  return clipped.replace(
+    /[\p{Cc}\p{Cf}\p{Zl}\p{Zp}]/gu,
+    (c) => `\\u{${c.codePointAt(0)!.toString(16)}}`,
+  );
+}

@@ -763,3 +763,41 @@ print("registro", chat.registrar_usuario("zeca")[0], chat.manter_sessao("zeca")[
   await ana.write("ainda sou eu\n");
   await ana.waitForLine(said("ana: ainda sou eu"));
 });
+
+Deno.test("one line of 10,000 characters from cliente.ts goes out in parts, nothing refused, nothing lost", async () => {
+  await using binder = await startBinder();
+  await using server = await startServer(binder);
+  const bia = await user(server, "bia");
+  await bia.call("criar_sala", ["geral"]);
+  await bia.call("entrar_na_sala", ["bia", "geral"]);
+  await using ana = startClient(binder, ["--name", "ana", "--room", "geral"]);
+  await ana.waitForLine(/^\* Você está na sala geral\./);
+  const words = Array.from({ length: 1200 }, (_, i) => `w${i}`).join(" ").padEnd(10_000, ".");
+  await ana.write(`${words}\n`);
+  await waitUntil(
+    async () => (await readAll(bia, "bia", "geral")).filter((m) => m.origem === "ana").length >= 5,
+    "five parts stored",
+  );
+  const parts = (await readAll(bia, "bia", "geral")).filter((m) => m.origem === "ana").map((m) => m.conteudo);
+  assert.equal(parts.join(""), words);
+  assert(parts.every((part) => part.length <= 2000));
+  assert(!ana.lines.some((line) => /longa demais/.test(line)), "no refusal shown");
+});
+
+Deno.test("the operator's log: each registration with the caller's address, each refusal with its reason", async () => {
+  await using server = await startServer(undefined, ["--max-rate", "1"]);
+  const ana = await user(server, "ana");
+  await server.client().call("registrar_usuario", ["ana"]);
+  await ana.call("criar_sala", ["geral"]);
+  await ana.call("entrar_na_sala", ["ana", "geral"]);
+  await ana.call("enviar_mensagem", ["ana", "geral", "x".repeat(2001), null]);
+  const log = () => Deno.readTextFile(`${server.dir}/chat_server.log`);
+  await waitUntil(async () => /Recusado \(mensagem_longa\)/.test(await log()), "the refusal on disk", 5000);
+  const text = await log();
+  assert.match(text, /\[INFO\] Usuário registrado: ana \(de 127\.0\.0\.1\)\n/);
+  assert.match(
+    text,
+    /\[INFO\] Recusado \(nome_em_uso\) a 127\.0\.0\.1: O nome 'ana' já está em uso\. Escolha outro\.\n/,
+  );
+  assert.match(text, /\[INFO\] Recusado \(mensagem_longa\) a 127\.0\.0\.1: Mensagem longa demais/);
+});

@@ -435,7 +435,15 @@ Deno.test("notices, days and long messages: hanging indents, the date in the use
   assert(parts.length > 1 && parts.every((part) => part.length <= 2000));
   assert.deepEqual(parts.join("\n"), lines.join("\n"), "cut at line breaks, nothing lost");
   const emoji = "🎉".repeat(1500);
-  assert.deepEqual(splitMessage(emoji), [emoji], "one line stays whole: the server says if it is too long");
+  // One line too long is cut too, never inside a character, at a space where there is one.
+  const single = splitMessage(emoji);
+  assert(single.length === 2 && single.every((part) => part.isWellFormed() && part.length <= 2000));
+  assert.equal(single.join(""), emoji);
+  const words = Array.from({ length: 1500 }, (_, i) => `palavra${i}`).join(" ");
+  const byWords = splitMessage(words);
+  assert(byWords.length > 1 && byWords.every((part) => part.length <= 2000));
+  assert(byWords.slice(0, -1).every((part) => part.endsWith(" ")), "cut after a space, no word split");
+  assert.equal(byWords.join(""), words);
   const cut = splitMessage(`${emoji}\nfim`);
   assert(cut.every((part) => part.isWellFormed() && part.length <= 2000));
   assert.equal(cut.join(""), `${emoji}\nfim`);

@@ -623,7 +623,7 @@ export class RedisChat implements ChatEngine<Claim> {
       key,
     ]);
     if (answer[0] === "no") return this.#refusal(answer, name);
-    this.#log.info(`Usuário registrado: ${name}`);
+    this.#log.info(`Usuário registrado: ${name}${source ? ` (de ${source})` : ""}`);
     return [true, text("registered", name)];
   }
 

@@ -737,7 +737,7 @@ export class SqliteChat implements ChatEngine<User> {
     this.#users.set(name, user);
     this.#userKeys.set(key, user);
     this.#usersByToken.set(token, user);
-    this.#log.info(`Usuário registrado: ${name}`);
+    this.#log.info(`Usuário registrado: ${name}${source ? ` (de ${source})` : ""}`);
     return [true, text("registered", name)];
   }
 
