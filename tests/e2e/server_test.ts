@@ -149,7 +149,7 @@ print("limpeza", ana.listar_salas())
 
   const log = await logWith(
     server.dir,
-    /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d \[INFO\] Usuário registrado: ana$/m,
+    /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d \[INFO\] Usuário registrado: ana \(de 127\.0\.0\.1\)$/m,
     /\[INFO\] Sala criada: geral$/m,
     /\[INFO\] Mensagem de ana na sala geral$/m,
     /\[INFO\] Mensagem privada de ana para bia na sala geral$/m,
