@@ -80,6 +80,7 @@ export {
   type Maybe,
   type Message,
   quoted,
+  silentHolderSeconds,
   sortedNames,
   StoreError,
   takeToken,

@@ -236,6 +236,17 @@ export function checkText(message: string): Outcome<string> {
 }
 
 /**
+ * Whom a name is refused to because its holder is silent: a holder with no sign of life for a quarter of the
+ * session's time (at most 3 s) is probably a client that crashed, and the refusal says when the name frees.
+ * The seconds left, or undefined for a holder alive. The Redis engine's register script answers how long the
+ * holder has been silent; both engines decide here.
+ */
+export function silentHolderSeconds(silentMs: number, sessionTtlMs: number): number | undefined {
+  if (silentMs < Math.min(3000, sessionTtlMs / 4)) return undefined;
+  return Math.max(1, Math.ceil((sessionTtlMs - silentMs) / 1000));
+}
+
+/**
  * Takes a token from a bucket filled at `rate` a second up to {@linkcode BURST_SECONDS} of that; false when
  * it is empty. The Redis engine's `take` is its twin in Lua, bound to it by the contract's rate-limit case.
  */

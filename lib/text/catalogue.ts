@@ -47,6 +47,9 @@ export const PORTUGUESE_TEXTS = {
   registrationsLimited: (rate: number) =>
     `Devagar: no máximo ${rate} registros por segundo de um mesmo endereço.`,
   nameTaken: (name: string) => `O nome '${name}' já está em uso. Escolha outro.`,
+  nameTakenSilent: (name: string, seconds: number) =>
+    `O nome '${name}' já está em uso, mas quem o tem não dá sinal de vida: se era você e o seu cliente caiu, ` +
+    `ele fica livre em até ${seconds} s.`,
   nameResembles: (name: string, existing: string) =>
     `O nome '${name}' se confunde com '${existing}', que já está em uso. Escolha outro.`,
   nameMixesScripts: (kind: NameKind) =>
@@ -138,6 +141,9 @@ const EN: Catalogue = {
   usersFull: (max) => `The server is full: at most ${max} users. Try again later.`,
   registrationsLimited: (rate) => `Slow down: at most ${rate} registrations per second from one address.`,
   nameTaken: (name) => `The name '${name}' is already in use. Choose another.`,
+  nameTakenSilent: (name, seconds) =>
+    `The name '${name}' is in use, but its holder shows no sign of life: if it was you and your client ` +
+    `crashed, it frees within ${seconds} s.`,
   nameResembles: (name, existing) =>
     `The name '${name}' looks like '${existing}', which is already in use. Choose another.`,
   nameMixesScripts: (kind) => `Invalid ${kind} name: do not mix scripts (Latin with Cyrillic or Greek, say).`,

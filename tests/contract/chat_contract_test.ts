@@ -755,3 +755,17 @@ contract("a room's name has no look-alike, and a variant of it names the room", 
   assert.deepEqual(await chat.rooms(), ["minha sala"]);
   assert.equal((await chat.create("bia", "Geral"))[0], true);
 });
+
+contract("a name held by a silent session says when it frees; one held by a live session does not", {
+  sessionTtlMs: 2000,
+}, async (chat) => {
+  await chat.users("ana");
+  const alive = await chat.register("ana");
+  assert.deepEqual(alive, [false, "O nome 'ana' já está em uso. Escolha outro.", Reason.NAME_TAKEN]);
+  await new Promise((resolve) => setTimeout(resolve, 700));
+  const silent = await chat.register("ana");
+  assert.equal(reason(silent), Reason.NAME_TAKEN);
+  assert.match(silent[1] as string, /fica livre em até [12] s\.$/);
+  assert.equal((await chat.as("ana", (user) => chat.chat.keepAlive(user)))[0], true);
+  assert.deepEqual((await chat.register("ana"))[1], "O nome 'ana' já está em uso. Escolha outro.");
+});

@@ -44,6 +44,7 @@ import {
   MAX_WAIT_MS,
   type Message,
   quoted,
+  silentHolderSeconds,
   sortedNames,
   StoreError,
   visibleTo,
@@ -231,7 +232,10 @@ const SCRIPTS = {
   /** 6 user JSON, 7 token, 8 max users, 9 source address, 10 the name's key. */
   register: `
     local name = ARGV[2]
-    if redis.call('HEXISTS', P .. 'users', name) == 1 then return {'no', 'nameTaken'} end
+    if redis.call('HEXISTS', P .. 'users', name) == 1 then
+      local seen = redis.call('ZSCORE', P .. 'seen', name)
+      return {'no', 'nameTaken', seen and tostring(now - tonumber(seen)) or '0'}
+    end
     local resembled = redis.call('HGET', P .. 'userkeys', ARGV[10])
     if resembled and redis.call('HEXISTS', P .. 'users', resembled) == 1 then
       return {'no', 'nameResembles', resembled}
@@ -1142,8 +1146,13 @@ export class RedisChat implements ChatEngine<Claim> {
         return refuse(Reason.SESSION_INVALID, text("noSession"));
       case "otherSession":
         return refuse(Reason.SESSION_INVALID, text("otherSession", arg!));
-      case "nameTaken":
-        return refuse(Reason.NAME_TAKEN, text("nameTaken", name));
+      case "nameTaken": {
+        const silent = silentHolderSeconds(Number(arg ?? 0), this.#options.sessionTtlMs);
+        return refuse(
+          Reason.NAME_TAKEN,
+          silent ? text("nameTakenSilent", name, silent) : text("nameTaken", name),
+        );
+      }
       case "nameResembles":
         return refuse(Reason.NAME_TAKEN, text("nameResembles", name, arg!));
       case "usersFull":

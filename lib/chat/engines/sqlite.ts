@@ -33,6 +33,7 @@ import {
   MAX_WAIT_MS,
   type Message,
   quoted,
+  silentHolderSeconds,
   sortedNames,
   StoreError,
   takeToken,
@@ -712,7 +713,16 @@ export class SqliteChat implements ChatEngine<User> {
     const checked = checkName("user", rawName);
     if (!checked[0]) return checked;
     const name = checked[1];
-    if (this.#users.has(name)) return refuse(Reason.NAME_TAKEN, text("nameTaken", name));
+    const holder = this.#users.get(name);
+    if (holder) {
+      const silent = holder.waits.size
+        ? undefined
+        : silentHolderSeconds(Date.now() - holder.lastSeen, this.#options.sessionTtlMs);
+      return refuse(
+        Reason.NAME_TAKEN,
+        silent ? text("nameTakenSilent", name, silent) : text("nameTaken", name),
+      );
+    }
     const key = nameKey(name);
     const resembled = this.#userKeys.get(key);
     if (resembled) return refuse(Reason.NAME_TAKEN, text("nameResembles", name, resembled.name));
