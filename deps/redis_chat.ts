@@ -10,11 +10,14 @@
  * so a cursor means the same on every instance.
  *
  * Live delivery: an instance keeps its own long waits; a stored message is
- * published on one channel (Redis pub/sub), and every instance wakes the
- * waits it may concern, which read what is new from Redis. The wake-up is
- * only a hint: the read is the truth, so a wake-up lost (the subscription
- * dropped for a moment) costs latency, never a message; all waits are woken
- * again when the subscription comes back.
+ * published whole on one channel (Redis pub/sub), and every instance keeps
+ * each room's latest and wakes the waits it may concern, which read them
+ * there; what the instance may not hold is read from Redis. A wait whose
+ * session and membership Redis already proved (and no event changed since:
+ * `moved`, `gone`, `del`) costs no round trip. The wake-up is only a hint:
+ * Redis is the truth, so a wake-up lost (the subscription dropped for a
+ * moment) costs latency, never a message; all waits read Redis again when
+ * the subscription comes back, and nothing is taken as known meanwhile.
  *
  * The Redis client (`npm:@redis/client`, pinned below) is loaded only here,
  * and only when a server is started with `--store`: the client's module
