@@ -848,13 +848,16 @@ export class RedisChat implements ChatEngine<Claim> {
     let wait: WakeUp | undefined;
     try {
       for (;;) {
-        // Armed before the read: a message stored while the read is on its way still wakes it.
-        wait = ended || this.#stopped ? undefined : this.#arm(room, until);
-        disarm = wait && (() => wait!.settle(false));
         // Redis answers the first read (it checks the session and the membership) unless an earlier one proved
         // them and no event changed them since, the last one, and any this instance's recent messages may not
         // cover; after a wake-up for a message, they answer.
         let delivery = askRedis ? undefined : this.#fromRecent(room, reader!, cursor);
+        // Armed before a read in Redis: a message stored while the read is on its way still wakes it. A read
+        // here is synchronous (no event comes in between): armed only when it found nothing.
+        if (!delivery?.mensagens.length) {
+          wait = ended || this.#stopped ? undefined : this.#arm(room, until);
+          disarm = wait && (() => wait!.settle(false));
+        }
         if (!delivery) {
           const epoch = this.#membersEpoch;
           const answer = await this.#run("read", this.#as(user, room, String(cursor), roomKey));
