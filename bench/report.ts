@@ -29,6 +29,8 @@ export interface BenchResult {
   rate: number;
   /** Seconds of load asked for. */
   duration_s: number;
+  /** Seconds of load before it, kept out of the latencies (`delivery_p99_by_second_ms` has them). */
+  warmup_s: number;
   /** Seconds from the start of the load to the last delivery checked (the duration plus the drain). */
   load_s: number;
   /** Load generator processes. */
@@ -125,6 +127,8 @@ export interface RunFacts {
   rate: number;
   /** Seconds of load asked for. */
   durationS: number;
+  /** Seconds of warm-up before the duration. */
+  warmupS: number;
   /** Seconds the load and the drain took. */
   loadS: number;
   /** Clients holding a pending long wait at the end. */
@@ -204,6 +208,7 @@ export function buildResult(facts: RunFacts, results: WorkerResult[]): BenchResu
     rooms: facts.roomSize.length,
     rate: facts.mode === "idle" ? 0 : facts.rate,
     duration_s: facts.durationS,
+    warmup_s: facts.warmupS,
     load_s: round(facts.loadS, 1)!,
     workers: results.length,
     servers: facts.servers,
@@ -321,7 +326,9 @@ function deliveryRows(result: BenchResult): Row[] {
   ]);
   rows.push(["duplicates", fmt(result.duplicates), `0: ${verdict(result.duplicates === 0)}`]);
   rows.push([
-    "delivery latency p50 / p90 / p99 / max (ms)",
+    `delivery latency p50 / p90 / p99 / max (ms)${
+      result.warmup_s ? ` after ${fmt(result.warmup_s, 1)} s of warm-up` : ""
+    }`,
     `${ms(result.delivery_p50_ms)} / ${ms(result.delivery_p90_ms)} / ${ms(result.delivery_p99_ms)} / ${
       ms(result.delivery_max_ms)
     }`,

@@ -87,8 +87,10 @@ export interface RunCommand {
   startAt: number;
   /** Messages per second this worker sends. */
   rate: number;
-  /** How long it sends. */
+  /** How long it sends (the warm-up included). */
   durationMs: number;
+  /** The first part of it, whose messages are checked but kept out of the latencies. */
+  warmupMs?: number;
   /** After the duration, one message to each room this worker pings. */
   ping: boolean;
 }
@@ -256,6 +258,8 @@ class Worker {
   /** The latencies by second of sending: a tail's moment says whether it was the start, or all along. */
   readonly #bySecond: Histogram[] = [];
   #startAt = 0;
+  /** Messages sent before this are the warm-up's (ms since the epoch). */
+  #measuredFrom = 0;
   readonly #sent: [string, number][] = [];
   readonly #sentByRoom: number[];
   readonly #errorSamples: string[] = [];
@@ -371,6 +375,7 @@ class Worker {
   run(command: RunCommand): void {
     this.#running = true;
     this.#startAt = command.startAt;
+    this.#measuredFrom = command.startAt + (command.warmupMs ?? 0);
     this.#callsBeforeRun = this.#calls;
     this.#hardDeadline = command.startAt + command.durationMs + 120_000;
     // A busy load generator would add its own delays to every figure: measure them.
@@ -485,7 +490,7 @@ class Worker {
     const key = `${worker}|${seq}`;
     this.#counts.set(key, (this.#counts.get(key) ?? 0) + 1);
     this.#deliveries++;
-    this.#histogram.add(now - Number(sentAt));
+    if (Number(sentAt) >= this.#measuredFrom) this.#histogram.add(now - Number(sentAt));
     const second = Math.max(0, Math.floor((Number(sentAt) - this.#startAt) / 1000));
     (this.#bySecond[second] ??= new Histogram()).add(now - Number(sentAt));
   }

@@ -52,17 +52,25 @@ Deno.test("a small benchmark run: every message reaches every member of its room
     "20",
     "--duration",
     "2",
+    "--warmup",
+    "0.5",
     "--baseline-seconds",
     "0.3",
   ]);
   for (const field of FIELDS) assert.ok(field in result, `the JSON line has ${field}`);
+  assert.equal(result.warmup_s, 0.5);
   assert.equal(result.servers, 1);
   assert.deepEqual(result.clients_per_server, [6]);
   assert.equal(result.store, "sqlite");
   assert.equal(result.redis_rss_mb, null, "no redis-server of its own");
   assert.equal(result.clients, 6);
-  assert.equal(result.messages_sent, 40);
-  assert.equal(result.deliveries_expected, 120, "each message to the 3 members of its room");
+  assert.equal(result.messages_sent, 50, "20 a second for 2 s and the warm-up's half second");
+  assert.equal(
+    result.deliveries_expected,
+    150,
+    "each message to the 3 members of its room, the warm-up's too",
+  );
+  assert.ok((result.delivery_p99_by_second_ms as unknown[]).length >= 2, "a p99 for each second sent in");
   assert.equal(result.deliveries, result.deliveries_expected);
   assert.equal(result.duplicates, 0);
   assert.equal(result.errors, 0);
@@ -240,6 +248,7 @@ Deno.test("the load generator's responses: ours and Python's decoded once each, 
       rooms: 1,
       rate: 1,
       duration_s: 1,
+      warmup_s: 0,
       load_s: 1,
       workers: 1,
       servers: 2,
