@@ -4,7 +4,7 @@
  *
  * ```sh
  * deno run --allow-net --allow-run=deno,cat,redis-server --allow-write bench.ts \
- *   [--clients 1000] [--rooms 10] [--rate 200] [--duration 10] [--server H:P] [--compat] [--json]
+ *   [--clients 1000] [--rooms 10] [--rate 200] [--duration 10] [--warmup 0] [--server H:P] [--compat] [--json]
  * deno run ... bench.ts --idle 10000 --duration 30
  * deno run ... bench.ts --servers 2 --redis-server     # or --store redis://H:P
  * ```
@@ -85,6 +85,8 @@ export interface BenchOptions {
   rate: number;
   /** Seconds of load. */
   durationS: number;
+  /** Seconds of load before those, delivered and checked but not in the latency figures. */
+  warmupS: number;
   /** `host:port` of a server to measure instead of starting one. */
   server: string | undefined;
   /** Server instances to start, in the same binder. */
@@ -309,7 +311,7 @@ class LoadWatch {
     this.#lastShown = Date.now();
     const line = progressLine(
       (Date.now() - this.startAt) / 1000,
-      this.options.durationS,
+      this.options.warmupS + this.options.durationS,
       this.workers.map((w) => w.latest),
       this.expected(),
     );
@@ -318,7 +320,7 @@ class LoadWatch {
 
   /** Until the duration is over: the clients holding a long wait at the end. */
   async duration(): Promise<number> {
-    const end = this.startAt + this.options.durationS * 1000;
+    const end = this.startAt + (this.options.warmupS + this.options.durationS) * 1000;
     let held = 0;
     for (let guard = 0; guard < 100_000 && Date.now() < end; guard++) {
       await sleep(Math.min(100, end - Date.now()));
@@ -372,7 +374,8 @@ async function runLoad(
   clients: ConnectedClients,
   target: Target,
 ): Promise<LoadSeen> {
-  const durationMs = options.durationS * 1000;
+  const durationMs = (options.warmupS + options.durationS) * 1000;
+  const warmupMs = options.warmupS * 1000;
   const pids = workers.map((w) => w.pid);
   const serverPids = target.instances.flatMap((i) => i.pid ?? []);
   const redisPids = target.redisPid ? [target.redisPid] : [];
@@ -382,7 +385,15 @@ async function runLoad(
   const startAt = Date.now() + 300;
   const rate = options.idle ? 0 : options.rate / workers.length;
   for (const worker of workers) {
-    await worker.send({ cmd: "run", cursor: clients.cursor, startAt, rate, durationMs, ping: options.idle });
+    await worker.send({
+      cmd: "run",
+      cursor: clients.cursor,
+      startAt,
+      rate,
+      durationMs,
+      warmupMs,
+      ping: options.idle,
+    });
   }
   const watch = new LoadWatch(options, workers, clients.roomSize, startAt);
   const held = await watch.duration();
@@ -444,6 +455,7 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
     perServer: clients.perServer,
     rate: options.rate,
     durationS: options.durationS,
+    warmupS: options.warmupS,
     single,
     send,
     connections: options.connections,
@@ -465,6 +477,8 @@ Options:
   --rooms N              rooms; client i is in room i mod N (default: 10)
   --rate N               messages per second in total, spread over the rooms (default: 200)
   --duration S           seconds of load (default: 10)
+  --warmup S             seconds of load before those, every delivery checked but none in the
+                         latency figures: the processes' code compiled first (default: 0)
   --idle N               N clients, each holding a pending long wait for --duration seconds,
                          then one message per room (ignores --clients and --rate)
   --server H:P           measure this server instead of starting a binder and a server
@@ -491,6 +505,7 @@ const FLAGS = {
   rooms: { type: "string", default: "10" },
   rate: { type: "string", default: "200" },
   duration: { type: "string", default: "10" },
+  warmup: { type: "string", default: "0" },
   idle: { type: "string" },
   server: { type: "string" },
   servers: { type: "string", default: "1" },
@@ -515,6 +530,7 @@ function benchOptions(program: string, flags: ReturnType<typeof parseFlags<typeo
     rooms: int("--rooms", flags.rooms, 1, 10_000),
     rate: numberFlag(program, "--rate", flags.rate, { min: 0, max: 1_000_000 }),
     durationS: numberFlag(program, "--duration", flags.duration, { min: 0.1, max: 3600 }),
+    warmupS: numberFlag(program, "--warmup", flags.warmup, { min: 0, max: 600 }),
     server: flags.server,
     servers: int("--servers", flags.servers, 1, 64),
     store: flags.store,

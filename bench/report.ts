@@ -29,6 +29,8 @@ export interface BenchResult {
   rate: number;
   /** Seconds of load asked for. */
   duration_s: number;
+  /** Seconds of load before it, kept out of the latencies (`delivery_p99_by_second_ms` has them). */
+  warmup_s: number;
   /** Seconds from the start of the load to the last delivery checked (the duration plus the drain). */
   load_s: number;
   /** Load generator processes. */
@@ -57,6 +59,8 @@ export interface BenchResult {
   delivery_p99_ms: number | null;
   /** Delivery latency, the largest, ms. */
   delivery_max_ms: number | null;
+  /** The 99th percentile of each second's messages (by the second they were sent in), ms. */
+  delivery_p99_by_second_ms: (number | null)[];
   /** Clients holding a pending long wait at the end. */
   held: number;
   /** Calls during the load, all types. */
@@ -77,6 +81,8 @@ export interface BenchResult {
   redis_rss_mb: number | null;
   /** Its CPU seconds during the load. */
   redis_cpu_s: number | null;
+  /** Server and redis-server CPU microseconds per delivery: what a delivered message costs the chat. */
+  cpu_us_per_delivery: number | null;
   /** The load generator's CPU seconds during the load. */
   load_cpu_s: number | null;
   /** The 99th percentile of the load generator's event-loop lag: what it may add to the latencies. */
@@ -121,6 +127,8 @@ export interface RunFacts {
   rate: number;
   /** Seconds of load asked for. */
   durationS: number;
+  /** Seconds of warm-up before the duration. */
+  warmupS: number;
   /** Seconds the load and the drain took. */
   loadS: number;
   /** Clients holding a pending long wait at the end. */
@@ -200,6 +208,7 @@ export function buildResult(facts: RunFacts, results: WorkerResult[]): BenchResu
     rooms: facts.roomSize.length,
     rate: facts.mode === "idle" ? 0 : facts.rate,
     duration_s: facts.durationS,
+    warmup_s: facts.warmupS,
     load_s: round(facts.loadS, 1)!,
     workers: results.length,
     servers: facts.servers,
@@ -214,6 +223,10 @@ export function buildResult(facts: RunFacts, results: WorkerResult[]): BenchResu
     delivery_p90_ms: round(latency.quantile(0.9)),
     delivery_p99_ms: round(latency.quantile(0.99)),
     delivery_max_ms: latency.count ? round(latency.max) : null,
+    delivery_p99_by_second_ms: Array.from(
+      { length: Math.max(0, ...results.map((r) => r.bySecond.length)) },
+      (_, second) => round(merged(results.flatMap((r) => r.bySecond[second] ?? [])).quantile(0.99)),
+    ),
     held: facts.held,
     calls,
     calls_per_s: Math.round(calls / facts.loadS),
@@ -224,6 +237,14 @@ export function buildResult(facts: RunFacts, results: WorkerResult[]): BenchResu
     server_cpu_s: after && before ? round(after.cpuS - before.cpuS) : null,
     redis_rss_mb: redis.after ? round(redis.after.rssMb, 1) : null,
     redis_cpu_s: redis.after && redis.before ? round(redis.after.cpuS - redis.before.cpuS) : null,
+    cpu_us_per_delivery: after && before && deliveries
+      ? round(
+        ((after.cpuS - before.cpuS) +
+          (redis.after && redis.before ? redis.after.cpuS - redis.before.cpuS : 0)) /
+          deliveries * 1e6,
+        1,
+      )
+      : null,
     load_cpu_s: round(facts.loadCpuS),
     load_lag_p99_ms: round(merged(results.map((r) => r.lag)).quantile(0.99)),
     single_call_method: single.method,
@@ -305,12 +326,22 @@ function deliveryRows(result: BenchResult): Row[] {
   ]);
   rows.push(["duplicates", fmt(result.duplicates), `0: ${verdict(result.duplicates === 0)}`]);
   rows.push([
-    "delivery latency p50 / p90 / p99 / max (ms)",
+    `delivery latency p50 / p90 / p99 / max (ms)${
+      result.warmup_s ? ` after ${fmt(result.warmup_s, 1)} s of warm-up` : ""
+    }`,
     `${ms(result.delivery_p50_ms)} / ${ms(result.delivery_p90_ms)} / ${ms(result.delivery_p99_ms)} / ${
       ms(result.delivery_max_ms)
     }`,
     result.mode === "long-wait" ? `p99 ≤ 20 ms: ${verdict((result.delivery_p99_ms ?? Infinity) <= 20)}` : "",
   ]);
+  const bySecond = result.delivery_p99_by_second_ms.filter((p99) => p99 !== null).sort((a, b) => a - b);
+  if (bySecond.length > 1) {
+    rows.push([
+      "delivery p99 by second sent: best / median / worst (ms)",
+      `${ms(bySecond[0]!)} / ${ms(bySecond[Math.floor(bySecond.length / 2)]!)} / ${ms(bySecond.at(-1)!)}`,
+      "",
+    ]);
+  }
   rows.push(["calls/s during the load (all types)", fmt(result.calls_per_s), ""]);
   rows.push(["errors", fmt(result.errors), ""]);
   return rows;
@@ -332,6 +363,13 @@ function processRows(result: BenchResult): Row[] {
         : "",
     ]);
     rows.push([`server CPU during the load${together}`, ofACore(result.server_cpu_s), ""]);
+  }
+  if (result.cpu_us_per_delivery !== null) {
+    rows.push([
+      `CPU per delivery (server${result.redis_cpu_s !== null ? " + redis-server" : ""})`,
+      `${fmt(result.cpu_us_per_delivery, 1)} µs`,
+      "",
+    ]);
   }
   if (result.redis_rss_mb !== null) {
     rows.push(["redis-server RSS at the end (MB)", fmt(result.redis_rss_mb), ""]);

@@ -87,8 +87,10 @@ export interface RunCommand {
   startAt: number;
   /** Messages per second this worker sends. */
   rate: number;
-  /** How long it sends. */
+  /** How long it sends (the warm-up included). */
   durationMs: number;
+  /** The first part of it, whose messages are checked but kept out of the latencies. */
+  warmupMs?: number;
   /** After the duration, one message to each room this worker pings. */
   ping: boolean;
 }
@@ -148,6 +150,8 @@ export interface WorkerResult {
   counts: Record<string, number>;
   /** The delivery latencies. */
   histogram: HistogramData;
+  /** The delivery latencies by the second of the load their message was sent in (0: the first). */
+  bySecond: HistogramData[];
   /** Deliveries seen. */
   deliveries: number;
   /** Messages a client got twice. */
@@ -251,6 +255,11 @@ class Worker {
   readonly #clients: Client[] = [];
   readonly #counts = new Map<string, number>();
   readonly #histogram = new Histogram();
+  /** The latencies by second of sending: a tail's moment says whether it was the start, or all along. */
+  readonly #bySecond: Histogram[] = [];
+  #startAt = 0;
+  /** Messages sent before this are the warm-up's (ms since the epoch). */
+  #measuredFrom = 0;
   readonly #sent: [string, number][] = [];
   readonly #sentByRoom: number[];
   readonly #errorSamples: string[] = [];
@@ -365,6 +374,8 @@ class Worker {
   /** Starts receiving and sending; returns at once ({@linkcode Worker.progress} tells how it goes). */
   run(command: RunCommand): void {
     this.#running = true;
+    this.#startAt = command.startAt;
+    this.#measuredFrom = command.startAt + (command.warmupMs ?? 0);
     this.#callsBeforeRun = this.#calls;
     this.#hardDeadline = command.startAt + command.durationMs + 120_000;
     // A busy load generator would add its own delays to every figure: measure them.
@@ -479,7 +490,9 @@ class Worker {
     const key = `${worker}|${seq}`;
     this.#counts.set(key, (this.#counts.get(key) ?? 0) + 1);
     this.#deliveries++;
-    this.#histogram.add(now - Number(sentAt));
+    if (Number(sentAt) >= this.#measuredFrom) this.#histogram.add(now - Number(sentAt));
+    const second = Math.max(0, Math.floor((Number(sentAt) - this.#startAt) / 1000));
+    (this.#bySecond[second] ??= new Histogram()).add(now - Number(sentAt));
   }
 
   /** Sends on schedule, `rate` a second spread over the clients; then the pings. */
@@ -564,6 +577,7 @@ class Worker {
       sent: this.#sent,
       counts: Object.fromEntries(this.#counts),
       histogram: this.#histogram.toJSON(),
+      bySecond: Array.from(this.#bySecond, (histogram) => (histogram ?? new Histogram()).toJSON()),
       deliveries: this.#deliveries,
       duplicates: this.#duplicates,
       calls: this.#calls - this.#callsBeforeRun,

@@ -637,6 +637,46 @@ contract("stopping ends every wait at once", {}, async (chat) => {
   assert(Date.now() - started < 5_000, "a wait outlived the stop");
 });
 
+contract(
+  "a wait after its user moved, left or went is refused; on Redis, on every instance of the chat",
+  {},
+  async (chat, open) => {
+    // On Redis a second instance of the same chat, which hears of a change by its event; SQLite is one server.
+    const other = chat.kind.name === "redis" ? await open() : chat;
+    const refused = async (driver: Driver, name: string, room: string, why: string) => {
+      const answer = async () => await driver.wait(name, room, 0, 0);
+      await waitUntil(async () => !(await answer())[0], `${name}'s wait in ${room} refused`);
+      assert.equal(reason(await answer()), why);
+    };
+    await chat.users("ana", "bia");
+    await chat.create("ana", "geral");
+    await chat.create("ana", "outra");
+    await chat.enter("geral", "ana", "bia");
+    // Each instance has answered bia's waits in geral (and may answer the next ones without asking Redis).
+    for (const driver of [chat, other]) assert.equal((await driver.wait("bia", "geral", 0, 0))[0], true);
+    await chat.enter("outra", "bia");
+    assert.equal(reason(await chat.wait("bia", "geral", 0, 0)), Reason.NOT_IN_ROOM);
+    await refused(other, "bia", "geral", Reason.NOT_IN_ROOM);
+    for (const driver of [chat, other]) assert.equal((await driver.wait("bia", "outra", 0, 0))[0], true);
+    // A wait held on the other instance when bia leaves: it ends, and sees nothing said after she left.
+    const start = (await other.wait("bia", "outra", 0, 0) as [true, Delivery])[1].cursor;
+    const held = other.wait("bia", "outra", start, 10_000);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    assert.deepEqual(await chat.leave("bia"), [true, "Você saiu da sala 'outra'."]);
+    await chat.enter("outra", "ana");
+    assert.equal((await chat.send("ana", "outra", "depois que bia saiu"))[0], true);
+    const ended = await held;
+    if (ended[0]) assert(!ended[1].mensagens.map(line).includes("ana: depois que bia saiu"));
+    assert.equal(reason(await chat.wait("bia", "outra", 0, 0)), Reason.NOT_IN_ROOM);
+    await refused(other, "bia", "outra", Reason.NOT_IN_ROOM);
+    await chat.enter("geral", "bia");
+    for (const driver of [chat, other]) assert.equal((await driver.wait("bia", "geral", 0, 0))[0], true);
+    assert.equal((await chat.as("bia", (user) => chat.chat.unregister(user, "test")))[0], true);
+    assert.equal(reason(await chat.wait("bia", "geral", 0, 0)), Reason.NOT_REGISTERED);
+    await refused(other, "bia", "geral", Reason.NOT_REGISTERED);
+  },
+);
+
 // --- housekeeping and bounds -------------------------------------------------------------------
 
 contract("silent sessions end and free their names; empty idle rooms go, rooms with members stay", {

@@ -10,11 +10,14 @@
  * so a cursor means the same on every instance.
  *
  * Live delivery: an instance keeps its own long waits; a stored message is
- * published on one channel (Redis pub/sub), and every instance wakes the
- * waits it may concern, which read what is new from Redis. The wake-up is
- * only a hint: the read is the truth, so a wake-up lost (the subscription
- * dropped for a moment) costs latency, never a message; all waits are woken
- * again when the subscription comes back.
+ * published whole on one channel (Redis pub/sub), and every instance keeps
+ * each room's latest and wakes the waits it may concern, which read them
+ * there; what the instance may not hold is read from Redis. A wait whose
+ * session and membership Redis already proved (and no event changed since:
+ * `moved`, `gone`, `del`) costs no round trip. The wake-up is only a hint:
+ * Redis is the truth, so a wake-up lost (the subscription dropped for a
+ * moment) costs latency, never a message; all waits read Redis again when
+ * the subscription comes back, and nothing is taken as known meanwhile.
  *
  * The Redis client (`npm:@redis/client`, pinned below) is loaded only here,
  * and only when a server is started with `--store`: the client's module
@@ -327,6 +330,7 @@ const SCRIPTS = {
       putUser(u)
       redis.call('SADD', P .. 'members:' .. room, u.name)
       post(room, fill(ARGV[7], u.name))
+      redis.call('PUBLISH', EVENTS, cjson.encode({k = 'moved', u = u.name}))
     end
     local members = table.concat(redis.call('SMEMBERS', P .. 'members:' .. room), '\\n')
     local result = {'ok', u.id, redis.call('GET', P .. 'lastid') or '0', members, room}
@@ -340,6 +344,7 @@ const SCRIPTS = {
     local room = u.room
     leaveRoom(u, ARGV[6])
     putUser(u)
+    redis.call('PUBLISH', EVENTS, cjson.encode({k = 'moved', u = u.name}))
     return {'ok', room}`,
   /**
    * 6 room, 7 recipient ('' for the room), 8 the message's JSON rest, 9 '1' when the text breaks the policy,
@@ -384,20 +389,21 @@ const SCRIPTS = {
   /**
    * 6 room, 7 cursor ('' for the latest), 8 the room's key. A member reads; so does a member of a room
    * deleted a moment ago, once, after a cursor (its last words). Answers the reader's identity, the last id,
-   * the room's name, messages.
+   * the room's name, '1' for a member (not last words), messages.
    */
   read: `
     local u, no = auth()
     if not u then return no end
     local room, exists = findRoom(ARGV[6], ARGV[8])
-    if not (exists and u.room == room) then
+    local member = exists and u.room == room
+    if not member then
       if ARGV[7] == '' or redis.call('SREM', P .. 'lastwords:' .. room, u.name) == 0 then
         if not exists then return {'no', 'roomMissing'} end
         return {'no', 'notInRoom', room}
       end
     end
     local last = redis.call('GET', P .. 'lastid') or '0'
-    local result = {'ok', u.id, last, room}
+    local result = {'ok', u.id, last, room, member and '1' or ''}
     if ARGV[7] == '' then
       return withMessages(result, redis.call('ZREVRANGE', P .. 'msgs:' .. room, 0, ${RECENT_SCAN - 1}))
     end
@@ -513,7 +519,7 @@ export class RedisChat implements ChatEngine<Claim> {
   /** The long waits here, by room. */
   readonly #waiters = new Map<string, Set<Waiter>>();
   /** The long waits here, by user name: a new one past --max-waits ends the oldest; a user gone ends all. */
-  readonly #waitsByUser = new Map<string, Set<() => void>>();
+  readonly #waitsByUser = new Map<string, Set<(recheck?: "recheck") => void>>();
   readonly #waitDeadlines = new Deadlines(50);
   /** When Redis commands give up: up to a quarter of a second past their 5 s. */
   readonly #commandDeadlines = new Deadlines(250);
@@ -523,6 +529,16 @@ export class RedisChat implements ChatEngine<Claim> {
    * however many of this instance's waits it is for.
    */
   readonly #recent = new Map<string, { after: number; messages: Message[] }>();
+  /**
+   * Members as Redis last proved them (the session checked, the user in the room), by user name: a wait
+   * for that room with that session is answered here, with no round trip, until an event says the user
+   * moved, left or is gone, or the room went (or the events stopped coming: then none is trusted).
+   */
+  readonly #members = new Map<string, { session: string; reader: string; room: string }>();
+  /** Grows at every forgetting: a read answered before one is not remembered (it may predate the change). */
+  #membersEpoch = 0;
+  /** Users answered from {@linkcode RedisChat.#members} since the last housekeeping: their signs of life. */
+  readonly #seenHere = new Set<string>();
   /** Every message with an id above this came by its event (Infinity: none known yet)... */
   #knownAfter = Infinity;
   /** ...up to this one. */
@@ -585,7 +601,8 @@ export class RedisChat implements ChatEngine<Claim> {
       if (connected && lost) options.log.info(`Redis de volta em ${shown}`);
       lost = false;
     });
-    events.on("error", () => {});
+    // Events may be missed from now on: no membership is trusted until they come again (and all are read).
+    events.on("error", () => chat.#forget());
     try {
       await redis.connect();
       await events.connect();
@@ -644,7 +661,7 @@ export class RedisChat implements ChatEngine<Claim> {
 
   /** Ends a session: leaves the room with the usual notice, frees the name, ends its waits everywhere. */
   async unregister(user: Claim, why: string): Promise<Outcome<Text>> {
-    const answer = await this.#run("unregister", this.#as(user, this.#leftTemplate));
+    const answer = await this.#moving(user.name, "unregister", this.#as(user, this.#leftTemplate));
     if (answer[0] === "no") return this.#refusal(answer, user.raw, user);
     this.#log.info(`Usuário saiu (${why}): ${user.name}`);
     return [true, text("goodbye", user.name)];
@@ -683,7 +700,11 @@ export class RedisChat implements ChatEngine<Claim> {
   async deleteRoom(user: Claim, roomName: string): Promise<Outcome<Text>> {
     const named = lookup(roomName);
     const notice = noticeRest(text("roomDeletedNotice", ROOM_SLOT, user.name));
-    const answer = await this.#run("deleteRoom", this.#as(user, named, notice, this.#keyOf(named)));
+    const answer = await this.#moving(
+      undefined,
+      "deleteRoom",
+      this.#as(user, named, notice, this.#keyOf(named)),
+    );
     if (answer[0] === "no") return this.#refusal(answer, roomName, user);
     const room = answer[1]!;
     this.#log.info(`Sala excluída: ${room} (por ${user.name})`);
@@ -712,7 +733,8 @@ export class RedisChat implements ChatEngine<Claim> {
   /** Joins a room (leaving the current one first): members, recent history and the cursor. */
   async join(user: Claim, roomName: string): Promise<Outcome<Joined>> {
     const named = lookup(roomName);
-    const answer = await this.#run(
+    const answer = await this.#moving(
+      user.name,
       "join",
       this.#as(user, named, this.#joinedTemplate, this.#leftTemplate, this.#keyOf(named)),
     );
@@ -729,7 +751,7 @@ export class RedisChat implements ChatEngine<Claim> {
 
   /** Leaves the current room, with the usual notice. */
   async leave(user: Claim): Promise<Outcome<Text>> {
-    const answer = await this.#run("leave", this.#as(user, this.#leftTemplate));
+    const answer = await this.#moving(user.name, "leave", this.#as(user, this.#leftTemplate));
     if (answer[0] === "no") return this.#refusal(answer, user.raw, user);
     this.#log.info(`${user.name} saiu da sala ${answer[1]}`);
     return [true, text("leftRoom", answer[1]!)];
@@ -799,7 +821,7 @@ export class RedisChat implements ChatEngine<Claim> {
     const named = lookup(roomName);
     const answer = await this.#run("read", this.#as(user, named, "", this.#keyOf(named)));
     if (answer[0] === "no") return this.#refusal(answer, roomName, user);
-    const [, reader, , room = named, ...newest] = answer;
+    const [, reader, , room = named, , ...newest] = answer;
     return [true, latestVisible(newest.map((json) => this.#parse(room, json)), reader!)];
   }
 
@@ -821,34 +843,44 @@ export class RedisChat implements ChatEngine<Claim> {
     let ended = waitMs <= 0 || this.#stopped;
     /** Ends the wake-up armed now, if any. */
     let disarm: (() => void) | undefined;
-    const endWait = () => {
+    /** Ends it; or, with "recheck" (the user moved), has Redis say again whether it may go on. */
+    const endWait = (recheck?: "recheck") => {
+      if (recheck) return wait?.settle("redis");
       ended = true;
       disarm?.();
     };
     /** The user's waits here; this one counts among them once Redis has said it is the user's. */
-    let waits: Set<() => void> | undefined;
-    /** The reader's identity, once Redis has said it (the first read). */
-    let reader: string | undefined;
-    let askRedis = true;
+    let waits: Set<(recheck?: "recheck") => void> | undefined;
+    /** The reader's identity, once Redis has said it (the first read, or one before it that proved the member). */
+    let reader = this.#knownMember(user, room);
+    let askRedis = reader === undefined;
     let wait: WakeUp | undefined;
     try {
       for (;;) {
-        // Armed before the read: a message stored while the read is on its way still wakes it.
-        wait = ended || this.#stopped ? undefined : this.#arm(room, until);
-        disarm = wait && (() => wait!.settle(false));
-        // Redis answers the first read (it checks the session and the membership), the last one, and any
-        // this instance's recent messages may not cover; after a wake-up for a message, they answer.
+        // Redis answers the first read (it checks the session and the membership) unless an earlier one proved
+        // them and no event changed them since, the last one, and any this instance's recent messages may not
+        // cover; after a wake-up for a message, they answer.
         let delivery = askRedis ? undefined : this.#fromRecent(room, reader!, cursor);
+        // Armed before a read in Redis: a message stored while the read is on its way still wakes it. A read
+        // here is synchronous (no event comes in between): armed only when it found nothing.
+        if (!delivery?.mensagens.length) {
+          wait = ended || this.#stopped ? undefined : this.#arm(room, until);
+          disarm = wait && (() => wait!.settle(false));
+        }
         if (!delivery) {
+          const epoch = this.#membersEpoch;
           const answer = await this.#run("read", this.#as(user, room, String(cursor), roomKey));
           if (answer[0] === "no") return this.#refusal(answer, roomName, user);
-          const [, readerId, from, named = room, ...after] = answer;
+          const [, readerId, from, named = room, member, ...after] = answer;
           reader = readerId!;
           if (named !== room) {
             // Named by a variant: wait where the room's events come, and read again from there.
             wait?.settle(false);
             room = named;
             continue;
+          }
+          if (member === "1" && user.session !== "" && epoch === this.#membersEpoch) {
+            this.#members.set(user.name, { session: user.session, reader, room });
           }
           delivery = afterCursor(after.map((json) => this.#parse(room, json)), reader, Number(from));
         }
@@ -985,9 +1017,16 @@ export class RedisChat implements ChatEngine<Claim> {
       return;
     }
     if ("id" in event) return this.#arrived(toMessage(event));
-    if (event.k === "gone") {
+    if (event.k === "moved") {
+      // A wait taken here on what was known before is asked again in Redis (events come in order: no message
+      // stored after the move reached it first).
+      this.#forget(event.u!);
+      for (const recheck of this.#waitsByUser.get(event.u!) ?? []) recheck("recheck");
+    } else if (event.k === "gone") {
+      this.#forget(event.u!);
       for (const end of this.#waitsByUser.get(event.u!) ?? []) end();
     } else if (event.k === "del") {
+      this.#forgetRoom(event.r!);
       // Known empty from here on (a room made again with the name starts empty); older cursors ask Redis.
       this.#recent.set(event.r!, { after: this.#lastEventId, messages: [] });
       for (const waiter of this.#waiters.get(event.r!) ?? []) waiter.wake("redis");
@@ -1042,10 +1081,33 @@ export class RedisChat implements ChatEngine<Claim> {
 
   /** The subscription is back after a loss: its events of the gap are gone, so nothing recent is known. */
   #resubscribed(): void {
+    this.#forget();
     this.#recent.clear();
     this.#knownAfter = Infinity;
     this.#lastEventId = 0;
     this.#wakeAll();
+  }
+
+  /** A user's membership (or everyone's) no longer known here: the next read asks Redis. */
+  #forget(name?: string): void {
+    this.#membersEpoch++;
+    if (name === undefined) this.#members.clear();
+    else this.#members.delete(name);
+  }
+
+  /** A room gone: its members' membership no longer known here. */
+  #forgetRoom(room: string): void {
+    this.#membersEpoch++;
+    for (const [name, known] of this.#members) if (known.room === room) this.#members.delete(name);
+  }
+
+  /** The reader's identity when Redis proved this session a member of `room` and nothing said otherwise since. */
+  #knownMember(user: Claim, room: string): string | undefined {
+    if (user.session === "" || !this.#events.isReady) return undefined;
+    const known = this.#members.get(user.name);
+    if (known === undefined || known.session !== user.session || known.room !== room) return undefined;
+    this.#seenHere.add(user.name);
+    return known.reader;
   }
 
   #wakeAll(): void {
@@ -1053,7 +1115,9 @@ export class RedisChat implements ChatEngine<Claim> {
   }
 
   async #housekeeping(sweepEveryMs: number): Promise<void> {
-    const waiting = [...this.#waitsByUser.keys()];
+    // The sign of life a read in Redis gives, for the users answered here meanwhile.
+    const waiting = [...new Set([...this.#waitsByUser.keys(), ...this.#seenHere])];
+    this.#seenHere.clear();
     if (waiting.length) await this.#run("touch", waiting);
     const lease = await this.#run("lease", [this.#instance, String(Math.max(3 * sweepEveryMs, 3000))]);
     if (lease[0] === "no") return;
@@ -1069,6 +1133,20 @@ export class RedisChat implements ChatEngine<Claim> {
       for (const name of users) this.#log.info(`Usuário saiu (sessão expirada): ${name}`);
       for (const room of rooms) this.#log.info(`Sala removida por inatividade: ${room}`);
       if (users.length < SWEEP_BATCH && rooms.length < SWEEP_BATCH) return;
+    }
+  }
+
+  /**
+   * Runs a script that may move a user out of their room (`name`; undefined: any user, a room deleted): the
+   * membership known here is forgotten before it is sent and again once it is answered, so no wait here is
+   * answered from what it changed, whenever its event comes.
+   */
+  async #moving(name: string | undefined, script: ScriptName, args: string[]): Promise<Answer> {
+    this.#forget(name);
+    try {
+      return await this.#run(script, args);
+    } finally {
+      this.#forget(name);
     }
   }
 
