@@ -102,7 +102,7 @@ export interface SessionOptions {
   waitMs?: number;
   /** Between `receber_mensagens` polls, against an original server. */
   pollMs?: number;
-  /** Between signs of life (`manter_sessao`) while outside any room. */
+  /** Between signs of life (`manter_sessao`) while outside any room: how soon a server gone shows (3 s). */
   keepAliveMs?: number;
   /** Timeout of an ordinary call. */
   callTimeoutMs?: number;
@@ -154,7 +154,7 @@ export class ChatSession {
 
   /** A session not yet connected: {@linkcode ChatSession.connect} finds the service. */
   constructor(options: SessionOptions) {
-    this.#options = { waitMs: 20_000, pollMs: 1000, keepAliveMs: 10_000, callTimeoutMs: 10_000, ...options };
+    this.#options = { waitMs: 20_000, pollMs: 1000, keepAliveMs: 3_000, callTimeoutMs: 10_000, ...options };
     this.#view = options.view;
     this.#t = options.texts;
     this.#lang = languageOf(options.texts.language);

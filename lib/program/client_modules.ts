@@ -32,6 +32,7 @@ import termEditor from "../term/editor.ts" with { type: "text" };
 import termRender from "../term/render.ts" with { type: "text" };
 import termUi from "../term/ui.ts" with { type: "text" };
 import textClient from "../text/client.ts" with { type: "text" };
+import textNetwork from "../text/network.ts" with { type: "text" };
 import textNotices from "../text/notices.ts" with { type: "text" };
 import wireCodec from "../wire/codec.ts" with { type: "text" };
 import wireHttpClient from "../wire/http_client.ts" with { type: "text" };
@@ -49,6 +50,7 @@ export const CLIENT_MODULES: ReadonlyMap<string, string> = new Map([
   ["lib/term/render.ts", termRender],
   ["lib/term/ui.ts", termUi],
   ["lib/text/client.ts", textClient],
+  ["lib/text/network.ts", textNetwork],
   ["lib/text/notices.ts", textNotices],
   ["lib/wire/codec.ts", wireCodec],
   ["lib/wire/http_client.ts", wireHttpClient],

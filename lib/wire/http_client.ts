@@ -7,31 +7,19 @@
  */
 
 import { decodeXml, encodeCall, Fault, parseXmlRpc, type XmlRpcValue } from "./codec.ts";
+import {
+  ADDRESS_FLAWS_EN,
+  ADDRESS_FLAWS_PT,
+  type AddressFlaw,
+  NETWORK_ERRORS_PT,
+  type NetworkError,
+} from "../text/network.ts";
+
+export { ADDRESS_FLAWS_EN, ADDRESS_FLAWS_PT, type AddressFlaw, NETWORK_ERRORS_PT, type NetworkError };
 
 // ---------------------------------------------------------------------------
 // Client side
 // ---------------------------------------------------------------------------
-
-/** Why a service did not answer, for each program to say in its own words. */
-export type NetworkError =
-  | "refused"
-  | "timeout"
-  | "notFound"
-  | "closed"
-  | "unreachable"
-  | "tooLarge"
-  | "other";
-
-/** The kinds in Portuguese: the words of the programs' logs, and of the Portuguese client. */
-export const NETWORK_ERRORS_PT: Readonly<Record<NetworkError, string>> = {
-  refused: "conexão recusada",
-  timeout: "tempo esgotado",
-  notFound: "endereço não encontrado",
-  closed: "conexão encerrada",
-  unreachable: "endereço inalcançável",
-  tooLarge: "resposta grande demais",
-  other: "erro de rede",
-};
 
 /** The service did not answer: refused, unreachable or timed out. */
 export class Unreachable extends Error {
@@ -221,23 +209,6 @@ export interface HostPort {
   /** 1 to 65535. */
   port: number;
 }
-
-/** What is wrong with an address, or a list of them, on a command line. */
-export type AddressFlaw = "invalid" | "empty" | "duplicate";
-
-/** The flaws in Portuguese, each about its item (for `empty`, the whole list): the programs' words. */
-export const ADDRESS_FLAWS_PT: Readonly<Record<AddressFlaw, (item: string) => string>> = {
-  invalid: (item) => `endereço inválido '${item}' (use HOST:PORTA)`,
-  empty: (list) => `item vazio na lista '${list}' (use HOST:PORTA[,HOST:PORTA...])`,
-  duplicate: (item) => `'${item}' aparece mais de uma vez na lista`,
-};
-
-/** The flaws in English. */
-export const ADDRESS_FLAWS_EN: Readonly<Record<AddressFlaw, (item: string) => string>> = {
-  invalid: (item) => `invalid address '${item}' (use HOST:PORT)`,
-  empty: (list) => `empty item in the list '${list}' (use HOST:PORT[,HOST:PORT...])`,
-  duplicate: (item) => `'${item}' appears more than once in the list`,
-};
 
 /** An address (or list) that does not parse: its {@linkcode AddressFlaw}, for each program to word. */
 export class BadAddress extends Error {
