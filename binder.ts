@@ -141,8 +141,10 @@ export async function main(args: string[] = Deno.args): Promise<void> {
   // SIGHUP too when in a terminal that closes; without one, whoever started us stops us.
   onTerminate(async () => {
     binder.stop();
-    log.info("Binder encerrado.");
     await server.shutdown();
+    log.info("Binder encerrado.");
+    // Its lines on stdout before the exit (onTerminate exits once this settles).
+    await log.close();
   }, { hangup: "terminal" });
   log.info(`Registros aceitos de: loopback${allowRegister.map((network) => `, ${network.text}`).join("")}`);
   log.info(
