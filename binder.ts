@@ -22,7 +22,12 @@
  *
  * @module
  */
+
 import {
+  type Lang,
+  langArgument,
+  langFlag,
+  localeLang,
   netNeeded,
   numberFlag,
   onTerminate,
@@ -30,6 +35,7 @@ import {
   requirePermissions,
   secondsFlag,
   usageError,
+  useLanguage,
 } from "./deps.ts";
 import {
   announceReady,
@@ -50,7 +56,8 @@ import {
 // Program
 // ---------------------------------------------------------------------------
 
-const USAGE = `binder.ts: o serviço de nomes do rpc-chat
+const USAGE: Readonly<Record<Lang, string>> = {
+  pt: `binder.ts: o serviço de nomes do rpc-chat
 
 Uso: deno run --allow-net binder.ts [opções]
 
@@ -59,7 +66,7 @@ Opções:
   --port P                 porta (padrão: 5000; 0 escolhe uma livre)
   --check-interval S       segundos entre verificações de vida (padrão: 5)
   --drop-after S           remove um serviço sem resposta há S segundos (padrão: 20)
-${CONNECTION_USAGE}
+${CONNECTION_USAGE.pt}
   --allow-register REDE    aceita registros também desta rede, em CIDR (ex.: 192.168.0.0/24);
                            repetível. Sem ela, só da própria máquina (loopback). Buscas são livres.
   --register-key CHAVE     registros e remoções de fora desta máquina precisam da chave (o servidor
@@ -68,20 +75,52 @@ ${CONNECTION_USAGE}
   --max-per-source N       endereços registrados por um mesmo endereço de origem (padrão: 64)
   --max-endpoints N        endereços registrados ao todo, de quem for (padrão: 4096)
   --max-probes N           verificações de vida ao mesmo tempo (padrão: 8)
+  --lang pt|en             idioma desta ajuda e dos erros de linha de comando (padrão: o do sistema)
   -h, --help               mostra esta ajuda
 
 Na mesma porta, por HTTP GET, o binder serve o cliente e só ele: na rede, um colega entra com
   deno run --allow-net http://ESTE_IP:5000/cliente.ts
-ou, só com um navegador, abre http://ESTE_IP:5000/ (o binder o leva a um servidor de chat no ar).`;
+ou, só com um navegador, abre http://ESTE_IP:5000/ (o binder o leva a um servidor de chat no ar).`,
+  en: `binder.ts: rpc-chat's name service
+
+Usage: deno run --allow-net binder.ts [options]
+
+Options:
+  --host H                 interface to listen on (default: 0.0.0.0, every one)
+  --port P                 port (default: 5000; 0 takes a free one)
+  --check-interval S       seconds between liveness checks (default: 5)
+  --drop-after S           drops a service silent for S seconds (default: 20)
+${CONNECTION_USAGE.en}
+  --allow-register NETWORK takes registrations from this network too, in CIDR (e.g. 192.168.0.0/24);
+                           repeatable. Without it, from this machine only (loopback). Lookups are open.
+  --register-key KEY       registrations and removals from outside this machine need the key (the server
+                           gets it with the same option)
+  --max-per-name N         addresses registered under one name (default: 16)
+  --max-per-source N       addresses registered by one source address (default: 64)
+  --max-endpoints N        addresses registered in all, by anyone (default: 4096)
+  --max-probes N           liveness checks at once (default: 8)
+  --lang pt|en             language of this help and of command-line errors (default: the system's)
+  -h, --help               shows this help
+
+On the same port, over HTTP GET, the binder serves the client and nothing else: on the LAN a classmate joins with
+  deno run --allow-net http://THIS_IP:5000/cliente.ts
+or, with nothing but a browser, opens http://THIS_IP:5000/ (the binder sends it to a live chat server).`,
+};
+
+/** The language of --help and of command-line errors. */
+let lang: Lang = "pt";
 
 function printUsage(): void {
-  console.log(USAGE);
+  console.log(USAGE[lang]);
 }
 
 /** The program: flags, the registry, the server; the ready line once it listens. */
 export async function main(args: string[] = Deno.args): Promise<void> {
   const program = "binder.ts";
+  lang = localeLang(langArgument(args));
+  useLanguage(lang);
   const flags = parseFlags(program, printUsage, args, {
+    lang: { type: "string" },
     host: { type: "string", default: "0.0.0.0" },
     port: { type: "string", default: "5000" },
     "check-interval": { type: "string", default: "5" },
@@ -94,6 +133,7 @@ export async function main(args: string[] = Deno.args): Promise<void> {
     "max-endpoints": { type: "string", default: "4096" },
     "max-probes": { type: "string", default: "8" },
   });
+  langFlag(program, flags.lang);
   const port = numberFlag(program, "--port", flags.port, { min: 0, max: 65535, integer: true });
   const seconds = (flag: string, text: string) => secondsFlag(program, flag, text, 3600);
   const checkIntervalMs = seconds("--check-interval", flags["check-interval"]);

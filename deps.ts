@@ -107,6 +107,7 @@ export {
   type FlagOptions,
   type FlagValues,
   langArgument,
+  langFlag,
   localeLang,
   type Needed,
   netNeeded,

@@ -20,6 +20,10 @@
 
 import {
   type HostPort,
+  type Lang,
+  langArgument,
+  langFlag,
+  localeLang,
   type Needed,
   netNeeded,
   numberFlag,
@@ -29,6 +33,7 @@ import {
   requirePermissions,
   secondsFlag,
   usageError,
+  useLanguage,
 } from "./deps.ts";
 import {
   advertisedHost,
@@ -54,7 +59,8 @@ import {
 // Program
 // ---------------------------------------------------------------------------
 
-const USAGE = `server.ts: o servidor de chat do rpc-chat (ChatService)
+const USAGE: Readonly<Record<Lang, string>> = {
+  pt: `server.ts: o servidor de chat do rpc-chat (ChatService)
 
 Uso: deno run --allow-net --allow-sys=networkInterfaces --allow-read=chat.db \\
        --allow-write=chat_server.log,chat.db server.ts [opções]
@@ -69,7 +75,7 @@ Opções:
   --db ARQUIVO             banco de salas e mensagens (padrão: chat.db ao lado do log;
                            :memory: para um servidor descartável)
   --store redis://H:P[/B]  o chat inteiro num Redis, compartilhado por vários servidores
-                           (em vez de --db); veja "Running more than one server" no README
+                           (em vez de --db); veja docs/cluster.md
   --room-ttl S             remove sala vazia e parada há S segundos (padrão: 300)
   --session-ttl S          encerra sessão sem sinal de vida há S segundos (padrão: 30)
   --max-rate N             por segundo: mensagens de um usuário; outras mudanças dele (entradas,
@@ -81,19 +87,62 @@ Opções:
   --max-waits N            esperas (aguardar_mensagens) pendentes por usuário; uma a mais
                            encerra a mais antiga, que responde vazia (padrão: 4)
   --register-interval S    renova o registro no binder a cada S segundos (padrão: 10)
-${CONNECTION_USAGE}
+${CONNECTION_USAGE.pt}
   --register-key CHAVE     chave de registro que o binder pede (--register-key do binder)
   --sync normal|full       normal: nada se perde se o processo morrer; full: nem se faltar
                            energia, mais lento (padrão: normal)
   --compat                 aceita os clientes originais, que não enviam cookie de sessão (e salas
                            criadas sem sessão, que ninguém pode excluir)
+  --lang pt|en             idioma desta ajuda e dos erros de linha de comando (padrão: o do sistema)
   -h, --help               mostra esta ajuda
 
 Permissões: --allow-read e --allow-write devem citar os arquivos de --db e --log. Com --store:
-  --allow-net --allow-sys=networkInterfaces --allow-env=REDIS_DEBUG_MAINTENANCE --allow-write=LOG`;
+  --allow-net --allow-sys=networkInterfaces --allow-env=REDIS_DEBUG_MAINTENANCE --allow-write=LOG`,
+  en: `server.ts: rpc-chat's chat server (ChatService)
+
+Usage: deno run --allow-net --allow-sys=networkInterfaces --allow-read=chat.db \\
+         --allow-write=chat_server.log,chat.db server.ts [options]
+
+Options:
+  --host H                 interface to listen on (default: 0.0.0.0, every one)
+  --port P                 port (default: 8001; 0 takes a free one and registers the real one)
+  --advertise H            the address clients should use (default: found out)
+  --binder H:P[,H:P...]    where the binder is (default: 127.0.0.1:5000); with several, registers in
+                           each and renews each
+  --log FILE               operator's log (default: chat_server.log)
+  --db FILE                database of rooms and messages (default: chat.db beside the log;
+                           :memory: for a throwaway server)
+  --store redis://H:P[/D]  the whole chat in a Redis, shared by several servers (instead of --db);
+                           see docs/cluster.md
+  --room-ttl S             removes a room empty and idle for S seconds (default: 300)
+  --session-ttl S          ends a session with no sign of life for S seconds (default: 30)
+  --max-rate N             per second: a user's messages; their other changes (joins, leaves, rooms
+                           created or deleted), apart; registrations from one address (bursts of
+                           twice that; default: 10); past it: 'devagar'
+  --max-users N            users registered at once (default: 1000); past it: 'limite_atingido'
+  --max-rooms N            rooms (default: 1000); past it: 'limite_atingido'
+  --max-rooms-per-user N   rooms a user created that still exist (default: 20)
+  --max-waits N            pending waits (aguardar_mensagens) per user; one more ends the oldest,
+                           which answers empty (default: 4)
+  --register-interval S    renews the registration in the binder every S seconds (default: 10)
+${CONNECTION_USAGE.en}
+  --register-key KEY       the registration key the binder asks for (the binder's --register-key)
+  --sync normal|full       normal: nothing lost if the process dies; full: nor if the power fails,
+                           slower (default: normal)
+  --compat                 takes the original clients, which send no session cookie (and rooms
+                           created without a session, which nobody may delete)
+  --lang pt|en             language of this help and of command-line errors (default: the system's)
+  -h, --help               shows this help
+
+Permissions: --allow-read and --allow-write must name the files of --db and --log. With --store:
+  --allow-net --allow-sys=networkInterfaces --allow-env=REDIS_DEBUG_MAINTENANCE --allow-write=LOG`,
+};
+
+/** The language of --help and of command-line errors. */
+let lang: Lang = "pt";
 
 function printUsage(): void {
-  console.log(USAGE);
+  console.log(USAGE[lang]);
 }
 
 /** `chat.db` in the folder of the log file. */
@@ -117,7 +166,10 @@ function openEngine(
 /** Runs the server: flags, log, database, serving, registration; stops cleanly on SIGINT/SIGTERM. */
 export async function main(args: string[] = Deno.args): Promise<void> {
   const program = "server.ts";
+  lang = localeLang(langArgument(args));
+  useLanguage(lang);
   const flags = parseFlags(program, printUsage, args, {
+    lang: { type: "string" },
     host: { type: "string", default: "0.0.0.0" },
     port: { type: "string", default: "8001" },
     advertise: { type: "string" },
@@ -138,6 +190,7 @@ export async function main(args: string[] = Deno.args): Promise<void> {
     sync: { type: "string", default: "normal" },
     compat: { type: "boolean", default: false },
   });
+  langFlag(program, flags.lang);
   const port = numberFlag(program, "--port", flags.port, { min: 0, max: 65535, integer: true });
   const seconds = (flag: string, text: string) => secondsFlag(program, flag, text, 86400);
   const roomTtlMs = seconds("--room-ttl", flags["room-ttl"]);

@@ -89,6 +89,12 @@ export function localeLang(flag?: string): Lang {
   return /^en\b/i.test(locale) && !/posix/i.test(locale) ? "en" : "pt";
 }
 
+/** `--lang`'s value checked (a usage error, exit 2, when it is neither pt nor en): the language to speak. */
+export function langFlag(program: string, value: string | undefined): Lang {
+  if (value !== undefined && value !== "pt" && value !== "en") usageError(program, CLI_TEXTS[cliLang].badLang(value));
+  return localeLang(value);
+}
+
 /** `--lang` as written on the command line, before flags are parsed (for --help and the first errors). */
 export function langArgument(args: readonly string[]): string | undefined {
   for (let i = 0; i < args.length; i++) {

@@ -19,10 +19,14 @@ export const CONNECTION_FLAGS = {
 } as const;
 
 /** Their lines in a program's `--help`. */
-export const CONNECTION_USAGE =
-  `  --request-timeout S      prazo para um cliente enviar a requisição (padrão: 10)
+export const CONNECTION_USAGE: Readonly<Record<"pt" | "en", string>> = {
+  pt: `  --request-timeout S      prazo para um cliente enviar a requisição (padrão: 10)
   --idle-timeout S         fecha conexões sem requisição há S segundos (padrão: 30)
-  --max-connections N      conexões abertas ao mesmo tempo (padrão: 16384, menos se faltarem arquivos)`;
+  --max-connections N      conexões abertas ao mesmo tempo (padrão: 16384, menos se faltarem arquivos)`,
+  en: `  --request-timeout S      time a client has to send its request (default: 10)
+  --idle-timeout S         closes connections with no request for S seconds (default: 30)
+  --max-connections N      connections open at once (default: 16384, fewer when files run short)`,
+};
 
 /** The connection flags' values, checked (a usage error, exit 2, for a bad one). */
 export function connectionOptions(

@@ -10,6 +10,7 @@ import {
 } from "../../lib/mod.ts";
 import {
   assertUsageError,
+  BINDER_PERMISSIONS,
   freePort,
   readAll,
   runPython,
@@ -68,6 +69,20 @@ Deno.test("server --help prints usage and exits 0; bad flags exit 2 with one lin
   assert.equal(help.code, 0);
   assert.match(help.stdout, /--room-ttl S/);
   assert.match(help.stdout, /--compat/);
+  // --lang en: the help and the command-line errors in English, for the binder too.
+  for (
+    const [script, permissions] of [["server.ts", SERVER_PERMISSIONS], [
+      "binder.ts",
+      BINDER_PERMISSIONS,
+    ]] as const
+  ) {
+    const english = await runScript(script, permissions, ["--lang", "en", "--help"]);
+    assert.equal(english.code, 0);
+    assert.match(english.stdout, /^Usage: /m);
+    assert.doesNotMatch(english.stdout, /Uso:|padrão|mostra esta ajuda/);
+    await assertUsageError(script, permissions, ["--lang", "en", "--nothing"], /unknown option '--nothing'/);
+    await assertUsageError(script, permissions, ["--lang", "fr"], /--lang deve ser pt ou en, não 'fr'/);
+  }
   for (
     const [args, message] of [
       [["--sync", "talvez"], /--sync deve ser normal ou full/],
