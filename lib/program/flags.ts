@@ -91,7 +91,9 @@ export function localeLang(flag?: string): Lang {
 
 /** `--lang`'s value checked (a usage error, exit 2, when it is neither pt nor en): the language to speak. */
 export function langFlag(program: string, value: string | undefined): Lang {
-  if (value !== undefined && value !== "pt" && value !== "en") usageError(program, CLI_TEXTS[cliLang].badLang(value));
+  if (value !== undefined && value !== "pt" && value !== "en") {
+    usageError(program, CLI_TEXTS[cliLang].badLang(value));
+  }
   return localeLang(value);
 }
 
