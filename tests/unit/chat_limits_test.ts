@@ -200,7 +200,8 @@ Deno.test("expiring 20,000 sessions and 5,000 rooms at once never holds the even
     last = now;
     assert.ok(now - started < 20_000, `still ${chat.userCount} users and ${chat.roomCount} rooms`);
   }
-  // A sweep in one piece held it for 0.9 to 2.4 s at such numbers; slices of 3 ms and the commits of their
-  // notices, for well under 60 ms (a loaded machine and a garbage collection included).
-  assert.ok(longest < 60, `the event loop was held for ${longest.toFixed(1)} ms`);
+  // A sweep in one piece holds it for 0.9 to 2.4 s at such numbers; slices of 3 ms and the commits of their
+  // notices, for tens of ms. The bound sits far from both, so other test files sharing the two cores (and a
+  // garbage collection) cannot make it fail, and a sweep in one piece always does.
+  assert.ok(longest < 300, `the event loop was held for ${longest.toFixed(1)} ms`);
 });
