@@ -62,6 +62,7 @@ export {
   type ChatEngine,
   type ChatOptions,
   checkName,
+  checkScripts,
   checkText,
   type Delivery,
   firstAfter,

@@ -196,9 +196,11 @@ export function quoted(raw: string): string {
  * spaces and a little punctuation ({@linkcode nameFlaw}). A user's name
  * also draws no line format ({@linkcode misleadingName}) and is no reserved
  * name nor a look-alike of one ({@linkcode imitatesReserved}). No name
- * mixes scripts as UTS #39 finds unsafe ({@linkcode mixesScripts}). The
- * name, or why not; whether it is one already taken is the engine's
- * question, by the name's key (`names.ts`).
+ * mixes scripts as UTS #39 finds unsafe ({@linkcode mixesScripts}): the
+ * engines check that ({@linkcode checkScripts}) after whether the name
+ * resembles one in use, so that the refusal names it. The name, or why not;
+ * whether it is one already taken is the engine's question, by the name's
+ * key (`names.ts`).
  */
 export function checkName(kind: NameKind, raw: string): Outcome<string> {
   const name = raw.length > MAX_LOOKUP ? raw : raw.normalize("NFC").trim();
@@ -219,8 +221,12 @@ export function checkName(kind: NameKind, raw: string): Outcome<string> {
     }
     if (imitatesReserved(name)) return refuse(Reason.NAME_INVALID, text("nameLookalike", name));
   }
-  if (mixesScripts(name)) return refuse(Reason.NAME_INVALID, text("nameMixesScripts", kind));
   return [true, name];
+}
+
+/** The refusal of a name that mixes scripts as UTS #39 finds unsafe, or undefined for one that does not. */
+export function checkScripts(kind: NameKind, name: string): Refusal | undefined {
+  return mixesScripts(name) ? refuse(Reason.NAME_INVALID, text("nameMixesScripts", kind)) : undefined;
 }
 
 /** The text policy: not blank, at most {@linkcode MAX_TEXT} characters, no control characters. The text, or why not. */

@@ -31,6 +31,7 @@ import {
   type ChatEngine,
   type ChatOptions,
   checkName,
+  checkScripts,
   checkText,
   type Delivery,
   firstAfter,
@@ -232,7 +233,7 @@ end
  * as a user, 2 to 4 are name, session and compat, and 5 the rate.
  */
 const SCRIPTS = {
-  /** 6 user JSON, 7 token, 8 max users, 9 source address, 10 the name's key. */
+  /** 6 user JSON, 7 token, 8 max users, 9 source address, 10 the name's key, 11 '1' when it mixes scripts. */
   register: `
     local name = ARGV[2]
     if redis.call('HEXISTS', P .. 'users', name) == 1 then
@@ -243,6 +244,7 @@ const SCRIPTS = {
     if resembled and redis.call('HEXISTS', P .. 'users', resembled) == 1 then
       return {'no', 'nameResembles', resembled}
     end
+    if ARGV[11] == '1' then return {'no', 'userMixesScripts'} end
     if redis.call('HLEN', P .. 'users') >= tonumber(ARGV[8]) then return {'no', 'usersFull'} end
     if ARGV[9] ~= '' and not take('a:' .. ARGV[9]) then return {'no', 'registrationsLimited'} end
     redis.call('HSET', P .. 'users', name, ARGV[6])
@@ -263,7 +265,7 @@ const SCRIPTS = {
     return {'ok'}`,
   /**
    * 6 room, 7 max rooms, 8 max rooms per creator, 9 source address, 10 '1' when the name breaks the policy,
-   * 11 the name's key.
+   * 11 the name's key, 12 '1' when it mixes scripts.
    */
   createRoom: `
     local creator
@@ -277,6 +279,7 @@ const SCRIPTS = {
     if redis.call('HEXISTS', P .. 'rooms', room) == 1 then return {'no', 'roomExists'} end
     local resembled, exists = findRoom('', ARGV[11])
     if exists then return {'no', 'roomResembles', resembled} end
+    if ARGV[12] == '1' then return {'no', 'roomMixesScripts'} end
     if redis.call('HLEN', P .. 'rooms') >= tonumber(ARGV[7]) then return {'no', 'roomsFull'} end
     if creator then
       if tonumber(redis.call('HGET', P .. 'creators', creator.id) or '0') >= tonumber(ARGV[8]) then
@@ -642,6 +645,7 @@ export class RedisChat implements ChatEngine<Claim> {
       String(this.#limits.maxUsers),
       source ?? "",
       key,
+      checkScripts("user", name) ? "1" : "",
     ]);
     if (answer[0] === "no") return this.#refusal(answer, name);
     this.#log.info(`Usuário registrado: ${name}${source ? ` (de ${source})` : ""}`);
@@ -688,6 +692,7 @@ export class RedisChat implements ChatEngine<Claim> {
       source ?? "",
       checked[0] ? "" : "1",
       checked[0] ? nameKey(name) : "",
+      checked[0] && checkScripts("room", name) ? "1" : "",
     ]);
     if (answer[0] === "no") {
       return !checked[0] && answer[1] === "badName" ? checked : this.#refusal(answer, name);
@@ -1239,6 +1244,10 @@ export class RedisChat implements ChatEngine<Claim> {
         return refuse(Reason.RATE_LIMITED, text("registrationsLimited", rate));
       case "roomExists":
         return refuse(Reason.ROOM_EXISTS, text("roomExists", name));
+      case "userMixesScripts":
+        return refuse(Reason.NAME_INVALID, text("nameMixesScripts", "user"));
+      case "roomMixesScripts":
+        return refuse(Reason.NAME_INVALID, text("nameMixesScripts", "room"));
       case "roomResembles":
         return refuse(Reason.ROOM_EXISTS, text("roomResembles", name, arg!));
       case "roomsFull":

@@ -18,6 +18,7 @@ import {
   type ChatEngine,
   type ChatOptions,
   checkName,
+  checkScripts,
   checkText,
   type Delivery,
   firstAfter,
@@ -726,6 +727,8 @@ export class SqliteChat implements ChatEngine<User> {
     const key = nameKey(name);
     const resembled = this.#userKeys.get(key);
     if (resembled) return refuse(Reason.NAME_TAKEN, text("nameResembles", name, resembled.name));
+    const mixed = checkScripts("user", name);
+    if (mixed) return mixed;
     const { maxUsers } = this.#limits;
     if (this.#users.size >= maxUsers) return refuse(Reason.LIMIT_REACHED, text("usersFull", maxUsers));
     if (source !== undefined && !this.#takeAddressToken(source)) {
@@ -812,6 +815,8 @@ export class SqliteChat implements ChatEngine<User> {
     const key = nameKey(name);
     const resembled = this.#roomKeys.get(key);
     if (resembled) return refuse(Reason.ROOM_EXISTS, text("roomResembles", name, resembled.name));
+    const mixed = checkScripts("room", name);
+    if (mixed) return mixed;
     const { maxRooms, maxRoomsPerUser } = this.#limits;
     if (this.#rooms.size >= maxRooms) return refuse(Reason.LIMIT_REACHED, text("roomsFull", maxRooms));
     if (creator && (this.#roomsByCreator.get(creator.id) ?? 0) >= maxRoomsPerUser) {
