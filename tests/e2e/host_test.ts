@@ -263,10 +263,17 @@ Deno.test({
       "binder and server stopped",
       20_000,
     );
-    const log = await Deno.readTextFile(`${dir.path}/chat_server.log`);
-    assert.match(log, /Aviso de encerramento enviado a 1 sala\n/);
-    assert.match(log, /Servidor encerrado\./);
-    assert.match(await Deno.readTextFile(`${dir.path}/binder.log`), /Binder encerrado\./);
+    // Their last lines come after their ports close (and the binder's through start.ts into binder.log).
+    const read = (file: string) => Deno.readTextFile(`${dir.path}/${file}`);
+    await waitUntil(
+      async () => /Servidor encerrado\./.test(await read("chat_server.log")),
+      "the server's last line",
+    );
+    await waitUntil(
+      async () => /Binder encerrado\./.test(await read("binder.log")),
+      "the binder's last line",
+    );
+    assert.match(await read("chat_server.log"), /Aviso de encerramento enviado a 1 sala\n/);
   },
 });
 
