@@ -40,9 +40,9 @@ import {
   ChatUi,
   clientFlags,
   complete,
-  detectLang,
   Fault,
   langArgument,
+  localeLang,
   netNeeded,
   onTerminate,
   parseHostPortList,
@@ -62,7 +62,7 @@ import {
 // ---------------------------------------------------------------------------
 
 function printUsage(args: string[]): void {
-  console.log(TEXTS[detectLang(langArgument(args))].usage);
+  console.log(TEXTS[localeLang(langArgument(args))].usage);
 }
 
 /**
@@ -79,9 +79,9 @@ function defaultBinder(moduleUrl: string = import.meta.url): string {
 export async function main(args: string[] = Deno.args): Promise<number> {
   const program = "cliente.ts";
   // The language first: even a bad flag is refused in it.
-  useLanguage(detectLang(langArgument(args)));
+  useLanguage(localeLang(langArgument(args)));
   const flags = clientFlags(program, args, () => printUsage(args));
-  const lang = detectLang(flags.lang);
+  const lang = localeLang(flags.lang);
   useLanguage(lang);
   const t = TEXTS[lang];
   const binders = flags.binders ?? parseHostPortList(defaultBinder(), 5000);

@@ -46,9 +46,6 @@ export {
 
 // Calling: the client, and where services are.
 export {
-  ADDRESS_FLAWS_EN,
-  ADDRESS_FLAWS_PT,
-  type AddressFlaw,
   BadAddress,
   type CallOptions,
   type ClientOptions,
@@ -57,8 +54,6 @@ export {
   type HostPort,
   lanAddresses,
   MAX_ANSWER_BYTES,
-  NETWORK_ERRORS_PT,
-  type NetworkError,
   ownLanAddresses,
   parseHostPort,
   parseHostPortList,
@@ -120,35 +115,31 @@ export {
   useLanguage,
 } from "./lib/program/flags.ts";
 
+// The words for network errors and bad addresses.
+export {
+  ADDRESS_FLAWS_EN,
+  ADDRESS_FLAWS_PT,
+  type AddressFlaw,
+  NETWORK_ERRORS_PT,
+  type NetworkError,
+} from "./lib/text/network.ts";
+
 // The terminal client's texts.
-export { detectLang, EN, PT, TEXTS, type Texts } from "./lib/text/client.ts";
+export { EN, PT, TEXTS, type Texts } from "./lib/text/client.ts";
 
 // The client's commands and message lines.
 export {
-  CHAT_HEADERS,
   clockOf,
   type CommandName,
-  COMMANDS,
   displayName,
-  ESCAPES,
   formatMessage,
   type Input,
-  isPrivate,
-  nameColour,
   newMessages,
-  pad2,
-  paint,
   parseInput,
-  privateKey,
-  roomArgument,
   sanitize,
-  sessionGone,
   sleep,
   splitMessage,
   splitRecipient,
-  type Style,
-  UNSAFE,
-  UNSAFE_CHAR,
 } from "./lib/client/lines.ts";
 
 // The client session: registration, delivery, recovery.
@@ -156,7 +147,6 @@ export {
   ChatSession,
   type ChatView,
   Closed,
-  maxId,
   type NoticeKind,
   Problem,
   type SessionOptions,
@@ -164,7 +154,6 @@ export {
 
 // The terminal: keys, the line editor, completion.
 export {
-  byName,
   cleanPaste,
   complete,
   type Completion,
@@ -175,9 +164,7 @@ export {
   type Key,
   KeyDecoder,
   LineEditor,
-  PASTE_ASK_LINES,
   promptFor,
-  quoteName,
   textWidth,
   truncate,
   wrapRows,
@@ -186,7 +173,6 @@ export {
 // The terminal: lines wrapped and marked.
 export {
   dateOf,
-  dayOf,
   mentions,
   renderDay,
   renderMessage,

@@ -40,7 +40,6 @@ export { CONNECTION_FLAGS, CONNECTION_USAGE, connectionOptions, serveOrExit } fr
 // HTTP/1.1 with connection limits: what serveXmlRpc serves on.
 export {
   type ConnectionInfo,
-  describeError,
   type HttpHandler,
   type HttpServeOptions,
   type HttpServer,
@@ -135,7 +134,7 @@ export { PAGE_FILES, PAGE_HEADERS, servePage } from "./web/serve.ts";
 export { advertisedHost, BinderRegistration } from "./program/registration.ts";
 
 // Programs: the operator log, child programs and their ready lines.
-export { type Log, LogBudget, type Logger, openLog, shown } from "./program/log.ts";
+export { describeError, type Log, LogBudget, type Logger, openLog, shown } from "./program/log.ts";
 
 export {
   announceReady,

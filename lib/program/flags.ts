@@ -6,13 +6,8 @@
  */
 
 import { parseArgs, type ParseArgsConfig } from "node:util";
-import {
-  ADDRESS_FLAWS_EN,
-  ADDRESS_FLAWS_PT,
-  type BadAddress,
-  type HostPort,
-  parseHostPortList,
-} from "../wire/http_client.ts";
+import { type BadAddress, type HostPort, parseHostPortList } from "../wire/http_client.ts";
+import { ADDRESS_FLAWS_EN, ADDRESS_FLAWS_PT } from "../text/network.ts";
 import type { Lang } from "../chat/protocol.ts";
 
 // ---------------------------------------------------------------------------

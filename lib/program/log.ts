@@ -212,3 +212,9 @@ export function shown(text: string): string {
     (c) => `\\u{${c.codePointAt(0)!.toString(16)}}`,
   );
 }
+
+/** An unexpected error in one log line: its stack (or name and message), lines joined with " | ". */
+export function describeError(error: unknown): string {
+  const text = error instanceof Error ? error.stack ?? `${error.name}: ${error.message}` : String(error);
+  return text.replace(/\s*\n\s*/g, " | ");
+}

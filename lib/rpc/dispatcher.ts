@@ -7,7 +7,7 @@
  * @module
  */
 
-import { describeError } from "../wire/http_server.ts";
+import { describeError } from "../program/log.ts";
 import type { Logger } from "../program/log.ts";
 import { type Lang } from "../chat/protocol.ts";
 import { clip, Fault, FaultCode, type XmlRpcValue } from "../wire/codec.ts";

@@ -6,8 +6,7 @@
  */
 
 import { Lang } from "../chat/protocol.ts";
-import { localeLang } from "../program/flags.ts";
-import { NETWORK_ERRORS_PT } from "../wire/http_client.ts";
+import { NETWORK_ERRORS_PT } from "./network.ts";
 
 // ---------------------------------------------------------------------------
 // Texts: every user-facing string, in Portuguese and English
@@ -254,12 +253,3 @@ The earlier conversation stays in the terminal's own scrollback.`,
 
 /** The client's texts by language. */
 export const TEXTS: Record<Lang, Texts> = { pt: PT, en: EN };
-
-/**
- * The language: the flag if given; else LC_ALL, LC_MESSAGES or LANG when the
- * environment may be read (never prompting); else the runtime's locale.
- * English only when the locale is English; Portuguese otherwise.
- */
-export function detectLang(flag?: string): Lang {
-  return localeLang(flag);
-}

@@ -7,15 +7,7 @@
  */
 
 import { decodeXml, encodeCall, Fault, parseXmlRpc, type XmlRpcValue } from "./codec.ts";
-import {
-  ADDRESS_FLAWS_EN,
-  ADDRESS_FLAWS_PT,
-  type AddressFlaw,
-  NETWORK_ERRORS_PT,
-  type NetworkError,
-} from "../text/network.ts";
-
-export { ADDRESS_FLAWS_EN, ADDRESS_FLAWS_PT, type AddressFlaw, NETWORK_ERRORS_PT, type NetworkError };
+import { ADDRESS_FLAWS_PT, type AddressFlaw, NETWORK_ERRORS_PT, type NetworkError } from "../text/network.ts";
 
 // ---------------------------------------------------------------------------
 // Client side

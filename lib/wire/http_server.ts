@@ -26,7 +26,7 @@
  * @module
  */
 
-import type { Logger } from "../program/log.ts";
+import { describeError, type Logger } from "../program/log.ts";
 
 /** What a handler reads of a request: a `Request` has all of it, and so has the lighter one served here. */
 export interface IncomingRequest {
@@ -167,12 +167,6 @@ function freeFiles(max: number): number {
 /** Files kept for everything but connections, with `connections` open. */
 function reserveFor(connections: number): number {
   return RESERVED_FILES + Math.floor(connections / 16);
-}
-
-/** An unexpected error in one log line: its stack (or name and message), lines joined with " | ". */
-export function describeError(error: unknown): string {
-  const text = error instanceof Error ? error.stack ?? `${error.name}: ${error.message}` : String(error);
-  return text.replace(/\s*\n\s*/g, " | ");
 }
 
 /** The system refused a file: EMFILE (this process) or ENFILE (the whole system). */
@@ -526,7 +520,10 @@ class Server implements HttpServer {
       // Files are given again (whatever held them let go): back up, a step a second.
       this.#cap = Math.min(this.#fullCap, this.#cap + Math.ceil(this.#fullCap / 32));
     }
-    const due = [...this.open].filter((connection) => connection.deadline && now >= connection.deadline);
+    const due: Connection[] = [];
+    for (const connection of this.open) {
+      if (connection.deadline && now >= connection.deadline) due.push(connection);
+    }
     if (due.length && this.#expiring === undefined) {
       // Decided a turn of the event loop later: timers run before reads that completed while the loop
       // was held (a big body parsed, say), and a connection whose request is here would pass for a

@@ -77,22 +77,24 @@ class HttpCall implements Call {
   readonly remoteAddress: string;
   newSession: string | undefined;
   readonly #headers: IncomingRequest["headers"];
-  readonly #url: string;
+  readonly #request: IncomingRequest;
   #session: string | undefined | null = null;
   #language: Lang | undefined;
   constructor(request: IncomingRequest, info: ConnectionInfo) {
     this.remoteAddress = info.remoteAddr.hostname;
     this.#headers = request.headers;
-    this.#url = request.url;
+    this.#request = request;
   }
   /**
    * The session cookie's path: the path the call was posted to when it is a plain one, so pages of one
    * origin posting to paths of their own (the chat page's tabs, `/rpc/TAB`) hold a session each; else `/`.
    */
   get path(): string {
-    const afterScheme = this.#url.indexOf("//") + 2;
-    const slash = this.#url.indexOf("/", afterScheme);
-    const path = slash < 0 ? "/" : this.#url.slice(slash);
+    // The URL is built when asked: only a call that hands out a session needs it.
+    const url = this.#request.url;
+    const afterScheme = url.indexOf("//") + 2;
+    const slash = url.indexOf("/", afterScheme);
+    const path = slash < 0 ? "/" : url.slice(slash);
     return /^(\/[\w-]+)+$/.test(path) ? path : "/";
   }
   get registerKey(): string | undefined {
