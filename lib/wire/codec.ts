@@ -651,8 +651,20 @@ const DECLARED = /^<\?xml\s[^?]*?\bencoding\s*=\s*(["'])([A-Za-z][\w.:-]*)\1/;
  * is never replaced silently.
  */
 export function decodeXml(bytes: Uint8Array, contentType?: string | null): string {
-  const declared = bomEncoding(bytes) ?? (contentType ? CHARSET.exec(contentType)?.[1] : undefined) ??
-    xmlDeclarationEncoding(bytes);
+  let declared = bomEncoding(bytes) ?? (contentType ? CHARSET.exec(contentType)?.[1] : undefined);
+  if (declared === undefined) {
+    // Nearly every document is UTF-8 with no charset (Python's client, ours): decoded once, its declaration
+    // read from the text; only one that declares another encoding is decoded again, from its bytes.
+    let text: string | undefined;
+    try {
+      text = UTF8.decode(bytes);
+    } catch {
+      // Not UTF-8: whatever it declares says how to read it.
+    }
+    declared = text === undefined ? xmlDeclarationEncoding(bytes) : DECLARED.exec(text)?.[2];
+    const utf8 = declared === undefined || /^utf-?8$/i.test(declared);
+    if (text !== undefined && utf8) return text;
+  }
   const label = declared?.toLowerCase() ?? "utf-8";
   const invalid = () =>
     new Fault(FaultCode.PARSE_ERROR, `XML inválido: o documento não é ${clip(label)} válido`);

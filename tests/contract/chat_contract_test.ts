@@ -34,7 +34,8 @@ import {
   type Text,
 } from "../../lib/mod.ts";
 import { REDIS_UNAVAILABLE, RedisServer } from "../helpers/redis.ts";
-import { silentLog, testUnless, waitUntil } from "../helpers/programs.ts";
+import { refusalReason, ROOMY } from "../helpers/core.ts";
+import { testUnless, texts, waitUntil } from "../helpers/programs.ts";
 
 /** A chat engine as the cases drive it: whom a call acts as is opaque to them. */
 type Engine = ChatEngine<unknown>;
@@ -95,15 +96,6 @@ const ENGINES: readonly EngineKind[] = [
     },
   },
 ];
-
-/** Roomy options: the cases narrow what they test. */
-const ROOMY: ChatOptions = {
-  compat: false,
-  sessionTtlMs: 60_000,
-  roomTtlMs: 60_000,
-  maxRate: 1000,
-  log: silentLog,
-};
 
 /** A chat of a case, with the calls as a client makes them (acting as a user goes through `authorize`). */
 class Driver {
@@ -174,7 +166,7 @@ class Driver {
       const { mensagens, cursor: next } = answer[1] as Delivery;
       assert(mensagens.length <= MAX_BATCH);
       if (mensagens.length === 0) return lines;
-      lines.push(...mensagens.map(line));
+      lines.push(...texts(mensagens));
       cursor = next;
     }
   }
@@ -183,7 +175,7 @@ class Driver {
   async recent(name: string, room: string): Promise<string[]> {
     const answer = await this.as(name, (user) => this.chat.recentMessages(user, room));
     assert.equal(answer[0], true, JSON.stringify(answer));
-    return (answer[1] as Message[]).map(line);
+    return texts(answer[1] as Message[]);
   }
 
   async members(room: string): Promise<Outcome<string[]>> {
@@ -205,18 +197,6 @@ function said<T>(outcome: Outcome<T>): Said {
   const payload = outcome[1] as unknown;
   const isText = typeof payload === "object" && payload !== null && "key" in payload && "args" in payload;
   return [true, isText ? render(payload as Text, "pt") : payload];
-}
-
-/** A message as a line the cases compare: `origem: conteudo`, private ones `origem -> destino: conteudo`. */
-function line(message: Message): string {
-  const to = message.tipo === "unicast" ? ` -> ${message.destino}` : "";
-  return `${message.origem}${to}: ${message.conteudo}`;
-}
-
-/** The reason of an answer that must be a refusal. */
-function reason(answer: Said | Outcome<unknown>): string {
-  assert.equal(answer[0], false, `expected a refusal, got ${JSON.stringify(answer)}`);
-  return answer[2] as string;
 }
 
 /** One case of the contract, run on each engine with its own store. */
@@ -242,14 +222,14 @@ contract(
   {},
   async (chat) => {
     assert.deepEqual(await chat.register("ana"), [true, "Usuário 'ana' registrado com sucesso."]);
-    assert.equal(reason(await chat.register("ana")), Reason.NAME_TAKEN);
-    assert.equal(reason(await chat.register("  ana ")), Reason.NAME_TAKEN);
-    assert.equal(reason(await chat.register("")), Reason.NAME_INVALID);
-    assert.equal(reason(await chat.register("x".repeat(33))), Reason.NAME_INVALID);
-    assert.equal(reason(await chat.register("a\u0000b")), Reason.NAME_INVALID);
-    assert.equal(reason(await chat.register("SERVER")), Reason.NAME_RESERVED);
-    assert.equal(reason(await chat.register("todos")), Reason.NAME_RESERVED);
-    assert.equal(reason(await chat.register("SΕRVER")), Reason.NAME_INVALID); // a Greek Epsilon
+    assert.equal(refusalReason(await chat.register("ana")), Reason.NAME_TAKEN);
+    assert.equal(refusalReason(await chat.register("  ana ")), Reason.NAME_TAKEN);
+    assert.equal(refusalReason(await chat.register("")), Reason.NAME_INVALID);
+    assert.equal(refusalReason(await chat.register("x".repeat(33))), Reason.NAME_INVALID);
+    assert.equal(refusalReason(await chat.register("a\u0000b")), Reason.NAME_INVALID);
+    assert.equal(refusalReason(await chat.register("SERVER")), Reason.NAME_RESERVED);
+    assert.equal(refusalReason(await chat.register("todos")), Reason.NAME_RESERVED);
+    assert.equal(refusalReason(await chat.register("SΕRVER")), Reason.NAME_INVALID); // a Greek Epsilon
     assert.deepEqual((await chat.register("João")).slice(0, 1), [true]);
   },
 );
@@ -260,11 +240,11 @@ contract("at most --max-users are registered, and counted; a freed name and plac
   await chat.users("ana", "bia");
   assert.equal(await chat.chat.countUsers(), 2);
   const full = await chat.register("caio");
-  assert.equal(reason(full), Reason.LIMIT_REACHED);
+  assert.equal(refusalReason(full), Reason.LIMIT_REACHED);
   assert.match(full[1] as string, /2/);
   assert.equal((await chat.as("ana", (user) => chat.chat.unregister(user, "test")))[0], true);
   await chat.users("caio");
-  assert.equal(reason(await chat.register("ana")), Reason.LIMIT_REACHED);
+  assert.equal(refusalReason(await chat.register("ana")), Reason.LIMIT_REACHED);
 });
 
 contract("registrations from one address share a rate limit; other addresses have their own", {
@@ -272,7 +252,7 @@ contract("registrations from one address share a rate limit; other addresses hav
 }, async (chat) => {
   assert.equal((await chat.register("ana", "10.0.0.1"))[0], true);
   assert.equal((await chat.register("bia", "10.0.0.1"))[0], true);
-  assert.equal(reason(await chat.register("caio", "10.0.0.1")), Reason.RATE_LIMITED);
+  assert.equal(refusalReason(await chat.register("caio", "10.0.0.1")), Reason.RATE_LIMITED);
   assert.equal((await chat.register("caio", "10.0.0.2"))[0], true);
 });
 
@@ -281,9 +261,9 @@ contract("a call acts only as the user its session proves", {}, async (chat) => 
   const alive = (session: string | null, name = "ana") =>
     chat.as(name, (user) => chat.chat.keepAlive(user), session).then(said);
   assert.deepEqual((await alive("token-ana")).slice(0, 1), [true]);
-  assert.equal(reason(await alive("token-bia")), Reason.SESSION_INVALID);
-  assert.equal(reason(await alive(null)), Reason.SESSION_INVALID);
-  assert.equal(reason(await alive("token-ninguem", "ninguem")), Reason.NOT_REGISTERED);
+  assert.equal(refusalReason(await alive("token-bia")), Reason.SESSION_INVALID);
+  assert.equal(refusalReason(await alive(null)), Reason.SESSION_INVALID);
+  assert.equal(refusalReason(await alive("token-ninguem", "ninguem")), Reason.NOT_REGISTERED);
 });
 
 contract("with --compat a call with no session is accepted until the user's own session shows up", {
@@ -294,8 +274,8 @@ contract("with --compat a call with no session is accepted until the user's own 
     chat.as(name, (user) => chat.chat.keepAlive(user), session).then(said);
   assert.equal((await alive("ana", null))[0], true);
   assert.equal((await alive("ana", "token-ana"))[0], true);
-  assert.equal(reason(await alive("ana", null)), Reason.SESSION_INVALID);
-  assert.equal(reason(await alive("bia", "token-ana")), Reason.SESSION_INVALID);
+  assert.equal(refusalReason(await alive("ana", null)), Reason.SESSION_INVALID);
+  assert.equal(refusalReason(await alive("bia", "token-ana")), Reason.SESSION_INVALID);
   assert.equal((await alive("bia", null))[0], true);
 });
 
@@ -314,7 +294,7 @@ contract(
     assert(!seen.some((said) => said.includes("só pra ana")), seen.join("\n"));
     assert(!(await chat.recent("ana", "geral")).some((said) => said.includes("só pra ana")));
     assert.equal(
-      reason(await chat.as("ana", (user) => chat.chat.deleteRoom(user, "geral"))),
+      refusalReason(await chat.as("ana", (user) => chat.chat.deleteRoom(user, "geral"))),
       Reason.NOT_CREATOR,
     );
   },
@@ -325,19 +305,19 @@ contract(
 contract("rooms: created once, listed sorted, their members listed sorted", {}, async (chat) => {
   await chat.users("ana", "bia");
   assert.deepEqual(await chat.create("ana", "geral"), [true, "Sala 'geral' criada com sucesso."]);
-  assert.equal(reason(await chat.create("bia", "geral")), Reason.ROOM_EXISTS);
-  assert.equal(reason(await chat.create("bia", " ")), Reason.NAME_INVALID);
+  assert.equal(refusalReason(await chat.create("bia", "geral")), Reason.ROOM_EXISTS);
+  assert.equal(refusalReason(await chat.create("bia", " ")), Reason.NAME_INVALID);
   assert.equal((await chat.create("bia", "Álgebra"))[0], true);
   assert.equal((await chat.create("bia", "zoo"))[0], true);
   assert.deepEqual(await chat.rooms(), ["Álgebra", "geral", "zoo"]);
   await chat.enter("geral", "bia", "ana");
   assert.deepEqual(await chat.members("geral"), [true, ["ana", "bia"]]);
   assert.deepEqual(await chat.members("zoo"), [true, []]);
-  assert.equal(reason(await chat.members("nenhuma")), Reason.ROOM_MISSING);
+  assert.equal(refusalReason(await chat.members("nenhuma")), Reason.ROOM_MISSING);
 });
 
 contract("a room needs a session to be created, but with --compat", {}, async (chat, open) => {
-  assert.equal(reason(said(await chat.chat.createRoom("geral", undefined))), Reason.SESSION_INVALID);
+  assert.equal(refusalReason(said(await chat.chat.createRoom("geral", undefined))), Reason.SESSION_INVALID);
   const compat = await open({ compat: true });
   assert.equal((said(await compat.chat.createRoom("livre", undefined)))[0], true);
 });
@@ -349,9 +329,9 @@ contract("at most --max-rooms rooms, and --max-rooms-per-user by one creator", {
   await chat.users("ana", "bia");
   assert.equal((await chat.create("ana", "a1"))[0], true);
   assert.equal((await chat.create("ana", "a2"))[0], true);
-  assert.equal(reason(await chat.create("ana", "a3")), Reason.LIMIT_REACHED);
+  assert.equal(refusalReason(await chat.create("ana", "a3")), Reason.LIMIT_REACHED);
   assert.equal((await chat.create("bia", "b1"))[0], true);
-  assert.equal(reason(await chat.create("bia", "b2")), Reason.LIMIT_REACHED);
+  assert.equal(refusalReason(await chat.create("bia", "b2")), Reason.LIMIT_REACHED);
   assert.equal((await chat.as("ana", (user) => chat.chat.deleteRoom(user, "a1")))[0], true);
   assert.equal((await chat.create("bia", "b2"))[0], true);
 });
@@ -366,12 +346,12 @@ contract(
     const first = await chat.join("ana", "geral");
     assert(first[0]);
     assert.deepEqual(first[1].usuarios, ["ana"]);
-    assert.deepEqual(first[1].mensagens.map(line), ["SERVER: ana entrou na sala."]);
+    assert.deepEqual(texts(first[1].mensagens), ["SERVER: ana entrou na sala."]);
     await chat.enter("geral", "bia");
     assert.equal((await chat.send("bia", "geral", "oi"))[0], true);
     const again = await chat.join("ana", "geral");
     assert(again[0]);
-    assert.deepEqual(again[1].mensagens.map(line), [
+    assert.deepEqual(texts(again[1].mensagens), [
       "SERVER: ana entrou na sala.",
       "SERVER: bia entrou na sala.",
       "bia: oi",
@@ -379,7 +359,7 @@ contract(
     await chat.enter("outra", "ana");
     assert.deepEqual((await chat.readAll("bia", "geral")).slice(-1), ["SERVER: ana saiu da sala."]);
     assert.deepEqual(await chat.members("geral"), [true, ["bia"]]);
-    assert.equal(reason(await chat.join("ana", "nenhuma")), Reason.ROOM_MISSING);
+    assert.equal(refusalReason(await chat.join("ana", "nenhuma")), Reason.ROOM_MISSING);
   },
 );
 
@@ -389,8 +369,8 @@ contract("leaving tells the room; leaving from no room is refused", {}, async (c
   await chat.enter("geral", "ana", "bia");
   assert.deepEqual(await chat.leave("ana"), [true, "Você saiu da sala 'geral'."]);
   assert.deepEqual((await chat.readAll("bia", "geral")).slice(-1), ["SERVER: ana saiu da sala."]);
-  assert.equal(reason(await chat.leave("ana")), Reason.NOT_IN_ROOM);
-  assert.equal(reason(await chat.send("ana", "geral", "oi")), Reason.NOT_IN_ROOM);
+  assert.equal(refusalReason(await chat.leave("ana")), Reason.NOT_IN_ROOM);
+  assert.equal(refusalReason(await chat.send("ana", "geral", "oi")), Reason.NOT_IN_ROOM);
 });
 
 contract("a join hands out the latest 50 messages the user may see", {}, async (chat) => {
@@ -400,7 +380,7 @@ contract("a join hands out the latest 50 messages the user may see", {}, async (
   for (let i = 1; i <= 60; i++) assert.equal((await chat.send("ana", "geral", `m${i}`))[0], true);
   const joined = await chat.join("bia", "geral");
   assert(joined[0]);
-  const lines = joined[1].mensagens.map(line);
+  const lines = texts(joined[1].mensagens);
   assert.equal(lines.length, HISTORY);
   assert.deepEqual(lines.slice(-2), ["ana: m60", "SERVER: bia entrou na sala."]);
   assert.deepEqual((await chat.recent("bia", "geral")).slice(-2), lines.slice(-2));
@@ -415,21 +395,21 @@ contract(
     await chat.enter("geral", "ana", "bia");
     const cursor = (await chat.wait("bia", "geral", 0, 0) as [true, Delivery])[1].cursor;
     assert.equal(
-      reason(await chat.as("bia", (user) => chat.chat.deleteRoom(user, "geral"))),
+      refusalReason(await chat.as("bia", (user) => chat.chat.deleteRoom(user, "geral"))),
       Reason.NOT_CREATOR,
     );
     assert.equal(
-      reason(await chat.as("ana", (user) => chat.chat.deleteRoom(user, "nenhuma"))),
+      refusalReason(await chat.as("ana", (user) => chat.chat.deleteRoom(user, "nenhuma"))),
       Reason.ROOM_MISSING,
     );
     const deleted = said(await chat.as("ana", (user) => chat.chat.deleteRoom(user, "geral")));
     assert.deepEqual(deleted, [true, "Sala 'geral' excluída."]);
     const last = await chat.wait("bia", "geral", cursor, 0);
     assert(last[0], JSON.stringify(last));
-    assert.deepEqual(last[1].mensagens.map(line), ["SERVER: Sala geral excluída por ana."]);
-    assert.equal(reason(await chat.wait("bia", "geral", last[1].cursor, 0)), Reason.ROOM_MISSING);
+    assert.deepEqual(texts(last[1].mensagens), ["SERVER: Sala geral excluída por ana."]);
+    assert.equal(refusalReason(await chat.wait("bia", "geral", last[1].cursor, 0)), Reason.ROOM_MISSING);
     assert.deepEqual(await chat.rooms(), []);
-    assert.equal(reason(await chat.leave("bia")), Reason.NOT_IN_ROOM);
+    assert.equal(refusalReason(await chat.leave("bia")), Reason.NOT_IN_ROOM);
   },
 );
 
@@ -455,13 +435,16 @@ contract("a send is refused for its room, its recipient or its text, with the re
   await chat.create("ana", "outra");
   await chat.enter("geral", "ana", "bia");
   await chat.enter("outra", "caio");
-  assert.equal(reason(await chat.send("ana", "nenhuma", "oi")), Reason.ROOM_MISSING);
-  assert.equal(reason(await chat.send("ana", "outra", "oi")), Reason.NOT_IN_ROOM);
-  assert.equal(reason(await chat.send("ana", "geral", "oi", "caio")), Reason.RECIPIENT_ABSENT);
-  assert.equal(reason(await chat.send("ana", "geral", "oi", "ninguem")), Reason.RECIPIENT_ABSENT);
-  assert.equal(reason(await chat.send("ana", "geral", "   ")), Reason.TEXT_EMPTY);
-  assert.equal(reason(await chat.send("ana", "geral", "x".repeat(MAX_TEXT + 1))), Reason.TEXT_TOO_LONG);
-  assert.equal(reason(await chat.send("ana", "geral", "a\u001bb")), Reason.TEXT_INVALID);
+  assert.equal(refusalReason(await chat.send("ana", "nenhuma", "oi")), Reason.ROOM_MISSING);
+  assert.equal(refusalReason(await chat.send("ana", "outra", "oi")), Reason.NOT_IN_ROOM);
+  assert.equal(refusalReason(await chat.send("ana", "geral", "oi", "caio")), Reason.RECIPIENT_ABSENT);
+  assert.equal(refusalReason(await chat.send("ana", "geral", "oi", "ninguem")), Reason.RECIPIENT_ABSENT);
+  assert.equal(refusalReason(await chat.send("ana", "geral", "   ")), Reason.TEXT_EMPTY);
+  assert.equal(
+    refusalReason(await chat.send("ana", "geral", "x".repeat(MAX_TEXT + 1))),
+    Reason.TEXT_TOO_LONG,
+  );
+  assert.equal(refusalReason(await chat.send("ana", "geral", "a\u001bb")), Reason.TEXT_INVALID);
   assert.equal((await chat.send("ana", "geral", "x".repeat(MAX_TEXT)))[0], true);
   assert.equal((await chat.send("ana", "geral", "linha 1\nlinha 2\tcom tab"))[0], true);
 });
@@ -476,9 +459,9 @@ contract("a private message to anyone online lands in both their rooms", {}, asy
   const own = (lines: string[]) => lines.filter((said) => !said.startsWith("SERVER"));
   assert.deepEqual(own(await chat.readAll("bia", "outra")), ["ana -> bia: oi de longe"]);
   assert.deepEqual(own(await chat.readAll("ana", "geral")), ["ana -> bia: oi de longe"]);
-  assert.equal(reason(await chat.sendPrivate("ana", "ninguem", "oi")), Reason.RECIPIENT_ABSENT);
-  assert.equal(reason(await chat.sendPrivate("ana", "caio", "oi")), Reason.RECIPIENT_ABSENT);
-  assert.equal(reason(await chat.sendPrivate("ana", "bia", "")), Reason.TEXT_EMPTY);
+  assert.equal(refusalReason(await chat.sendPrivate("ana", "ninguem", "oi")), Reason.RECIPIENT_ABSENT);
+  assert.equal(refusalReason(await chat.sendPrivate("ana", "caio", "oi")), Reason.RECIPIENT_ABSENT);
+  assert.equal(refusalReason(await chat.sendPrivate("ana", "bia", "")), Reason.TEXT_EMPTY);
 });
 
 contract("the same send key is stored once, on send and on sendPrivate", {}, async (chat) => {
@@ -527,11 +510,11 @@ contract("the rate limit: a burst of twice --max-rate, then refused; other chang
   await chat.enter("geral", "ana");
   for (let i = 0; i < 4; i++) assert.equal((await chat.send("ana", "geral", `m${i}`))[0], true, `m${i}`);
   const slowed = await chat.send("ana", "geral", "demais");
-  assert.equal(reason(slowed), Reason.RATE_LIMITED);
+  assert.equal(refusalReason(slowed), Reason.RATE_LIMITED);
   assert.match(slowed[1] as string, /2/);
   // Creating two rooms and one join took three of the four tokens for changes: a join and then no more.
   await chat.enter("outra", "ana");
-  assert.equal(reason(await chat.join("ana", "geral")), Reason.RATE_LIMITED);
+  assert.equal(refusalReason(await chat.join("ana", "geral")), Reason.RATE_LIMITED);
 });
 
 // --- live delivery -----------------------------------------------------------------------------
@@ -550,7 +533,7 @@ contract(
     assert.equal((await chat.send("ana", "geral", "pra bia", "bia"))[0], true);
     const woken = await bia;
     assert(woken[0]);
-    assert.deepEqual(woken[1].mensagens.map(line), ["ana -> bia: pra bia"]);
+    assert.deepEqual(texts(woken[1].mensagens), ["ana -> bia: pra bia"]);
     assert(woken[1].cursor > start);
     // caio may not see it: his wait goes on to its end, empty, its cursor past what he may not see or where it was.
     const quiet = await caio;
@@ -573,7 +556,7 @@ contract("every wait in a room is woken by a message to the room", {}, async (ch
   for (const wait of waits) {
     const answer = await wait;
     assert(answer[0]);
-    assert.deepEqual(answer[1].mensagens.map(line), ["ana: todos acordem"]);
+    assert.deepEqual(texts(answer[1].mensagens), ["ana: todos acordem"]);
   }
 });
 
@@ -619,7 +602,7 @@ contract(
     const next = chat.wait("bia", "geral", future[1].cursor, 10_000);
     await new Promise((resolve) => setTimeout(resolve, 50));
     await chat.send("ana", "geral", "depois");
-    assert.deepEqual((await next as [true, Delivery])[1].mensagens.map(line), ["ana: depois"]);
+    assert.deepEqual(texts((await next as [true, Delivery])[1].mensagens), ["ana: depois"]);
   },
 );
 
@@ -646,7 +629,7 @@ contract(
     const refused = async (driver: Driver, name: string, room: string, why: string) => {
       const answer = async () => await driver.wait(name, room, 0, 0);
       await waitUntil(async () => !(await answer())[0], `${name}'s wait in ${room} refused`);
-      assert.equal(reason(await answer()), why);
+      assert.equal(refusalReason(await answer()), why);
     };
     await chat.users("ana", "bia");
     await chat.create("ana", "geral");
@@ -655,7 +638,7 @@ contract(
     // Each instance has answered bia's waits in geral (and may answer the next ones without asking Redis).
     for (const driver of [chat, other]) assert.equal((await driver.wait("bia", "geral", 0, 0))[0], true);
     await chat.enter("outra", "bia");
-    assert.equal(reason(await chat.wait("bia", "geral", 0, 0)), Reason.NOT_IN_ROOM);
+    assert.equal(refusalReason(await chat.wait("bia", "geral", 0, 0)), Reason.NOT_IN_ROOM);
     await refused(other, "bia", "geral", Reason.NOT_IN_ROOM);
     for (const driver of [chat, other]) assert.equal((await driver.wait("bia", "outra", 0, 0))[0], true);
     // A wait held on the other instance when bia leaves: it ends, and sees nothing said after she left.
@@ -666,13 +649,13 @@ contract(
     await chat.enter("outra", "ana");
     assert.equal((await chat.send("ana", "outra", "depois que bia saiu"))[0], true);
     const ended = await held;
-    if (ended[0]) assert(!ended[1].mensagens.map(line).includes("ana: depois que bia saiu"));
-    assert.equal(reason(await chat.wait("bia", "outra", 0, 0)), Reason.NOT_IN_ROOM);
+    if (ended[0]) assert(!texts(ended[1].mensagens).includes("ana: depois que bia saiu"));
+    assert.equal(refusalReason(await chat.wait("bia", "outra", 0, 0)), Reason.NOT_IN_ROOM);
     await refused(other, "bia", "outra", Reason.NOT_IN_ROOM);
     await chat.enter("geral", "bia");
     for (const driver of [chat, other]) assert.equal((await driver.wait("bia", "geral", 0, 0))[0], true);
     assert.equal((await chat.as("bia", (user) => chat.chat.unregister(user, "test")))[0], true);
-    assert.equal(reason(await chat.wait("bia", "geral", 0, 0)), Reason.NOT_REGISTERED);
+    assert.equal(refusalReason(await chat.wait("bia", "geral", 0, 0)), Reason.NOT_REGISTERED);
     await refused(other, "bia", "geral", Reason.NOT_REGISTERED);
   },
 );
@@ -697,7 +680,7 @@ contract("silent sessions end and free their names; empty idle rooms go, rooms w
     await waitUntil(async () => (await chat.register("ana"))[0] === true, "ana's name freed by the sweep");
     await waitUntil(async () => !(await chat.rooms()).includes("vazia"), "the empty idle room removed");
     assert.deepEqual(await chat.rooms(), ["ocupada"]);
-    assert.equal(reason(await chat.register("bia")), Reason.NAME_TAKEN);
+    assert.equal(refusalReason(await chat.register("bia")), Reason.NAME_TAKEN);
   } finally {
     alive = false;
     await living;
@@ -747,16 +730,16 @@ contract(
     await chat.users("ana");
     for (const lookalike of ["Ana", "ANA", "ａｎａ", "𝐚𝐧𝐚", "ɑna", " ana"]) {
       const refused = await chat.register(lookalike);
-      assert.equal(reason(refused), Reason.NAME_TAKEN, lookalike);
+      assert.equal(refusalReason(refused), Reason.NAME_TAKEN, lookalike);
       assert.match(refused[1] as string, /'ana'/, `${lookalike}: the refusal names what it resembles`);
     }
     // A Cyrillic а among Latin letters: ana's look-alike, and a mix UTS #39 calls unsafe: the refusal names ana.
     const mixed = await chat.register("аna");
-    assert.equal(reason(mixed), Reason.NAME_TAKEN);
+    assert.equal(refusalReason(mixed), Reason.NAME_TAKEN);
     assert.match(mixed[1] as string, /'ana'/);
     // A mix that resembles nobody in use is refused for the mix.
     const alone = await chat.register("bоb"); // a Cyrillic о
-    assert.equal(reason(alone), Reason.NAME_INVALID);
+    assert.equal(refusalReason(alone), Reason.NAME_INVALID);
     assert.match(alone[1] as string, /alfabetos/);
     for (
       const ordinary of ["anabela", "bia", "ana2", "João", "Joao", "Ελένη", "Маша", "李雷", "Tanaka 田中"]
@@ -774,13 +757,13 @@ contract("a room's name has no look-alike, and a variant of it names the room", 
   assert.equal((await chat.create("ana", "geral"))[0], true);
   for (const lookalike of ["Geral", "ｇeral", "gerɑl"]) {
     const refused = await chat.create("bia", lookalike);
-    assert.equal(reason(refused), Reason.ROOM_EXISTS, lookalike);
+    assert.equal(refusalReason(refused), Reason.ROOM_EXISTS, lookalike);
     assert.match(refused[1] as string, /'geral'/, lookalike);
   }
   const cyrillic = await chat.create("bia", "gеral"); // a Cyrillic е
-  assert.equal(reason(cyrillic), Reason.ROOM_EXISTS);
+  assert.equal(refusalReason(cyrillic), Reason.ROOM_EXISTS);
   assert.match(cyrillic[1] as string, /'geral'/);
-  assert.equal(reason(await chat.create("bia", "sаla")), Reason.NAME_INVALID); // a Cyrillic а, no look-alike
+  assert.equal(refusalReason(await chat.create("bia", "sаla")), Reason.NAME_INVALID); // a Cyrillic а, no look-alike
   assert.equal((await chat.create("ana", "minha sala"))[0], true);
   const joined = await chat.join("bia", "Minha Sala");
   assert(joined[0], JSON.stringify(joined));
@@ -795,7 +778,7 @@ contract("a room's name has no look-alike, and a variant of it names the room", 
   const waiting = chat.wait("bia", "Geral", cursor, 10_000);
   await new Promise((resolve) => setTimeout(resolve, 50));
   await chat.send("ana", "geral", "acorda");
-  assert.deepEqual((await waiting as [true, Delivery])[1].mensagens.map(line), ["ana: acorda"]);
+  assert.deepEqual(texts((await waiting as [true, Delivery])[1].mensagens), ["ana: acorda"]);
   assert.deepEqual(await chat.rooms(), ["geral", "minha sala"]);
   const deleted = said(await chat.as("ana", (user) => chat.chat.deleteRoom(user, "Geral")));
   assert.deepEqual(deleted, [true, "Sala 'geral' excluída."]);
@@ -811,7 +794,7 @@ contract("a name held by a silent session says when it frees; one held by a live
   assert.deepEqual(alive, [false, "O nome 'ana' já está em uso. Escolha outro.", Reason.NAME_TAKEN]);
   await new Promise((resolve) => setTimeout(resolve, 700));
   const silent = await chat.register("ana");
-  assert.equal(reason(silent), Reason.NAME_TAKEN);
+  assert.equal(refusalReason(silent), Reason.NAME_TAKEN);
   assert.match(silent[1] as string, /fica livre em até [12] s\.$/);
   assert.equal((await chat.as("ana", (user) => chat.chat.keepAlive(user)))[0], true);
   assert.deepEqual((await chat.register("ana"))[1], "O nome 'ana' já está em uso. Escolha outro.");

@@ -16,8 +16,16 @@
 
 import assert from "node:assert/strict";
 import { XmlRpcClient } from "../../lib/mod.ts";
-import { Program, ROOT, startClient, taskCommand, tempDir, waitUntil } from "../helpers/programs.ts";
-import { hasTmux, type Pane, Tmux } from "../helpers/tmux.ts";
+import {
+  Program,
+  ROOT,
+  startClient,
+  taskCommand,
+  tempDir,
+  testUnless,
+  waitUntil,
+} from "../helpers/programs.ts";
+import { type Pane, Tmux, TMUX_UNAVAILABLE } from "../helpers/tmux.ts";
 
 /** The programs of the repository (every tracked file but the tests, docs and benchmark), copied into `dir`. */
 async function copyPrograms(dir: string): Promise<void> {
@@ -74,11 +82,10 @@ const PROMPT = /Deno requests|Allow\?|\[y\/n/;
 const PORTUGUESE =
   /[ãõçáéíóúâêô]|\b(você|sala|servidor|pronto|encerrad\w*|usuário|colegas|máquina|saída|nesta|outro|entrar|conectado|procurando)\b/i;
 
-Deno.test({
-  name:
-    "deno task binder and deno task server listen with no prompt; the server's window closing stops it cleanly",
-  ignore: !hasTmux,
-  async fn() {
+testUnless(
+  TMUX_UNAVAILABLE,
+  "deno task binder and deno task server listen with no prompt; the server's window closing stops it cleanly",
+  async () => {
     await using dir = await tempDir("rpc-chat-host-");
     await copyPrograms(dir.path);
     await using tmux = new Tmux();
@@ -122,12 +129,12 @@ Deno.test({
     );
     assert.match(await Deno.readTextFile(`${dir.path}/chat_server.log`), /Servidor encerrando\.\.\./);
   },
-});
+);
 
-Deno.test({
-  name: "deno run cliente.ts without --allow-net: one line naming --allow-net, exit code 2, no retries",
-  ignore: !hasTmux,
-  async fn() {
+testUnless(
+  TMUX_UNAVAILABLE,
+  "deno run cliente.ts without --allow-net: one line naming --allow-net, exit code 2, no retries",
+  async () => {
     await using dir = await tempDir("rpc-chat-host-");
     await copyPrograms(dir.path);
     await using tmux = new Tmux();
@@ -159,12 +166,12 @@ Deno.test({
     }
     assert.deepEqual([...Deno.readDirSync(dir.path)].filter((e) => e.name.endsWith(".log")), []);
   },
-});
+);
 
-Deno.test({
-  name: "deno task start --lang en shows no Portuguese; --lang fr exits 2 with nothing started",
-  ignore: !hasTmux,
-  async fn() {
+testUnless(
+  TMUX_UNAVAILABLE,
+  "deno task start --lang en shows no Portuguese; --lang fr exits 2 with nothing started",
+  async () => {
     await using dir = await tempDir("rpc-chat-host-");
     await copyPrograms(dir.path);
     await using tmux = new Tmux();
@@ -197,12 +204,12 @@ Deno.test({
     const english = screen.split("\n").filter((line) => !/Also in Portuguese:/.test(line)).join("\n");
     assert.doesNotMatch(english, PORTUGUESE);
   },
-});
+);
 
-Deno.test({
-  name: "under deno task start, kill -9 of the server is announced and the chat is served again within 15 s",
-  ignore: !hasTmux,
-  async fn() {
+testUnless(
+  TMUX_UNAVAILABLE,
+  "under deno task start, kill -9 of the server is announced and the chat is served again within 15 s",
+  async () => {
     await using dir = await tempDir("rpc-chat-host-");
     await copyPrograms(dir.path);
     await using tmux = new Tmux();
@@ -230,12 +237,12 @@ Deno.test({
     // server.log kept what the killed server wrote, and the new one's lines after them.
     assert.equal((await Deno.readTextFile(`${dir.path}/server.log`)).match(/Servidor ouvindo/g)?.length, 2);
   },
-});
+);
 
-Deno.test({
-  name: "deno task start counts everyone connected, and its terminal closing says goodbye to everyone",
-  ignore: !hasTmux,
-  async fn() {
+testUnless(
+  TMUX_UNAVAILABLE,
+  "deno task start counts everyone connected, and its terminal closing says goodbye to everyone",
+  async () => {
     await using dir = await tempDir("rpc-chat-host-");
     await copyPrograms(dir.path);
     await using tmux = new Tmux();
@@ -275,7 +282,7 @@ Deno.test({
     );
     assert.match(await read("chat_server.log"), /Aviso de encerramento enviado a 1 sala\n/);
   },
-});
+);
 
 Deno.test("deno task start reports truthfully: a server that stayed down is not said to be stopped", async () => {
   await using dir = await tempDir("rpc-chat-host-");

@@ -21,9 +21,10 @@ import {
   startBinder,
   startClient,
   startServer,
+  testUnless,
   waitUntil,
 } from "../helpers/programs.ts";
-import { hasTmux, Tmux } from "../helpers/tmux.ts";
+import { Tmux, TMUX_UNAVAILABLE } from "../helpers/tmux.ts";
 
 /** The command line of a client in tmux (Portuguese, colours unless NO_COLOR is in `env`); `[saiu: N]` at its end. */
 function terminalClient(binder: { address: string }, name: string, args: string[] = [], env: string[] = []) {
@@ -49,11 +50,10 @@ async function nameIsFree(port: number, name: string): Promise<boolean> {
   return ok;
 }
 
-Deno.test({
-  name:
-    "30 columns and a long room: the prompt shortened, the line scrolls sideways, keys, Tab, Ctrl-R, Ctrl-L, Ctrl-C",
-  ignore: !hasTmux,
-  async fn() {
+testUnless(
+  TMUX_UNAVAILABLE,
+  "30 columns and a long room: the prompt shortened, the line scrolls sideways, keys, Tab, Ctrl-R, Ctrl-L, Ctrl-C",
+  async () => {
     await using binder = await startBinder();
     await using server = await startServer(binder);
     const room = "sala-de-estudos-avancados";
@@ -166,13 +166,12 @@ Deno.test({
     assert.equal(await nameIsFree(server.port, "ana"), true);
     assert.equal(count(bia, said("ana: uma frase muito comprida")), 0);
   },
-});
+);
 
-Deno.test({
-  name:
-    "pastes (3 lines, 30 as one message, 30 line by line past the rate limit), bell, title, private marks, scrollback",
-  ignore: !hasTmux,
-  async fn() {
+testUnless(
+  TMUX_UNAVAILABLE,
+  "pastes (3 lines, 30 as one message, 30 line by line past the rate limit), bell, title, private marks, scrollback",
+  async () => {
     await using binder = await startBinder();
     await using _server = await startServer(binder);
     await using bia = startClient(binder, ["--name", "bia", "--room", "geral"]);
@@ -271,13 +270,12 @@ Deno.test({
     await ana.keys("Enter");
     await ana.waitFor(/^\[saiu: 0\]$/m);
   },
-});
+);
 
-Deno.test({
-  name:
-    "offline: the prompt says so, lines typed meanwhile show as pending and go once, in order; outside a room the line stays",
-  ignore: !hasTmux,
-  async fn() {
+testUnless(
+  TMUX_UNAVAILABLE,
+  "offline: the prompt says so, lines typed meanwhile show as pending and go once, in order; outside a room the line stays",
+  async () => {
     await using binder = await startBinder(["--check-interval", "0.1", "--drop-after", "0.5"]);
     const first = await startServer(binder);
     const dir = first.dir;
@@ -333,4 +331,4 @@ Deno.test({
       await Deno.remove(dir, { recursive: true });
     }
   },
-});
+);

@@ -13,12 +13,20 @@ import {
   endpointUrl,
   type Lang,
   type MethodTable,
-  type Refusal,
   XmlRpcClient,
   xmlRpcHandler,
 } from "../../lib/mod.ts";
 import { chatMethods, type ChatOptions, MessageStore, SqliteChat, type User } from "../../lib/mod.ts";
 import { silentLog } from "./programs.ts";
+
+/** Roomy options for a chat under test: the tests narrow what they test. */
+export const ROOMY: ChatOptions = {
+  compat: false,
+  sessionTtlMs: 60_000,
+  roomTtlMs: 60_000,
+  maxRate: 1000,
+  log: silentLog,
+};
 
 /** A chat on a database (`:memory:` unless given), with roomy defaults; stopped and closed on disposal. */
 export function chatOn(
@@ -26,14 +34,7 @@ export function chatOn(
   path = ":memory:",
 ): { chat: SqliteChat; store: MessageStore } & Disposable {
   const store = new MessageStore(path);
-  const chat = new SqliteChat(store, {
-    compat: false,
-    sessionTtlMs: 60_000,
-    roomTtlMs: 60_000,
-    maxRate: 1000,
-    log: silentLog,
-    ...options,
-  });
+  const chat = new SqliteChat(store, { ...ROOMY, ...options });
   return {
     chat,
     store,
@@ -58,9 +59,9 @@ export function authorized(chat: SqliteChat, name: string, token = `token-${name
 }
 
 /** The reason of a result that must be a refusal. */
-export function refusalReason(result: [true, unknown] | Refusal | User): string {
+export function refusalReason(result: readonly unknown[] | User): string {
   assert(Array.isArray(result) && result[0] === false, `expected a refusal, got ${JSON.stringify(result)}`);
-  return result[2];
+  return result[2] as string;
 }
 
 /** A caller of a method table as the HTTP handler makes it, in a language, keeping the session it is given. */

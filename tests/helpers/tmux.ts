@@ -9,10 +9,12 @@
 
 import { waitUntil } from "./programs.ts";
 
-/** Whether tmux is installed (the terminal tests skip without it). */
-export const hasTmux: boolean =
+/** Why the terminal tests cannot run here (tmux is not installed), or undefined when they can. */
+export const TMUX_UNAVAILABLE: string | undefined =
   new Deno.Command("sh", { args: ["-c", "command -v tmux"], stdout: "null", stderr: "null" })
-    .outputSync().success;
+      .outputSync().success
+    ? undefined
+    : "tmux não está instalado (apt-get install tmux)";
 
 /**
  * A tmux server of our own (its own socket): each session runs one client in
