@@ -93,10 +93,8 @@ export { type Notice, type NoticeKey, noticeOf, NOTICES } from "./lib/text/notic
 // The texts' catalogue is the host's (lib/host.ts); the protocol names its Text, a type only here.
 export type { Catalogue, NameKind, PORTUGUESE_TEXTS, Text, TextKey } from "./lib/text/catalogue.ts";
 
-// Programs: flags, the log, signals, child programs and their ready lines.
+// Programs: flags, languages, permissions, signals.
 export {
-  checkFlags,
-  CLIENT_FLAGS,
   type ClientFlags,
   clientFlags,
   type FlagOptions,
@@ -104,6 +102,7 @@ export {
   langArgument,
   langFlag,
   localeLang,
+  missingValue,
   type Needed,
   netNeeded,
   numberFlag,

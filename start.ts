@@ -39,15 +39,14 @@
 import {
   clientFlags,
   endpointUrl,
-  Fault,
-  FaultCode,
   type Lang,
   langArgument,
+  langFlag,
   localeLang,
+  missingValue,
   numberFlag,
   ownLanAddresses,
   readLines,
-  usageError,
   useLanguage,
   writeStdout,
   XmlRpcClient,
@@ -115,8 +114,6 @@ Mostra a linha que os colegas digitam na rede local (o binder serve o cliente).
 Se o binder ou o servidor cair, avisa e o inicia de novo (até ${MAX_RESTARTS} vezes em 10 minutos).
 Quando o cliente termina, binder e servidor são encerrados; se ainda há gente conectada,
 pergunta antes (num terminal) ou continua até Ctrl-C, SIGTERM, SIGHUP ou o fim da entrada.`,
-    badLang: (value: string) => `--lang deve ser pt ou en, não '${value}'`,
-    needsValue: (flag: string) => `a opção ${flag} precisa de um valor`,
     binder: "o binder",
     server: "o servidor",
     Binder: "Binder",
@@ -186,8 +183,6 @@ Prints the line classmates type on the LAN (the binder serves them the client).
 If the binder or the server goes down, says so and starts it again (up to ${MAX_RESTARTS} times in
 10 minutes). When the client ends, binder and server are stopped; if others are still
 connected, asks first (on a terminal) or serves on until Ctrl-C, SIGTERM, SIGHUP or end of input.`,
-    badLang: (value: string) => `--lang must be pt or en, not '${value}'`,
-    needsValue: (flag: string) => `the option ${flag} needs a value`,
     binder: "the binder",
     server: "the server",
     Binder: "Binder",
@@ -268,7 +263,7 @@ function complain(line: string): void {
  * Splits start.ts's own flags from the client's (`--lang` is both), checking
  * ours; the client's are checked by {@linkcode main} before anything starts.
  */
-export function parseStartArgs(args: string[], lang: Lang = "pt"): StartOptions {
+function parseStartArgs(args: string[], lang: Lang = "pt"): StartOptions {
   const t = TEXTS[lang];
   const options: StartOptions = { local: false, binderPort: 5000, serverPort: 8001, clientArgs: [] };
   for (let i = 0; i < args.length; i++) {
@@ -277,7 +272,7 @@ export function parseStartArgs(args: string[], lang: Lang = "pt"): StartOptions 
     const flag = arg.startsWith("--") && eq > 0 ? arg.slice(0, eq) : arg;
     const value = () => {
       const text = eq > 0 && flag !== arg ? arg.slice(eq + 1) : args[++i];
-      if (text === undefined) usageError(PROGRAM, t.needsValue(flag));
+      if (text === undefined) missingValue(PROGRAM, flag);
       return text;
     };
     const port = (text: string) => numberFlag(PROGRAM, flag, text, { min: 0, max: 65535, integer: true });
@@ -297,8 +292,7 @@ export function parseStartArgs(args: string[], lang: Lang = "pt"): StartOptions 
         options.serverPort = port(value());
         break;
       case "--lang": {
-        const lang = value();
-        if (lang !== "pt" && lang !== "en") usageError(PROGRAM, t.badLang(lang));
+        const lang = langFlag(PROGRAM, value());
         options.lang = lang;
         options.clientArgs.push(`--lang=${lang}`);
         break;
@@ -482,25 +476,13 @@ function joinInstructions(options: StartOptions, binderPort: number, t: StartTex
 
 /**
  * How many people are connected to the server, in a room or not (the host's
- * client has left by then); undefined if it is gone. A server without
- * `contar_usuarios` (an engine that cannot count) is asked who is in rooms.
+ * client has left by then); undefined if it is gone.
  */
 async function othersConnected(serverPort: number): Promise<number | undefined> {
   const server = new XmlRpcClient(endpointUrl("127.0.0.1", serverPort), { timeoutMs: 2000 });
   try {
     const [, count] = await server.call<[boolean, number]>("contar_usuarios", []);
     return count;
-  } catch (error) {
-    if (!(error instanceof Fault && error.code === FaultCode.METHOD_NOT_FOUND)) return undefined;
-  }
-  try {
-    const [, rooms] = await server.call<[boolean, string[]]>("listar_salas", []);
-    const names = new Set<string>();
-    for (const room of rooms) {
-      const [ok, members] = await server.call<[boolean, string[]]>("listar_usuarios", [room]);
-      if (ok) { for (const name of members) names.add(name); }
-    }
-    return names.size;
   } catch {
     return undefined;
   }
@@ -523,8 +505,9 @@ async function readLine(reader: ReadableStreamDefaultReader<string>): Promise<st
 /** Starts everything, runs the client, stops everything; resolves to the client's exit code. */
 export async function main(args: string[] = Deno.args): Promise<number> {
   // The language first, from the flag as written (or the locale): even a bad argument is refused in it.
-  useLanguage(localeLang(langArgument(args)));
-  const options = parseStartArgs(args, localeLang(langArgument(args)));
+  const asked = localeLang(langArgument(args));
+  useLanguage(asked);
+  const options = parseStartArgs(args, asked);
   // The client's flags are checked now, values included: a typo costs one line, not a binder and a
   // server started for nothing.
   clientFlags(PROGRAM, options.clientArgs);

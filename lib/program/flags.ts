@@ -84,6 +84,11 @@ export function localeLang(flag?: string): Lang {
   return /^en\b/i.test(locale) && !/posix/i.test(locale) ? "en" : "pt";
 }
 
+/** A flag given no value: one line, exit 2 (for a program that reads its flags by hand). */
+export function missingValue(program: string, flag: string): never {
+  usageError(program, CLI_TEXTS[cliLang].needsValue(flag));
+}
+
 /** `--lang`'s value checked (a usage error, exit 2, when it is neither pt nor en): the language to speak. */
 export function langFlag(program: string, value: string | undefined): Lang {
   if (value !== undefined && value !== "pt" && value !== "en") {
@@ -166,11 +171,8 @@ export function parseFlags<const O extends FlagOptions>(
   }
 }
 
-/**
- * The client's flags (cliente.ts adds their defaults): start.ts checks the
- * flags it hands the client against them before it starts anything.
- */
-export const CLIENT_FLAGS = {
+/** The client's flags (its defaults are cliente.ts's): {@linkcode clientFlags} reads them. */
+const CLIENT_FLAGS = {
   binder: { type: "string" },
   name: { type: "string" },
   room: { type: "string" },
@@ -227,15 +229,6 @@ export function clientFlags(program: string, args: string[], printUsage: () => v
     attempts: numberFlag(program, "--attempts", flags.attempts ?? "10", { min: 0, max: 1e6, integer: true }),
     bell: !flags["no-bell"],
   };
-}
-
-/** Checks another program's flags as it will parse them (unknown flags, missing values): one usage error. */
-export function checkFlags(program: string, args: string[], options: FlagOptions): void {
-  try {
-    parseStrict(args, options);
-  } catch (error) {
-    usageError(program, describeFlagError(error));
-  }
 }
 
 /** Every program's flags as `parseArgs` reads them: strictly, no positionals, `-h`/`--help` besides. */
