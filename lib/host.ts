@@ -1,6 +1,6 @@
 /**
  * The host's side, its table of contents: what only the host's programs
- * (binder, server, start.ts) load (`deps.ts`'s `loadHostSide()`), never the
+ * (binder, server, start.ts) import beside `deps.ts`, never the
  * terminal client. The
  * HTTP/1.1 listener (`wire/http_server.ts`), the dispatcher with
  * introspection and multicall (`rpc/`), the chat's rules, names, method
@@ -50,22 +50,16 @@ export {
   toResponse,
 } from "./wire/http_server.ts";
 
-// When two names are one (UTS #39): look-alikes and mixed scripts.
-export { bareKey, imitatesReserved, mixesScripts, nameKey, skeleton } from "./chat/names.ts";
-
 // The chat's shapes and rules, whichever store holds it (the server's SQLite, or Redis for a cluster).
 export {
   type Bucket,
-  BURST_SECONDS,
   type Chat,
   type ChatEngine,
   type ChatOptions,
   checkName,
-  checkScripts,
   checkText,
   type Delivery,
   firstAfter,
-  fullBucket,
   HISTORY,
   HISTORY_KEPT,
   HISTORY_SLACK,
@@ -80,7 +74,6 @@ export {
   type Maybe,
   type Message,
   quoted,
-  silentHolderSeconds,
   sortedNames,
   StoreError,
   takeToken,
@@ -97,13 +90,10 @@ export {
   VISIBLE_AFTER,
 } from "./chat/engines/sqlite.ts";
 
-export { type Claim, redactedUrl, REDIS_CLIENT, RedisChat } from "./chat/engines/redis.ts";
+export { type Claim, REDIS_CLIENT, RedisChat } from "./chat/engines/redis.ts";
 
 // The ChatService method table, over either engine.
 export { chatMethods } from "./chat/methods.ts";
-
-// Networks: who may register in the binder (`--allow-register`).
-export { BlockList, isIP } from "node:net";
 
 // Storage: the embedded database of the chat server.
 export { DatabaseSync } from "node:sqlite";

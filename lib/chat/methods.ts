@@ -83,7 +83,9 @@ export function chatMethods<U>(chat: Chat<U>, log?: Logger): MethodTable {
   /** An outcome as the caller gets it: a refusal in its language, with its reason if it asked. */
   const answer = <T>(call: Call, outcome: Outcome<T>): Result<T> => {
     if (outcome[0]) return outcome;
-    refusals?.info(`Recusado (${outcome[2]}) a ${call.remoteAddress}: ${shown(render(outcome[1], "pt"))}`);
+    refusals?.info(() =>
+      `Recusado (${outcome[2]}) a ${call.remoteAddress}: ${shown(render(outcome[1], "pt"))}`
+    );
     return forCaller([false, render(outcome[1], call.language), outcome[2]], call.wantsReasons);
   };
   /** An outcome whose payload is a text, too, in the caller's language. */

@@ -20,10 +20,8 @@
 import { RESERVED_NAMES } from "./protocol.ts";
 import { CONFUSABLE_PROTOTYPES, SCRIPT_NAMES } from "./unicode_names_data.ts";
 
-/** Each confusable character's prototype. */
-const PROTOTYPES: ReadonlyMap<string, string> = new Map(
-  CONFUSABLE_PROTOTYPES.map((pair) => pair.split("\t") as [string, string]),
-);
+/** Each confusable character's prototype, made on first use (a program that takes no names never does). */
+let prototypes: ReadonlyMap<string, string> | undefined;
 
 /** Full case folding, as far as JavaScript's case maps give it (`ß` and `SS` fold alike, `ς` and `σ` too). */
 function caseFold(text: string): string {
@@ -32,8 +30,9 @@ function caseFold(text: string): string {
 
 /** UTS #39's skeleton: decomposed, each character replaced by its prototype, decomposed again. */
 export function skeleton(text: string): string {
+  prototypes ??= new Map(CONFUSABLE_PROTOTYPES.map((pair) => pair.split("\t") as [string, string]));
   let out = "";
-  for (const char of text.normalize("NFD")) out += PROTOTYPES.get(char) ?? char;
+  for (const char of text.normalize("NFD")) out += prototypes.get(char) ?? char;
   return out.normalize("NFD");
 }
 

@@ -4,7 +4,7 @@
  * and text policies, visibility and rate limits, and {@linkcode Chat}, what
  * the method table needs of a chat, and {@linkcode ChatEngine}, a chat with
  * its life (open, start, stop, close). Two engines implement it: SQLite
- * (`sqlite_chat.ts`: one server and its file) and Redis (`redis_chat.ts`:
+ * (`engines/sqlite.ts`: one server and its file) and Redis (`engines/redis.ts`:
  * several servers, one chat); one contract suite holds them to the same
  * behaviour.
  *

@@ -17,7 +17,6 @@ import {
   Result,
   SERVER,
 } from "../chat/protocol.ts";
-import { maxId } from "./session.ts";
 import { localWallClock } from "../wire/codec.ts";
 
 // ---------------------------------------------------------------------------
@@ -286,4 +285,10 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
     const timer = setTimeout(done, ms);
     signal?.addEventListener("abort", done, { once: true });
   });
+}
+
+/** The newest id among messages that have one. */
+export function maxId(messages: ChatMessage[]): number | undefined {
+  const ids = messages.map((m) => m.id).filter((id): id is number => typeof id === "number");
+  return ids.length ? Math.max(...ids) : undefined;
 }

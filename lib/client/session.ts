@@ -20,6 +20,7 @@ import {
   CHAT_HEADERS,
   CommandName,
   isPrivate,
+  maxId,
   newMessages,
   parseInput,
   privateKey,
@@ -264,8 +265,9 @@ export class ChatSession {
     };
     switch (command) {
       case "create":
-        if (needs(t.syntax.create) && await this.create(roomArgument(rest))) {
-          this.#view.notice(t.joinHint(sanitize(roomArgument(rest))));
+        if (needs(t.syntax.create)) {
+          const room = roomArgument(rest);
+          if (await this.create(room)) this.#view.notice(t.joinHint(sanitize(room)));
         }
         return;
       case "join":
@@ -795,10 +797,4 @@ export class ChatSession {
     if (error instanceof Closed) return error.message;
     return sanitize(String((error as Error)?.message ?? error));
   }
-}
-
-/** The newest id among messages that have one. */
-export function maxId(messages: ChatMessage[]): number | undefined {
-  const ids = messages.map((m) => m.id).filter((id): id is number => typeof id === "number");
-  return ids.length ? Math.max(...ids) : undefined;
 }

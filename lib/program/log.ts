@@ -179,7 +179,8 @@ export class LogBudget {
   #dropped = 0;
   constructor(readonly log: Logger, readonly what: string, readonly max = 20, readonly windowMs = 10_000) {}
 
-  info(line: string): void {
+  /** Logs the line (made only when it is written: a flood drops most of them) or counts it dropped. */
+  info(line: string | (() => string)): void {
     const now = Date.now();
     if (now - this.#windowStart >= this.windowMs) {
       if (this.#dropped) {
@@ -194,7 +195,7 @@ export class LogBudget {
     }
     if (this.#written < this.max) {
       this.#written++;
-      this.log.info(line);
+      this.log.info(typeof line === "string" ? line : line());
     } else this.#dropped++;
   }
 }

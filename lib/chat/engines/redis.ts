@@ -60,7 +60,7 @@ import type { Logger } from "../../program/log.ts";
 import { EVERYONE, type Outcome, Reason, type Refusal, refuse, SERVER } from "../protocol.ts";
 import { loadText, render, storeText, type Text, text } from "../../text/catalogue.ts";
 
-/** The Redis client, pinned; imported only by {@linkcode openRedisChat}. */
+/** The Redis client, pinned; imported only by {@linkcode RedisChat.open}. */
 export const REDIS_CLIENT = "npm:@redis/client@6.3.1";
 
 /** The one environment variable the Redis client reads (so `--allow-env` names it alone). */
@@ -124,7 +124,7 @@ local function auth()
   return u
 end
 -- A token bucket (ARGV 5: the rate), filled up to ${BURST_SECONDS} s of the rate; full again, it is gone.
--- The twin of takeToken (chat.ts), bound to it by the contract's rate-limit case.
+-- The twin of takeToken (rules.ts), bound to it by the contract's rate-limit case.
 local function take(key)
   local rate = tonumber(ARGV[5])
   local k = P .. 'bucket:' .. key
@@ -244,7 +244,7 @@ const SCRIPTS = {
     if resembled and redis.call('HEXISTS', P .. 'users', resembled) == 1 then
       return {'no', 'nameResembles', resembled}
     end
-    if ARGV[11] == '1' then return {'no', 'userMixesScripts'} end
+    if ARGV[11] == '1' then return {'no', 'mixesScripts'} end
     if redis.call('HLEN', P .. 'users') >= tonumber(ARGV[8]) then return {'no', 'usersFull'} end
     if ARGV[9] ~= '' and not take('a:' .. ARGV[9]) then return {'no', 'registrationsLimited'} end
     redis.call('HSET', P .. 'users', name, ARGV[6])
@@ -277,9 +277,11 @@ const SCRIPTS = {
     if ARGV[10] == '1' then return {'no', 'badName'} end
     local room = ARGV[6]
     if redis.call('HEXISTS', P .. 'rooms', room) == 1 then return {'no', 'roomExists'} end
-    local resembled, exists = findRoom('', ARGV[11])
-    if exists then return {'no', 'roomResembles', resembled} end
-    if ARGV[12] == '1' then return {'no', 'roomMixesScripts'} end
+    local resembled = redis.call('HGET', P .. 'roomkeys', ARGV[11])
+    if resembled and redis.call('HEXISTS', P .. 'rooms', resembled) == 1 then
+      return {'no', 'roomResembles', resembled}
+    end
+    if ARGV[12] == '1' then return {'no', 'mixesScripts'} end
     if redis.call('HLEN', P .. 'rooms') >= tonumber(ARGV[7]) then return {'no', 'roomsFull'} end
     if creator then
       if tonumber(redis.call('HGET', P .. 'creators', creator.id) or '0') >= tonumber(ARGV[8]) then
@@ -634,6 +636,8 @@ export class RedisChat implements ChatEngine<Claim> {
     if (!checked[0]) return checked;
     const name = checked[1];
     const key = nameKey(name);
+    // Refused in Redis after whether the name resembles one in use, so that such a refusal names it.
+    const mixed = checkScripts("user", name);
     const user = JSON.stringify({ name, key, id: crypto.randomUUID(), token, proved: keepsSession });
     const answer = await this.#run("register", [
       name,
@@ -645,9 +649,11 @@ export class RedisChat implements ChatEngine<Claim> {
       String(this.#limits.maxUsers),
       source ?? "",
       key,
-      checkScripts("user", name) ? "1" : "",
+      mixed ? "1" : "",
     ]);
-    if (answer[0] === "no") return this.#refusal(answer, name);
+    if (answer[0] === "no") {
+      return mixed && answer[1] === "mixesScripts" ? mixed : this.#refusal(answer, name);
+    }
     this.#log.info(`Usuário registrado: ${name}${source ? ` (de ${source})` : ""}`);
     return [true, text("registered", name)];
   }
@@ -681,6 +687,7 @@ export class RedisChat implements ChatEngine<Claim> {
     // A name that breaks the policy is refused where the SQLite chat refuses it: after the session's check.
     const checked = checkName("room", rawName);
     const name = checked[0] ? checked[1] : "";
+    const mixed = checked[0] ? checkScripts("room", name) : undefined;
     const answer = await this.#run("createRoom", [
       "",
       session ?? "",
@@ -692,10 +699,11 @@ export class RedisChat implements ChatEngine<Claim> {
       source ?? "",
       checked[0] ? "" : "1",
       checked[0] ? nameKey(name) : "",
-      checked[0] && checkScripts("room", name) ? "1" : "",
+      mixed ? "1" : "",
     ]);
     if (answer[0] === "no") {
-      return !checked[0] && answer[1] === "badName" ? checked : this.#refusal(answer, name);
+      if (!checked[0] && answer[1] === "badName") return checked;
+      return mixed && answer[1] === "mixesScripts" ? mixed : this.#refusal(answer, name);
     }
     this.#log.info(`Sala criada: ${name}${answer[1] ? ` (por ${answer[1]})` : ""}`);
     return [true, text("roomCreated", name)];
@@ -1244,10 +1252,6 @@ export class RedisChat implements ChatEngine<Claim> {
         return refuse(Reason.RATE_LIMITED, text("registrationsLimited", rate));
       case "roomExists":
         return refuse(Reason.ROOM_EXISTS, text("roomExists", name));
-      case "userMixesScripts":
-        return refuse(Reason.NAME_INVALID, text("nameMixesScripts", "user"));
-      case "roomMixesScripts":
-        return refuse(Reason.NAME_INVALID, text("nameMixesScripts", "room"));
       case "roomResembles":
         return refuse(Reason.ROOM_EXISTS, text("roomResembles", name, arg!));
       case "roomsFull":

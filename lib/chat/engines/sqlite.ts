@@ -5,7 +5,7 @@
  * sessions live in memory (after a restart clients register again and carry
  * on from the cursor they hold).
  *
- * Its peer is the Redis engine (`redis_chat.ts`); both implement
+ * Its peer is the Redis engine (`redis.ts`); both implement
  * {@linkcode ChatEngine}, and `tests/contract/chat_contract_test.ts` holds them to one
  * behaviour.
  *
@@ -150,7 +150,6 @@ export const VISIBILITY_INDEXES = `
   CREATE INDEX IF NOT EXISTS messages_from_identity ON messages (room, sender_id, id) WHERE kind = 'unicast';
 `;
 
-/** The visibility indexes, made again where a database has them whole (as before they were partial). */
 /** Runs `change` in one transaction: committed whole, or rolled back and the error thrown. */
 function inTransaction(db: DatabaseSync, change: () => void): void {
   db.exec("BEGIN");
@@ -163,6 +162,7 @@ function inTransaction(db: DatabaseSync, change: () => void): void {
   }
 }
 
+/** The visibility indexes, made again partial where a database has them whole (schemas 1 and 2). */
 function renewVisibilityIndexes(db: DatabaseSync): void {
   const whole = (db.prepare(
     "SELECT name FROM sqlite_master WHERE type = 'index' AND " +
