@@ -171,6 +171,24 @@ export function firstAfter(messages: readonly Message[], cursor: number): number
   return low;
 }
 
+/** What a reader may see of messages sorted by id after a cursor, oldest first, at most {@linkcode MAX_BATCH}. */
+export function visibleAfter(messages: readonly Message[], reader: string, cursor: number): Message[] {
+  const visible: Message[] = [];
+  for (let i = firstAfter(messages, cursor); i < messages.length && visible.length < MAX_BATCH; i++) {
+    if (visibleTo(messages[i]!, reader)) visible.push(messages[i]!);
+  }
+  return visible;
+}
+
+/** The latest `count` messages a reader may see of messages sorted by id, oldest first. */
+export function latestVisible(messages: readonly Message[], reader: string, count: number): Message[] {
+  const visible: Message[] = [];
+  for (let i = messages.length - 1; i >= 0 && visible.length < count; i--) {
+    if (visibleTo(messages[i]!, reader)) visible.push(messages[i]!);
+  }
+  return visible.reverse();
+}
+
 /** Whether a reader (a user's identity) may see a message: public, or private to or from them. */
 export function visibleTo(message: Message, reader: string): boolean {
   return message.tipo === "broadcast" || message.toId === reader || message.fromId === reader;

@@ -40,6 +40,7 @@ import {
   HISTORY_SLACK,
   type Joined,
   LAST_WORDS_MS,
+  latestVisible,
   LIMITS,
   limitsOf,
   lookup,
@@ -51,6 +52,7 @@ import {
   silentHolderSeconds,
   sortedNames,
   StoreError,
+  visibleAfter,
   visibleTo,
 } from "../rules.ts";
 import { clip } from "../../wire/codec.ts";
@@ -757,7 +759,7 @@ export class RedisChat implements ChatEngine<Claim> {
     return [true, {
       sala: room,
       usuarios: members ? sortedNames(members.split("\n")) : [],
-      mensagens: latestVisible(newest.map((json) => this.#parse(room, json)), reader!),
+      mensagens: latestVisible(newest.map((json) => this.#parse(room, json)).reverse(), reader!, HISTORY),
       cursor: Number(last),
     }];
   }
@@ -835,7 +837,7 @@ export class RedisChat implements ChatEngine<Claim> {
     const answer = await this.#run("read", this.#as(user, named, "", this.#keyOf(named)));
     if (answer[0] === "no") return this.#refusal(answer, roomName, user);
     const [, reader, , room = named, , ...newest] = answer;
-    return [true, latestVisible(newest.map((json) => this.#parse(room, json)), reader!)];
+    return [true, latestVisible(newest.map((json) => this.#parse(room, json)).reverse(), reader!, HISTORY)];
   }
 
   /**
@@ -1075,11 +1077,7 @@ export class RedisChat implements ChatEngine<Claim> {
   #fromRecent(room: string, reader: string, cursor: number): Delivery | undefined {
     const recent = this.#recent.get(room);
     if (cursor < (recent?.after ?? this.#knownAfter) || cursor > this.#lastEventId) return undefined;
-    const messages = recent?.messages ?? [];
-    const mensagens: Message[] = [];
-    for (let i = firstAfter(messages, cursor); i < messages.length && mensagens.length < MAX_BATCH; i++) {
-      if (visibleTo(messages[i]!, reader)) mensagens.push(messages[i]!);
-    }
+    const mensagens = visibleAfter(recent?.messages ?? [], reader, cursor);
     return { mensagens, cursor: mensagens.at(-1)?.id ?? cursor };
   }
 
@@ -1321,16 +1319,6 @@ function noticeRest(said: Text): string {
 
 function toMessage(stored: StoredMessage): Message {
   return { ...stored, notice: loadText(stored.notice) };
-}
-
-/** The latest {@linkcode HISTORY} messages a reader may see, oldest first, from the newest few hundred. */
-function latestVisible(newestFirst: Message[], reader: string): Message[] {
-  const visible: Message[] = [];
-  for (const message of newestFirst) {
-    if (visibleTo(message, reader)) visible.push(message);
-    if (visible.length === HISTORY) break;
-  }
-  return visible.reverse();
 }
 
 /**

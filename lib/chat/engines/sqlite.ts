@@ -21,11 +21,11 @@ import {
   checkScripts,
   checkText,
   type Delivery,
-  firstAfter,
   fullBucket,
   HISTORY,
   type Joined,
   LAST_WORDS_MS,
+  latestVisible,
   LIMITS,
   limitsOf,
   lookup,
@@ -38,6 +38,7 @@ import {
   sortedNames,
   StoreError,
   takeToken,
+  visibleAfter,
   visibleTo,
 } from "../rules.ts";
 import { clip, encodeOnce } from "../../wire/codec.ts";
@@ -1253,25 +1254,16 @@ export class SqliteChat implements ChatEngine<User> {
   #after(room: Room, reader: string, cursor: number): Message[] {
     const first = room.recent[0];
     if (room.recentIsComplete || (first && cursor >= first.id - 1)) {
-      const batch: Message[] = [];
-      for (let i = firstAfter(room.recent, cursor); i < room.recent.length && batch.length < MAX_BATCH; i++) {
-        const message = room.recent[i]!;
-        if (visibleTo(message, reader)) batch.push(message);
-      }
-      return batch;
+      return visibleAfter(room.recent, reader, cursor);
     }
     return this.#store.visibleAfter(room.name, reader, cursor, MAX_BATCH);
   }
 
   #latest(room: Room, reader: string, count: number): Message[] {
-    const visible: Message[] = [];
-    for (let i = room.recent.length - 1; i >= 0 && visible.length < count; i--) {
-      if (visibleTo(room.recent[i]!, reader)) visible.push(room.recent[i]!);
-    }
-    if (visible.length < count && !room.recentIsComplete) {
-      return this.#store.latestVisible(room.name, reader, count);
-    }
-    return visible.reverse();
+    const visible = latestVisible(room.recent, reader, count);
+    return visible.length < count && !room.recentIsComplete
+      ? this.#store.latestVisible(room.name, reader, count)
+      : visible;
   }
 
   /** A room by its name, or by a variant of it (its key). */
