@@ -200,6 +200,8 @@ export function buildResult(facts: RunFacts, results: WorkerResult[]): BenchResu
   const { before, after } = facts.server;
   const redis = facts.redis;
   const { single, send } = facts;
+  const serverCpuS = after && before ? after.cpuS - before.cpuS : undefined;
+  const redisCpuS = redis.after && redis.before ? redis.after.cpuS - redis.before.cpuS : undefined;
   return {
     mode: facts.mode,
     clients: facts.clients,
@@ -234,16 +236,11 @@ export function buildResult(facts: RunFacts, results: WorkerResult[]): BenchResu
     error_samples: results.flatMap((r) => r.errorSamples).slice(0, 5),
     server_rss_mb: after ? round(after.rssMb, 1) : null,
     server_rss_peak_mb: after ? round(after.peakMb, 1) : null,
-    server_cpu_s: after && before ? round(after.cpuS - before.cpuS) : null,
+    server_cpu_s: serverCpuS === undefined ? null : round(serverCpuS),
     redis_rss_mb: redis.after ? round(redis.after.rssMb, 1) : null,
-    redis_cpu_s: redis.after && redis.before ? round(redis.after.cpuS - redis.before.cpuS) : null,
-    cpu_us_per_delivery: after && before && deliveries
-      ? round(
-        ((after.cpuS - before.cpuS) +
-          (redis.after && redis.before ? redis.after.cpuS - redis.before.cpuS : 0)) /
-          deliveries * 1e6,
-        1,
-      )
+    redis_cpu_s: redisCpuS === undefined ? null : round(redisCpuS),
+    cpu_us_per_delivery: serverCpuS !== undefined && deliveries
+      ? round((serverCpuS + (redisCpuS ?? 0)) / deliveries * 1e6, 1)
       : null,
     load_cpu_s: round(facts.loadCpuS),
     load_lag_p99_ms: round(merged(results.map((r) => r.lag)).quantile(0.99)),

@@ -490,9 +490,11 @@ class Worker {
     const key = `${worker}|${seq}`;
     this.#counts.set(key, (this.#counts.get(key) ?? 0) + 1);
     this.#deliveries++;
-    if (Number(sentAt) >= this.#measuredFrom) this.#histogram.add(now - Number(sentAt));
-    const second = Math.max(0, Math.floor((Number(sentAt) - this.#startAt) / 1000));
-    (this.#bySecond[second] ??= new Histogram()).add(now - Number(sentAt));
+    const sent = Number(sentAt);
+    const latency = now - sent;
+    if (sent >= this.#measuredFrom) this.#histogram.add(latency);
+    const second = Math.max(0, Math.floor((sent - this.#startAt) / 1000));
+    (this.#bySecond[second] ??= new Histogram()).add(latency);
   }
 
   /** Sends on schedule, `rate` a second spread over the clients; then the pings. */

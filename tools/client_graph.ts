@@ -10,20 +10,24 @@
  * @module
  */
 
-/** One module of a graph: its specifier and its code dependencies. */
-interface InfoModule {
+/** One module of a graph: its specifier, size, code dependencies, and the error resolving it, if any. */
+export interface InfoModule {
   specifier: string;
   size?: number;
+  error?: string;
   dependencies?: { code?: { specifier: string } }[];
+}
+
+/** `deno info --json` of a module: every module of its graph (code and types), and its roots. */
+export async function denoInfo(entry: string): Promise<{ modules: InfoModule[]; roots: string[] }> {
+  const output = await new Deno.Command(Deno.execPath(), { args: ["info", "--json", entry] }).output();
+  if (!output.success) throw new Error(new TextDecoder().decode(output.stderr));
+  return JSON.parse(new TextDecoder().decode(output.stdout));
 }
 
 /** The modules `entry` reaches through code imports, from `deno info --json`: specifier and size. */
 export async function codeGraph(entry: string): Promise<{ specifier: string; size: number }[]> {
-  const output = await new Deno.Command(Deno.execPath(), { args: ["info", "--json", entry] }).output();
-  if (!output.success) throw new Error(new TextDecoder().decode(output.stderr));
-  const info: { modules: InfoModule[]; roots: string[] } = JSON.parse(
-    new TextDecoder().decode(output.stdout),
-  );
+  const info = await denoInfo(entry);
   const bySpecifier = new Map(info.modules.map((module) => [module.specifier, module]));
   const seen = new Set<string>();
   const queue = [...info.roots];

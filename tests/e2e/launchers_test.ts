@@ -14,6 +14,7 @@ import powershellWasm from "npm:tree-sitter-powershell@0.26.4/tree-sitter-powers
   type: "bytes",
 };
 import { Language, type Node, Parser } from "npm:web-tree-sitter@0.26.8";
+import { denoInfo } from "../../tools/client_graph.ts";
 import {
   BINDER_PERMISSIONS,
   CLIENT_PERMISSIONS,
@@ -369,15 +370,10 @@ Deno.test("deno task compile: each program with its exact permissions; the modul
       );
 
       // What deno compile embeds: the whole module graph, which must resolve with no error.
-      const info = await new Deno.Command(Deno.execPath(), {
-        args: ["info", "--json", `${ROOT}${script}`],
-        cwd: ROOT,
-      }).output();
-      assert(info.success, decoder.decode(info.stderr));
-      const graph = JSON.parse(decoder.decode(info.stdout));
-      const errors = graph.modules.filter((m: { error?: string }) => m.error);
+      const graph = await denoInfo(`${ROOT}${script}`);
+      const errors = graph.modules.filter((m) => m.error);
       assert.deepEqual(errors, [], `${script}: modules that do not resolve`);
-      const specifiers: string[] = graph.modules.map((m: { specifier: string }) => m.specifier);
+      const specifiers = graph.modules.map((m) => m.specifier);
       assert(specifiers.some((s) => s.endsWith("/deps.ts")), `${script} embeds deps.ts`);
       // No npm package loads with a program: a client from a URL needs nothing but Deno and the address.
       assert.deepEqual(
