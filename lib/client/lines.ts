@@ -23,72 +23,28 @@ import { localWallClock } from "../wire/codec.ts";
 // Pure helpers: input parsing, message formatting, safe text
 // ---------------------------------------------------------------------------
 
-/** The commands, whatever language they are typed in. */
-export type CommandName =
-  | "create"
-  | "join"
-  | "leave"
-  | "rooms"
-  | "users"
-  | "msg"
-  | "delete"
-  | "help"
-  | "quit";
+// The commands, for the terminal client and the chat page alike (plain JavaScript, which the page runs as it
+// is): here with the TypeScript signatures the programs' documentation reads.
+import * as commands from "./commands.js";
 
-/** Every command word, Portuguese and English, by what it does. */
-export const COMMANDS: Record<string, CommandName> = {
-  "/criar": "create",
-  "/create": "create",
-  "/entrar": "join",
-  "/join": "join",
-  "/sair": "leave",
-  "/leave": "leave",
-  "/salas": "rooms",
-  "/rooms": "rooms",
-  "/usuarios": "users",
-  "/usuários": "users",
-  "/users": "users",
-  "/msg": "msg",
-  "/excluir": "delete",
-  "/delete": "delete",
-  "/ajuda": "help",
-  "/help": "help",
-  "/fim": "quit",
-  "/quit": "quit",
-};
+/** The commands, whatever language they are typed in. */
+export type CommandName = commands.CommandName;
 
 /** A line typed by the user, as {@linkcode parseInput} understands it. */
-export type Input =
-  | { kind: "empty" }
-  | { kind: "text"; text: string }
-  | { kind: "command"; command: CommandName; word: string; rest: string }
-  | { kind: "unknown"; word: string };
+export type Input = commands.Input;
+
+/** Every command word, Portuguese and English, by what it does. */
+export const COMMANDS: Readonly<Record<string, CommandName>> = commands.COMMANDS;
 
 /** A line typed by the user: a command, a message, or nothing. `//x` sends `/x`. */
-export function parseInput(line: string): Input {
-  const trimmed = line.trim();
-  if (!trimmed) return { kind: "empty" };
-  if (trimmed.startsWith("//")) return { kind: "text", text: trimmed.slice(1) };
-  if (!trimmed.startsWith("/")) return { kind: "text", text: trimmed };
-  const space = trimmed.search(/\s/);
-  const word = space < 0 ? trimmed : trimmed.slice(0, space);
-  const rest = space < 0 ? "" : trimmed.slice(space).trim();
-  const command = COMMANDS[word.toLowerCase()];
-  return command ? { kind: "command", command, word, rest } : { kind: "unknown", word };
-}
+export const parseInput: (line: string) => Input = commands.parseInput;
 
 /** A room's name as typed after a command: `SALA` or `"SALA COM ESPAÇO"` (quotes work as in `/msg`). */
-export function roomArgument(rest: string): string {
-  const quoted = /^"([^"]*)"$/.exec(rest.trim());
-  return (quoted ? quoted[1]! : rest).trim();
-}
+export const roomArgument: (rest: string) => string = commands.roomArgument;
 
 /** `NOME TEXTO` or `"NOME COM ESPAÇO" TEXTO`. */
-export function splitRecipient(rest: string): { to: string; text: string } | undefined {
-  const match = /^(?:"([^"]+)"|(\S+))\s+([\s\S]+)$/.exec(rest);
-  if (!match) return undefined;
-  return { to: (match[1] ?? match[2])!.trim(), text: match[3]!.trim() };
-}
+export const splitRecipient: (rest: string) => { to: string; text: string } | undefined =
+  commands.splitRecipient;
 
 /** Terminal escape sequences (CSI, OSC and the rest): never shown from a message. */
 export const ESCAPES =

@@ -24,6 +24,7 @@
 import cliente from "../../cliente.ts" with { type: "text" };
 import deps from "../../deps.ts" with { type: "text" };
 import chatProtocol from "../chat/protocol.ts" with { type: "text" };
+import clientCommands from "../client/commands.js" with { type: "text" };
 import clientLines from "../client/lines.ts" with { type: "text" };
 import clientSession from "../client/session.ts" with { type: "text" };
 import programFlags from "./flags.ts" with { type: "text" };
@@ -42,6 +43,7 @@ export const CLIENT_MODULES: ReadonlyMap<string, string> = new Map([
   ["cliente.ts", cliente],
   ["deps.ts", deps],
   ["lib/chat/protocol.ts", chatProtocol],
+  ["lib/client/commands.js", clientCommands],
   ["lib/client/lines.ts", clientLines],
   ["lib/client/session.ts", clientSession],
   ["lib/program/flags.ts", programFlags],

@@ -28,6 +28,7 @@ import index from "./page/index.html" with { type: "text" };
 import style from "./page/style.css" with { type: "text" };
 import texts from "./page/texts.js" with { type: "text" };
 import xmlrpc from "./page/xmlrpc.js" with { type: "text" };
+import commands from "../client/commands.js" with { type: "text" };
 
 /** The headers every answer of the page carries. */
 export const PAGE_HEADERS: Readonly<Record<string, string>> = {
@@ -50,6 +51,9 @@ export const PAGE_FILES: ReadonlyMap<string, { readonly type: string; readonly t
   ["/chat.js", { type: JAVASCRIPT, text: chat }],
   ["/texts.js", { type: JAVASCRIPT, text: texts }],
   ["/xmlrpc.js", { type: JAVASCRIPT, text: xmlrpc }],
+  // The commands, the terminal client's own module: chat.js imports it as ../../client/commands.js (so Deno
+  // checks it where it is), which a browser resolves from / to /client/commands.js.
+  ["/client/commands.js", { type: JAVASCRIPT, text: commands }],
   ["/favicon.svg", { type: "image/svg+xml", text: favicon }],
 ]);
 

@@ -17,7 +17,10 @@
  * @module
  */
 
+import { parseInput, splitRecipient } from "../../client/commands.js";
 import { decodeResponse, encodeCall, Fault } from "./xmlrpc.js";
+
+/** @typedef {import("../../client/commands.js").CommandName} CommandName */
 
 /**
  * A chat message as the server sends it.
@@ -102,63 +105,6 @@ function reasonOf(result) {
 function sessionGone(result) {
   const reason = reasonOf(result);
   return reason !== undefined && SESSION_GONE.has(reason);
-}
-
-// ---------------------------------------------------------------------------
-// Typed input
-// ---------------------------------------------------------------------------
-
-/** @typedef {"create" | "join" | "leave" | "rooms" | "users" | "msg" | "delete" | "help" | "quit"} CommandName */
-
-/** The commands, in Portuguese and English, as the terminal client takes them. */
-/** @type {Record<string, CommandName>} */
-const COMMANDS = {
-  "/criar": "create",
-  "/create": "create",
-  "/entrar": "join",
-  "/join": "join",
-  "/sair": "leave",
-  "/leave": "leave",
-  "/salas": "rooms",
-  "/rooms": "rooms",
-  "/usuarios": "users",
-  "/usuários": "users",
-  "/users": "users",
-  "/msg": "msg",
-  "/excluir": "delete",
-  "/delete": "delete",
-  "/ajuda": "help",
-  "/help": "help",
-  "/fim": "quit",
-  "/quit": "quit",
-};
-
-/**
- * A line typed in the message box: a command, a message, or nothing. `//x` sends `/x`.
- * @param {string} line
- * @returns {{ kind: "empty" } | { kind: "text"; text: string } | { kind: "command"; command: CommandName; rest: string } | { kind: "unknown"; word: string }}
- */
-export function parseInput(line) {
-  const trimmed = line.trim();
-  if (!trimmed) return { kind: "empty" };
-  if (trimmed.startsWith("//")) return { kind: "text", text: trimmed.slice(1) };
-  if (!trimmed.startsWith("/")) return { kind: "text", text: trimmed };
-  const space = trimmed.search(/\s/);
-  const word = space < 0 ? trimmed : trimmed.slice(0, space);
-  const rest = space < 0 ? "" : trimmed.slice(space).trim();
-  const command = COMMANDS[word.toLowerCase()];
-  return command ? { kind: "command", command, rest } : { kind: "unknown", word };
-}
-
-/**
- * `NOME TEXTO` or `"NOME COM ESPAÇO" TEXTO`.
- * @param {string} rest
- * @returns {{ to: string; text: string } | undefined}
- */
-export function splitRecipient(rest) {
-  const match = /^(?:"([^"]+)"|(\S+))\s+([\s\S]+)$/.exec(rest);
-  if (!match) return undefined;
-  return { to: (match[1] ?? match[2] ?? "").trim(), text: (match[3] ?? "").trim() };
 }
 
 // ---------------------------------------------------------------------------
