@@ -9,7 +9,11 @@
  *   codec, stored with our `MessageStore` (its schema, its group commit:
  *   answered once the commit is done), a fixed answer;
  * - `serve-send`: the same on `Deno.serve`;
- * - `http-trivial`: our HTTP layer answering at once, reading nothing but the request.
+ * - `http-trivial`: our HTTP layer answering at once, reading nothing but the request;
+ * - `serve-fanout`, `http-fanout`: the least a long-poll chat does, on `Deno.serve` and on our HTTP layer, for
+ *   `deno task bench --server` to drive: the calls decoded and answered with our codec, rooms and waiters in
+ *   memory, a send woken to its room's waiters; no checks, no sessions, nothing stored, no log. Its delivery
+ *   p99 and CPU per delivery are the floor of the benchmark's own on this machine.
  *
  * It prints the ready line the server prints (`rpc-chat-pronto {..."porta":N}`) and stops on SIGINT.
  *
@@ -17,7 +21,7 @@
  */
 
 import { serveHttp } from "../lib/wire/http_server.ts";
-import { encodeResponse, parseXmlRpc } from "../lib/wire/codec.ts";
+import { encodeOnce, encodeResponse, parseXmlRpc } from "../lib/wire/codec.ts";
 import { MessageStore } from "../lib/mod.ts";
 
 const mode = Deno.args[0] ?? "http-send";
@@ -46,8 +50,90 @@ async function send(bytes: Uint8Array): Promise<string> {
   return ANSWER;
 }
 
+/** The fan-out floor's chat: each room's messages and the waits on it. */
+const rooms = new Map<string, { messages: object[]; waiters: Set<() => void> }>();
+let lastId = 0;
+const roomOf = (name: string) => {
+  let room = rooms.get(name);
+  if (!room) rooms.set(name, room = { messages: [], waiters: new Set() });
+  return room;
+};
+const answerOf = (result: unknown) => encodeResponse(result);
+
+/** A call of the benchmark's, answered as the chat would (in shape) and as little else as can be. */
+async function fanout(bytes: Uint8Array): Promise<string> {
+  const { method, params } = parseXmlRpc(utf8.decode(bytes), "methodCall") as {
+    method: string;
+    params: unknown[];
+  };
+  switch (method) {
+    case "registrar_usuario":
+    case "criar_sala":
+      return answerOf([true, "ok"]);
+    case "entrar_na_sala":
+      roomOf(params[1] as string);
+      return answerOf([true, { sala: params[1], usuarios: [], mensagens: [], cursor: lastId }]);
+    case "enviar_mensagem": {
+      const room = roomOf(params[1] as string);
+      const message = encodeOnce({
+        id: ++lastId,
+        tipo: "broadcast",
+        origem: params[0],
+        destino: "TODOS",
+        conteudo: params[2],
+        timestamp: "2026-12-03 00:00:00",
+      });
+      room.messages.push(message);
+      if (room.messages.length > 200) room.messages.shift();
+      const waiters = [...room.waiters];
+      room.waiters.clear();
+      for (const wake of waiters) wake();
+      return answerOf([true, "Mensagem enviada."]);
+    }
+    case "aguardar_mensagens": {
+      const room = roomOf(params[1] as string);
+      const cursor = params[2] as number;
+      const after = () => room.messages.filter((message) => (message as { id: number }).id > cursor);
+      let found = after();
+      if (found.length === 0) {
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(() => {
+            room.waiters.delete(wake);
+            resolve();
+          }, params[3] as number);
+          const wake = () => {
+            clearTimeout(timer);
+            resolve();
+          };
+          room.waiters.add(wake);
+        });
+        found = after();
+      }
+      return answerOf([true, {
+        mensagens: found,
+        cursor: (found.at(-1) as { id: number } | undefined)?.id ?? cursor,
+      }]);
+    }
+    default:
+      return answerOf([false, "?"]);
+  }
+}
+
 let port: number;
-if (mode === "serve-send") {
+if (mode === "serve-fanout") {
+  port = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen() {} },
+    async (request) => new Response(await fanout(await request.bytes()), { headers: HEADERS }),
+  ).addr.port;
+} else if (mode === "http-fanout") {
+  port = serveHttp(
+    { hostname: "127.0.0.1", port: 0, log: quiet },
+    async (request) => {
+      const bytes = request.bytesAtHand?.() ?? await request.bytes();
+      return { status: 200, headers: HEADERS, body: await fanout(bytes) };
+    },
+  ).addr.port;
+} else if (mode === "serve-send") {
   port = Deno.serve(
     { hostname: "127.0.0.1", port: 0, onListen() {} },
     async (request) => new Response(await send(await request.bytes()), { headers: HEADERS }),
@@ -64,7 +150,7 @@ if (mode === "serve-send") {
       },
   ).addr.port;
 } else {
-  console.error("uso: floor.ts http-send|serve-send|http-trivial");
+  console.error("uso: floor.ts http-send|serve-send|http-trivial|serve-fanout|http-fanout");
   Deno.exit(2);
 }
 console.log(`rpc-chat-pronto {"programa":"floor","host":"127.0.0.1","porta":${port}}`);

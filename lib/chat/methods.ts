@@ -8,7 +8,7 @@
  * @module
  */
 
-import type { Chat, Maybe, Message } from "./rules.ts";
+import type { Chat, Delivery, Maybe, Message } from "./rules.ts";
 import { encodeOnce, localWallClock } from "../wire/codec.ts";
 import { type ChatMessage, forCaller, type Lang, type Outcome, type Result } from "./protocol.ts";
 import { type Call, type MethodTable, rpc } from "../rpc/dispatcher.ts";
@@ -58,6 +58,25 @@ function withWireMessages<T extends { mensagens: Message[] }>(
   language: Lang,
 ): Omit<T, "mensagens"> & { mensagens: Readonly<ChatMessage>[] } {
   return { ...payload, mensagens: payload.mensagens.map((message) => toWire(message, language)) };
+}
+
+/** The result of a delivery every reader gets alike (the chat freezes those), made and encoded once per language. */
+const sharedResults: Readonly<Record<Lang, WeakMap<Delivery, Outcome<WireDelivery>>>> = {
+  pt: new WeakMap(),
+  en: new WeakMap(),
+};
+
+type WireDelivery = Omit<Delivery, "mensagens"> & { mensagens: Readonly<ChatMessage>[] };
+
+/** A delivery as the wire carries it, in the reader's language: once for all its readers when it is shared. */
+function deliveryResult(delivery: Delivery, language: Lang): Outcome<WireDelivery> {
+  if (!Object.isFrozen(delivery)) return [true, withWireMessages(delivery, language)];
+  let result = sharedResults[language].get(delivery);
+  if (result === undefined) {
+    result = encodeOnce([true, encodeOnce(withWireMessages(delivery, language))]) as Outcome<WireDelivery>;
+    sharedResults[language].set(delivery, result);
+  }
+  return result;
 }
 
 /** A value mapped now, or a promise of it mapped when it settles (no extra turn for a value at hand). */
@@ -178,11 +197,10 @@ export function chatMethods<U>(chat: Chat<U>, log?: Logger): MethodTable {
         asUser(
           call,
           usuario,
-          async (user) =>
-            mapOutcome(
-              await chat.waitMessages(user, sala, cursor, espera),
-              (delivery) => withWireMessages(delivery, call.language),
-            ),
+          async (user) => {
+            const outcome = await chat.waitMessages(user, sala, cursor, espera);
+            return outcome[0] ? deliveryResult(outcome[1], call.language) : outcome;
+          },
           answer,
         ),
     ),

@@ -171,13 +171,34 @@ export function firstAfter(messages: readonly Message[], cursor: number): number
   return low;
 }
 
-/** What a reader may see of messages sorted by id after a cursor, oldest first, at most {@linkcode MAX_BATCH}. */
-export function visibleAfter(messages: readonly Message[], reader: string, cursor: number): Message[] {
+/** The last delivery every reader gets alike, by the messages it came from (a room's recent list). */
+const sharedDeliveries = new WeakMap<readonly Message[], { cursor: number; newest: Message; delivery: Delivery }>();
+
+/**
+ * What a reader may see of messages sorted by id after a cursor, oldest
+ * first, at most {@linkcode MAX_BATCH}, and the cursor after them (the one
+ * given when there are none). When all of them are public every reader gets
+ * the same: the delivery is made once, frozen, and handed to each member a
+ * message wakes, so a room of a hundred is answered with one object (which
+ * the method table renders and encodes once).
+ */
+export function deliveryAfter(messages: readonly Message[], reader: string, cursor: number): Delivery {
+  const newest = messages[messages.length - 1];
+  const shared = sharedDeliveries.get(messages);
+  if (shared !== undefined && shared.cursor === cursor && shared.newest === newest) return shared.delivery;
   const visible: Message[] = [];
+  let allPublic = true;
   for (let i = firstAfter(messages, cursor); i < messages.length && visible.length < MAX_BATCH; i++) {
-    if (visibleTo(messages[i]!, reader)) visible.push(messages[i]!);
+    const message = messages[i]!;
+    if (message.tipo !== "broadcast") allPublic = false;
+    if (visibleTo(message, reader)) visible.push(message);
   }
-  return visible;
+  if (visible.length === 0) return { mensagens: visible, cursor };
+  const delivery = { mensagens: visible, cursor: visible[visible.length - 1]!.id };
+  if (!allPublic) return delivery;
+  Object.freeze(visible);
+  sharedDeliveries.set(messages, { cursor, newest: newest!, delivery: Object.freeze(delivery) });
+  return delivery;
 }
 
 /** The latest `count` messages a reader may see of messages sorted by id, oldest first. */

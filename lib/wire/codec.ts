@@ -854,11 +854,19 @@ function valueXml(value: unknown): string {
   }
 }
 
+/** Documents of results marked by {@linkcode encodeOnce}: a result many callers get is one string for all. */
+const encodedDocuments = new WeakMap<object, string>();
+
 /** The `methodResponse` document that carries a result. Throws for text XML cannot carry. */
 export function encodeResponse(result: unknown): string {
-  return `<?xml version="1.0"?><methodResponse><params><param>${
+  const once = typeof result === "object" && result !== null && encodedOnce.has(result);
+  const cached = once ? encodedDocuments.get(result) : undefined;
+  if (cached !== undefined) return cached;
+  const xml = `<?xml version="1.0"?><methodResponse><params><param>${
     valueXml(result)
   }</param></params></methodResponse>`;
+  if (once) encodedDocuments.set(result, xml);
+  return xml;
 }
 
 /** The `methodCall` document of a call. */

@@ -243,6 +243,11 @@ class Server implements HttpServer {
   readonly lingerMs: number;
   /** The `date` header, updated every second. */
   date = new Date().toUTCString();
+  /**
+   * The last text body answered, and its bytes once it came twice: a room's message answers its members' waits
+   * with one string, encoded once for all of them.
+   */
+  lastBody: { text: string; bytes: Uint8Array | undefined } = { text: "", bytes: undefined };
   /** Every open connection. */
   readonly open = new Set<Connection>();
   /** Connections done, closing once their client has read the answer: the first to make room. */
@@ -589,6 +594,8 @@ class Connection {
   #timedOut = false;
   /** When the connection must have moved on (ms since the epoch); 0 for none. */
   deadline: number;
+  /** The last head read, as bytes and parsed: a client repeating its call sends the same head again. */
+  #lastHead: { bytes: Uint8Array; parsed: ParsedHead } | undefined;
 
   constructor(server: Server, conn: Deno.TcpConn) {
     this.#server = server;
@@ -787,12 +794,17 @@ class Connection {
       while (lf !== -1) {
         if (window[lf - 1] === 13 && window[lf - 2] === 10 && window[lf - 3] === 13) {
           if (lf - this.#start >= MAX_HEAD) throw new BadRequest(431, "Cabeçalhos grandes demais.");
-          const head = utf8.decode(window.subarray(this.#start, lf + 1));
+          const bytes = window.subarray(this.#start, lf + 1);
           this.#start = lf + 1;
           this.#state = State.Busy;
           this.deadline = 0;
           this.#server.idle.delete(this);
-          return this.#parse(head);
+          let last = this.#lastHead;
+          if (last === undefined || !sameBytes(last.bytes, bytes)) {
+            last = this.#lastHead = { bytes: bytes.slice(), parsed: parseHead(utf8.decode(bytes)) };
+          }
+          const { method, target, http10, headers } = last.parsed;
+          return new Request1(this, method, target, http10, headers);
         }
         lf = window.indexOf(10, lf + 1);
       }
@@ -820,41 +832,6 @@ class Connection {
         this.deadline = Date.now() + this.#server.headerTimeoutMs;
       }
     }
-  }
-
-  #parse(head: string): Request1 {
-    if (/[^\r]\n|\r(?!\n)|\0/.test(head)) throw new BadRequest(400, "Requisição malformada.");
-    const lines = head.split("\r\n");
-    const requestLine = lines[0]!;
-    const first = requestLine.indexOf(" ");
-    const second = requestLine.indexOf(" ", first + 1);
-    const method = requestLine.slice(0, first);
-    const target = requestLine.slice(first + 1, second);
-    const version = requestLine.slice(second + 1);
-    if (first <= 0 || second <= first + 1 || !/^[A-Z]+$/.test(method) || /\s/.test(target)) {
-      throw new BadRequest(400, "Requisição malformada.");
-    }
-    if (version !== "HTTP/1.1" && version !== "HTTP/1.0") {
-      throw new BadRequest(version.startsWith("HTTP/") ? 505 : 400, "Use HTTP/1.1.");
-    }
-    if (target[0] !== "/" && !/^https?:\/\//i.test(target) && target !== "*") {
-      throw new BadRequest(400, "Requisição malformada.");
-    }
-    // The head ends with an empty line: lines[length - 2] and [length - 1] are "".
-    if (lines.length - 3 > MAX_HEADERS) throw new BadRequest(431, "Cabeçalhos demais.");
-    const headers = new Map<string, string>();
-    for (let i = 1; i < lines.length - 2; i++) {
-      const line = lines[i]!;
-      const colon = line.indexOf(":");
-      if (colon <= 0 || line.charCodeAt(0) <= 32 || line.charCodeAt(colon - 1) <= 32) {
-        throw new BadRequest(400, "Cabeçalho malformado.");
-      }
-      const name = line.slice(0, colon).toLowerCase();
-      const value = line.slice(colon + 1).trim();
-      const before = headers.get(name);
-      headers.set(name, before === undefined ? value : `${before}${name === "cookie" ? "; " : ", "}${value}`);
-    }
-    return new Request1(this, method, target, version === "HTTP/1.0", headers);
   }
 
   /** Runs the handler and writes its answer; whether the connection may carry another request. */
@@ -891,11 +868,19 @@ class Connection {
       : "";
     let out: Uint8Array;
     if (typeof body === "string") {
-      // Head and an ASCII body encoded at once (its length in bytes is its length); other text is encoded on
-      // its own first, for its length in bytes.
-      if (isAscii(body)) {
-        out = encoder.encode(`${head}content-length: ${body.length}\r\n${connection}\r\n${body}`);
-      } else out = joined(head, encoder.encode(body), connection);
+      // A body just answered (the same string, or one alike) is encoded once; otherwise head and an ASCII body are
+      // encoded at once (its length in bytes is its length), and other text on its own first, for that length.
+      const last = this.#server.lastBody;
+      if (body === last.text) {
+        last.bytes ??= encoder.encode(body);
+        out = joined(head, last.bytes, connection);
+      } else {
+        last.text = body;
+        last.bytes = undefined;
+        out = isAscii(body)
+          ? encoder.encode(`${head}content-length: ${body.length}\r\n${connection}\r\n${body}`)
+          : joined(head, encoder.encode(body), connection);
+      }
     } else if (withoutBody) {
       out = encoder.encode(`${head}${connection}\r\n`);
     } else {
@@ -1026,7 +1011,7 @@ class Request1 implements IncomingRequest {
     method: string,
     target: string,
     http10: boolean,
-    headers: Map<string, string>,
+    headers: ReadonlyMap<string, string>,
   ) {
     this.#connection = connection;
     this.method = method;
@@ -1125,6 +1110,56 @@ class Request1 implements IncomingRequest {
   }
 }
 
+/** A request's head as parsed: what {@linkcode Request1} is made of (never changed once made). */
+interface ParsedHead {
+  method: string;
+  target: string;
+  http10: boolean;
+  headers: ReadonlyMap<string, string>;
+}
+
+function parseHead(head: string): ParsedHead {
+  if (/[^\r]\n|\r(?!\n)|\0/.test(head)) throw new BadRequest(400, "Requisição malformada.");
+  const lines = head.split("\r\n");
+  const requestLine = lines[0]!;
+  const first = requestLine.indexOf(" ");
+  const second = requestLine.indexOf(" ", first + 1);
+  const method = requestLine.slice(0, first);
+  const target = requestLine.slice(first + 1, second);
+  const version = requestLine.slice(second + 1);
+  if (first <= 0 || second <= first + 1 || !/^[A-Z]+$/.test(method) || /\s/.test(target)) {
+    throw new BadRequest(400, "Requisição malformada.");
+  }
+  if (version !== "HTTP/1.1" && version !== "HTTP/1.0") {
+    throw new BadRequest(version.startsWith("HTTP/") ? 505 : 400, "Use HTTP/1.1.");
+  }
+  if (target[0] !== "/" && !/^https?:\/\//i.test(target) && target !== "*") {
+    throw new BadRequest(400, "Requisição malformada.");
+  }
+  // The head ends with an empty line: lines[length - 2] and [length - 1] are "".
+  if (lines.length - 3 > MAX_HEADERS) throw new BadRequest(431, "Cabeçalhos demais.");
+  const headers = new Map<string, string>();
+  for (let i = 1; i < lines.length - 2; i++) {
+    const line = lines[i]!;
+    const colon = line.indexOf(":");
+    if (colon <= 0 || line.charCodeAt(0) <= 32 || line.charCodeAt(colon - 1) <= 32) {
+      throw new BadRequest(400, "Cabeçalho malformado.");
+    }
+    const name = line.slice(0, colon).toLowerCase();
+    const value = line.slice(colon + 1).trim();
+    const before = headers.get(name);
+    headers.set(name, before === undefined ? value : `${before}${name === "cookie" ? "; " : ", "}${value}`);
+  }
+  return { method, target, http10: version === "HTTP/1.0", headers };
+}
+
+/** Whether two byte strings are the same. */
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
 /** Whether a text is all ASCII (then its UTF-8 bytes are as many as its UTF-16 units). */
 function isAscii(text: string): boolean {
   // deno-lint-ignore no-control-regex
@@ -1160,8 +1195,8 @@ function declaredLength(value: string): number {
 
 /** Header lookup by name in any case, over the parsed head. */
 class Headers1 {
-  readonly #map: Map<string, string>;
-  constructor(map: Map<string, string>) {
+  readonly #map: ReadonlyMap<string, string>;
+  constructor(map: ReadonlyMap<string, string>) {
     this.#map = map;
   }
   get(name: string): string | null {

@@ -34,6 +34,7 @@ import {
   checkScripts,
   checkText,
   type Delivery,
+  deliveryAfter,
   firstAfter,
   HISTORY,
   HISTORY_KEPT,
@@ -52,7 +53,6 @@ import {
   silentHolderSeconds,
   sortedNames,
   StoreError,
-  visibleAfter,
   visibleTo,
 } from "../rules.ts";
 import { clip } from "../../wire/codec.ts";
@@ -1077,8 +1077,7 @@ export class RedisChat implements ChatEngine<Claim> {
   #fromRecent(room: string, reader: string, cursor: number): Delivery | undefined {
     const recent = this.#recent.get(room);
     if (cursor < (recent?.after ?? this.#knownAfter) || cursor > this.#lastEventId) return undefined;
-    const mensagens = visibleAfter(recent?.messages ?? [], reader, cursor);
-    return { mensagens, cursor: mensagens.at(-1)?.id ?? cursor };
+    return deliveryAfter(recent?.messages ?? [], reader, cursor);
   }
 
   /** A message Redis answered: the same object as its event brought, when this instance still has it. */

@@ -21,6 +21,7 @@ import {
   checkScripts,
   checkText,
   type Delivery,
+  deliveryAfter,
   fullBucket,
   HISTORY,
   type Joined,
@@ -38,7 +39,6 @@ import {
   sortedNames,
   StoreError,
   takeToken,
-  visibleAfter,
   visibleTo,
 } from "../rules.ts";
 import { clip, encodeOnce } from "../../wire/codec.ts";
@@ -1038,9 +1038,10 @@ export class SqliteChat implements ChatEngine<User> {
     const room: Room = deleted ?? found as Room;
     // A cursor from the future (a server that lost its database): start from now.
     if (cursor > this.#lastId) cursor = this.#lastId;
-    let batch = this.#after(room, user.id, cursor);
+    cursor = Math.max(cursor, 0);
+    let delivery = this.#after(room, user.id, cursor);
     // Once stopping, waits end at once: the server is about to close their connections.
-    if (batch.length === 0 && waitMs > 0 && !this.#stopped) {
+    if (delivery.mensagens.length === 0 && waitMs > 0 && !this.#stopped) {
       if (user.waits.size >= this.#limits.maxWaits) user.waits.values().next().value!();
       await new Promise<void>((resolve) => {
         const waiter = { reader: user.id, wake: done };
@@ -1055,10 +1056,9 @@ export class SqliteChat implements ChatEngine<User> {
         }
       });
       user.lastSeen = Date.now();
-      batch = this.#after(room, user.id, cursor);
+      delivery = this.#after(room, user.id, cursor);
     }
-    const next = batch.length ? batch[batch.length - 1]!.id : Math.max(cursor, 0);
-    return [true, { mensagens: batch, cursor: next }];
+    return [true, delivery];
   }
 
   // --- housekeeping -----------------------------------------------------------
@@ -1138,7 +1138,7 @@ export class SqliteChat implements ChatEngine<User> {
     const last = this.#lastWords.get(lookup(roomName));
     if (!last || last.until < Date.now() || !last.members.delete(user.name)) return undefined;
     // Once the notice is stored, a reader whose cursor is past it has read the last words already.
-    if (last.stored && this.#after(last.room, user.id, cursor).length === 0) return undefined;
+    if (last.stored && this.#after(last.room, user.id, cursor).mensagens.length === 0) return undefined;
     return last.room;
   }
 
@@ -1251,12 +1251,13 @@ export class SqliteChat implements ChatEngine<User> {
     }, key);
   }
 
-  #after(room: Room, reader: string, cursor: number): Message[] {
+  #after(room: Room, reader: string, cursor: number): Delivery {
     const first = room.recent[0];
     if (room.recentIsComplete || (first && cursor >= first.id - 1)) {
-      return visibleAfter(room.recent, reader, cursor);
+      return deliveryAfter(room.recent, reader, cursor);
     }
-    return this.#store.visibleAfter(room.name, reader, cursor, MAX_BATCH);
+    const mensagens = this.#store.visibleAfter(room.name, reader, cursor, MAX_BATCH);
+    return { mensagens, cursor: mensagens.at(-1)?.id ?? cursor };
   }
 
   #latest(room: Room, reader: string, count: number): Message[] {
