@@ -172,7 +172,10 @@ export function firstAfter(messages: readonly Message[], cursor: number): number
 }
 
 /** The last delivery every reader gets alike, by the messages it came from (a room's recent list). */
-const sharedDeliveries = new WeakMap<readonly Message[], { cursor: number; newest: Message; delivery: Delivery }>();
+const sharedDeliveries = new WeakMap<
+  readonly Message[],
+  { cursor: number; newest: Message; delivery: Delivery }
+>();
 
 /**
  * What a reader may see of messages sorted by id after a cursor, oldest
