@@ -59,6 +59,7 @@ export {
   checkName,
   checkText,
   type Delivery,
+  deliveryAfter,
   firstAfter,
   HISTORY,
   HISTORY_KEPT,

@@ -265,6 +265,38 @@ Deno.test("the connection layer parses what clients send: chunked bodies, pipeli
   }
 });
 
+Deno.test("one connection, heads and answers alike: each request read as sent, each answer as made", async () => {
+  // A client repeating its call sends the same head again (read once, reused); a room's message answers many
+  // waits with one string (encoded once): neither may blur two requests or two answers that only look alike.
+  const SHARED = "ação ".repeat(3);
+  const server = serveHttp({ hostname: "127.0.0.1", port: 0, log: silentLog }, async (request) => {
+    const body = decoder.decode(await request.bytes());
+    const who = request.headers.get("x-who");
+    return { status: 200, headers: {}, body: who === "all" ? SHARED : `${who} ${body}` };
+  });
+  const post = (who: string, body: string, last = false) =>
+    `POST / HTTP/1.1\r\nhost: x\r\nx-who: ${who}\r\ncontent-length: ${body.length}\r\n` +
+    `${last ? "connection: close\r\n" : ""}\r\n${body}`;
+  try {
+    const connection = await Deno.connect({ hostname: "127.0.0.1", port: server.addr.port });
+    await send(
+      connection,
+      post("ana", "1") + post("ana", "1") + post("bia", "2") + post("ana", "3") + post("all", "") +
+        post("all", "") + post("caio", "4") + post("all", "", true),
+    );
+    const { text } = await readToEnd(connection, 2000);
+    closeAll([connection]);
+    const answers = text.split(/HTTP\/1\.1 200 OK\r\n/).slice(1).map((answer) => {
+      const [head, body] = answer.split("\r\n\r\n");
+      assert.equal(Number(/content-length: (\d+)/.exec(head!)![1]), encoder.encode(body).length);
+      return body;
+    });
+    assert.deepEqual(answers, ["ana 1", "ana 1", "bia 2", "ana 3", SHARED, SHARED, "caio 4", SHARED]);
+  } finally {
+    await server.shutdown();
+  }
+});
+
 // ---------------------------------------------------------------------------
 // The client's limit on answers
 // ---------------------------------------------------------------------------

@@ -13,6 +13,7 @@ import {
   type ChatMessage,
   DatabaseSync,
   localWallClock,
+  type Message,
   type Outcome,
   Reason,
   REASONS_HEADER,
@@ -22,6 +23,7 @@ import {
 } from "../../lib/mod.ts";
 import {
   chatMethods,
+  deliveryAfter,
   LATEST_VISIBLE,
   MessageStore,
   SqliteChat,
@@ -551,4 +553,30 @@ Deno.test("a database made by the release before the look-alike rule: its rooms 
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("deliveryAfter: one frozen delivery for every reader while all is public; a private message is its readers' alone", () => {
+  const message = (id: number, toId?: string): Message => ({
+    id,
+    room: "geral",
+    tipo: toId ? "unicast" : "broadcast",
+    origem: "ana",
+    destino: toId ?? "TODOS",
+    conteudo: `m${id}`,
+    timestamp: 0,
+    fromId: "id-ana",
+    toId,
+  });
+  const recent = [message(1), message(2), message(3)];
+  const forBia = deliveryAfter(recent, "id-bia", 1);
+  assert.deepEqual(forBia, { mensagens: [recent[1], recent[2]], cursor: 3 });
+  assert.equal(deliveryAfter(recent, "id-caio", 1), forBia, "the same object for another reader");
+  assert(Object.isFrozen(forBia) && Object.isFrozen(forBia.mensagens));
+  assert.deepEqual(deliveryAfter(recent, "id-bia", 3), { mensagens: [], cursor: 3 });
+  recent.push(message(4, "id-caio"), message(5));
+  const forCaio = deliveryAfter(recent, "id-caio", 3);
+  assert.deepEqual(forCaio.mensagens.map((m) => m.id), [4, 5]);
+  assert(!Object.isFrozen(forCaio), "a private message in it: this reader's own");
+  assert.deepEqual(deliveryAfter(recent, "id-bia", 3), { mensagens: [recent[4]], cursor: 5 });
+  assert.equal(deliveryAfter(recent, "id-bia", 4), deliveryAfter(recent, "id-dora", 4));
 });
