@@ -757,7 +757,8 @@ export class SqliteChat implements ChatEngine<User> {
 
   /** The user a caller may act as, or the refusal. Every authorized call is a sign of life. */
   authorize(session: string | undefined, rawName: string): User | Refusal {
-    const user = this.#users.get(lookup(rawName));
+    // A name as registered (every call of a client that registered it) is found without normalizing it.
+    const user = this.#users.get(rawName) ?? this.#users.get(lookup(rawName));
     if (!user) return refuse(Reason.NOT_REGISTERED, text("notRegistered", quoted(rawName)));
     if (session === undefined) {
       if (!this.#options.compat || user.provedBySession) {
