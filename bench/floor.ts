@@ -51,7 +51,10 @@ async function send(bytes: Uint8Array): Promise<string> {
 }
 
 /** The fan-out floor's chat: each room's messages and the waits on it. */
-const rooms = new Map<string, { messages: object[]; waiters: Set<() => void> }>();
+const rooms = new Map<
+  string,
+  { messages: object[]; waiters: Set<() => void>; answered?: { cursor: number; newest: object; xml: string } }
+>();
 let lastId = 0;
 const roomOf = (name: string) => {
   let room = rooms.get(name);
@@ -109,10 +112,16 @@ async function fanout(bytes: Uint8Array): Promise<string> {
         });
         found = after();
       }
-      return answerOf([true, {
+      // Every waiter woken by the same message gets the same answer: made once, as ours is.
+      const newest = room.messages.at(-1)!;
+      const shared = room.answered;
+      if (shared && shared.cursor === cursor && shared.newest === newest) return shared.xml;
+      const xml = answerOf([true, {
         mensagens: found,
         cursor: (found.at(-1) as { id: number } | undefined)?.id ?? cursor,
       }]);
+      if (found.length) room.answered = { cursor, newest, xml };
+      return xml;
     }
     default:
       return answerOf([false, "?"]);
