@@ -61,7 +61,6 @@ const roomOf = (name: string) => {
   if (!room) rooms.set(name, room = { messages: [], waiters: new Set() });
   return room;
 };
-const answerOf = (result: unknown) => encodeResponse(result);
 
 /** A call of the benchmark's, answered as the chat would (in shape) and as little else as can be. */
 async function fanout(bytes: Uint8Array): Promise<string> {
@@ -72,10 +71,10 @@ async function fanout(bytes: Uint8Array): Promise<string> {
   switch (method) {
     case "registrar_usuario":
     case "criar_sala":
-      return answerOf([true, "ok"]);
+      return encodeResponse([true, "ok"]);
     case "entrar_na_sala":
       roomOf(params[1] as string);
-      return answerOf([true, { sala: params[1], usuarios: [], mensagens: [], cursor: lastId }]);
+      return encodeResponse([true, { sala: params[1], usuarios: [], mensagens: [], cursor: lastId }]);
     case "enviar_mensagem": {
       const room = roomOf(params[1] as string);
       const message = encodeOnce({
@@ -91,7 +90,7 @@ async function fanout(bytes: Uint8Array): Promise<string> {
       const waiters = [...room.waiters];
       room.waiters.clear();
       for (const wake of waiters) wake();
-      return answerOf([true, "Mensagem enviada."]);
+      return encodeResponse([true, "Mensagem enviada."]);
     }
     case "aguardar_mensagens": {
       const room = roomOf(params[1] as string);
@@ -116,7 +115,7 @@ async function fanout(bytes: Uint8Array): Promise<string> {
       const newest = room.messages.at(-1)!;
       const shared = room.answered;
       if (shared && shared.cursor === cursor && shared.newest === newest) return shared.xml;
-      const xml = answerOf([true, {
+      const xml = encodeResponse([true, {
         mensagens: found,
         cursor: (found.at(-1) as { id: number } | undefined)?.id ?? cursor,
       }]);
@@ -124,7 +123,7 @@ async function fanout(bytes: Uint8Array): Promise<string> {
       return xml;
     }
     default:
-      return answerOf([false, "?"]);
+      return encodeResponse([false, "?"]);
   }
 }
 

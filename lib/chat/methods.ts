@@ -53,14 +53,17 @@ function toWire(message: Message, language: Lang): Readonly<ChatMessage> {
 }
 
 /** A payload holding messages, with their wire structs (in the reader's language) in their place. */
-function withWireMessages<T extends { mensagens: Message[] }>(
+function withWireMessages<T extends { readonly mensagens: readonly Message[] }>(
   payload: T,
   language: Lang,
 ): Omit<T, "mensagens"> & { mensagens: Readonly<ChatMessage>[] } {
   return { ...payload, mensagens: payload.mensagens.map((message) => toWire(message, language)) };
 }
 
-/** The result of a delivery every reader gets alike (the chat freezes those), made and encoded once per language. */
+/**
+ * The results of deliveries every reader gets alike (frozen by the chat), each made and encoded once per
+ * language, while the chat holds the delivery (until the room's next message).
+ */
 const sharedResults: Readonly<Record<Lang, WeakMap<Delivery, Outcome<WireDelivery>>>> = {
   pt: new WeakMap(),
   en: new WeakMap(),
@@ -73,7 +76,9 @@ function deliveryResult(delivery: Delivery, language: Lang): Outcome<WireDeliver
   if (!Object.isFrozen(delivery)) return [true, withWireMessages(delivery, language)];
   let result = sharedResults[language].get(delivery);
   if (result === undefined) {
-    result = encodeOnce([true, encodeOnce(withWireMessages(delivery, language))]) as Outcome<WireDelivery>;
+    const wire = withWireMessages(delivery, language);
+    encodeOnce(wire.mensagens);
+    result = encodeOnce([true, encodeOnce(wire)]) as Outcome<WireDelivery>;
     sharedResults[language].set(delivery, result);
   }
   return result;

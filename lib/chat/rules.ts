@@ -171,7 +171,10 @@ export function firstAfter(messages: readonly Message[], cursor: number): number
   return low;
 }
 
-/** The last delivery every reader gets alike, by the messages it came from (a room's recent list). */
+/**
+ * The last delivery every reader gets alike, by the messages it came from (a
+ * room's recent list): one per room, held until the room's next message.
+ */
 const sharedDeliveries = new WeakMap<
   readonly Message[],
   { cursor: number; newest: Message; delivery: Delivery }
@@ -182,8 +185,7 @@ const sharedDeliveries = new WeakMap<
  * first, at most {@linkcode MAX_BATCH}, and the cursor after them (the one
  * given when there are none). When all of them are public every reader gets
  * the same: the delivery is made once, frozen, and handed to each member a
- * message wakes, so a room of a hundred is answered with one object (which
- * the method table renders and encodes once).
+ * message wakes, so a room of a hundred is answered with one object.
  */
 export function deliveryAfter(messages: readonly Message[], reader: string, cursor: number): Delivery {
   const newest = messages[messages.length - 1];
@@ -318,12 +320,16 @@ export interface Joined {
   cursor: number;
 }
 
-/** One answer of live delivery: the messages after a cursor, and the cursor to pass next. */
+/**
+ * One answer of live delivery: the messages after a cursor, and the cursor
+ * to pass next. A frozen one is the same for every reader
+ * ({@linkcode deliveryAfter}): what is made of it may be kept by its identity.
+ */
 export interface Delivery {
   /** Oldest first, at most 500. */
-  mensagens: Message[];
+  readonly mensagens: readonly Message[];
   /** The id of the last message here (or the cursor given, when there are none). */
-  cursor: number;
+  readonly cursor: number;
 }
 
 /** A value, or a promise of it: the SQLite chat answers most calls at once, the Redis one never. */

@@ -281,17 +281,31 @@ Deno.test("one connection, heads and answers alike: each request read as sent, e
     const connection = await Deno.connect({ hostname: "127.0.0.1", port: server.addr.port });
     await send(
       connection,
-      post("ana", "1") + post("ana", "1") + post("bia", "2") + post("ana", "3") + post("all", "") +
-        post("all", "") + post("caio", "4") + post("all", "", true),
+      post("ana", "1") + post("ana", "1") + post("ana", "3") + post("bia", "2") + post("ana", "3") +
+        post("all", "") + post("all", "") + post("caio", "4") + post("all", "", true),
     );
-    const { text } = await readToEnd(connection, 2000);
-    closeAll([connection]);
-    const answers = text.split(/HTTP\/1\.1 200 OK\r\n/).slice(1).map((answer) => {
-      const [head, body] = answer.split("\r\n\r\n");
-      assert.equal(Number(/content-length: (\d+)/.exec(head!)![1]), encoder.encode(body).length);
-      return body;
-    });
-    assert.deepEqual(answers, ["ana 1", "ana 1", "bia 2", "ana 3", SHARED, SHARED, "caio 4", SHARED]);
+    const other = await Deno.connect({ hostname: "127.0.0.1", port: server.addr.port });
+    await send(other, post("all", "") + post("dora", "5", true));
+    const answersOf = async (conn: Deno.Conn) =>
+      (await readToEnd(conn, 2000)).text.split(/HTTP\/1\.1 200 OK\r\n/).slice(1).map((answer) => {
+        const [head, body] = answer.split("\r\n\r\n");
+        assert.equal(Number(/content-length: (\d+)/.exec(head!)![1]), encoder.encode(body).length);
+        return body;
+      });
+    const [answers, others] = [await answersOf(connection), await answersOf(other)];
+    closeAll([connection, other]);
+    assert.deepEqual(answers, [
+      "ana 1",
+      "ana 1",
+      "ana 3",
+      "bia 2",
+      "ana 3",
+      SHARED,
+      SHARED,
+      "caio 4",
+      SHARED,
+    ]);
+    assert.deepEqual(others, [SHARED, "dora 5"]);
   } finally {
     await server.shutdown();
   }

@@ -13,6 +13,7 @@ import {
   type ChatMessage,
   DatabaseSync,
   localWallClock,
+  MAX_BATCH,
   type Message,
   type Outcome,
   Reason,
@@ -573,10 +574,19 @@ Deno.test("deliveryAfter: one frozen delivery for every reader while all is publ
   assert.equal(deliveryAfter(recent, "id-caio", 1), forBia, "the same object for another reader");
   assert(Object.isFrozen(forBia) && Object.isFrozen(forBia.mensagens));
   assert.deepEqual(deliveryAfter(recent, "id-bia", 3), { mensagens: [], cursor: 3 });
-  recent.push(message(4, "id-caio"), message(5));
-  const forCaio = deliveryAfter(recent, "id-caio", 3);
-  assert.deepEqual(forCaio.mensagens.map((m) => m.id), [4, 5]);
+  recent.push(message(4));
+  const later = deliveryAfter(recent, "id-bia", 1);
+  assert.notEqual(later, forBia, "a new message: a new delivery");
+  assert.deepEqual(later.mensagens.map((m) => m.id), [2, 3, 4]);
+  recent.push(message(5, "id-caio"), message(6));
+  const forCaio = deliveryAfter(recent, "id-caio", 4);
+  assert.deepEqual(forCaio.mensagens.map((m) => m.id), [5, 6]);
   assert(!Object.isFrozen(forCaio), "a private message in it: this reader's own");
-  assert.deepEqual(deliveryAfter(recent, "id-bia", 3), { mensagens: [recent[4]], cursor: 5 });
-  assert.equal(deliveryAfter(recent, "id-bia", 4), deliveryAfter(recent, "id-dora", 4));
+  assert.deepEqual(deliveryAfter(recent, "id-bia", 4), { mensagens: [recent[5]], cursor: 6 });
+  assert.equal(deliveryAfter(recent, "id-bia", 5), deliveryAfter(recent, "id-dora", 5));
+  const many = Array.from({ length: MAX_BATCH + 10 }, (_, i) => message(i + 1));
+  const first = deliveryAfter(many, "id-bia", 0);
+  assert.equal(first.mensagens.length, MAX_BATCH);
+  assert.equal(first.cursor, MAX_BATCH);
+  assert.equal(deliveryAfter(many, "id-caio", 0), first);
 });
