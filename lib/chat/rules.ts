@@ -129,6 +129,9 @@ export const LAST_WORDS_MS = 30_000;
 /** The most messages one answer of live delivery carries. */
 export const MAX_BATCH = 500;
 
+/** The latest messages of each room a server keeps at hand (SQLite's, or an instance's from Redis's events). */
+export const RECENT_KEPT = 200;
+
 /** The longest an `aguardar_mensagens` call waits on the server. */
 export const MAX_WAIT_MS = 25_000;
 export { MAX_NAME, MAX_TEXT } from "./protocol.ts";

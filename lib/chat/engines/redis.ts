@@ -50,6 +50,7 @@ import {
   MAX_WAIT_MS,
   type Message,
   quoted,
+  RECENT_KEPT,
   silentHolderSeconds,
   sortedNames,
   StoreError,
@@ -88,8 +89,6 @@ const RECENT_SCAN = 500;
 const AFTER_SCAN = 2000;
 /** How long Redis remembers a send key: the same message sent again within it is stored once. */
 const SEND_KEY_MS = 3_600_000;
-/** The latest messages of each room an instance keeps, as their events brought them. */
-const RECENT_KEPT = 200;
 /** Sessions or rooms one slice of the sweep ends, at most. */
 const SWEEP_BATCH = 256;
 /** A call whose Redis does not answer in this long is refused (the server never hangs on it). */

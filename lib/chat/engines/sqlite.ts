@@ -35,6 +35,7 @@ import {
   MAX_WAIT_MS,
   type Message,
   quoted,
+  RECENT_KEPT,
   silentHolderSeconds,
   sortedNames,
   StoreError,
@@ -111,7 +112,6 @@ interface Waiter {
   readonly wake: () => void;
 }
 
-const RECENT_KEPT = 200;
 /** How long after a start a user of before the stop may rejoin without a join notice (at least). */
 const RETURN_WINDOW_MS = 60_000;
 /**
@@ -757,8 +757,7 @@ export class SqliteChat implements ChatEngine<User> {
 
   /** The user a caller may act as, or the refusal. Every authorized call is a sign of life. */
   authorize(session: string | undefined, rawName: string): User | Refusal {
-    // A name as registered (every call of a client that registered it) is found without normalizing it.
-    const user = this.#users.get(rawName) ?? this.#users.get(lookup(rawName));
+    const user = this.#users.get(lookup(rawName));
     if (!user) return refuse(Reason.NOT_REGISTERED, text("notRegistered", quoted(rawName)));
     if (session === undefined) {
       if (!this.#options.compat || user.provedBySession) {
